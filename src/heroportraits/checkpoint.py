@@ -1,0 +1,69 @@
+"""Checkpoints: one dict of state_dicts and plain data, loaded with weights_only=True.
+
+Everything needed to resume exactly is inside: G, D, G_ema, both optimisers, the
+step, RNG states, the resolved config and the dataset's vocabulary and label mix.
+Never pickled modules, so a checkpoint loads after the code changes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A missing, unreadable or incompatible checkpoint."""
+
+
+def save_checkpoint(state: dict, path: str | Path) -> Path:
+    """Write atomically (temp file + rename) so an interrupted save never corrupts `last.pt`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """Accept a checkpoint file or a run folder (then its last.pt)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "last.pt"
+    if not path.exists():
+        raise CheckpointError(
+            f"no checkpoint at {path}. Train one first (`python -m heroportraits train ...`) "
+            f"or pass a file from artifacts_gan/checkpoints/<run>/."
+        )
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    path = resolve_checkpoint_path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated file, not a torch file, ...
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a heroportraits checkpoint (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def check_compatible(saved_model_cfg: dict, model_cfg: dict, saved_vocab: dict, vocab: dict, path) -> None:
+    """Refuse to resume a run with another architecture or another dataset vocabulary."""
+    diffs = [f"model.{k}: checkpoint {saved_model_cfg.get(k)!r} vs now {v!r}"
+             for k, v in model_cfg.items() if saved_model_cfg.get(k) != v]
+    if diffs:
+        raise CheckpointError(
+            f"checkpoint {path} was made with another model config ({'; '.join(diffs)}). "
+            f"Use the same preset/overrides to resume, or start a new run with --run NEW_NAME."
+        )
+    if saved_vocab != vocab:
+        raise CheckpointError(
+            f"checkpoint {path} was trained on attributes {saved_vocab}, but this dataset has {vocab}. "
+            f"Resume on the same dataset, or start a new run with --run NEW_NAME."
+        )

@@ -1,0 +1,128 @@
+"""The final dataset format, and loading it into memory for training.
+
+A final dataset is a folder `data/<name>/` with
+    images.npy     uint8 array (N, H, W, 3): every image, in one compact file
+    labels.csv     index, file, <one column per attribute>, split   (one row per image)
+    dataset.json   attributes (ordered vocabularies), counts, splits, resolution,
+                   native pixel scale, source and the parameters that made it
+`build.py` writes it; everything downstream reads vocabularies and the pixel scale
+from `dataset.json` rather than from code. Training holds the whole split in memory
+as one uint8 tensor and draws random batches from it: no per-image file reads.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from heroportraits.attributes import Vocabulary
+from heroportraits.paths import dataset_dir
+
+FORMAT_VERSION = 1
+
+
+class DatasetError(ValueError):
+    """A dataset folder that is missing, incomplete or inconsistent."""
+
+
+@dataclass
+class PortraitData:
+    """One split of a dataset, in memory. images: (N, 3, H, W) uint8; labels: (N, A) int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    vocab: Vocabulary
+    meta: dict = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def native_scale(self) -> int:
+        return int(self.meta.get("native_scale", 1))
+
+    @property
+    def resolution(self) -> int:
+        return int(self.images.shape[-1])
+
+    def to(self, device) -> "PortraitData":
+        return PortraitData(self.images.to(device), self.labels.to(device), self.vocab, self.meta, self.files)
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images as float in [-1, 1] and their labels, for the given indices."""
+        x = self.images[idx].float().div_(127.5).sub_(1.0)
+        return x, self.labels[idx]
+
+
+def read_labels_csv(path: str | Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def write_labels_csv(path: str | Path, rows: list[dict], columns: list[str]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def read_meta(name_or_path: str | Path) -> dict:
+    folder = dataset_dir(name_or_path)
+    meta_path = folder / "dataset.json"
+    if not meta_path.exists():
+        raise DatasetError(
+            f"no dataset at {folder} (missing dataset.json). Build one first: "
+            f"`python -m heroportraits build NAME` (notebook 02), or check the name."
+        )
+    return json.loads(meta_path.read_text())
+
+
+def write_dataset(
+    folder: str | Path, images: np.ndarray, rows: list[dict], vocab: Vocabulary, meta: dict
+) -> Path:
+    """Write images.npy + labels.csv + dataset.json. `rows` need 'file', 'split' and every attribute."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if len(rows) != len(images):
+        raise DatasetError(f"{len(rows)} label rows for {len(images)} images")
+    np.save(folder / "images.npy", np.ascontiguousarray(images, dtype=np.uint8))
+    rows = [{"index": i, **r} for i, r in enumerate(rows)]
+    write_labels_csv(folder / "labels.csv", rows, ["index", "file", *vocab.names, "split"])
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "resolution": int(images.shape[1]),
+        "attributes": vocab.to_json(),
+        **meta,
+    }
+    (folder / "dataset.json").write_text(json.dumps(meta, indent=2))
+    return folder
+
+
+def load_dataset(name_or_path: str | Path, split: str | None = "train", device="cpu") -> PortraitData:
+    """Load one split ('train', 'val', or None for all) of a final dataset into memory."""
+    folder = dataset_dir(name_or_path)
+    meta = read_meta(folder)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(f"{folder}: format_version {meta.get('format_version')} != {FORMAT_VERSION}; rebuild it")
+    for needed in ("images.npy", "labels.csv"):
+        if not (folder / needed).exists():
+            raise DatasetError(f"{folder} has no {needed}; rebuild it with `python -m heroportraits build`")
+    vocab = Vocabulary.from_json(meta["attributes"])
+    rows = read_labels_csv(folder / "labels.csv")
+    images = np.load(folder / "images.npy", mmap_mode="r")
+    if len(rows) != len(images):
+        raise DatasetError(f"{folder}: labels.csv has {len(rows)} rows but images.npy {len(images)} images")
+    keep = [i for i, r in enumerate(rows) if split is None or r["split"] == split]
+    if not keep:
+        raise DatasetError(f"{folder}: split {split!r} is empty")
+    labels = torch.tensor([vocab.encode({n: rows[i][n] for n in vocab.names}) for i in keep], dtype=torch.long)
+    x = torch.from_numpy(np.ascontiguousarray(images[keep])).permute(0, 3, 1, 2).contiguous()
+    return PortraitData(x, labels, vocab, meta, [rows[i]["file"] for i in keep]).to(device)

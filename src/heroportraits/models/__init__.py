@@ -1,0 +1,46 @@
+"""Generators and discriminators, built from a ModelConfig and the dataset's vocabulary.
+
+`resolution` is the size the networks work at: 64, or the native grid (64 / k) when
+`native_grid` is on, in which case `upscale_to_output` brings samples back to 64x64.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from heroportraits.attributes import Vocabulary
+from heroportraits.config import ModelConfig
+from heroportraits.models.dcgan import DCGANDiscriminator, DCGANGenerator
+
+ARCHITECTURES = {"dcgan": (DCGANGenerator, DCGANDiscriminator)}
+
+
+def conditioning_vocab(cfg: ModelConfig, vocab: Vocabulary) -> Vocabulary:
+    """The attributes the networks see: palette removed when palette conditioning is OFF."""
+    return vocab if cfg.use_palette or "palette" not in vocab.attributes else vocab.without("palette")
+
+
+def network_resolution(cfg: ModelConfig, output_resolution: int, native_scale: int) -> int:
+    return output_resolution // native_scale if cfg.native_grid and native_scale > 1 else output_resolution
+
+
+def build_models(cfg: ModelConfig, vocab: Vocabulary, resolution: int):
+    if cfg.arch not in ARCHITECTURES:
+        raise ValueError(f"unknown model.arch {cfg.arch!r}; choose one of {sorted(ARCHITECTURES)}")
+    gen_cls, dis_cls = ARCHITECTURES[cfg.arch]
+    cvocab = conditioning_vocab(cfg, vocab)
+    return gen_cls(cfg, cvocab, resolution), dis_cls(cfg, cvocab, resolution)
+
+
+def to_native(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Real 64x64 images -> the network grid, by taking one pixel per native block."""
+    k = x.shape[-1] // resolution
+    return x if k == 1 else x[..., ::k, ::k]
+
+
+def upscale_to_output(x: torch.Tensor, output_resolution: int) -> torch.Tensor:
+    """Generated native-grid images -> output size by nearest neighbour (crisp by construction)."""
+    if x.shape[-1] == output_resolution:
+        return x
+    return F.interpolate(x, size=output_resolution, mode="nearest")

@@ -1,0 +1,28 @@
+"""Learned attribute embeddings shared by every architecture."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from heroportraits.attributes import Vocabulary
+
+
+class AttributeEmbedding(nn.Module):
+    """One embedding table per attribute; output is their concatenation.
+
+    Each table has one extra row for "unspecified" (index = number of values), so a
+    model can be asked for e.g. a mage of any gender.
+    labels: (N, A) int64  ->  (N, A * dim)
+    """
+
+    def __init__(self, vocab: Vocabulary, dim: int):
+        super().__init__()
+        self.names = vocab.names
+        self.tables = nn.ModuleList(nn.Embedding(n + 1, dim) for n in vocab.sizes)
+        self.out_dim = dim * len(self.tables)
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        if labels.shape[1] != len(self.tables):
+            raise ValueError(f"labels have {labels.shape[1]} attributes, model expects {len(self.tables)} ({self.names})")
+        return torch.cat([t(labels[:, i]) for i, t in enumerate(self.tables)], dim=1)

@@ -1,0 +1,59 @@
+"""Shared fixtures: an isolated project root per test session, and tiny datasets in it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from heroportraits.attributes import DEFAULT_SCHEMA, Vocabulary
+from heroportraits.dataset import write_dataset
+from heroportraits.images import nearest_upscale
+
+
+def make_project_root(path):
+    (path / "data").mkdir(parents=True, exist_ok=True)
+    (path / "artifacts_gan" / "samples").mkdir(parents=True, exist_ok=True)
+    (path / "artifacts_gan" / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def project_root(tmp_path, monkeypatch):
+    """A fresh project root (data/, artifacts_gan/) that paths.project_root() resolves to."""
+    root = make_project_root(tmp_path / "project")
+    monkeypatch.setenv("HEROPORTRAITS_ROOT", str(root))
+    return root
+
+
+def synthetic_blocks_dataset(root, name="toy", n=96, seed=0):
+    """A tiny final dataset with exact labels: colour = palette, shape = class, a stripe = gender.
+
+    Drawn on a 32x32 grid and upscaled x2, like the real data.
+    """
+    rng = np.random.default_rng(seed)
+    vocab = Vocabulary(DEFAULT_SCHEMA)
+    colours = {"warm": (220, 80, 40), "cool": (40, 90, 220), "dark": (30, 30, 40),
+               "neutral": (200, 200, 195), "muted": (130, 120, 140)}
+    images, rows = [], []
+    for i in range(n):
+        g = vocab.attributes["gender"][i % 2]
+        c = vocab.attributes["hero_class"][(i // 2) % 4]
+        p = vocab.attributes["palette"][(i // 8) % 5]
+        img = np.zeros((32, 32, 3), np.uint8) + np.array(colours[p], np.uint8)
+        k = vocab.attributes["hero_class"].index(c)
+        img[8 + 2 * k : 20 + 2 * k, 8:24] = (250, 250, 250) if k % 2 else (10, 10, 10)
+        if g == "feminine":
+            img[:, 2:4] = (255, 0, 255)
+        img = np.clip(img.astype(int) + rng.integers(-6, 7, size=(1, 1, 3)), 0, 255).astype(np.uint8)
+        images.append(nearest_upscale(img, 2))
+        rows.append({"file": f"toy/{i:04d}.png", "gender": g, "hero_class": c, "palette": p,
+                     "split": "val" if i % 8 == 7 else "train"})
+    meta = {"name": name, "native_scale": 2, "source": {"kind": "synthetic-test"},
+            "splits": {"train": sum(r["split"] == "train" for r in rows), "val": sum(r["split"] == "val" for r in rows)}}
+    return write_dataset(root / "data" / name, np.stack(images), rows, vocab, meta)
+
+
+@pytest.fixture
+def toy_dataset(project_root):
+    synthetic_blocks_dataset(project_root)
+    return "toy"
