@@ -11,6 +11,7 @@ from heroportraits import procedural as P
 from heroportraits.attributes import DEFAULT_SCHEMA, LabelError
 from heroportraits.dataset import read_labels_csv
 from heroportraits.images import detect_pixel_scale, load_image
+from heroportraits.paths import preview_path
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +133,8 @@ def test_folder_writer_round_trips(tmp_path):
         assert row["file"] == f"images/{i:05d}.png"
         assert np.array_equal(load_image(out / row["file"]), images[i])
         assert all(row[a] == rows[i][a] for a in DEFAULT_SCHEMA)
-    assert load_image(out / "preview.png").shape[0] > 200
+    assert load_image(preview_path(out)).shape[0] > 200
+    assert not (out / "preview.png").exists()  # beside the folder, so prepare never reads it
 
 
 def test_cli_writes_to_project_data_dir(tmp_path, monkeypatch):
@@ -141,4 +143,4 @@ def test_cli_writes_to_project_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("HEROPORTRAITS_ROOT", str(tmp_path))
     assert main(["procedural", "--n", "3", "--seed", "1", "--quiet"]) == 0
     out = tmp_path / "data" / "sources" / "procedural"
-    assert len(read_labels_csv(out / "labels.csv")) == 3 and (out / "preview.png").exists()
+    assert len(read_labels_csv(out / "labels.csv")) == 3 and preview_path(out).exists()

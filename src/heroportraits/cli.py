@@ -14,10 +14,13 @@ import sys
 # Modules that register a verb, in the order `--help` lists them.
 COMMAND_MODULES = [
     "heroportraits.procedural",
+    "heroportraits.lpc",
     "heroportraits.prepare",
     "heroportraits.build",
     "heroportraits.train",
     "heroportraits.sample",
+    "heroportraits.evaluate",
+    "heroportraits.bench",
 ]
 
 

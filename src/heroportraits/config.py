@@ -16,25 +16,44 @@ from typing import Callable
 
 @dataclass
 class ModelConfig:
-    arch: str = "dcgan"          # network family: "dcgan"
+    arch: str = "dcgan"          # network family: "dcgan" (Radford 2016) or "resnet" (SNGAN/BigGAN residual blocks)
     z_dim: int = 128             # latent size
-    g_width: int = 64            # generator channels at the highest resolution (x2 per halving)
-    d_width: int = 64            # discriminator channels at the highest resolution
-    embed_dim: int = 16          # size of each attribute's learned embedding
-    use_palette: bool = True     # condition on the palette attribute (the study's key switch)
+    g_width: int = 64            # generator channels at the highest resolution (x2 per halving, capped at x8)
+    d_width: int = 64            # discriminator channels at the highest resolution (x2 per halving, capped at x8)
+    embed_dim: int = 16          # size of each attribute's learned embedding (concat conditioning)
+    g_cond: str = "concat"       # G conditioning: "concat" (embeddings joined to z), "cbn" (conditional batch-norm), "concat+cbn"
+    d_cond: str = "concat"       # D conditioning: "concat" (embedding maps after layer 1) or "projection" (Miyato & Koyama 2018)
+    use_palette: bool = True     # condition on the palette attribute (the study's key switch); OFF = no palette parameters
     native_grid: bool = True     # generate/judge on the dataset's native pixel grid, upscale by nearest
+    g_spectral_norm: bool = False  # spectral normalisation of G's conv/linear weights (BigGAN)
+    d_spectral_norm: bool = False  # spectral normalisation of D's weights (Miyato 2018); replaces D's batch-norm
 
 
 @dataclass
 class TrainConfig:
     steps: int = 3000            # generator updates
     batch_size: int = 64
-    g_lr: float = 2e-4           # generator Adam learning rate
+    g_lr: float = 2e-4           # generator Adam learning rate (TTUR: set g_lr < d_lr, Heusel 2017)
     d_lr: float = 2e-4           # discriminator Adam learning rate
-    betas: tuple[float, float] = (0.5, 0.999)  # Adam betas (both nets)
-    loss: str = "hinge"          # GAN loss: "hinge"
+    g_betas: tuple[float, float] = (0.5, 0.999)  # generator Adam betas
+    d_betas: tuple[float, float] = (0.5, 0.999)  # discriminator Adam betas
+    n_dis: int = 1               # discriminator updates per generator update
+    loss: str = "hinge"          # GAN loss: "hinge" (Lim & Ye 2017) or "ns" (non-saturating logistic, Goodfellow 2014)
+    attr_dropout: float = 0.0    # per-attribute probability of training with "unspecified" instead of its value
+    r1_gamma: float = 0.0        # R1 penalty weight on real images (Mescheder 2018); 0 disables
+    r1_every: int = 1            # lazy R1: penalise every N D updates, scaled by N (StyleGAN2)
     ema_decay: float = 0.999     # EMA of generator weights used for samples; 0 disables
     ema_start: int = 0           # step from which EMA averages (copies before)
+    ema_rampup: float = 0.0      # EMA half-life <= rampup x images seen (stylegan2-ada uses 0.05); 0 = off
+    augment: str = ""            # DiffAugment policy (Zhao 2020), e.g. "color,translation,cutout"; "" = off
+    augment_p: float = 1.0       # probability each augmentation op is applied per image (when ADA is off)
+    ada_target: float = 0.0      # ADA (Karras 2020): tune augment p so E[sign D(real)] -> target (0.6); 0 = off
+    ada_interval: int = 4        # ADA: adjust p every N steps
+    ada_kimg: float = 100.0      # ADA: thousands of real images D sees for p to move by 1
+    lecam_weight: float = 0.0    # LeCam regularisation weight (Tseng 2021); 0 disables
+    lecam_decay: float = 0.99    # LeCam: EMA decay of the anchors (D's mean real/fake outputs)
+    instance_noise_std: float = 0.0  # Gaussian noise std added to D inputs at step 0 (Sonderby 2016); 0 disables
+    instance_noise_steps: int = 0    # steps over which that std anneals linearly to 0 (0 = over the whole run)
     seed: int = 0                # seeds weights, noise and batches
     device: str = "auto"         # "auto" (cuda if available), "cpu", "cuda", "cuda:1"...
     amp: bool = False            # bf16 autocast on CUDA
@@ -76,6 +95,9 @@ def _from_fields(cls, values: dict):
 
 
 # ---------------------------------------------------------------- presets
+# CPU presets run the networks on the native grid (32x32 for the built-in data) and
+# fit a ~10 minute run on 2 cores; *_gpu presets are sized like the study's RTX 2070
+# runs (64x64 networks, full width, long schedules).
 def _cpu() -> Config:
     """The demo: small conditional DCGAN on the native grid, ~10 minutes on 2 CPU cores."""
     return Config(
@@ -103,7 +125,63 @@ def _smoke() -> Config:
     )
 
 
-PRESETS: dict[str, Callable[[], Config]] = {"cpu": _cpu, "gpu": _gpu, "smoke": _smoke}
+def _named(preset: str, make: Callable[[], Config]) -> Callable[[], Config]:
+    def build() -> Config:
+        cfg = make()
+        cfg.preset = preset
+        return cfg
+
+    return build
+
+
+def _sn_proj(cfg: Config) -> Config:
+    """SNGAN-style (Miyato 2018): residual nets, conditional BN in G, projection D with spectral norm, hinge."""
+    cfg.model.arch, cfg.model.g_cond, cfg.model.d_cond = "resnet", "cbn", "projection"
+    cfg.model.d_spectral_norm = True
+    cfg.train.g_betas = cfg.train.d_betas = (0.0, 0.9)
+    return cfg
+
+
+def _full(cfg: Config) -> Config:
+    """The study's full stabiliser set on top of SN + projection: R1, EMA with ramp-up, TTUR,
+    DiffAugment, annealed instance noise."""
+    _sn_proj(cfg)
+    t = cfg.train
+    t.g_lr, t.d_lr = 1e-4, 4e-4                      # TTUR
+    t.r1_gamma, t.r1_every = 0.2, 4                  # lazy R1
+    t.ema_decay, t.ema_rampup = 0.999, 0.05
+    t.augment = "color,translation,cutout"
+    t.instance_noise_std = 0.1                       # annealed to 0 over the run
+    return cfg
+
+
+def _resnet_sn_proj() -> Config:
+    return _sn_proj(Config(
+        preset="resnet_sn_proj",
+        model=ModelConfig(g_width=32, d_width=32, z_dim=64),
+        train=TrainConfig(steps=1500, batch_size=32, sample_every=250, checkpoint_every=250),
+    ))
+
+
+def _resnet_sn_proj_gpu() -> Config:
+    return _sn_proj(Config(
+        preset="resnet_sn_proj_gpu",
+        model=ModelConfig(g_width=64, d_width=64, z_dim=128, native_grid=False),
+        train=TrainConfig(steps=30000, batch_size=128, amp=True, sample_every=2000, checkpoint_every=2000),
+    ))
+
+
+PRESETS: dict[str, Callable[[], Config]] = {
+    "cpu": _cpu,                      # the demo (= dcgan)
+    "gpu": _gpu,                      # = dcgan_gpu
+    "smoke": _smoke,                  # tests and notebook smoke runs
+    "dcgan": _named("dcgan", _cpu),
+    "dcgan_gpu": _named("dcgan_gpu", _gpu),
+    "resnet_sn_proj": _resnet_sn_proj,
+    "resnet_sn_proj_gpu": _resnet_sn_proj_gpu,
+    "resnet_full": _named("resnet_full", lambda: _full(_resnet_sn_proj())),
+    "resnet_full_gpu": _named("resnet_full_gpu", lambda: _full(_resnet_sn_proj_gpu())),
+}
 
 
 class ConfigError(ValueError):
@@ -143,5 +221,38 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict | None) -> Config:
     return cfg
 
 
+CHOICES = {
+    "model.arch": ("dcgan", "resnet"),
+    "model.g_cond": ("concat", "cbn", "concat+cbn"),
+    "model.d_cond": ("concat", "projection"),
+    "train.loss": ("hinge", "ns"),
+}
+AUGMENT_OPS = ("color", "translation", "cutout")
+
+
+def validate_config(cfg: Config) -> Config:
+    """Reject values the code cannot run, naming the field and the allowed values."""
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in allowed:
+            raise ConfigError(f"{key}={value!r} is not one of {list(allowed)}")
+    t = cfg.train
+    ops = [op for op in t.augment.split(",") if op.strip()]
+    bad = [op for op in ops if op.strip() not in AUGMENT_OPS]
+    if bad:
+        raise ConfigError(f"train.augment={t.augment!r}: unknown op(s) {bad}; use a comma list of {list(AUGMENT_OPS)}")
+    if t.ada_target > 0 and not ops:
+        raise ConfigError("train.ada_target > 0 tunes the DiffAugment probability, so it needs train.augment "
+                          "(e.g. --set train.augment=color,translation,cutout)")
+    for name in ("attr_dropout", "augment_p", "ada_target"):
+        if not 0.0 <= getattr(t, name) <= 1.0:
+            raise ConfigError(f"train.{name}={getattr(t, name)} must be in [0, 1]")
+    for name in ("n_dis", "r1_every", "ada_interval", "batch_size", "log_every"):
+        if getattr(t, name) < 1:
+            raise ConfigError(f"train.{name}={getattr(t, name)} must be >= 1")
+    return cfg
+
+
 def resolve_config(preset: str = "cpu", overrides: list[str] | dict | None = None) -> Config:
-    return apply_overrides(get_preset(preset), overrides)
+    return validate_config(apply_overrides(get_preset(preset), overrides))

@@ -1,4 +1,4 @@
-"""GAN losses as small free functions of discriminator logits."""
+"""GAN losses and regularisers as small free functions of discriminator outputs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 
 def d_hinge_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge loss (Lim & Ye 2017; Miyato 2018): D only pushes logits past the +-1 margin."""
     return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
 
 
@@ -14,11 +15,41 @@ def g_hinge_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return -fake_logits.mean()
 
 
-D_LOSSES = {"hinge": d_hinge_loss}
-G_LOSSES = {"hinge": g_hinge_loss}
+def d_ns_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Logistic loss: -log sigmoid(D(x)) - log(1 - sigmoid(D(G(z))))  (Goodfellow 2014)."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def g_ns_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating generator loss: -log sigmoid(D(G(z))), strong gradients early on."""
+    return F.softplus(-fake_logits).mean()
+
+
+D_LOSSES = {"hinge": d_hinge_loss, "ns": d_ns_loss}
+G_LOSSES = {"hinge": g_hinge_loss, "ns": g_ns_loss}
 
 
 def get_losses(name: str):
     if name not in D_LOSSES:
         raise ValueError(f"unknown train.loss {name!r}; choose one of {sorted(D_LOSSES)}")
     return D_LOSSES[name], G_LOSSES[name]
+
+
+def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+    """E ||d D(x) / d x||^2 on real images (Mescheder et al. 2018); weight it by gamma / 2.
+
+    `real_images` must have requires_grad set before D saw them; the graph is kept
+    (create_graph) so the penalty itself can be minimised.
+    """
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def lecam_penalty(real_logits: torch.Tensor, fake_logits: torch.Tensor,
+                  anchor_real: torch.Tensor, anchor_fake: torch.Tensor) -> torch.Tensor:
+    """LeCam regulariser (Tseng et al. 2021): keeps D's outputs on reals near the moving
+    average of its outputs on fakes and vice versa, which bounds how far D can separate
+    them on a small dataset. Anchors are EMAs of D's mean real/fake outputs (no gradient).
+    """
+    return (F.relu(real_logits - anchor_fake).pow(2).mean()
+            + F.relu(anchor_real - fake_logits).pow(2).mean())

@@ -10,8 +10,9 @@ The palettes, as the rules read them:
     muted    desaturated mid-tones: some colour, but dusty
     warm     saturated reds, oranges, yellows
     cool     saturated blues, teals, purples, greens
-A flat backdrop says little about the figure's palette, so the most common border
-colour (when the border is mostly one colour) is left out of the statistics.
+A painted backdrop is part of a portrait's palette and counts. The fill that
+transparency was flattened onto (`backdrop`, black by default as in prepare) is not
+the artist's colour, so where it frames the image it is left out of the statistics.
 """
 
 from __future__ import annotations
@@ -25,15 +26,20 @@ from heroportraits.attributes import PALETTES
 
 @dataclass(frozen=True)
 class PaletteRules:
-    """Thresholds of the rules (brightness, chroma on a 0-1 scale; hues in degrees)."""
+    """Thresholds of the rules (brightness and saturation on a 0-1 scale; hues in degrees).
 
-    dark_brightness: float = 0.30     # mean value (max channel) below this -> dark
-    neutral_chroma: float = 0.10      # mean chroma (max - min channel) below this -> neutral
-    muted_chroma: float = 0.20        # mean chroma below this (and not neutral) -> muted
+    Placed between the ranges the definitions imply (grey/beige below ~0.16 saturation,
+    dusty colours below ~0.4, vivid above); checked against the procedural portraits'
+    own palette labels (notebook 01 prints the agreement) and tests/test_palette.py.
+    """
+
+    dark_brightness: float = 0.30     # median value (max channel) below this -> dark
+    lit_value: float = 0.30           # saturation is read only from pixels at least this bright
+    neutral_saturation: float = 0.165 # median saturation of lit pixels below this -> neutral
+    muted_saturation: float = 0.42    # below this (and not neutral) -> muted; above: warm or cool
     warm_hues: tuple[float, float] = (330.0, 70.0)  # hue arc counted as warm (wraps through 0)
-    warm_share: float = 0.5           # share of coloured weight in the warm arc -> warm, else cool
-    ignore_background: bool = True    # leave the dominant border colour out of the statistics
-    background_share: float = 0.5     # border share a single colour needs to count as backdrop
+    warm_share: float = 0.5           # share of the colour weight in the warm arc -> warm, else cool
+    background_share: float = 0.5     # border share the backdrop colour needs before it is ignored
     background_tolerance: int = 12    # max channel difference to the backdrop colour (0-255)
 
 
@@ -62,6 +68,24 @@ class PaletteAgreement:
         return "\n".join(lines)
 
 
+    def plot(self):
+        """Confusion matrix as a matplotlib Figure (counts in the cells)."""
+        from matplotlib.figure import Figure
+
+        m = np.array(self.confusion)
+        fig = Figure(figsize=(1.0 + 0.7 * len(self.values), 0.8 + 0.6 * len(self.values)), layout="constrained")
+        ax = fig.add_subplot()
+        ax.imshow(m, cmap="Blues")
+        for (i, j), c in np.ndenumerate(m):
+            ax.text(j, i, str(c), ha="center", va="center", color="white" if c > m.max() / 2 else "black", fontsize=8)
+        ax.set_xticks(range(len(self.values)), self.values, rotation=45)
+        ax.set_yticks(range(len(self.values)), self.values)
+        ax.set_xlabel("automatic")
+        ax.set_ylabel("given")
+        ax.set_title(f"palette agreement {self.accuracy:.1%} (n={self.n})", fontsize=10)
+        return fig
+
+
 def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(P, 3) float in [0, 1] -> hue in degrees [0, 360), chroma and value, each (P,)."""
     mx, mn = rgb.max(1), rgb.min(1)
@@ -74,36 +98,43 @@ def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return hue, chroma, mx
 
 
-def foreground_mask(img: np.ndarray, rules: PaletteRules = DEFAULT_RULES) -> np.ndarray:
-    """(H, W) bool: pixels that are not the flat backdrop (all True if there is none)."""
+def foreground_mask(
+    img: np.ndarray, backdrop: tuple[int, int, int] | None = (0, 0, 0), rules: PaletteRules = DEFAULT_RULES
+) -> np.ndarray:
+    """(H, W) bool: pixels that are not the flattened-transparency fill (all True if it does not frame the image)."""
     h, w = img.shape[:2]
-    if not rules.ignore_background:
-        return np.ones((h, w), bool)
+    everything = np.ones((h, w), bool)
+    if backdrop is None:
+        return everything
+    bg = np.asarray(backdrop, np.int32)
     border = np.concatenate([img[0], img[-1], img[1:-1, 0], img[1:-1, -1]]).astype(np.int32)  # (B, 3)
-    packed = (border[:, 0] << 16) | (border[:, 1] << 8) | border[:, 2]
-    colours, counts = np.unique(packed, return_counts=True)
-    top = colours[counts.argmax()]
-    bg = np.array([(top >> 16) & 255, (top >> 8) & 255, top & 255], np.int32)
-    near_border = np.abs(border - bg).max(1) <= rules.background_tolerance
-    if near_border.mean() < rules.background_share:
-        return np.ones((h, w), bool)
+    if (np.abs(border - bg).max(1) <= rules.background_tolerance).mean() < rules.background_share:
+        return everything
     mask = np.abs(img.astype(np.int32) - bg).max(-1) > rules.background_tolerance
-    # A figure that is mostly backdrop-coloured: judge the whole image instead.
-    return mask if mask.mean() >= 0.1 else np.ones((h, w), bool)
+    # Almost nothing but backdrop (a black image): judge the whole image instead.
+    return mask if mask.mean() >= 0.1 else everything
 
 
-def palette_features(img: np.ndarray, rules: PaletteRules = DEFAULT_RULES) -> dict[str, float]:
-    """Brightness, chroma and warm share of the foreground: the numbers a label is decided from."""
-    rgb = img[foreground_mask(img, rules)].astype(np.float32) / 255.0  # (P, 3)
+def palette_features(
+    img: np.ndarray, backdrop: tuple[int, int, int] | None = (0, 0, 0), rules: PaletteRules = DEFAULT_RULES
+) -> dict[str, float]:
+    """Brightness, saturation and warm share: the numbers a label is decided from.
+
+    Medians, not means: a face, an outline or a gem is a minority of the pixels and
+    should not move a portrait into another palette. Saturation is read from lit
+    pixels only, since the hue of a near-black outline or shadow is noise.
+    """
+    rgb = img[foreground_mask(img, backdrop, rules)].astype(np.float32) / 255.0  # (P, 3)
     hue, chroma, val = _hsv(rgb)
+    sat = chroma / np.maximum(val, 1e-6)
+    lit = val >= rules.lit_value
     lo, hi = rules.warm_hues
     warm = (hue >= lo) | (hue < hi) if lo > hi else (hue >= lo) & (hue < hi)
     weight = chroma**2  # strong colours decide the hue; greys carry none
     total = weight.sum()
     return {
-        "brightness": float(val.mean()),
-        "chroma": float(chroma.mean()),
-        "saturation": float((chroma / np.maximum(val, 1e-6)).mean()),
+        "brightness": float(np.median(val)),
+        "saturation": float(np.median(sat[lit])) if lit.any() else 0.0,
         "warm_share": float(weight[warm].sum() / total) if total > 0 else 0.5,
         "foreground": float(len(rgb) / (img.shape[0] * img.shape[1])),
     }
@@ -112,21 +143,25 @@ def palette_features(img: np.ndarray, rules: PaletteRules = DEFAULT_RULES) -> di
 def label_from_features(f: dict[str, float], rules: PaletteRules = DEFAULT_RULES) -> str:
     if f["brightness"] < rules.dark_brightness:
         return "dark"
-    if f["chroma"] < rules.neutral_chroma:
+    if f["saturation"] < rules.neutral_saturation:
         return "neutral"
-    if f["chroma"] < rules.muted_chroma:
+    if f["saturation"] < rules.muted_saturation:
         return "muted"
     return "warm" if f["warm_share"] >= rules.warm_share else "cool"
 
 
-def label_palette(img: np.ndarray, rules: PaletteRules = DEFAULT_RULES) -> str:
-    """One of PALETTES for an (H, W, 3) uint8 image."""
-    return label_from_features(palette_features(img, rules), rules)
+def label_palette(
+    img: np.ndarray, backdrop: tuple[int, int, int] | None = (0, 0, 0), rules: PaletteRules = DEFAULT_RULES
+) -> str:
+    """One of PALETTES for an (H, W, 3) uint8 image; `backdrop` is the transparency fill to ignore."""
+    return label_from_features(palette_features(img, backdrop, rules), rules)
 
 
-def label_palettes(images: np.ndarray, rules: PaletteRules = DEFAULT_RULES) -> list[str]:
+def label_palettes(
+    images: np.ndarray, backdrop: tuple[int, int, int] | None = (0, 0, 0), rules: PaletteRules = DEFAULT_RULES
+) -> list[str]:
     """Labels for a batch (N, H, W, 3) uint8."""
-    return [label_palette(im, rules) for im in images]
+    return [label_palette(im, backdrop, rules) for im in images]
 
 
 def agreement(given: list[str], automatic: list[str], values: list[str] | None = None) -> PaletteAgreement:

@@ -40,3 +40,10 @@ def dataset_dir(name_or_path: str | Path) -> Path:
     if p.is_absolute() or p.exists() or len(p.parts) > 1:
         return p
     return data_dir() / str(name_or_path)
+
+
+def preview_path(source_dir: str | Path) -> Path:
+    """Where a generated source folder's preview grid goes: beside the folder, not inside it,
+    so that `prepare` (which reads every image in the folder) never sees it."""
+    source_dir = Path(source_dir)
+    return source_dir.parent / f"{source_dir.name}_preview.png"

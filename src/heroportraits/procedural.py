@@ -13,6 +13,7 @@ image can be regenerated alone and the output never depends on batching or worke
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from heroportraits import procedural_parts as pp
 from heroportraits.attributes import DEFAULT_SCHEMA, GENDERS, HERO_CLASSES, PALETTES, LabelError
 from heroportraits.dataset import write_labels_csv
 from heroportraits.images import make_grid, nearest_upscale, save_png
-from heroportraits.paths import data_dir
+from heroportraits.paths import data_dir, preview_path
 from heroportraits.procedural_parts import hsv, ramp
 
 NATIVE = pp.N  # drawn at 32x32 ...
@@ -469,7 +470,8 @@ def preview_grid(seed: int = 0, per_cell: int = 2, path: str | Path | None = Non
 
 
 def write_procedural_folder(out_dir: str | Path, n: int = 7600, seed: int = 0, progress: bool = True) -> Path:
-    """Write `out_dir/images/00000.png ...` (64x64), `labels.csv` and a labelled `preview.png`."""
+    """Write `out_dir/images/00000.png ...` (64x64), `labels.csv`, `source.json` (what made it)
+    and a labelled preview grid beside the folder (paths.preview_path)."""
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     images, rows = generate_portraits(n, seed, progress)
@@ -478,7 +480,8 @@ def write_procedural_folder(out_dir: str | Path, n: int = 7600, seed: int = 0, p
         rows[i]["file"] = f"images/{i:0{width}d}.png"
         save_png(img, out / rows[i]["file"])
     write_labels_csv(out / "labels.csv", rows, COLUMNS)
-    preview_grid(seed, path=out / "preview.png")
+    (out / "source.json").write_text(json.dumps({"kind": "procedural", "n": n, "seed": seed}))
+    preview_grid(seed, path=preview_path(out))
     return out
 
 
@@ -491,7 +494,7 @@ def _run_cli(args: argparse.Namespace) -> None:
     write_procedural_folder(out, n=args.n, seed=args.seed, progress=not args.quiet)
     dt = time.perf_counter() - t0
     print(f"wrote {args.n} portraits (64x64 PNG, native 32x32) to {out / 'images'}")
-    print(f"labels: {out / 'labels.csv'}   preview: {out / 'preview.png'}   time: {dt:.1f} s")
+    print(f"labels: {out / 'labels.csv'}   preview: {preview_path(out)}   time: {dt:.1f} s")
 
 
 def add_cli(subparsers) -> None:
@@ -500,7 +503,7 @@ def add_cli(subparsers) -> None:
         help="draw the built-in labelled pixel-art portraits (no download)",
         description="Draw labelled pixel-art hero portraits from code: 32x32 native pixel art "
         "stored 2x upscaled at 64x64, labelled gender / hero_class / palette. Writes "
-        "OUT/images/*.png, OUT/labels.csv (file,gender,hero_class,palette) and OUT/preview.png. "
+        "OUT/images/*.png, OUT/labels.csv (file,gender,hero_class,palette) and OUT_preview.png beside it. "
         "The same --seed always gives the same images.",
     )
     p.add_argument("--n", type=int, default=7600, help="number of portraits (default 7600)")

@@ -4,7 +4,10 @@
     python -m heroportraits sample RUN_DIR --set hero_class=mage --n 64 --grid --out mages.png
 
 Conditions are drawn from the training label mix unless fixed with --set; samples
-always come from the EMA generator.
+always come from the EMA generator. A model trained with attribute dropout
+(`train.attr_dropout > 0`) learned what "unspecified" means, so by default it leaves the
+attributes you do not fix unspecified (labels.csv then says `any` for them) and lets the
+generator pick them; `--open mix` draws them from the training mix instead.
 """
 
 from __future__ import annotations
@@ -25,8 +28,16 @@ from heroportraits.images import make_grid, save_png, tensor_to_uint8
 from heroportraits.models import build_models, conditioning_vocab, upscale_to_output
 
 
+OPEN_MODES = ("mix", "unspecified")
+
+
 class Sampler:
-    """An EMA generator loaded from a checkpoint, with its vocabulary and label mix."""
+    """An EMA generator loaded from a checkpoint, with its vocabulary and label mix.
+
+    `open_attributes` says what happens to attributes the caller leaves open: "mix"
+    draws them from the training label mix, "unspecified" passes the unspecified index
+    (only meaningful for models trained with attribute dropout, and their default).
+    """
 
     def __init__(self, state: dict, device="cpu"):
         self.device = torch.device(device)
@@ -43,17 +54,33 @@ class Sampler:
         self.G.to(self.device).eval()
         self._mix_rows = torch.tensor(ds["label_mix"]["rows"], dtype=torch.long)   # (M, A) full-vocab indices
         self._mix_p = torch.tensor(ds["label_mix"]["counts"], dtype=torch.float)
+        self.attr_dropout = float(self.config.train.attr_dropout)
+        self.default_open = "unspecified" if self.attr_dropout > 0 else "mix"
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device="cpu") -> "Sampler":
         return cls(load_checkpoint(path, map_location="cpu"), device)
 
-    def draw_conditions(self, n: int, conditions: dict[str, str] | None = None, seed: int = 0) -> torch.Tensor:
-        """(n, A) label indices: fixed attributes as given, the rest drawn from the training mix.
+    def _open_mode(self, open_attributes: str | None) -> str:
+        mode = open_attributes or self.default_open
+        if mode not in OPEN_MODES:
+            raise LabelError(f"open_attributes must be one of {list(OPEN_MODES)}, got {mode!r}")
+        if mode == "unspecified" and self.attr_dropout <= 0:
+            raise LabelError(
+                "this model was trained without attribute dropout (train.attr_dropout=0), so it never learned "
+                "'unspecified'; leave open attributes to the training mix (--open mix)"
+            )
+        return mode
 
-        Drawing the open attributes jointly from the rows that match the fixed ones keeps
-        their correlations (e.g. fewer feminine cavalry if the data had fewer).
+    def draw_conditions(self, n: int, conditions: dict[str, str] | None = None, seed: int = 0,
+                        open_attributes: str | None = None) -> torch.Tensor:
+        """(n, A) label indices: fixed attributes as given, the rest open.
+
+        "mix": open attributes are drawn jointly from the training rows that match the
+        fixed ones, which keeps their correlations (e.g. fewer feminine cavalry if the
+        data had fewer). "unspecified": open attributes get the unspecified index.
         """
+        mode = self._open_mode(open_attributes)
         conditions = dict(conditions or {})
         for name, value in conditions.items():
             if name not in self.vocab.attributes:
@@ -61,6 +88,12 @@ class Sampler:
             if name not in self.cvocab.attributes:
                 raise LabelError(f"this model was trained without {name!r} conditioning (e.g. palette OFF)")
         fixed = {n: self.vocab.encode_value(n, v) for n, v in conditions.items() if v != UNSPECIFIED}
+        if mode == "unspecified":
+            rows = torch.tensor([self.vocab.unspecified_index(a) for a in self.vocab.names], dtype=torch.long)
+            rows = rows.repeat(n, 1)
+            for name, idx in fixed.items():
+                rows[:, self.vocab.names.index(name)] = idx
+            return rows
         keep = torch.ones(len(self._mix_rows), dtype=torch.bool)
         for name, idx in fixed.items():
             keep &= self._mix_rows[:, self.vocab.names.index(name)] == idx
@@ -87,17 +120,19 @@ class Sampler:
             out.append(tensor_to_uint8(upscale_to_output(x, self.resolution)))
         return np.concatenate(out) if out else np.zeros((0, self.resolution, self.resolution, 3), np.uint8)
 
-    def generate(self, n: int, conditions: dict[str, str] | None = None, seed: int = 0, batch_size: int = 256):
-        """n portraits -> (images uint8 (n, 64, 64, 3), label rows [{attribute: value}])."""
-        labels = self.draw_conditions(n, conditions, seed)
+    def generate(self, n: int, conditions: dict[str, str] | None = None, seed: int = 0, batch_size: int = 256,
+                 open_attributes: str | None = None):
+        """n portraits -> (images uint8 (n, 64, 64, 3), label rows [{attribute: value or "any"}])."""
+        labels = self.draw_conditions(n, conditions, seed, open_attributes)
         images = self.generate_from_labels(labels, seed, batch_size)
         return images, [self.vocab.decode(r) for r in labels.tolist()]
 
 
-def write_samples(sampler: Sampler, out_dir: str | Path, n: int, conditions=None, seed: int = 0, progress=True) -> Path:
-    """n PNGs + labels.csv (file + the attribute values each image was conditioned on)."""
+def write_samples(sampler: Sampler, out_dir: str | Path, n: int, conditions=None, seed: int = 0, progress=True,
+                  open_attributes: str | None = None) -> Path:
+    """n PNGs + labels.csv (file + the attribute values each image was conditioned on; `any` = unspecified)."""
     out_dir = Path(out_dir)
-    images, rows = sampler.generate(n, conditions, seed)
+    images, rows = sampler.generate(n, conditions, seed, open_attributes=open_attributes)
     digits = max(5, len(str(n - 1)))
     records = []
     for i, img in enumerate(tqdm(images, disable=not progress, desc="writing PNGs")):
@@ -108,7 +143,8 @@ def write_samples(sampler: Sampler, out_dir: str | Path, n: int, conditions=None
     return out_dir
 
 
-def write_grid(sampler: Sampler, out_path: str | Path, conditions=None, n: int = 64, seed: int = 0) -> Path:
+def write_grid(sampler: Sampler, out_path: str | Path, conditions=None, n: int = 64, seed: int = 0,
+               open_attributes: str | None = None) -> Path:
     """With no conditions: the attribute layout grid (rows = class, cols = palette, blocks = gender).
     With conditions: n portraits under them, tiled."""
     if not conditions:
@@ -119,7 +155,7 @@ def write_grid(sampler: Sampler, out_path: str | Path, conditions=None, n: int =
         full[:, cols] = layout.labels
         images = sampler.generate_from_labels(full, seed)
         return save_grid_figure(images, layout, out_path, title=f"step {sampler.step}")
-    images, _ = sampler.generate(n, conditions, seed)
+    images, _ = sampler.generate(n, conditions, seed, open_attributes=open_attributes)
     return save_png(make_grid(images, nrow=int(np.ceil(np.sqrt(n)))), out_path)
 
 
@@ -135,6 +171,9 @@ def add_cli(sub) -> None:
     p.add_argument("--out", required=True, help="output folder (or .png file with --grid)")
     p.add_argument("--set", dest="conditions", action="append", default=[], metavar="ATTR=VALUE",
                    help="fix an attribute, e.g. --set hero_class=mage (repeatable); others follow the training mix")
+    p.add_argument("--open", dest="open_attributes", choices=OPEN_MODES, default=None,
+                   help="attributes not fixed by --set: 'mix' = drawn from the training mix, 'unspecified' = left "
+                   "to the model (default: unspecified if it was trained with attribute dropout, else mix)")
     p.add_argument("--grid", action="store_true", help="write one grid image instead of individual files")
     p.add_argument("--seed", type=int, default=0, help="noise and condition seed")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
@@ -148,7 +187,7 @@ def _run_cli(args: argparse.Namespace) -> None:
         out = Path(args.out)
         if out.suffix.lower() != ".png":
             out = out / "grid.png"
-        print(f"wrote {write_grid(sampler, out, conditions, args.n, args.seed)}")
+        print(f"wrote {write_grid(sampler, out, conditions, args.n, args.seed, args.open_attributes)}")
     else:
-        out = write_samples(sampler, args.out, args.n, conditions, args.seed)
+        out = write_samples(sampler, args.out, args.n, conditions, args.seed, open_attributes=args.open_attributes)
         print(f"wrote {args.n} portraits and labels.csv to {out}")

@@ -2,6 +2,8 @@
 
 `resolution` is the size the networks work at: 64, or the native grid (64 / k) when
 `native_grid` is on, in which case `upscale_to_output` brings samples back to 64x64.
+Every architecture takes (z, labels) / (x, labels) with labels (N, A) indices into the
+conditioning vocabulary, and honours `g_cond`, `d_cond` and the spectral-norm switches.
 """
 
 from __future__ import annotations
@@ -12,8 +14,13 @@ import torch.nn.functional as F
 from heroportraits.attributes import Vocabulary
 from heroportraits.config import ModelConfig
 from heroportraits.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from heroportraits.models.layers import apply_spectral_norm
+from heroportraits.models.resnet import ResNetDiscriminator, ResNetGenerator
 
-ARCHITECTURES = {"dcgan": (DCGANGenerator, DCGANDiscriminator)}
+ARCHITECTURES = {
+    "dcgan": (DCGANGenerator, DCGANDiscriminator),
+    "resnet": (ResNetGenerator, ResNetDiscriminator),
+}
 
 
 def conditioning_vocab(cfg: ModelConfig, vocab: Vocabulary) -> Vocabulary:
@@ -26,11 +33,17 @@ def network_resolution(cfg: ModelConfig, output_resolution: int, native_scale: i
 
 
 def build_models(cfg: ModelConfig, vocab: Vocabulary, resolution: int):
+    """(G, D) for `vocab`'s attributes (palette dropped when use_palette is off)."""
     if cfg.arch not in ARCHITECTURES:
         raise ValueError(f"unknown model.arch {cfg.arch!r}; choose one of {sorted(ARCHITECTURES)}")
     gen_cls, dis_cls = ARCHITECTURES[cfg.arch]
     cvocab = conditioning_vocab(cfg, vocab)
-    return gen_cls(cfg, cvocab, resolution), dis_cls(cfg, cvocab, resolution)
+    G, D = gen_cls(cfg, cvocab, resolution), dis_cls(cfg, cvocab, resolution)
+    if cfg.g_spectral_norm:
+        apply_spectral_norm(G)
+    if cfg.d_spectral_norm:
+        apply_spectral_norm(D, embeddings=True)
+    return G, D
 
 
 def to_native(x: torch.Tensor, resolution: int) -> torch.Tensor:

@@ -1,8 +1,11 @@
 """Conditional DCGAN (Radford et al. 2016) with learned attribute embeddings.
 
-G: [z, embeddings] -> 4x4 -> ... -> resolution, transposed convs + batch-norm + ReLU.
-D: strided convs + LeakyReLU; embeddings are broadcast as extra feature maps after
-the first layer (the classic cDCGAN way of letting D check image/label agreement).
+G: [z, embeddings] -> 4x4 -> ... -> resolution, transposed convs + batch-norm + ReLU
+   (`g_cond="cbn"`: z alone, the labels set every batch-norm's gain and bias instead).
+D: strided convs + LeakyReLU; `d_cond="concat"` broadcasts the embeddings as extra
+   feature maps after the first layer (the classic cDCGAN way of letting D check
+   image/label agreement), `d_cond="projection"` adds a projection term on the last
+   features. With spectral norm, D drops its batch-norm (as in Miyato et al. 2018).
 """
 
 from __future__ import annotations
@@ -10,14 +13,17 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from heroportraits.attributes import Vocabulary
 from heroportraits.config import ModelConfig
 from heroportraits.models.conditioning import AttributeEmbedding
+from heroportraits.models.layers import ProjectionHead, g_norm
 
 
-def _num_stages(resolution: int) -> int:
+def num_stages(resolution: int) -> int:
+    """Number of x2 resolution changes between 4x4 and `resolution`."""
     stages = int(math.log2(resolution)) - 2  # 4x4 -> resolution
     if 2 ** (stages + 2) != resolution or stages < 1:
         raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
@@ -28,43 +34,49 @@ class DCGANGenerator(nn.Module):
     def __init__(self, cfg: ModelConfig, vocab: Vocabulary, resolution: int):
         super().__init__()
         self.z_dim, self.resolution = cfg.z_dim, resolution
-        stages = _num_stages(resolution)
+        stages = num_stages(resolution)
         widths = [cfg.g_width * 2 ** (stages - 1 - i) for i in range(stages)]  # e.g. 256,128,64 for 32x32
-        self.embed = AttributeEmbedding(vocab, cfg.embed_dim)
-        self.fc = nn.Sequential(
-            nn.Linear(cfg.z_dim + self.embed.out_dim, widths[0] * 16, bias=False),
-            nn.Unflatten(1, (widths[0], 4, 4)),
-            nn.BatchNorm2d(widths[0]),
-            nn.ReLU(inplace=True),
+        self.embed = AttributeEmbedding(vocab, cfg.embed_dim) if "concat" in cfg.g_cond.split("+") else None
+        in_dim = cfg.z_dim + (self.embed.out_dim if self.embed is not None else 0)
+        self.fc = nn.Linear(in_dim, widths[0] * 16, bias=False)
+        self.norms = nn.ModuleList(g_norm(w, vocab, cfg.g_cond) for w in widths)
+        self.ups = nn.ModuleList(
+            nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False) for cin, cout in zip(widths[:-1], widths[1:])
         )
-        blocks = []
-        for cin, cout in zip(widths[:-1], widths[1:]):
-            blocks += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-        blocks += [nn.ConvTranspose2d(widths[-1], 3, 4, 2, 1), nn.Tanh()]
-        self.blocks = nn.Sequential(*blocks)
+        self.to_rgb = nn.ConvTranspose2d(widths[-1], 3, 4, 2, 1)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # z: (N, z_dim), labels: (N, A) -> images (N, 3, resolution, resolution) in [-1, 1]
-        return self.blocks(self.fc(torch.cat([z, self.embed(labels)], dim=1)))
+        h = z if self.embed is None else torch.cat([z, self.embed(labels)], dim=1)
+        h = self.fc(h).unflatten(1, (-1, 4, 4))                      # (N, C0, 4, 4)
+        h = F.relu(self.norms[0](h, labels))
+        for up, norm in zip(self.ups, self.norms[1:]):
+            h = F.relu(norm(up(h), labels))                          # x2 per stage
+        return torch.tanh(self.to_rgb(h))
 
 
 class DCGANDiscriminator(nn.Module):
     def __init__(self, cfg: ModelConfig, vocab: Vocabulary, resolution: int):
         super().__init__()
-        stages = _num_stages(resolution)
+        stages = num_stages(resolution)
         widths = [cfg.d_width * 2**i for i in range(stages)]  # e.g. 64,128,256 for 32x32
-        self.embed = AttributeEmbedding(vocab, cfg.embed_dim)
-        self.first = nn.Sequential(nn.Conv2d(3, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True))
-        layers, cin = [], widths[0] + self.embed.out_dim
+        self.first = nn.Conv2d(3, widths[0], 4, 2, 1)
+        self.embed = AttributeEmbedding(vocab, cfg.embed_dim) if cfg.d_cond == "concat" else None
+        layers, cin = [], widths[0] + (self.embed.out_dim if self.embed is not None else 0)
         for cout in widths[1:]:
-            layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
+            norm = nn.Identity() if cfg.d_spectral_norm else nn.BatchNorm2d(cout)
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=cfg.d_spectral_norm), norm, nn.LeakyReLU(0.2)]
             cin = cout
         self.body = nn.Sequential(*layers)
         self.out = nn.Linear(cin * 16, 1)
+        self.proj = ProjectionHead(cin * 16, vocab) if cfg.d_cond == "projection" else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # x: (N, 3, R, R) -> logits (N,)
-        h = self.first(x)                                   # (N, w, R/2, R/2)
-        e = self.embed(labels)[:, :, None, None].expand(-1, -1, *h.shape[2:])
-        h = self.body(torch.cat([h, e], dim=1))             # (N, C, 4, 4)
-        return self.out(h.flatten(1)).squeeze(1)
+        h = F.leaky_relu(self.first(x), 0.2)                         # (N, w, R/2, R/2)
+        if self.embed is not None:
+            e = self.embed(labels)[:, :, None, None].expand(-1, -1, *h.shape[2:])
+            h = torch.cat([h, e], dim=1)
+        phi = self.body(h).flatten(1)                                # (N, C * 4 * 4)
+        out = self.out(phi).squeeze(1)
+        return out if self.proj is None else out + self.proj(phi, labels)

@@ -1,0 +1,559 @@
+"""How fast is training and sampling on this machine, and how close to its physical limit?
+
+    python -m heroportraits bench                          # the CPU presets, one table each
+    python -m heroportraits bench --preset resnet_full_gpu --device cuda --steps 50
+    python -m heroportraits bench --quality 10 --dataset procedural   # FD after 10 minutes of training
+
+Every figure of a preset comes from one run of the real training step (`train.Trainer`,
+with that preset's regularisers on) on a synthetic in-memory dataset (random uint8
+images, default schema, native scale 2), so no prepared data is needed:
+  * time per step and images/s: best of several timed windows (the machine may be
+    shared; the best window is what the hardware can do, the median is also kept);
+  * FLOPs per step, counted by `FlopCounterMode` over one regularisation period, and the
+    achieved FLOP/s as a share of a big matmul timed in the same run (the roof);
+  * the share of the step spent outside the networks: the same step timed with the
+    batch assembly, augmentation, attribute dropout, EMA and logging stubbed out,
+    interleaved window by window with the full step; each part is also timed alone;
+  * sampling throughput at batch 256 and single-portrait latency of the EMA generator
+    through `sample.Sampler` (the code the `sample` verb runs);
+  * peak memory: host RSS and, on CUDA, torch.cuda.max_memory_allocated.
+Each preset runs in a fresh process so its peak memory is its own. Results go to a
+JSON file (default artifacts_gan/bench/bench_<machine>.json); docs/performance.md
+holds the measured tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import math
+import multiprocessing
+import os
+import platform
+import re
+import resource
+import statistics
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+from unittest import mock
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from heroportraits.attributes import DEFAULT_SCHEMA, Vocabulary
+from heroportraits.config import PRESETS, Config, resolve_config
+from heroportraits.dataset import PortraitData
+from heroportraits.models import build_models, conditioning_vocab, network_resolution
+from heroportraits.paths import project_root
+
+DEFAULT_PRESETS = ("cpu", "dcgan", "resnet_full")  # those that exist are benchmarked by default
+
+
+class BenchError(ValueError):
+    """A benchmark request that cannot run (unknown preset, no CUDA, ...)."""
+
+
+@dataclass
+class BenchOptions:
+    steps: int = 20              # timed training steps per variant (full and bare), split into windows
+    windows: int = 4             # timed windows per variant; the best window is reported
+    warmup: int = 3              # untimed steps first (allocator, oneDNN/cuDNN kernel choice)
+    device: str = "auto"         # "auto" (cuda if available), "cpu", "cuda", "cuda:1"...
+    threads: int = 0             # torch intra-op threads; 0 = torch's default (physical cores)
+    data_size: int = 2048        # images in the synthetic in-memory dataset
+    sample_batch: int = 256      # batch for sampling throughput
+    sample_n: int = 1024         # portraits per sampling-throughput repeat
+    latency_reps: int = 20       # single-portrait calls for the latency median
+    peak_size: int = 0           # matmul roof: n for an n x n product; 0 = 2048 on CPU, 8192 on GPU
+    overrides: list[str] = field(default_factory=list)  # config overrides applied to every preset
+    isolate: bool = True         # one fresh process per preset (own peak memory); off in tests
+
+
+@dataclass
+class PresetBench:
+    preset: str
+    device: str
+    compute_dtype: str           # dtype the matmuls of the step run in (bf16 under autocast)
+    batch_size: int
+    network_resolution: int
+    params_g: int
+    params_d: int
+    threads: int
+    step_ms: float               # best window, mean per step
+    step_ms_median: float        # median window
+    images_per_s: float          # batch_size * n_dis per step (real images D sees) / step time
+    step_gflop: float            # FLOPs of one step (averaged over a regularisation period)
+    achieved_gflops: float
+    peak_gflops: float           # measured matmul roof in compute_dtype
+    peak_fraction: float         # achieved / peak
+    bare_step_ms: float          # the step with everything outside the networks stubbed out
+    overhead_share: float        # 1 - bare / full: share of the step outside the networks
+    parts_ms: dict               # each outside-the-network part timed alone, per step
+    sample_per_s: float          # portraits/s at sample_batch through Sampler
+    sample_batch: int
+    latency_ms: float            # one portrait, median
+    host_peak_rss_mb: float
+    gpu_peak_mb: float | None
+    seconds: float               # wall time of this preset's benchmark
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- machine and roofline
+def machine_info(device: torch.device) -> dict:
+    """What the figures were measured on (CPU model from /proc/cpuinfo, GPU name, versions)."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {"cpu": cpu, "cores": cores, "threads": torch.get_num_threads(), "gpu": gpu,
+            "torch": torch.__version__, "python": platform.python_version(), "host": platform.node()}
+
+
+def machine_slug(info: dict) -> str:
+    """A file-name-safe machine name: the GPU, or the CPU model and core count."""
+    name = info["gpu"] or f"{info['cpu']} {info['cores']}c"
+    name = re.sub(r"\((r|tm)\)|processor|cpu", "", name, flags=re.I)
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "machine"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _best_windows(fn: Callable[[], object], device: torch.device, calls: int, windows: int) -> list[float]:
+    """Seconds per call in each of `windows` windows of `calls` calls (synchronised at window edges)."""
+    times = []
+    for _ in range(windows):
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        _sync(device)
+        times.append((time.perf_counter() - t0) / calls)
+    return times
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int | None = None, windows: int = 5) -> float:
+    """FLOP/s of a big square matmul: the practical roof of this device in `dtype`.
+
+    2048^2 on CPU (a ~17 GFLOP product, ~0.05 s on two AVX-512 cores), 8192^2 on GPU.
+    The best of several windows, after warm-up (CPU turbo, cuBLAS heuristics).
+    """
+    n = n or (8192 if device.type == "cuda" else 2048)
+    g = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(n, n, device=device, dtype=dtype, generator=g)
+    b = torch.randn(n, n, device=device, dtype=dtype, generator=g)
+    calls = 10 if device.type == "cuda" else 2
+    _best_windows(lambda: torch.mm(a, b), device, calls, 1)  # warm-up
+    return 2 * n**3 / min(_best_windows(lambda: torch.mm(a, b), device, calls, windows))
+
+
+def count_flops(fn: Callable[[], object], calls: int = 1) -> float:
+    """FLOPs per call of fn (matmuls and convolutions, forward and backward), averaged over `calls`."""
+    with FlopCounterMode(display=False) as counter:
+        for _ in range(calls):
+            fn()
+    return counter.get_total_flops() / calls
+
+
+def host_peak_rss_mb() -> float:
+    """Peak resident memory of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if platform.system() == "Darwin" else peak / 1024
+
+
+# ---------------------------------------------------------------- synthetic data
+def synthetic_data(n: int = 2048, resolution: int = 64, native_scale: int = 2, seed: int = 0,
+                   device="cpu") -> PortraitData:
+    """Random uint8 portraits on a native grid (nearest-upscaled by native_scale), default schema labels.
+
+    Content does not matter for speed; shape, dtype, pixel grid and label layout do.
+    """
+    g = torch.Generator().manual_seed(seed)
+    grid = resolution // native_scale
+    small = torch.randint(0, 256, (n, 3, grid, grid), dtype=torch.uint8, generator=g)
+    images = small.repeat_interleave(native_scale, 2).repeat_interleave(native_scale, 3)  # (n, 3, R, R)
+    vocab = Vocabulary(DEFAULT_SCHEMA)
+    labels = torch.stack([torch.randint(0, k, (n,), generator=g) for k in vocab.sizes], dim=1)  # (n, A)
+    meta = {"name": "synthetic", "native_scale": native_scale, "resolution": resolution}
+    return PortraitData(images.contiguous(), labels, vocab, meta).to(device)
+
+
+# ---------------------------------------------------------------- one preset
+def _compute_dtype(trainer) -> torch.dtype:
+    """The dtype the step's matmuls run in: autocast's when it is on, else the parameters'."""
+    ac = getattr(trainer, "autocast", None)
+    if ac is not None and getattr(ac, "_enabled", False):
+        return ac.fast_dtype
+    return next(trainer.G.parameters()).dtype
+
+
+def _period(cfg: Config) -> int:
+    """Steps after which the work per step repeats (lazy R1 runs every r1_every D updates)."""
+    tc = cfg.train
+    if getattr(tc, "r1_gamma", 0) <= 0:
+        return 1
+    n_dis = getattr(tc, "n_dis", 1)
+    return math.lcm(tc.r1_every, n_dis) // n_dis
+
+
+@contextlib.contextmanager
+def _bare(trainer, batch: tuple) -> Callable:
+    """The same Trainer step with everything outside the networks stubbed out.
+
+    Yields a next_batch that returns one cached batch; augmentation / instance noise,
+    attribute dropout and the EMA update become no-ops. What is left is the networks'
+    forward and backward passes, the losses and the optimiser updates.
+    """
+    from heroportraits import train as T
+
+    trainer.d_input = lambda x, noise_std: x
+    trainer.drop_attributes = lambda y: y
+    try:
+        with mock.patch.object(T, "update_ema", lambda *a, **k: None):
+            yield lambda: batch
+    finally:
+        del trainer.d_input, trainer.drop_attributes
+
+
+def _logger(trainer, log_every: int) -> Callable[[dict], None]:
+    """What train() does every log_every steps: read the stats on the host, append a CSV row."""
+    from heroportraits.train import STEP_STATS
+
+    buf, count = io.StringIO(), [0]
+
+    def log(stats: dict) -> None:
+        count[0] += 1
+        if count[0] % log_every == 0:
+            values = {k: round(float(v.item()), 5) for k, v in stats.items()}
+            csv.writer(buf).writerow([count[0], *(values.get(k, 0.0) for k in STEP_STATS)])
+
+    return log
+
+
+def _sampler(trainer, cfg: Config, data: PortraitData, net_res: int, device: torch.device):
+    """A `sample.Sampler` around the trainer's EMA generator, built from an in-memory checkpoint dict."""
+    from heroportraits.sample import Sampler
+    from heroportraits.train import label_mix
+
+    state = {"config": cfg.to_dict(), "vocab": data.vocab.to_json(), "step": trainer.iteration,
+             "dataset": {"name": "synthetic", "native_scale": data.native_scale, "resolution": data.resolution,
+                         "network_resolution": net_res, "label_mix": label_mix(data.labels)},
+             "G_ema": {k: v.detach().cpu() for k, v in trainer.G_ema.state_dict().items()}}
+    return Sampler(state, device)
+
+
+def _setup_training(cfg, data, device):  # TEMP until train.setup_training exists
+    from types import SimpleNamespace
+    from heroportraits import train as T
+    if hasattr(T, "setup_training"):
+        return T.setup_training(cfg, data, device)
+    mc, tc = cfg.model, cfg.train
+    vocab = data.vocab
+    cvocab = conditioning_vocab(mc, vocab)
+    cond_cols = torch.tensor([vocab.names.index(n) for n in cvocab.names], device=device, dtype=torch.long)
+    net_res = network_resolution(mc, data.resolution, data.native_scale)
+    pixel = max(1, data.native_scale * net_res // data.resolution)
+    torch.manual_seed(tc.seed)
+    G, D = build_models(mc, vocab, net_res)
+    G, D = G.to(device), D.to(device)
+    gen = torch.Generator(device=device).manual_seed(tc.seed)
+    trainer = T.Trainer(G, D, cfg, cvocab, gen, pixel=pixel)
+    next_batch = T.batch_sampler(data, tc.batch_size, net_res, cond_cols, gen)
+    return SimpleNamespace(trainer=trainer, next_batch=next_batch, net_res=net_res)
+
+
+def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
+    """Benchmark one preset's training step and sampling on this machine (see module docstring)."""
+    from heroportraits import train as T
+
+    t_start = time.perf_counter()
+    if opts.threads > 0:
+        torch.set_num_threads(opts.threads)
+    cfg = resolve_config(name, list(opts.overrides))
+    cfg.train.device = opts.device
+    device = T.resolve_device(opts.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchError(f"--device {opts.device}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    tc, mc = cfg.train, cfg.model
+
+    # ---- the same objects train() builds, on synthetic data
+    data = synthetic_data(opts.data_size, device=device, seed=tc.seed)
+    setup = _setup_training(cfg, data, device)
+    trainer, next_batch, net_res = setup.trainer, setup.next_batch, setup.net_res
+    period = _period(cfg)
+    calls = period * max(1, math.ceil(opts.steps / opts.windows / period))  # steps per window
+    log = _logger(trainer, tc.log_every)
+    noise_std = 0.0
+
+    def full_step() -> None:
+        log(trainer.step(next_batch))
+
+    for _ in range(max(opts.warmup, 1)):
+        full_step()
+    batch = next_batch()
+    with _bare(trainer, batch) as cached:
+        for _ in range(max(opts.warmup, 1)):
+            trainer.step(cached)
+
+    # ---- FLOPs of one step, averaged over a regularisation period
+    flops = count_flops(full_step, period)
+
+    # ---- roof before and after (the max: other processes may share the machine)
+    dtype = _compute_dtype(trainer)
+    peaks = [matmul_peak(device, dtype, opts.peak_size or None)]
+
+    # ---- full and bare steps, window by window, so both see the same machine load
+    full, bare = [], []
+    for _ in range(opts.windows):
+        full += _best_windows(full_step, device, calls, 1)
+        with _bare(trainer, batch) as cached:
+            bare += _best_windows(lambda: trainer.step(cached), device, calls, 1)
+    peaks.append(matmul_peak(device, dtype, opts.peak_size or None))
+    step_s, bare_s = min(full), min(bare)
+
+    # ---- each part outside the networks, alone (per step)
+    n_dis = getattr(tc, "n_dis", 1)
+    real, y = batch
+    with torch.no_grad():
+        fake = trainer.G(trainer.noise(real.shape[0]), y)
+    reps = max(3, calls)
+
+    def per_step(fn: Callable[[], object], times_per_step: float) -> float:
+        return min(_best_windows(fn, device, reps, 3)) * times_per_step * 1e3
+
+    from heroportraits.ema import update_ema
+
+    with torch.no_grad():
+        parts = {
+            "batch": per_step(next_batch, n_dis),
+            "dropout": per_step(lambda: trainer.drop_attributes(y), n_dis),
+            "augment": per_step(lambda: trainer.d_input(fake, noise_std), 2 * n_dis + 1),
+            "ema": per_step(lambda: update_ema(trainer.G_ema, T._unwrap(trainer.G), 0.999), 1),
+        }
+    stats = trainer.step(next_batch)
+    parts["logging"] = per_step(lambda: _logger(trainer, 1)(stats), 1 / tc.log_every)
+
+    # ---- sampling from the EMA generator, through the sample verb's code path
+    sampler = _sampler(trainer, cfg, data, net_res, device)
+    labels = sampler.draw_conditions(opts.sample_n, seed=0)
+    sampler.generate_from_labels(labels[: opts.sample_batch], batch_size=opts.sample_batch)  # warm-up
+    sample_s = min(_best_windows(lambda: sampler.generate_from_labels(labels, batch_size=opts.sample_batch),
+                                 device, 1, 3))
+    one = labels[:1]
+    sampler.generate_from_labels(one)
+    latency = statistics.median(_best_windows(lambda: sampler.generate_from_labels(one), device, 1, opts.latency_reps))
+
+    peak = max(peaks)
+    g_params = sum(p.numel() for p in T._unwrap(trainer.G).parameters())
+    d_params = sum(p.numel() for p in T._unwrap(trainer.D).parameters())
+    notes = []
+    if max(peaks) > 1.25 * min(peaks):
+        notes.append(f"matmul roof varied {min(peaks) / 1e9:.0f}-{max(peaks) / 1e9:.0f} GFLOP/s during the run: "
+                     f"the machine was shared; figures are best windows")
+    return PresetBench(
+        preset=name, device=str(device), compute_dtype=str(dtype).replace("torch.", ""),
+        batch_size=tc.batch_size, network_resolution=net_res, params_g=g_params, params_d=d_params,
+        threads=torch.get_num_threads(),
+        step_ms=step_s * 1e3, step_ms_median=statistics.median(full) * 1e3,
+        images_per_s=tc.batch_size * n_dis / step_s,
+        step_gflop=flops / 1e9, achieved_gflops=flops / step_s / 1e9, peak_gflops=peak / 1e9,
+        peak_fraction=flops / step_s / peak,
+        bare_step_ms=bare_s * 1e3, overhead_share=max(0.0, 1 - bare_s / step_s), parts_ms=parts,
+        sample_per_s=opts.sample_n / sample_s, sample_batch=opts.sample_batch, latency_ms=latency * 1e3,
+        host_peak_rss_mb=host_peak_rss_mb(),
+        gpu_peak_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        seconds=time.perf_counter() - t_start, notes=notes,
+    )
+
+
+# ---------------------------------------------------------------- report
+def format_table(r: PresetBench) -> str:
+    parts = ", ".join(f"{k} {v:.2f} ms" for k, v in r.parts_ms.items())
+    gpu = f", GPU {r.gpu_peak_mb:,.0f} MB" if r.gpu_peak_mb is not None else ""
+    rows = [
+        ("training step", f"{r.step_ms:.1f} ms  (median window {r.step_ms_median:.1f} ms)"),
+        ("training throughput", f"{r.images_per_s:,.0f} images/s"),
+        ("FLOPs per step", f"{r.step_gflop:.2f} GFLOP"),
+        ("achieved", f"{r.achieved_gflops:,.1f} GFLOP/s = {r.peak_fraction:.0%} of the measured "
+                     f"{r.compute_dtype} matmul roof ({r.peak_gflops:,.0f} GFLOP/s)"),
+        ("outside the networks", f"{r.overhead_share:.1%} of the step (bare step {r.bare_step_ms:.1f} ms)"),
+        ("  parts alone", parts),
+        (f"sampling (batch {r.sample_batch})", f"{r.sample_per_s:,.0f} portraits/s"),
+        ("single-portrait latency", f"{r.latency_ms:.1f} ms"),
+        ("peak memory", f"host {r.host_peak_rss_mb:,.0f} MB{gpu}"),
+    ]
+    head = (f"preset {r.preset}  ({r.device}, {r.compute_dtype}, batch {r.batch_size}, "
+            f"{r.network_resolution}x{r.network_resolution} network grid, {r.threads} threads, "
+            f"G {r.params_g / 1e6:.2f}M / D {r.params_d / 1e6:.2f}M params)")
+    width = max(len(k) for k, _ in rows)
+    lines = [head, *(f"  {k:<{width}}  {v}" for k, v in rows), *(f"  note: {n}" for n in r.notes)]
+    return "\n".join(lines)
+
+
+def default_presets() -> list[str]:
+    return [p for p in DEFAULT_PRESETS if p in PRESETS]
+
+
+def run_bench(presets: list[str] | None = None, opts: BenchOptions | None = None,
+              echo: Callable[[str], None] | None = print) -> dict:
+    """Benchmark each preset (in its own process when opts.isolate) and return the JSON report."""
+    opts = opts or BenchOptions()
+    presets = list(presets or default_presets())
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown:
+        raise BenchError(f"unknown preset(s) {unknown}; choose from {sorted(PRESETS)}")
+    from heroportraits.train import resolve_device
+
+    device = resolve_device(opts.device)
+    if opts.threads > 0:
+        torch.set_num_threads(opts.threads)
+    results = []
+    for name in presets:
+        if opts.isolate:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+                r = pool.submit(bench_preset, name, opts).result()
+        else:
+            r = bench_preset(name, opts)
+        results.append(r)
+        if echo:
+            echo(format_table(r) + "\n")
+    return {"machine": machine_info(device), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "options": asdict(opts), "presets": [asdict(r) for r in results]}
+
+
+def default_json_path(report: dict) -> Path:
+    return project_root() / "artifacts_gan" / "bench" / f"bench_{machine_slug(report['machine'])}.json"
+
+
+def write_json(report: dict, path: str | Path | None = None) -> Path:
+    path = Path(path) if path else default_json_path(report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    return path
+
+
+# ---------------------------------------------------------------- quality per wall time
+def quality_run(minutes: float, dataset: str = "procedural", preset: str = "cpu", intervals: int = 5,
+                n: int = 500, run: str | None = None, overrides: list[str] | None = None,
+                device: str = "auto", progress: bool = True, echo: Callable[[str], None] | None = print) -> dict:
+    """Train `preset` on a real dataset for `minutes` of wall time; FD (quick_fd, n samples) at intervals.
+
+    Training runs in `intervals` chunks of minutes/intervals each (train.max_minutes), each
+    resuming the last one's checkpoint, so the figures are what this machine reaches in
+    that time with the real loop; FD uses the evaluation suite's judge on the VAL split.
+    """
+    from heroportraits.evaluate import quick_fd
+    from heroportraits.sample import Sampler
+    from heroportraits.train import train
+
+    if minutes <= 0 or intervals < 1:
+        raise BenchError(f"--quality needs minutes > 0 (got {minutes}) and intervals >= 1 (got {intervals})")
+    cfg = resolve_config(preset, list(overrides or []))
+    cfg.train.device = device
+    cfg.train.max_minutes = minutes / intervals
+    run = run or f"bench_quality_{preset}"
+    points, trained_s = [], 0.0
+    for i in range(intervals):
+        result = train(cfg, dataset, run, resume=i > 0, progress=progress)
+        trained_s += result.seconds
+        images, rows = Sampler.from_checkpoint(result.checkpoint).generate(n, seed=0)
+        point = {"minutes": round(trained_s / 60, 2), "step": result.step, **quick_fd(images, rows, dataset, n=n)}
+        points.append(point)
+        if echo:
+            echo(f"  {point['minutes']:6.2f} min  step {point['step']:6d}  FD {point['fd']:9.3f}  "
+                 f"conditional accuracy {point['cond_acc']:.3f}")
+        if result.step >= cfg.train.steps:
+            break
+    return {"preset": preset, "dataset": str(dataset), "run": run, "n": n, "minutes": minutes, "points": points}
+
+
+def plot_quality(quality: dict, path: str | Path) -> Path:
+    """FD against training minutes (from the quality run's points)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = quality["points"]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot([p["minutes"] for p in pts], [p["fd"] for p in pts], marker="o")
+    ax.set_xlabel("training wall time (minutes)")
+    ax.set_ylabel(f"FD (judge features, n={quality['n']})")
+    ax.set_title(f"{quality['preset']} on {quality['dataset']}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------- CLI
+def add_cli(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure training/sampling speed (and FD per wall time) on this machine",
+        description="Benchmark the real training step of each preset on a synthetic in-memory dataset: "
+        "time per step, images/s, achieved FLOP/s against a matmul roof measured in the same run, the "
+        "share of the step spent outside the networks, sampling speed, latency and peak memory. "
+        "Writes artifacts_gan/bench/bench_<machine>.json. With --quality MINUTES, trains a preset on a "
+        "real dataset for that wall time and reports FD at intervals instead.",
+    )
+    p.add_argument("--preset", dest="presets", action="extend", nargs="+", metavar="NAME",
+                   help=f"presets to benchmark (default: {' '.join(default_presets())}); "
+                   f"with --quality, the one preset to train (default cpu)")
+    p.add_argument("--json", help="output JSON (default artifacts_gan/bench/bench_<machine>.json)")
+    p.add_argument("--steps", type=int, default=20, help="timed training steps per variant (default 20)")
+    p.add_argument("--windows", type=int, default=4, help="timed windows (best is reported; default 4)")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="config override applied to every preset, e.g. --set train.batch_size=128")
+    p.add_argument("--no-isolate", action="store_true", help="run every preset in this process (faster start, shared peak memory)")
+    p.add_argument("--quality", type=float, metavar="MINUTES", help="train for MINUTES on --dataset and report FD at intervals")
+    p.add_argument("--dataset", default="procedural", help="dataset for --quality (default procedural)")
+    p.add_argument("--intervals", type=int, default=5, help="FD measurements during --quality (default 5)")
+    p.set_defaults(func=_run_cli)
+
+
+def _run_cli(args: argparse.Namespace) -> None:
+    if args.steps < 1 or args.windows < 1:
+        raise BenchError(f"--steps and --windows must be >= 1 (got {args.steps}, {args.windows})")
+    if args.quality is not None:
+        presets = args.presets or ["cpu"]
+        if len(presets) != 1:
+            raise BenchError(f"--quality trains one preset; got {presets}")
+        print(f"training {presets[0]} on {args.dataset} for {args.quality} min; FD every "
+              f"{args.quality / args.intervals:.2f} min")
+        quality = quality_run(args.quality, args.dataset, presets[0], args.intervals,
+                              overrides=args.overrides, device=args.device)
+        from heroportraits.train import resolve_device
+
+        report = {"machine": machine_info(resolve_device(args.device)), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+                  "quality": quality}
+        path = Path(args.json) if args.json else default_json_path(report).with_name(
+            f"quality_{machine_slug(report['machine'])}.json")
+        write_json(report, path)
+        print(f"wrote {path} and {plot_quality(quality, path.with_suffix('.png'))}")
+        return
+    opts = BenchOptions(steps=args.steps, windows=args.windows, device=args.device, threads=args.threads,
+                        overrides=list(args.overrides), isolate=not args.no_isolate)
+    report = run_bench(args.presets, opts)
+    print(f"wrote {write_json(report, args.json)}")

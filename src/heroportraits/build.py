@@ -1,0 +1,373 @@
+"""Staging set -> final dataset: remove duplicates, count, split, write dataset.json.
+
+`build_dataset(name)` reads data/<name>/prepared/ (written by prepare.py) and writes
+the final dataset data/<name>/ in the format of dataset.py, plus
+    build_report.csv   every prepared image: kept (with its split) or removed as a
+                       duplicate of another file (named), so nothing vanishes unseen
+    counts.png         images per attribute value and per joint label
+Duplicates would leak between train and val and overweight some portraits:
+  * exact: identical 64x64 bytes (hash);
+  * near: RMS difference of 16x16 box-downsampled colours below a threshold (0-255
+    scale), found with one batched matrix product per chunk, not a Python double loop.
+The split is stratified on the joint label (every attribute together), so rare
+combinations land in both splits and val measures all of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from tqdm import tqdm
+
+from heroportraits.attributes import Vocabulary
+from heroportraits.dataset import read_labels_csv, write_dataset, write_labels_csv
+from heroportraits.paths import data_dir
+from heroportraits.prepare import PrepareError, read_prepare_meta
+
+NEAR_GRID = 16                   # side of the downsampled image that near-duplicates are compared on
+NEAR_THRESHOLD = 4.0             # RMS colour difference (0-255) on that grid below which two images are one
+
+
+class BuildError(ValueError):
+    """A staging set that cannot be built into a dataset; the message says what to do."""
+
+
+@dataclass
+class BuildResult:
+    name: str
+    folder: Path                                 # data/<name>
+    n_prepared: int                              # images in the staging set
+    n_kept: int
+    n_exact_duplicates: int
+    n_near_duplicates: int
+    splits: dict[str, int]                       # {"train": n, "val": n}
+    counts: dict                                 # as in dataset.json
+    seconds: float
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [
+            f"built {self.name!r}: {self.n_prepared} prepared -> {self.n_kept} kept "
+            f"({self.n_exact_duplicates} exact, {self.n_near_duplicates} near duplicates removed) "
+            f"in {self.seconds:.1f} s",
+            f"  splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()),
+        ]
+        for attr, counts in self.counts["per_attribute"].items():
+            lines.append(f"  {attr}: " + ", ".join(f"{v} {n}" for v, n in counts.items()))
+        lines.append(f"  joint labels: {len(self.counts['joint'])} combinations, "
+                     f"smallest {min(c['count'] for c in self.counts['joint'])} images")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- duplicates
+def exact_duplicates(images: np.ndarray) -> np.ndarray:
+    """(N,) int: index of the first identical image, or -1 for a first occurrence."""
+    first: dict[bytes, int] = {}
+    out = np.full(len(images), -1, np.int64)
+    for i, img in enumerate(images):
+        h = hashlib.blake2b(np.ascontiguousarray(img).tobytes(), digest_size=16).digest()
+        if h in first:
+            out[i] = first[h]
+        else:
+            first[h] = i
+    return out
+
+
+def downsample(images: np.ndarray, grid: int = NEAR_GRID) -> np.ndarray:
+    """(N, S, S, 3) uint8 -> (N, grid*grid*3) float32 box averages (S a multiple of grid)."""
+    n, s = images.shape[:2]
+    if s % grid:
+        raise BuildError(f"image size {s} is not a multiple of the near-duplicate grid {grid}")
+    k = s // grid
+    x = images.reshape(n, grid, k, grid, k, 3).astype(np.float32).mean(axis=(2, 4))  # (N, g, g, 3)
+    return x.reshape(n, -1)
+
+
+def near_duplicates(
+    images: np.ndarray, threshold: float = NEAR_THRESHOLD, grid: int = NEAR_GRID,
+    candidates: np.ndarray | None = None, chunk: int = 1024, progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy near-duplicate removal in file order.
+
+    Returns (dup_of (N,) int, distance (N,) float): image i is removed as a duplicate of
+    the closest earlier *kept* image j with RMS(downsample(i) - downsample(j)) < threshold
+    (dup_of[i] = j), else dup_of[i] = -1. Only `candidates` (bool mask) take part if given.
+    Distances come from |a|^2 + |b|^2 - 2ab in chunks (one matmul each); pairs near the
+    threshold are re-measured exactly so float rounding cannot flip a decision.
+    """
+    n = len(images)
+    dup_of = np.full(n, -1, np.int64)
+    dist = np.full(n, np.nan)
+    idx = np.arange(n) if candidates is None else np.flatnonzero(candidates)
+    if len(idx) < 2 or threshold <= 0:
+        return dup_of, dist
+    feats = downsample(images[idx], grid)                  # (M, D)
+    d = feats.shape[1]
+    x = torch.from_numpy(feats)
+    sq = (x * x).sum(1)                                     # (M,)
+    loose = (threshold + 1.0) ** 2 * d                      # squared-sum bound with a safety margin
+    pairs: dict[int, list[int]] = {}
+    starts = range(0, len(idx), chunk)
+    for s in tqdm(starts, desc="near duplicates", disable=not progress or len(starts) < 2, unit="chunk"):
+        rows = x[s : s + chunk]                             # (C, D)
+        d2 = sq[s : s + chunk, None] + sq[None, : s + chunk] - 2 * rows @ x[: s + chunk].T  # (C, s+C)
+        r, c = torch.nonzero(d2 < loose, as_tuple=True)
+        keep = c < r + s                                    # only earlier images
+        for a, b in zip((r[keep] + s).tolist(), c[keep].tolist()):
+            pairs.setdefault(a, []).append(b)
+    for a in sorted(pairs):                                 # file order: earlier images decide first
+        kept = [b for b in pairs[a] if dup_of[idx[b]] < 0]
+        if not kept:
+            continue
+        rms = np.sqrt(((feats[kept].astype(np.float64) - feats[a]) ** 2).mean(1))  # exact, per pair
+        j = int(rms.argmin())
+        if rms[j] < threshold:
+            dup_of[idx[a]], dist[idx[a]] = idx[kept[j]], float(rms[j])
+    return dup_of, dist
+
+
+# ---------------------------------------------------------------- split and counts
+def stratified_split(keys: list[tuple], val_fraction: float, seed: int = 0) -> np.ndarray:
+    """(N,) array of "train"/"val", stratified on `keys` (one hashable joint label per image).
+
+    Per joint cell, val gets its share of round(val_fraction * N) by largest remainder,
+    but never the cell's last image: a cell with >= 2 images keeps at least one in train.
+    Deterministic for a seed (cells are visited in sorted order).
+    """
+    if not 0 <= val_fraction < 1:
+        raise BuildError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    cells: dict[tuple, list[int]] = {}
+    for i, k in enumerate(keys):
+        cells.setdefault(k, []).append(i)
+    order = sorted(cells)
+    sizes = np.array([len(cells[k]) for k in order])
+    quota = val_fraction * sizes
+    cap = np.maximum(sizes - 1, 0)
+    n_val = np.minimum(np.floor(quota).astype(int), cap)
+    # Hand out what rounding left over to the largest remainders (random tie-break), within caps.
+    left = int(round(val_fraction * len(keys))) - int(n_val.sum())
+    tie = rng.random(len(order))
+    for c in sorted(range(len(order)), key=lambda c: (-(quota[c] - np.floor(quota[c])), tie[c])):
+        if left <= 0:
+            break
+        if n_val[c] < cap[c]:
+            n_val[c] += 1
+            left -= 1
+    split = np.full(len(keys), "train", dtype=object)
+    for c, k in enumerate(order):
+        members = rng.permutation(cells[k])
+        split[members[: n_val[c]]] = "val"
+    return split
+
+
+def count_labels(rows: list[dict], vocab: Vocabulary) -> dict:
+    """Per-attribute counts (in vocabulary order) and joint counts (largest first)."""
+    per = {a: {v: 0 for v in values} for a, values in vocab.attributes.items()}
+    for r in rows:
+        for a in vocab.names:
+            per[a][r[a]] += 1
+    joint = Counter(tuple(r[a] for a in vocab.names) for r in rows)
+    return {
+        "total": len(rows),
+        "per_attribute": per,
+        "joint": [{**dict(zip(vocab.names, k)), "count": n}
+                  for k, n in sorted(joint.items(), key=lambda kv: (-kv[1], kv[0]))],
+    }
+
+
+# ---------------------------------------------------------------- main entry
+def build_dataset(
+    name: str, val_fraction: float = 0.1, seed: int = 0, near_duplicate_threshold: float = NEAR_THRESHOLD,
+    progress: bool = True, plot: bool = True,
+) -> BuildResult:
+    """Deduplicate, split and write the final dataset data/<name>/ from data/<name>/prepared/."""
+    t0 = time.perf_counter()
+    prep = read_prepare_meta(name)
+    prepared = data_dir() / name / "prepared"
+    images = np.load(prepared / "images.npy")               # (N, 64, 64, 3) uint8
+    rows = read_labels_csv(prepared / "labels.csv")
+    if len(rows) != len(images):
+        raise BuildError(f"{prepared}: labels.csv has {len(rows)} rows, images.npy {len(images)}; prepare again")
+    vocab = Vocabulary.from_json(prep["attributes"])
+
+    # Duplicates: exact first (cheap), then near among the remaining images.
+    exact = exact_duplicates(images)
+    near, near_dist = near_duplicates(images, near_duplicate_threshold, candidates=exact < 0, progress=progress)
+    keep = (exact < 0) & (near < 0)
+    report = []
+    for i, r in enumerate(rows):
+        j = exact[i] if exact[i] >= 0 else near[i]
+        entry = {"file": r["file"], "status": "kept" if keep[i] else "removed", "reason": "",
+                 "duplicate_of": "", "distance": "", "split": "", "note": ""}
+        if j >= 0:
+            entry.update(reason="exact_duplicate" if exact[i] >= 0 else "near_duplicate",
+                         duplicate_of=rows[j]["file"], distance=0.0 if exact[i] >= 0 else round(float(near_dist[i]), 3))
+            differ = [a for a in vocab.names if r[a] != rows[j][a]]
+            if differ:
+                entry["note"] = "labels differ: " + ", ".join(f"{a} {r[a]} vs {rows[j][a]}" for a in differ)
+        report.append(entry)
+
+    # Split on the joint label, then write the dataset in prepared (file) order.
+    kept = np.flatnonzero(keep)
+    kept_rows = [rows[i] for i in kept]
+    split = stratified_split([tuple(r[a] for a in vocab.names) for r in kept_rows], val_fraction, seed)
+    out_rows = [{"file": r["file"], **{a: r[a] for a in vocab.names}, "split": s} for r, s in zip(kept_rows, split)]
+    for i, s in zip(kept, split):
+        report[i]["split"] = s
+    counts = count_labels(out_rows, vocab)
+    counts["per_split"] = {s: count_labels([r for r in out_rows if r["split"] == s], vocab)["per_attribute"]
+                           for s in ("train", "val")}
+    splits = {s: int((split == s).sum()) for s in ("train", "val")}
+    meta = {
+        "name": name,
+        "native_scale": int(prep.get("native_scale", 1)),
+        "counts": counts,
+        "splits": splits,
+        "source": prep.get("source", {"kind": "folder", "input_dir": prep.get("input_dir")}),
+        "prepared": {
+            "label_source": prep.get("label_source"),
+            "auto_attributes": prep.get("auto_attributes", []),
+            "palette_agreement": prep.get("palette_agreement"),
+            "counts": prep.get("counts"),
+            "created_at": prep.get("created_at"),
+        },
+        "removed": {"exact_duplicates": int((exact >= 0).sum()), "near_duplicates": int((near >= 0).sum())},
+        "parameters": {
+            "val_fraction": val_fraction, "seed": seed, "near_duplicate_threshold": near_duplicate_threshold,
+            "near_duplicate_grid": NEAR_GRID, "prepare": prep.get("parameters", {}),
+        },
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    folder = data_dir() / name
+    (folder / "duplicates.png").unlink(missing_ok=True)  # a previous build's picture would mislead
+    write_dataset(folder, images[kept], out_rows, vocab, meta)
+    write_labels_csv(folder / "build_report.csv", report,
+                     ["file", "status", "reason", "duplicate_of", "distance", "split", "note"])
+    paths = {"dataset": folder / "dataset.json", "report": folder / "build_report.csv"}
+    if plot:
+        plot_counts(name)
+        paths["counts_plot"] = folder / "counts.png"
+    empty = [f"{a}={v}" for a, c in counts["per_split"]["train"].items() for v, n in c.items() if n == 0]
+    if empty:
+        print(f"warning: no training images for {', '.join(empty)}; the model cannot learn these values")
+    return BuildResult(
+        name=name, folder=folder, n_prepared=len(rows), n_kept=len(kept),
+        n_exact_duplicates=meta["removed"]["exact_duplicates"], n_near_duplicates=meta["removed"]["near_duplicates"],
+        splits=splits, counts=counts, seconds=time.perf_counter() - t0, paths=paths,
+    )
+
+
+def plot_counts(name: str) -> Figure:
+    """Bars per attribute value (train/val stacked) and per joint label; saved to data/<name>/counts.png."""
+    folder = data_dir() / name
+    meta = json.loads((folder / "dataset.json").read_text())
+    counts = meta["counts"]
+    attrs = list(meta["attributes"])
+    fig = Figure(figsize=(max(10, 3.2 * len(attrs)), 7.5), layout="constrained")
+    gs = fig.add_gridspec(2, len(attrs))
+    for c, a in enumerate(attrs):
+        ax = fig.add_subplot(gs[0, c])
+        values = meta["attributes"][a]
+        train = [counts["per_split"]["train"][a].get(v, 0) for v in values]
+        val = [counts["per_split"]["val"][a].get(v, 0) for v in values]
+        ax.bar(values, train, color="#4c72b0", label="train")
+        ax.bar(values, val, bottom=train, color="#dd8452", label="val")
+        ax.set_title(a)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+        if c == 0:
+            ax.set_ylabel("images")
+            ax.legend(fontsize=8)
+    ax = fig.add_subplot(gs[1, :])
+    position = {a: {v: i for i, v in enumerate(meta["attributes"][a])} for a in attrs}
+    joint = sorted(counts["joint"], key=lambda j: tuple(position[a][j[a]] for a in attrs))  # vocabulary order
+    ax.bar(range(len(joint)), [j["count"] for j in joint], color="#55a868")
+    ax.set_xticks(range(len(joint)), ["/".join(j[a] for a in attrs) for j in joint],
+                  rotation=90, fontsize=max(4, 8 - len(joint) // 30))
+    ax.set_title(f"joint labels ({len(joint)} combinations of {', '.join(attrs)})")
+    ax.set_ylabel("images")
+    fig.savefig(folder / "counts.png", dpi=100)
+    return fig
+
+
+def plot_duplicates(name: str, max_pairs: int = 8) -> Figure | None:
+    """Removed duplicates above the image they duplicate; saved to data/<name>/duplicates.png. None if none."""
+    folder = data_dir() / name
+    report = read_labels_csv(folder / "build_report.csv")
+    removed = [r for r in report if r["status"] == "removed"][:max_pairs]
+    if not removed:
+        return None
+    images = np.load(folder / "prepared" / "images.npy", mmap_mode="r")  # prepared order = report order
+    index = {r["file"]: i for i, r in enumerate(report)}
+    fig = Figure(figsize=(2.4 * len(removed), 2.8), layout="constrained")
+    for c, r in enumerate(removed):
+        for k, (f, what) in enumerate([(r["duplicate_of"], "kept"), (r["file"], r["reason"].replace("_", " "))]):
+            ax = fig.add_subplot(2, len(removed), 1 + c + k * len(removed))
+            ax.imshow(images[index[f]], interpolation="nearest")
+            ax.set_title(f"{what}\n{f[-18:]}", fontsize=6)
+            ax.set_axis_off()
+    fig.savefig(folder / "duplicates.png", dpi=100)
+    return fig
+
+
+def plot_examples(
+    name: str, attribute: str | None = None, per_value: int = 8, split: str = "train", seed: int = 0
+) -> Figure:
+    """A row of random images per value of `attribute` (default: the first attribute).
+
+    Saved to data/<name>/examples_<attribute>.png.
+    """
+    from heroportraits.dataset import load_dataset
+
+    data = load_dataset(name, split)
+    attribute = attribute or data.vocab.names[0]
+    a = data.vocab.names.index(attribute)
+    values = data.vocab.attributes[attribute]
+    rng = np.random.default_rng(seed)
+    fig = Figure(figsize=(1.1 * per_value, 1.2 * len(values)), layout="constrained")
+    for r, v in enumerate(values):
+        idx = np.flatnonzero(data.labels[:, a].numpy() == r)
+        idx = rng.choice(idx, size=min(per_value, len(idx)), replace=False) if len(idx) else idx
+        for c in range(per_value):
+            ax = fig.add_subplot(len(values), per_value, r * per_value + c + 1)
+            ax.set_axis_off()
+            if c < len(idx):
+                ax.imshow(data.images[idx[c]].permute(1, 2, 0).numpy(), interpolation="nearest")
+            if c == 0:
+                ax.set_title(f"{attribute}={v}", fontsize=7, loc="left")
+    fig.savefig(data_dir() / name / f"examples_{attribute}.png", dpi=100)
+    return fig
+
+
+# ---------------------------------------------------------------- CLI
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser(
+        "build", help="data/NAME/prepared -> final dataset data/NAME (dedup, stratified split, dataset.json)",
+        description="Remove exact and near duplicates, count labels, split train/val stratified on the joint "
+        "label and write data/NAME/{images.npy,labels.csv,dataset.json,build_report.csv,counts.png}.",
+    )
+    p.add_argument("name", help="dataset name (reads data/NAME/prepared from `prepare`)")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
+    p.add_argument("--near-threshold", type=float, default=NEAR_THRESHOLD,
+                   help="RMS colour difference (0-255) on a 16x16 downsample below which images are near duplicates "
+                   "(0 turns near-duplicate removal off)")
+    p.set_defaults(func=_run_cli)
+
+
+def _run_cli(args) -> None:
+    try:
+        result = build_dataset(args.name, args.val_fraction, args.seed, args.near_threshold)
+    except PrepareError as e:
+        raise BuildError(str(e)) from None
+    print(result.summary())
+    print(f"wrote {result.folder} (duplicates listed in {result.paths['report']})")

@@ -1,0 +1,178 @@
+"""Manual curation: review grids to look at, and an overrides file to act on what you saw.
+
+The loop: `prepare` a folder, open the review grids (one per attribute value, every
+tile captioned with its file), write the fixes into an overrides CSV, and `prepare`
+again with `--overrides`. Fixes live in a file, not in edited images or hand-made
+label changes, so the cleaned dataset can be rebuilt from the raw folder at any time.
+
+Overrides CSV (one fix per row; `note` is optional and copied into the report):
+    file,action,attribute,value,note
+    images/00017.png,exclude,,,watermark
+    images/00042.png,relabel,hero_class,mage,staff not sword
+`file` is relative to the input folder, as in labels.csv. `exclude` drops the image
+(the report says excluded_by_override); `relabel` sets one attribute's value.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from heroportraits.dataset import read_labels_csv
+from heroportraits.paths import data_dir
+
+OVERRIDE_COLUMNS = ["file", "action", "attribute", "value", "note"]
+ACTIONS = ("exclude", "relabel")
+
+
+class OverrideError(ValueError):
+    """An overrides file that cannot be applied; the message names the row and the fix."""
+
+
+@dataclass
+class Override:
+    file: str        # path relative to the input folder (posix slashes)
+    action: str      # "exclude" or "relabel"
+    attribute: str   # relabel: which attribute; exclude: ignored
+    value: str       # relabel: the new value
+    note: str        # free text, copied into the report
+    line: int        # line number in the CSV, for error messages
+
+
+def normalise_relpath(path: str) -> str:
+    """'.\\a\\b.png', './a/b.png', 'a//b.png' -> 'a/b.png': one spelling per file."""
+    return PurePosixPath(path.strip().replace("\\", "/")).as_posix().removeprefix("./")
+
+
+def read_overrides(path: str | Path) -> list[Override]:
+    """Parse an overrides CSV; syntax errors name the line."""
+    path = Path(path)
+    if not path.exists():
+        raise OverrideError(f"overrides file {path} does not exist")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = {"file", "action"} - set(reader.fieldnames or [])
+        if missing:
+            raise OverrideError(
+                f"{path}: missing column(s) {sorted(missing)}; expected header {','.join(OVERRIDE_COLUMNS)}"
+            )
+        out = []
+        for line, row in enumerate(reader, start=2):
+            get = lambda k: (row.get(k) or "").strip()  # noqa: E731
+            action = get("action").lower()
+            if not get("file") and not action:
+                continue  # blank line
+            if action not in ACTIONS:
+                raise OverrideError(f"{path}:{line}: action {get('action')!r} is not one of {list(ACTIONS)}")
+            if action == "relabel" and not (get("attribute") and get("value")):
+                raise OverrideError(f"{path}:{line}: relabel needs an attribute and a value")
+            out.append(Override(
+                normalise_relpath(get("file")), action, get("attribute"), get("value"), get("note"), line
+            ))
+    return out
+
+
+def check_overrides(overrides: list[Override], files: set[str], attributes: list[str], path: str | Path) -> None:
+    """Every override must name an image of the input folder and a known attribute."""
+    for o in overrides:
+        if o.file not in files:
+            raise OverrideError(
+                f"{path}:{o.line}: override names {o.file!r}, which is not an image in the input folder "
+                f"(paths are relative to the input folder, as in labels.csv)"
+            )
+        if o.action == "relabel" and o.attribute not in attributes:
+            raise OverrideError(f"{path}:{o.line}: unknown attribute {o.attribute!r}; attributes are {attributes}")
+
+
+def split_overrides(overrides: list[Override]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """-> (excluded file -> note, file -> {attribute: new value}); later rows win."""
+    excluded: dict[str, str] = {}
+    relabels: dict[str, dict[str, str]] = {}
+    for o in overrides:
+        if o.action == "exclude":
+            excluded[o.file] = o.note
+        else:
+            relabels.setdefault(o.file, {})[o.attribute] = o.value
+    return excluded, relabels
+
+
+def write_overrides_template(path: str | Path) -> Path:
+    """An overrides CSV with just the header, ready to fill in (format in this module's docstring)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerow(OVERRIDE_COLUMNS)
+    return path
+
+
+# ---------------------------------------------------------------- review grids
+def review_dir(name: str) -> Path:
+    return data_dir() / name / "prepared" / "review"
+
+
+def review_grids(
+    name: str, attribute: str, per_value: int = 48, columns: int = 8, seed: int = 0
+) -> list[Path]:
+    """One PNG per value of `attribute` in the prepared set `name`, tiles captioned by file.
+
+    Shows up to `per_value` images per value (a seeded random sample, so every part of
+    a large class can turn up); saved as data/<name>/prepared/review/<attribute>=<value>.png.
+    """
+    prepared = data_dir() / name / "prepared"
+    if not (prepared / "labels.csv").exists():
+        raise FileNotFoundError(f"no prepared set at {prepared}; run `python -m heroportraits prepare` first")
+    rows = read_labels_csv(prepared / "labels.csv")
+    if rows and attribute not in rows[0]:
+        raise ValueError(f"attribute {attribute!r} not in {prepared / 'labels.csv'}; columns: {list(rows[0])}")
+    images = np.load(prepared / "images.npy", mmap_mode="r")  # (N, H, W, 3)
+    values = _vocab_order(prepared, attribute, rows)
+    out_dir = review_dir(name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for value in values:
+        idx = np.array([i for i, r in enumerate(rows) if r[attribute] == value], np.int64)
+        shown = np.sort(rng.choice(idx, size=min(per_value, len(idx)), replace=False)) if len(idx) else idx
+        fig = _grid_figure(
+            images[shown], [rows[i]["file"] for i in shown], columns,
+            f"{attribute} = {value}  ({len(idx)} images, {len(shown)} shown)",
+        )
+        path = out_dir / f"{attribute}={_safe(value)}.png"
+        fig.savefig(path, dpi=100)
+        paths.append(path)
+    return paths
+
+
+def _vocab_order(prepared: Path, attribute: str, rows: list[dict]) -> list[str]:
+    meta = prepared / "prepare.json"
+    if meta.exists():
+        vocab = json.loads(meta.read_text()).get("attributes", {})
+        if attribute in vocab:
+            return list(vocab[attribute])
+    return sorted({r[attribute] for r in rows})
+
+
+def _safe(value: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in value)
+
+
+def _grid_figure(images: np.ndarray, captions: list[str], columns: int, title: str) -> Figure:
+    """Tiles with a small caption under each (the file name, to copy into an overrides row)."""
+    n = max(len(images), 1)
+    nrows = (n + columns - 1) // columns
+    fig = Figure(figsize=(columns * 1.1, nrows * 1.25 + 0.4))
+    fig.suptitle(title, fontsize=9)
+    for i in range(nrows * columns):
+        ax = fig.add_subplot(nrows, columns, i + 1)
+        ax.set_axis_off()
+        if i < len(images):
+            ax.imshow(images[i], interpolation="nearest")
+            caption = captions[i] if len(captions[i]) <= 18 else "…" + captions[i][-17:]
+            ax.set_title(caption, fontsize=5, pad=2)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.4 / (nrows * 1.25 + 0.4), hspace=0.3, wspace=0.05)
+    return fig

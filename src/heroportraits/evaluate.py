@@ -1,0 +1,516 @@
+"""Offline evaluation: is a set of generated portraits good, and how far from perfect?
+
+    python -m heroportraits evaluate artifacts_gan/checkpoints/demo/last.pt --n 2000
+    python -m heroportraits evaluate --images samples/ --dataset procedural
+
+Every feature-space score uses the dataset's own judge (judge.py) against the real
+VAL split; the judge's VAL accuracy is printed beside the scores that depend on it.
+The floor (`floor`) scores n real TRAIN images the same way, so a reader knows what
+"perfect" looks like at this sample size (FD and KID are biased by n).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from heroportraits import metrics as M
+from heroportraits.attributes import Vocabulary
+from heroportraits.dataset import load_dataset, read_labels_csv
+from heroportraits.images import load_image, to_resolution
+from heroportraits.judge import Judge, load_or_train_judge
+from heroportraits.paths import dataset_dir
+
+MIN_CLASS = 10          # fewer samples of one attribute value than this: no intra-class FD
+MEMO_PERCENTILE = 1.0   # flag generated images nearer to TRAIN than this percentile of VAL->TRAIN
+MEMO_SPACE = "pixels: RMS difference per channel value (0-255)"
+
+
+class EvaluationError(ValueError):
+    """Images or labels that cannot be evaluated; the message names the fix."""
+
+
+# ---------------------------------------------------------------- the real side, cached per process
+@dataclass
+class Reference:
+    """The real data a dataset's scores are measured against, embedded once per process."""
+
+    name: str
+    judge: Judge
+    native_scale: int
+    val_images: np.ndarray        # (V, H, W, 3) uint8
+    val_labels: np.ndarray        # (V, A) value indices
+    val_feats: np.ndarray         # (V, D) judge features
+    val_mu: np.ndarray            # (D,)
+    val_sigma: np.ndarray         # (D, D)
+    train_images: np.ndarray      # (T, H, W, 3) uint8
+    train_labels: np.ndarray      # (T, A)
+    _cache: dict = field(default_factory=dict)
+
+    @property
+    def vocab(self) -> Vocabulary:
+        return self.judge.vocab
+
+    def val_to_train(self) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest TRAIN image (index, pixel distance) of every VAL image: the memorisation yardstick."""
+        if "v2t" not in self._cache:
+            self._cache["v2t"] = M.nearest_neighbours(self.val_images, self.train_images)
+        return self._cache["v2t"]
+
+    def pixel_art(self) -> dict[str, float]:
+        if "pixel" not in self._cache:
+            self._cache["pixel"] = _pixel_art_means(self.val_images, self.native_scale)
+        return self._cache["pixel"]
+
+
+_REFERENCES: dict[tuple, Reference] = {}
+
+
+def reference(dataset_name: str | Path, progress: bool = True) -> Reference:
+    """The dataset's judge, VAL features and TRAIN images; built once per process."""
+    judge = load_or_train_judge(dataset_name, progress=progress)
+    key = (str(dataset_dir(dataset_name).resolve()), judge.fingerprint, id(judge))
+    if key not in _REFERENCES:
+        train, val = load_dataset(dataset_name, "train"), load_dataset(dataset_name, "val")
+        val_images = val.images.permute(0, 2, 3, 1).numpy()
+        val_feats, _ = judge.embed(val_images)
+        _REFERENCES[key] = Reference(
+            str(dataset_name), judge, val.native_scale, val_images, val.labels.numpy(),
+            val_feats, *M.gaussian_stats(val_feats),
+            train.images.permute(0, 2, 3, 1).numpy(), train.labels.numpy(),
+        )
+    return _REFERENCES[key]
+
+
+# ---------------------------------------------------------------- labels
+def encode_rows(rows: list[dict], vocab: Vocabulary) -> np.ndarray:
+    """Label rows (attribute -> value; extra keys such as 'file' ignored) -> (N, A) indices."""
+    return np.array([vocab.encode({n: str(r.get(n, "any")) for n in vocab.names}) for r in rows], np.int64).reshape(
+        len(rows), len(vocab.names)
+    )
+
+
+def _check_images(images: np.ndarray, rows: list[dict], ref: Reference) -> np.ndarray:
+    images = np.asarray(images)
+    res = ref.val_images.shape[1]
+    if images.ndim != 4 or images.shape[1:] != (res, res, 3) or images.dtype != np.uint8:
+        raise EvaluationError(
+            f"expected uint8 images shaped (N, {res}, {res}, 3) like dataset {ref.name!r}, "
+            f"got {images.dtype} {images.shape}"
+        )
+    if len(rows) != len(images):
+        raise EvaluationError(f"{len(rows)} label rows for {len(images)} images")
+    if len(images) < 10:
+        raise EvaluationError(f"need at least 10 images to evaluate, got {len(images)}")
+    return images
+
+
+# ---------------------------------------------------------------- the scores
+def _pixel_art_means(images: np.ndarray, k: int) -> dict[str, float]:
+    return {
+        "distinct_colours": float(M.distinct_colours(images).mean()),
+        "block_uniformity": float(M.block_uniformity(images, k).mean()) if k > 1 else None,
+        "edge_sharpness": float(M.edge_sharpness(images).mean()),
+        "sharp_transitions": float(M.sharp_transition_ratio(images).mean()),
+    }
+
+
+def _memorisation(images: np.ndarray, ref: Reference, n_closest: int = 16) -> dict:
+    idx, dist = M.nearest_neighbours(images, ref.train_images)
+    _, val_dist = ref.val_to_train()
+    threshold = float(np.percentile(val_dist, MEMO_PERCENTILE))
+    flagged = np.flatnonzero(dist <= threshold)                  # <=: exact copies flagged even at threshold 0
+    order = np.argsort(dist, kind="stable")[:n_closest]
+    return {
+        "space": MEMO_SPACE,
+        "threshold": threshold,
+        "threshold_percentile": MEMO_PERCENTILE,
+        "flagged": int(len(flagged)),
+        "flagged_share": float(len(flagged) / len(images)),
+        "flagged_indices": flagged[:1000].tolist(),
+        "median_nn": float(np.median(dist)),
+        "val_median_nn": float(np.median(val_dist)),
+        "closest": [{"index": int(i), "train_index": int(idx[i]), "distance": float(dist[i])} for i in order],
+    }
+
+
+def evaluate_images(
+    images: np.ndarray,
+    label_rows: list[dict],
+    dataset_name: str,
+    n_subsets: int = 100,
+    seed: int = 0,
+    k: int = 3,
+    k_dc: int = 5,
+    memorisation: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Every score for uint8 images (N, H, W, 3) conditioned on `label_rows`, against real VAL."""
+    ref = reference(dataset_name, progress=progress)
+    images = _check_images(images, label_rows, ref)
+    vocab, judge = ref.vocab, ref.judge
+    labels = encode_rows(label_rows, vocab)                      # (N, A)
+    feats, preds = judge.embed(images)                           # (N, D), (N, A)
+
+    kid_mean, kid_std = M.kid(feats, ref.val_feats, n_subsets=n_subsets, seed=seed)
+    precision, recall = M.precision_recall(ref.val_feats, feats, k=k)
+    density, coverage = M.density_coverage(ref.val_feats, feats, k=k_dc)
+    unspecified = [vocab.unspecified_index(n) for n in vocab.names]
+
+    intra: dict[str, dict[str, dict]] = {}
+    for a, name in enumerate(vocab.names):
+        intra[name] = {}
+        for v, value in enumerate(vocab.attributes[name]):
+            fake, real = feats[labels[:, a] == v], ref.val_feats[ref.val_labels[:, a] == v]
+            ok = len(fake) >= MIN_CLASS and len(real) >= MIN_CLASS
+            intra[name][value] = {"fd": M.fd_from_features(fake, real) if ok else None, "n": int(len(fake)), "n_real": int(len(real))}
+
+    pixel = _pixel_art_means(images, ref.native_scale)
+    real_pixel = ref.pixel_art()
+    return {
+        "dataset": str(dataset_name),
+        "n": int(len(images)),
+        "n_val": int(len(ref.val_feats)),
+        "seed": seed,
+        "judge": {
+            "feature_dim": judge.feature_dim,
+            "accuracy": dict(judge.accuracy),
+            "joint_accuracy": judge.joint_accuracy,
+            "fingerprint": judge.fingerprint,
+        },
+        "fd": M.frechet_distance(*M.gaussian_stats(feats), ref.val_mu, ref.val_sigma),
+        "kid": {"mean": kid_mean, "std": kid_std, "subsets": n_subsets, "subset_size": M.kid_subset_size(len(feats), len(ref.val_feats))},
+        "precision": precision,
+        "recall": recall,
+        "density": density,
+        "coverage": coverage,
+        "k": k,
+        "k_dc": k_dc,
+        "cond_acc": M.conditional_accuracy(preds, labels, vocab.names, unspecified),
+        "intra_fd": intra,
+        "pixel_art": {
+            "native_scale": ref.native_scale,
+            **{m: {"generated": pixel[m], "real": real_pixel[m]} for m in pixel},
+        },
+        "memorisation": _memorisation(images, ref) if memorisation else None,
+    }
+
+
+# ---------------------------------------------------------------- the floor
+_FLOORS: dict[tuple, dict] = {}
+FLOOR_FILE = "judge_floor.json"
+
+
+def floor(dataset_name: str, n: int, n_subsets: int = 100, seed: int = 0, k: int = 3, progress: bool = True) -> dict:
+    """Every score for n real TRAIN images (with their true labels) against VAL: "perfect" at this n.
+
+    Memorisation is the exception: TRAIN images are their own nearest neighbours, so the
+    floor there is VAL against TRAIN (by construction ~1% flagged). Cached in memory and
+    in `data/<name>/judge_floor.json`, keyed by the judge and the arguments.
+    """
+    ref = reference(dataset_name, progress=progress)
+    n = min(n, len(ref.train_images))
+    key = f"n={n},subsets={n_subsets},seed={seed},k={k}"
+    stamp = f"{ref.judge.fingerprint}:{json.dumps(asdict(ref.judge.config), sort_keys=True)}:{ref.judge.accuracy}"
+    mem_key = (str(dataset_dir(dataset_name).resolve()), stamp, key)
+    if mem_key in _FLOORS:
+        return _FLOORS[mem_key]
+    path = dataset_dir(dataset_name) / FLOOR_FILE
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    if stored.get("judge") != stamp:
+        stored = {"judge": stamp, "entries": {}}
+    if key not in stored["entries"]:
+        pick = np.sort(np.random.default_rng(seed).choice(len(ref.train_images), n, replace=False))
+        rows = [ref.vocab.decode(r) for r in ref.train_labels[pick]]
+        result = evaluate_images(ref.train_images[pick], rows, dataset_name, n_subsets, seed, k, memorisation=False, progress=progress)
+        _, val_dist = ref.val_to_train()
+        threshold = float(np.percentile(val_dist, MEMO_PERCENTILE))
+        result["memorisation"] = {
+            "space": MEMO_SPACE + " (VAL images against TRAIN)",
+            "threshold": threshold,
+            "threshold_percentile": MEMO_PERCENTILE,
+            "flagged": int((val_dist <= threshold).sum()),
+            "flagged_share": float((val_dist <= threshold).mean()),
+            "median_nn": float(np.median(val_dist)),
+            "val_median_nn": float(np.median(val_dist)),
+        }
+        stored["entries"][key] = result
+        try:
+            path.write_text(json.dumps(stored, indent=1))
+        except OSError:
+            pass  # a read-only dataset folder: keep the in-memory copy only
+    _FLOORS[mem_key] = stored["entries"][key]
+    return _FLOORS[mem_key]
+
+
+# ---------------------------------------------------------------- during training
+def quick_fd(images: np.ndarray, label_rows: list[dict], dataset_name: str, n: int = 500) -> dict:
+    """FD and conditional accuracy on the first n images, in seconds: for logging while training.
+
+    Flat keys (fd, cond_acc = joint, cond_acc_<attribute>) so the dict appends to a CSV/JSONL.
+    FD on 500 samples is biased upwards; compare runs at the same n, not with `evaluate`.
+    """
+    ref = reference(dataset_name, progress=False)
+    images, label_rows = np.asarray(images)[:n], list(label_rows)[:n]
+    _check_images(images, label_rows, ref)
+    labels = encode_rows(label_rows, ref.vocab)
+    feats, preds = ref.judge.embed(images)
+    acc = M.conditional_accuracy(preds, labels, ref.vocab.names, [ref.vocab.unspecified_index(a) for a in ref.vocab.names])
+    out = {"n": int(len(images)), "fd": M.frechet_distance(*M.gaussian_stats(feats), ref.val_mu, ref.val_sigma), "cond_acc": acc["joint"]}
+    out.update({f"cond_acc_{a}": acc[a] for a in ref.vocab.names})
+    return out
+
+
+# ---------------------------------------------------------------- folders
+def read_image_folder(folder: str | Path, resolution: int = 64) -> tuple[np.ndarray, list[dict]]:
+    """A folder of PNGs + labels.csv (`file` + attribute columns) -> (images (N, R, R, 3), rows)."""
+    folder = Path(folder)
+    labels_path = folder / "labels.csv"
+    if not labels_path.exists():
+        raise EvaluationError(
+            f"{folder} has no labels.csv; it needs a `file` column and one column per attribute "
+            f"(`python -m heroportraits sample CHECKPOINT --out {folder}` writes one)"
+        )
+    rows = read_labels_csv(labels_path)
+    if not rows or "file" not in rows[0]:
+        raise EvaluationError(f"{labels_path} needs a `file` column and at least one row")
+    images = []
+    for r in rows:
+        path = folder / r["file"]
+        if not path.exists():
+            raise EvaluationError(f"{labels_path} lists {r['file']!r} but {path} does not exist")
+        img = load_image(path)
+        images.append(img if img.shape[:2] == (resolution, resolution) else to_resolution(img, resolution)[0])
+    return np.stack(images), [{k: v for k, v in r.items() if k != "file"} for r in rows]
+
+
+def evaluate_folder(folder: str | Path, dataset_name: str, **kwargs) -> dict:
+    """`evaluate_images` on a folder of PNGs + labels.csv."""
+    ref = reference(dataset_name, progress=kwargs.get("progress", True))
+    images, rows = read_image_folder(folder, ref.val_images.shape[1])
+    return evaluate_images(images, rows, dataset_name, **kwargs)
+
+
+# ---------------------------------------------------------------- reporting
+def _f(x, fmt: str = "{:.3f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def format_table(results: dict, floor: dict | None = None) -> str:
+    """A plain-text table: generated | floor (real TRAIN vs VAL) | notes, judge accuracies beside."""
+    fl = floor or {}
+    j = results["judge"]
+    acc_line = ", ".join(f"{a} {v:.3f}" for a, v in j["accuracy"].items()) + f"; joint {j['joint_accuracy']:.3f}"
+    lines = [
+        f"Evaluation of {results['n']} images against dataset {results['dataset']!r} (real VAL n={results['n_val']})",
+        f"Feature space: judge penultimate layer ({j['feature_dim']}-d). Judge VAL accuracy: {acc_line}",
+        "",
+        f"{'metric':<36}{'generated':>16}{'floor':>16}   note",
+        "-" * 88,
+    ]
+
+    def row(label, gen, flo, note=""):
+        lines.append(f"{label:<36}{gen:>16}{flo:>16}   {note}")
+
+    def get(d, *path):
+        for p in path:
+            if not isinstance(d, dict) or p not in d:
+                return None
+            d = d[p]
+        return d
+
+    row("FD (judge features)  lower=better", _f(results["fd"], "{:.2f}"), _f(get(fl, "fd"), "{:.2f}"), f"judge joint acc {j['joint_accuracy']:.3f}")
+    kid_g = f"{results['kid']['mean'] * 1e3:.2f}±{results['kid']['std'] * 1e3:.2f}"
+    kid_f = f"{fl['kid']['mean'] * 1e3:.2f}±{fl['kid']['std'] * 1e3:.2f}" if "kid" in fl else "-"
+    row("KID x1000  lower=better", kid_g, kid_f, f"{results['kid']['subsets']} subsets of {results['kid']['subset_size']}")
+    row(f"precision (k={results['k']})  fidelity", _f(results["precision"]), _f(get(fl, "precision")))
+    row(f"recall (k={results['k']})  diversity", _f(results["recall"]), _f(get(fl, "recall")))
+    row(f"density (k={results['k_dc']})", _f(results["density"]), _f(get(fl, "density")), "~1 for matching sets")
+    row(f"coverage (k={results['k_dc']})", _f(results["coverage"]), _f(get(fl, "coverage")))
+
+    lines.append("conditional accuracy (judge prediction = condition)")
+    for a, v in results["cond_acc"].items():
+        note = f"judge VAL acc {j['accuracy'][a]:.3f}" if a in j["accuracy"] else f"judge VAL acc {j['joint_accuracy']:.3f}"
+        row(f"  {a}", _f(v), _f(get(fl, "cond_acc", a)), note)
+
+    lines.append("intra-class FD (generated with value vs real VAL with value)")
+    for a, values in results["intra_fd"].items():
+        for value, r in values.items():
+            row(f"  {a}={value}", _f(r["fd"], "{:.2f}"), _f(get(fl, "intra_fd", a, value, "fd"), "{:.2f}"),
+                f"n={r['n']} vs {r['n_real']} real; judge {a} acc {j['accuracy'].get(a, float('nan')):.3f}")
+
+    px = results["pixel_art"]
+    lines.append(f"pixel-art fidelity (native scale {px['native_scale']}; floor = real TRAIN)")
+    names = {
+        "distinct_colours": ("distinct colours / image", "{:.1f}"),
+        "block_uniformity": (f"one-colour {px['native_scale']}x{px['native_scale']} blocks", "{:.3f}"),
+        "edge_sharpness": ("edge sharpness (top-10% step)", "{:.1f}"),
+        "sharp_transitions": ("sharp share of colour steps", "{:.3f}"),
+    }
+    for m, (label, fmt) in names.items():
+        row(f"  {label}", _f(px[m]["generated"], fmt), _f(get(fl, "pixel_art", m, "generated"), fmt), f"real VAL {_f(px[m]['real'], fmt)}")
+
+    mem = results.get("memorisation")
+    if mem:
+        lines.append(f"memorisation (nearest TRAIN image; {mem['space']}; floor = VAL vs TRAIN)")
+        row("  median nearest-neighbour distance", _f(mem["median_nn"], "{:.2f}"), _f(mem["val_median_nn"], "{:.2f}"), "larger = further from TRAIN")
+        row(f"  flagged (<= VAL p{mem['threshold_percentile']:g} = {mem['threshold']:.2f})",
+            f"{mem['flagged']} ({mem['flagged_share']:.1%})", _f(get(fl, "memorisation", "flagged_share"), "{:.1%}"), "exact copies are distance 0")
+    if floor:
+        lines.append(f"floor: {floor['n']} real TRAIN images with their true labels, scored the same way")
+    return "\n".join(lines)
+
+
+def plot_nearest_neighbours(
+    generated: np.ndarray, results: dict, dataset_name: str, path: str | Path | None = None, n_pairs: int = 16
+):
+    """The closest generated | nearest-TRAIN pairs, 4 pairs a row, distance above each; saved if `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    mem = results.get("memorisation", results)
+    pairs = mem["closest"][:n_pairs]
+    ref = reference(dataset_name, progress=False)
+    cols = 4
+    rows = max(1, (len(pairs) + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, 2 * cols, figsize=(2 * cols * 1.3, rows * 1.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, p in enumerate(pairs):
+        r, c = divmod(i, cols)
+        flag = " !" if p["distance"] <= mem["threshold"] else ""
+        axes[r, 2 * c].imshow(generated[p["index"]], interpolation="nearest")
+        axes[r, 2 * c].set_title(f"gen {p['index']}{flag}", fontsize=7)
+        axes[r, 2 * c + 1].imshow(ref.train_images[p["train_index"]], interpolation="nearest")
+        axes[r, 2 * c + 1].set_title(f"train d={p['distance']:.1f}", fontsize=7)
+    fig.suptitle(f"closest generated | nearest TRAIN ({mem['space']}; ! = flagged, <= {mem['threshold']:.2f})", fontsize=8)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[key] = float(v)
+    return out
+
+
+def read_metric_file(path: str | Path) -> dict[str, list[float]]:
+    """metrics.csv or .jsonl (nested keys joined with '.') -> column -> values (NaN where absent)."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        recs = [_flatten(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    else:
+        with open(path, newline="") as f:
+            recs = []
+            for r in csv.DictReader(f):
+                rec = {}
+                for k, v in r.items():
+                    try:
+                        rec[k] = float(v)
+                    except (TypeError, ValueError):
+                        pass
+                recs.append(rec)
+    keys = list(dict.fromkeys(k for r in recs for k in r))
+    return {k: [r.get(k, float("nan")) for r in recs] for k in keys}
+
+
+def plot_metric_curves(path: str | Path, keys: list[str] | None = None, out: str | Path | None = None):
+    """One panel per metric against `step` (or row number) from a metrics CSV/JSONL; saved if `out`."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    cols = read_metric_file(path)
+    if not cols:
+        raise EvaluationError(f"{path} has no numeric rows to plot")
+    x = cols.get("step") or list(range(len(next(iter(cols.values())))))
+    keys = keys or [k for k in cols if k not in ("step", "seconds", "images_per_s")]
+    missing = [k for k in keys if k not in cols]
+    if missing:
+        raise EvaluationError(f"{path} has no column(s) {missing}; it has {sorted(cols)}")
+    ncol = min(3, len(keys))
+    nrow = (len(keys) + ncol - 1) // ncol
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 2.8 * nrow), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.axis("off")
+    for ax, k in zip(axes.flat, keys):
+        y = np.asarray(cols[k], float)
+        ok = ~np.isnan(y)
+        ax.plot(np.asarray(x, float)[ok], y[ok], marker="." if ok.sum() < 50 else None, lw=1)
+        ax.set_title(k, fontsize=9)
+        ax.set_xlabel("step" if "step" in cols else "row")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    if out:
+        fig.savefig(out, dpi=100)
+        plt.close(fig)
+    return fig
+
+
+# ---------------------------------------------------------------- CLI
+def _load_sampler(path: str | Path, device: str = "cpu"):
+    from heroportraits.checkpoint import resolve_checkpoint_path
+    from heroportraits.sample import Sampler
+
+    path = resolve_checkpoint_path(path)
+    return Sampler.from_checkpoint(path, device=device), path
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score a checkpoint or a folder of portraits (FD, KID, precision/recall, conditioning, pixel art, memorisation)",
+        description="Score generated portraits against the dataset's real VAL split in the feature space of a judge "
+        "trained on its TRAIN split (cached as data/<name>/judge.pt), beside the floor (real TRAIN vs VAL). "
+        "Writes <checkpoint stem>.eval.json next to the checkpoint, or eval.json into --images DIR.",
+    )
+    p.add_argument("checkpoint", nargs="?", help="checkpoint file or run folder (uses its last.pt)")
+    p.add_argument("--images", metavar="DIR", help="evaluate a folder of PNGs + labels.csv instead of a checkpoint")
+    p.add_argument("--dataset", help="dataset name (default: the checkpoint's; required with --images)")
+    p.add_argument("--n", type=int, default=2000, help="samples to draw from the checkpoint (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="noise, condition and KID-subset seed")
+    p.add_argument("--subsets", type=int, default=100, help="KID subsets (default 100)")
+    p.add_argument("--no-floor", action="store_true", help="skip the real TRAIN vs VAL floor")
+    p.add_argument("--retrain-judge", action="store_true", help="retrain the judge even if a valid cache exists")
+    p.add_argument("--device", default="cpu", help="device for the generator (default cpu)")
+    p.set_defaults(func=_run_cli)
+
+
+def _run_cli(args: argparse.Namespace) -> None:
+    if bool(args.checkpoint) == bool(args.images):
+        raise EvaluationError("give either a CHECKPOINT or --images DIR (not both)")
+    if args.images:
+        if not args.dataset:
+            raise EvaluationError("--images needs --dataset NAME (the dataset the images should resemble)")
+        dataset = args.dataset
+        load_or_train_judge(dataset, retrain=args.retrain_judge)
+        images, rows = read_image_folder(args.images, reference(dataset).val_images.shape[1])
+        out_json, out_png = Path(args.images) / "eval.json", Path(args.images) / "nearest_neighbours.png"
+    else:
+        sampler, ckpt = _load_sampler(args.checkpoint, args.device)
+        dataset = args.dataset or sampler.dataset_name
+        load_or_train_judge(dataset, retrain=args.retrain_judge)
+        images, rows = sampler.generate(args.n, seed=args.seed)
+        out_json, out_png = ckpt.with_name(ckpt.stem + ".eval.json"), ckpt.with_name(ckpt.stem + ".nn.png")
+    results = evaluate_images(images, rows, dataset, n_subsets=args.subsets, seed=args.seed)
+    fl = None if args.no_floor else floor(dataset, len(images), n_subsets=args.subsets, seed=args.seed)
+    print(format_table(results, fl))
+    out_json.write_text(json.dumps({"results": results, "floor": fl}, indent=1))
+    plot_nearest_neighbours(images, results, dataset, out_png)
+    print(f"wrote {out_json} and {out_png}")

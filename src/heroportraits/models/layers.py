@@ -1,0 +1,90 @@
+"""Building blocks shared by both architectures: conditional batch-norm, the projection
+head, and spectral normalisation applied to a whole network.
+
+Every conditioning module keeps one table per attribute, each with an extra
+"unspecified" row (index = number of values), and sums the attributes' contributions,
+so a model conditions on any attribute set read from the dataset's vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from heroportraits.attributes import Vocabulary
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch-norm whose gain and bias come from the labels (de Vries 2017; Miyato & Koyama 2018).
+
+    gain = 1 + sum_a G_a[y_a], bias = sum_a B_a[y_a]; tables start at zero, so at
+    initialisation this is plain batch-norm.   x: (N, C, H, W), labels: (N, A)
+    """
+
+    def __init__(self, channels: int, vocab: Vocabulary):
+        super().__init__()
+        self.names = vocab.names
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.ModuleList(nn.Embedding(n + 1, channels) for n in vocab.sizes)
+        self.bias = nn.ModuleList(nn.Embedding(n + 1, channels) for n in vocab.sizes)
+        for table in (*self.gain, *self.bias):
+            nn.init.zeros_(table.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.bn(x)
+        if not self.names:
+            return h
+        gain = 1.0 + sum(t(labels[:, i]) for i, t in enumerate(self.gain))   # (N, C)
+        bias = sum(t(labels[:, i]) for i, t in enumerate(self.bias))         # (N, C)
+        return h * gain[:, :, None, None] + bias[:, :, None, None]
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """Plain batch-norm with the conditional one's signature, so blocks need not care which."""
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(x)
+
+
+def g_norm(channels: int, vocab: Vocabulary, g_cond: str) -> nn.Module:
+    """The generator's normalisation layer: conditional when `g_cond` includes "cbn"."""
+    return ConditionalBatchNorm2d(channels, vocab) if "cbn" in g_cond.split("+") else BatchNorm2d(channels)
+
+
+class ProjectionHead(nn.Module):
+    """Projection discriminator term (Miyato & Koyama 2018): sum_a <E_a[y_a], phi(x)>.
+
+    One embedding table per attribute, each of D's feature width; the terms are summed
+    and added to D's unconditional output.   phi: (N, F), labels: (N, A) -> (N,)
+    """
+
+    def __init__(self, features: int, vocab: Vocabulary):
+        super().__init__()
+        self.names = vocab.names
+        self.tables = nn.ModuleList(nn.Embedding(n + 1, features) for n in vocab.sizes)
+        for t in self.tables:
+            nn.init.xavier_uniform_(t.weight)
+
+    def forward(self, phi: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        out = phi.new_zeros(phi.shape[0])
+        for i, t in enumerate(self.tables):
+            out = out + (t(labels[:, i]) * phi).sum(dim=1)
+        return out
+
+
+def apply_spectral_norm(module: nn.Module, embeddings: bool = False) -> nn.Module:
+    """Spectrally normalise every conv/linear weight in `module` (and embeddings if asked).
+
+    Each weight W is used as W / sigma(W), sigma estimated by one power iteration per
+    training forward (Miyato et al. 2018). Embedding tables of a projection head are
+    normalised too in SNGAN; the conditional-BN tables never are (they are gains).
+    """
+    kinds = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+    for child in list(module.modules()):
+        if isinstance(child, kinds):
+            spectral_norm(child)
+        elif embeddings and isinstance(child, ProjectionHead):
+            for table in child.tables:
+                spectral_norm(table)
+    return module

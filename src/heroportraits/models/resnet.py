@@ -1,0 +1,121 @@
+"""Residual generator and discriminator (SNGAN, Miyato et al. 2018; BigGAN, Brock et al. 2019).
+
+G: z (+ embeddings) -> linear -> 4x4 -> up-blocks (BN/CBN, ReLU, nearest x2, 3x3 conv, twice,
+   with a 1x1 shortcut) -> BN, ReLU, 3x3 conv, tanh.
+D: down-blocks (ReLU, 3x3 conv, twice, average-pool x2, 1x1 shortcut) to 4x4, one more
+   block at 4x4, ReLU, global sum pooling -> linear output (+ projection term).
+Resampling happens inside the blocks, so the shortcut carries the resampled input.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from heroportraits.attributes import Vocabulary
+from heroportraits.config import ModelConfig
+from heroportraits.models.conditioning import AttributeEmbedding
+from heroportraits.models.dcgan import num_stages
+from heroportraits.models.layers import BatchNorm2d, ProjectionHead, g_norm
+
+MAX_MULT = 8  # widths grow x2 per halving of resolution, up to 8 x base width
+
+
+def _init(module: nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class GBlock(nn.Module):
+    """(N, cin, H, W) -> (N, cout, 2H, 2W)."""
+
+    def __init__(self, cin: int, cout: int, vocab: Vocabulary, g_cond: str):
+        super().__init__()
+        self.norm1, self.norm2 = g_norm(cin, vocab, g_cond), g_norm(cout, vocab, g_cond)
+        self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1)
+        self.skip = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.norm1(x, labels)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(self.norm2(self.conv1(h), labels)))
+        return h + self.skip(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class DBlock(nn.Module):
+    """(N, cin, H, W) -> (N, cout, H/2, W/2) if `down`. The first block skips the leading
+    ReLU (its input is the image) and pools before its shortcut conv (SNGAN's optimised block)."""
+
+    def __init__(self, cin: int, cout: int, down: bool, first: bool = False):
+        super().__init__()
+        self.down, self.first = down, first
+        self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1)
+        self.skip = nn.Conv2d(cin, cout, 1) if (cin != cout or down) else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(F.relu(self.conv1(x if self.first else F.relu(x))))
+        if self.down:
+            h = F.avg_pool2d(h, 2)
+        s = x
+        if self.first:
+            s = self.skip(F.avg_pool2d(s, 2) if self.down else s)
+        elif self.skip is not None:
+            s = self.skip(s)
+            s = F.avg_pool2d(s, 2) if self.down else s
+        return h + s
+
+
+class ResNetGenerator(nn.Module):
+    def __init__(self, cfg: ModelConfig, vocab: Vocabulary, resolution: int):
+        super().__init__()
+        self.z_dim, self.resolution = cfg.z_dim, resolution
+        stages = num_stages(resolution)
+        widths = [cfg.g_width * min(2 ** (stages - i), MAX_MULT) for i in range(stages + 1)]  # 4x4 ... R
+        self.embed = AttributeEmbedding(vocab, cfg.embed_dim) if "concat" in cfg.g_cond.split("+") else None
+        in_dim = cfg.z_dim + (self.embed.out_dim if self.embed is not None else 0)
+        self.fc = nn.Linear(in_dim, widths[0] * 16)
+        self.blocks = nn.ModuleList(GBlock(a, b, vocab, cfg.g_cond) for a, b in zip(widths[:-1], widths[1:]))
+        self.out_norm = BatchNorm2d(widths[-1])
+        self.to_rgb = nn.Conv2d(widths[-1], 3, 3, 1, 1)
+        _init(self)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # z: (N, z_dim), labels: (N, A) -> images (N, 3, R, R) in [-1, 1]
+        h = z if self.embed is None else torch.cat([z, self.embed(labels)], dim=1)
+        h = self.fc(h).unflatten(1, (-1, 4, 4))                      # (N, C0, 4, 4)
+        for block in self.blocks:
+            h = block(h, labels)                                     # x2 per block
+        return torch.tanh(self.to_rgb(F.relu(self.out_norm(h))))
+
+
+class ResNetDiscriminator(nn.Module):
+    def __init__(self, cfg: ModelConfig, vocab: Vocabulary, resolution: int):
+        super().__init__()
+        stages = num_stages(resolution)
+        widths = [cfg.d_width * min(2**i, MAX_MULT) for i in range(stages + 1)]  # R/2 ... 4x4, then 4x4
+        self.first = DBlock(3, widths[0], down=True, first=True)
+        self.embed = AttributeEmbedding(vocab, cfg.embed_dim) if cfg.d_cond == "concat" else None
+        cin = widths[0] + (self.embed.out_dim if self.embed is not None else 0)
+        blocks = []
+        for i in range(1, stages + 1):
+            blocks.append(DBlock(cin, widths[i], down=i < stages))
+            cin = widths[i]
+        self.blocks = nn.Sequential(*blocks)
+        self.out = nn.Linear(cin, 1)
+        self.proj = ProjectionHead(cin, vocab) if cfg.d_cond == "projection" else None
+        _init(self)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # x: (N, 3, R, R) -> logits (N,)
+        h = self.first(x)                                            # (N, w, R/2, R/2)
+        if self.embed is not None:
+            e = self.embed(labels)[:, :, None, None].expand(-1, -1, *h.shape[2:])
+            h = torch.cat([h, e], dim=1)
+        phi = F.relu(self.blocks(h)).sum(dim=(2, 3))                 # (N, C): global sum pooling
+        out = self.out(phi).squeeze(1)
+        return out if self.proj is None else out + self.proj(phi, labels)
