@@ -1,7 +1,8 @@
 """The LPC data source: layer order, labels, determinism, credits, errors, crispness.
 
 The art is read from a local checkout (never copied into the repo); tests that need it
-skip when neither /work/shared/lpc-art nor ../shared/lpc-art (next to the repo) exists.
+skip when it is absent. It is looked for at $HEROPORTRAITS_LPC_ART, then at
+<repo>/../shared/lpc-art (where CI puts it, beside the clone).
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from heroportraits import lpc
+from heroportraits import cli, lpc
 from heroportraits.images import detect_pixel_scale, load_image
 from heroportraits.paths import preview_path
 from heroportraits.lpc import Background, Layer, LPCArt, LPCArtError, RecipeChoice, compose_portrait
@@ -23,11 +25,11 @@ from heroportraits.lpc_recipes import CREDIT_RULES, RECIPES
 from heroportraits.palette import label_palette
 
 REPO = Path(__file__).resolve().parents[1]
-ART_CANDIDATES = [Path("/work/shared/lpc-art"), REPO.parent / "shared" / "lpc-art"]
+ART_CANDIDATES = [Path(p) for p in [os.environ.get("HEROPORTRAITS_LPC_ART")] if p] + [REPO.parent / "shared" / "lpc-art"]
 ART_DIR = next((p for p in ART_CANDIDATES if (p / "body" / "male").is_dir()), None)
 needs_art = pytest.mark.skipif(
     ART_DIR is None,
-    reason="LPC art not found at /work/shared/lpc-art or ../shared/lpc-art; "
+    reason="LPC art not found at $HEROPORTRAITS_LPC_ART or <repo>/../shared/lpc-art; "
     "git clone https://github.com/makrohn/Universal-LPC-spritesheet there to run these tests",
 )
 GREY = Background((128, 128, 128), (128, 128, 128))
@@ -64,6 +66,29 @@ def test_folder_without_lpc_art_gets_a_clear_error(tmp_path):
     with pytest.raises(LPCArtError, match="no such folder"):
         LPCArt(tmp_path / "missing")
     assert issubclass(LPCArtError, ValueError)  # the CLI prints it as a one-line error
+
+
+def test_cli_reports_a_wrong_art_path_in_one_line_and_writes_nothing(project_root, tmp_path, capsys):
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (64, 64)).save(tmp_path / "photos" / "cat.png")
+    assert cli.main(["lpc", "--art", str(tmp_path / "photos"), "--n", "8", "--name", "x", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "does not hold the Universal LPC spritesheet art" in err
+    assert "git clone https://github.com/makrohn/Universal-LPC-spritesheet" in err and "Traceback" not in err
+    assert not (project_root / "data" / "sources" / "x").exists() and not (project_root / "data" / "x").exists()
+
+
+def test_an_incomplete_checkout_fails_before_writing(tmp_path):
+    # Body sheets of the right size but nothing else: the recipe check names what is missing.
+    for body in ("male", "female"):
+        (tmp_path / "art" / "body" / body).mkdir(parents=True)
+        Image.new("RGBA", (832, 1344)).save(tmp_path / "art" / "body" / body / "light.png")
+    with pytest.raises(LPCArtError, match="does not fit the LPC art") as e:
+        lpc.generate_lpc_folder(tmp_path / "art", tmp_path / "out", n=4, progress=False)
+    assert "no sheet matches 'body/female/orc.png'" in str(e.value) and "problems)" in str(e.value)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(LPCArtError, match="no LPC art folder given"):
+        lpc.generate_lpc_folder(None, tmp_path / "out", n=4, progress=False)
 
 
 def test_sheets_of_the_wrong_size_are_refused(tmp_path):
@@ -154,6 +179,32 @@ def test_labels_follow_the_recipe_and_the_body(small_folder):
 
 
 @needs_art
+def test_labels_for_a_fixed_seed(art):
+    # Portrait i is class x gender number i % 8 in table order, whatever the seed.
+    expected = [(c, g) for c in ("warrior", "mage", "rogue", "ranger") for g in ("masculine", "feminine")]
+    for i in range(16):
+        img, choice = lpc.make_portrait(art, i, seed=0)
+        assert (choice.hero_class, choice.gender) == expected[i % 8], i
+        body = next(layer.path for layer in choice.layers["body"])
+        assert body.startswith(f"body/{choice.body}/")
+        assert label_palette(img) in ("warm", "cool", "dark", "neutral", "muted")
+        outfits = [o["name"] for o in RECIPES["classes"][choice.hero_class]["outfits"]]
+        assert choice.outfit in outfits  # the class label is the recipe that dressed it
+
+
+@needs_art
+def test_mage_and_rogue_hoods_are_told_apart_by_colour(art):
+    hoods = {"mage": set(), "rogue": set(), "ranger": set()}
+    for i in range(2, 400, 8):  # mages, rogues and rangers of both genders
+        for j in (i, i + 1, i + 2, i + 3, i + 4, i + 5):
+            _, c = lpc.make_portrait(art, j, seed=1)
+            hoods[c.hero_class] |= {layer.tint for layer in c.layers.get("head", []) if "cloth_hood" in layer.path}
+    assert hoods["mage"] and hoods["rogue"] and hoods["ranger"]
+    assert not (hoods["mage"] & hoods["rogue"]) and not (hoods["mage"] & hoods["ranger"])
+    assert not (hoods["rogue"] & hoods["ranger"])
+
+
+@needs_art
 def test_same_seed_same_portraits_other_seed_others(art):
     a = [lpc.make_portrait(art, i, seed=5) for i in range(12)]
     b = [lpc.make_portrait(art, i, seed=5) for i in range(12)]
@@ -212,6 +263,7 @@ def test_folder_has_preview_and_source(small_folder):
     source = json.loads((out / "source.json").read_text())
     assert source["kind"] == "lpc" and source["seed"] == 3 and source["n"] == 32
     assert source["hero_classes"] == list(RECIPES["classes"])
+    assert source["url"] == lpc.UPSTREAM_URL and "CC-BY-SA 3.0" in source["licence"]
     assert preview_path(out).stat().st_size > 0
     assert sorted(p.name for p in (out / "images").iterdir())[:2] == ["00000.png", "00001.png"]
 
@@ -251,7 +303,9 @@ def test_cli_builds_a_final_dataset_with_credits(project_root):
     args.func(args)
     final = project_root / "data" / "lpc_tiny"
     meta = json.loads((final / "dataset.json").read_text())
-    assert meta["source"]["kind"] == "lpc"
+    assert meta["source"]["kind"] == "lpc" and meta["source"]["url"] == lpc.UPSTREAM_URL
+    assert meta["source"]["input_dir"] == "data/sources/lpc_tiny"
     assert meta["attributes"]["hero_class"] == list(RECIPES["classes"])
+    assert meta["prepared"]["palette_agreement"]["accuracy"] == 1.0  # prepare re-measures the same labels
     assert (final / "CREDITS.txt").read_text(encoding="utf-8").startswith("Portraits composed from the Universal LPC")
     assert (project_root / "data" / "sources" / "lpc_tiny" / "images" / "00039.png").exists()

@@ -487,31 +487,43 @@ def _upstream_commit(root: Path) -> str | None:
     return None
 
 
-def _preview(images: list[np.ndarray], choices: list[RecipeChoice], path: Path, per_row: int = 10) -> Path:
-    """One row per (class, gender) with the first `per_row` portraits of each."""
+def preview_grid(groups: dict[tuple[str, str], list[np.ndarray]], classes: list[str], path: str | Path,
+                 per_row: int = 10) -> Path:
+    """Like the procedural preview: one panel per gender, rows = hero class, columns = portraits.
+
+    `groups` maps (hero_class, gender) to (64, 64, 3) portraits; a short group is padded white.
+    """
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    groups: dict[tuple[str, str], list[np.ndarray]] = {}
-    for img, c in zip(images, choices):
-        groups.setdefault((c.hero_class, c.gender), []).append(img)
-    keys = list(groups)
-    fig, axes = plt.subplots(len(keys), 1, figsize=(per_row * 0.9, len(keys) * 1.0), squeeze=False)
-    for ax, key in zip(axes[:, 0], keys):
-        row = np.stack(groups[key][:per_row])
-        ax.imshow(make_grid(row, nrow=per_row), interpolation="nearest")
-        ax.set_xticks([]), ax.set_yticks([])
-        ax.set_ylabel(f"{key[0]}\n{key[1]}", rotation=0, ha="right", va="center", fontsize=8)
+    genders = [g for g in GENDER_LABELS.values() if any(k[1] == g for k in groups)]
+    pad, blank = 2, np.full((OUTPUT_SIZE, OUTPUT_SIZE, 3), 255, np.uint8)
+    fig, axes = plt.subplots(len(genders), 1, figsize=(0.9 * per_row + 1.3, (0.9 * len(classes) + 0.5) * len(genders)),
+                             squeeze=False)
+    for ax, gender in zip(axes[:, 0], genders):
+        tiles = []
+        for cls in classes:
+            imgs = groups.get((cls, gender), [])[:per_row]
+            tiles += imgs + [blank] * (per_row - len(imgs))
+        ax.imshow(make_grid(np.stack(tiles), nrow=per_row, padding=pad), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([pad + (OUTPUT_SIZE + pad) * (i + 0.5) - pad / 2 for i in range(len(classes))], classes)
+        ax.tick_params(length=0)
+        ax.set_title(gender)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
 def generate_lpc_folder(
-    art_dir: str | Path,
+    art_dir: str | Path | None,
     out_dir: str | Path,
     n: int = 7600,
     seed: int = 0,
@@ -519,15 +531,23 @@ def generate_lpc_folder(
     recipes: dict | None = None,
 ) -> Path:
     """Write n labelled portraits: images/00000.png..., labels.csv, CREDITS.txt, source.json; preview grid beside the folder."""
+    if art_dir is None:
+        raise LPCArtError(f"no LPC art folder given: pass --art (or LPC_ART in notebook 01) "
+                          f"pointing at a clone of {UPSTREAM_URL}")
     art = LPCArt(art_dir)
     recipes = recipes or RECIPES
+    problems = check_recipes(art, recipes)  # before writing anything: an incomplete checkout fails here, not mid-run
+    if problems:
+        shown = "\n  ".join(problems[:10]) + (f"\n  ... ({len(problems)} problems)" if len(problems) > 10 else "")
+        raise LPCArtError(f"the recipe table does not fit the LPC art in {art.root} (is the checkout complete? "
+                          f"compare it with {UPSTREAM_URL}):\n  {shown}")
     out = Path(out_dir)
     if (out / "images").exists():
         shutil.rmtree(out / "images")  # a rerun replaces the folder's images, never mixes runs
     (out / "images").mkdir(parents=True)
     t0 = time.perf_counter()
-    rows, previews, preview_choices = [], [], []
-    seen_groups: dict[tuple[str, str], int] = {}
+    rows = []
+    previews: dict[tuple[str, str], list[np.ndarray]] = {}  # (class, gender) -> first portraits
     for i in tqdm(range(n), desc="lpc portraits", disable=not progress, unit="img"):
         img, choice = make_portrait(art, i, seed, recipes)
         name = f"{i:05d}.png"
@@ -547,11 +567,9 @@ def generate_lpc_folder(
             "background": str(choice.background),
             "layers": ";".join(str(x) for x in layers),
         })
-        key = (choice.hero_class, choice.gender)
-        if seen_groups.get(key, 0) < 10:  # keep a few per group for the preview grid
-            seen_groups[key] = seen_groups.get(key, 0) + 1
-            previews.append(img)
-            preview_choices.append(choice)
+        group = previews.setdefault((choice.hero_class, choice.gender), [])
+        if len(group) < 10:  # keep a few per group for the preview grid
+            group.append(img)
     seconds = time.perf_counter() - t0
 
     columns = list(rows[0]) if rows else ["file", "gender", "hero_class", "palette"]
@@ -564,7 +582,7 @@ def generate_lpc_folder(
     source["seconds"] = round(seconds, 1)
     (out / "source.json").write_text(json.dumps(source, indent=2), encoding="utf-8")
     if previews:
-        _preview(previews, preview_choices, preview_path(out))
+        preview_grid(previews, list(recipes["classes"]), preview_path(out))
     return out
 
 
@@ -592,36 +610,52 @@ def lpc_source_info(art: LPCArt, n: int, seed: int, recipes: dict | None = None)
 
 
 # ---------------------------------------------------------------------------------------
-# CLI
+# Into a dataset: the same prepare and build as any other source
 
 
-def build_lpc_dataset(
-    name: str, source_dir: str | Path, recipes: dict | None = None, val_fraction: float = 0.1,
-    seed: int = 0, progress: bool = True,
-) -> Path:
-    """Run prepare and build on a generated LPC folder -> data/<name>/, with CREDITS.txt copied in.
+def prepare_lpc_dataset(name: str, source_dir: str | Path, recipes: dict | None = None,
+                        overrides_csv: str | Path | None = None, progress: bool = True):
+    """prepare_dataset on a generated LPC folder -> data/<name>/prepared/, CREDITS.txt into data/<name>/.
 
-    The palette is re-measured by prepare (auto_palette=True), which also reports its
-    agreement with labels.csv (it should be 100%: same labeller, same pixels).
+    The classes keep the recipe table's order; the palette is re-measured by prepare
+    (auto_palette=True), which reports its agreement with labels.csv (100%: same labeller,
+    same pixels). CREDITS.txt goes beside the dataset now, so that building it later (CLI
+    `build` or notebook 02) leaves a final dataset that carries its licence.
     """
     from heroportraits.attributes import GENDERS, PALETTES
-    from heroportraits.build import build_dataset
     from heroportraits.paths import data_dir
     from heroportraits.prepare import prepare_dataset
 
     source_dir = Path(source_dir)
     recipes = recipes or RECIPES
+    if not (source_dir / "source.json").is_file() or not (source_dir / "CREDITS.txt").is_file():
+        raise LPCArtError(f"{source_dir} is not a generated LPC folder (no source.json / CREDITS.txt); "
+                          f"make one with generate_lpc_folder or `python -m heroportraits lpc --no-build`")
     source = json.loads((source_dir / "source.json").read_text(encoding="utf-8"))
-    prepare_dataset(
+    result = prepare_dataset(
         source_dir, name, labels_csv=source_dir / "labels.csv",
-        attributes=["gender", "hero_class", "palette"], auto_palette=True,
+        attributes=["gender", "hero_class", "palette"], auto_palette=True, overrides_csv=overrides_csv,
         values={"gender": GENDERS, "hero_class": list(recipes["classes"]), "palette": PALETTES},
         source=source, progress=progress,
     )
-    build_dataset(name, val_fraction=val_fraction, seed=seed, progress=progress)
-    final = data_dir() / name
-    shutil.copy2(source_dir / "CREDITS.txt", final / "CREDITS.txt")  # the licence travels with the data
-    return final
+    shutil.copy2(source_dir / "CREDITS.txt", data_dir() / name / "CREDITS.txt")  # the licence travels with the data
+    return result
+
+
+def build_lpc_dataset(
+    name: str, source_dir: str | Path, recipes: dict | None = None, val_fraction: float = 0.1,
+    seed: int = 0, progress: bool = True,
+):
+    """prepare + build on a generated LPC folder -> data/<name>/ with CREDITS.txt: (PrepareResult, BuildResult)."""
+    from heroportraits.build import build_dataset
+
+    prepared = prepare_lpc_dataset(name, source_dir, recipes=recipes, progress=progress)
+    built = build_dataset(name, val_fraction=val_fraction, seed=seed, progress=progress)
+    return prepared, built
+
+
+# ---------------------------------------------------------------------------------------
+# CLI
 
 
 def _cli(args: argparse.Namespace) -> None:
@@ -629,25 +663,39 @@ def _cli(args: argparse.Namespace) -> None:
 
     recipes = load_recipes(args.recipes)
     out = data_dir() / "sources" / args.name
+    t0 = time.perf_counter()
     generate_lpc_folder(args.art, out, n=args.n, seed=args.seed, progress=not args.quiet, recipes=recipes)
-    print(f"wrote {args.n} LPC portraits to {out} (labels.csv, CREDITS.txt; preview {preview_path(out)})")
+    print(f"wrote {args.n} LPC portraits to {out} in {time.perf_counter() - t0:.1f} s "
+          f"(labels.csv, CREDITS.txt; preview {preview_path(out)})")
     if not args.no_build:
-        final = build_lpc_dataset(args.name, out, recipes=recipes, seed=args.seed, progress=not args.quiet)
-        print(f"dataset ready: {final} (credits in {final / 'CREDITS.txt'})")
+        prepared, built = build_lpc_dataset(args.name, out, recipes=recipes, seed=args.seed, progress=not args.quiet)
+        print(prepared.summary())
+        print(built.summary())
+        print(f"dataset ready: {built.folder} (credits in {built.folder / 'CREDITS.txt'}) "
+              f"after {time.perf_counter() - t0:.1f} s in all")
 
 
 def add_cli(subparsers) -> None:
     p = subparsers.add_parser(
         "lpc",
         help="compose labelled portraits from a Universal LPC spritesheet checkout",
-        description="Compose hero portraits from the LPC art into data/sources/NAME/, then "
-        f"prepare and build data/NAME/. Get the art with `git clone {UPSTREAM_URL}`.",
+        description="Compose labelled hero portraits (gender, hero_class, palette) from the LPC art into\n"
+        "data/sources/NAME/ (images/, labels.csv, CREDITS.txt, source.json; preview grid\n"
+        "data/sources/NAME_preview.png), then prepare and build the final dataset data/NAME/\n"
+        "(dataset.json records the source; CREDITS.txt is copied beside it).\n"
+        "The same --seed always gives the same portraits.\n\n"
+        f"Get the art with:  git clone {UPSTREAM_URL}\n"
+        "The art is CC-BY-SA 3.0 / GPL 3.0: share the portraits with their CREDITS.txt (docs/lpc.md).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--art", required=True, help="folder of the LPC art checkout (holds body/, hair/, head/...)")
-    p.add_argument("--n", type=int, default=7600, help="number of portraits")
-    p.add_argument("--name", default="lpc", help="dataset name: data/sources/NAME and data/NAME")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--recipes", default=None, help="JSON recipe table overriding lpc_recipes.RECIPES")
-    p.add_argument("--no-build", action="store_true", help="only generate the source folder")
+    p.add_argument("--art", required=True,
+                   help="folder of the LPC art checkout (holds body/, hair/, head/..., AUTHORS.txt)")
+    p.add_argument("--n", type=int, default=7600,
+                   help="number of portraits, balanced over class x gender (default 7600)")
+    p.add_argument("--name", default="lpc", help="dataset name: writes data/sources/NAME/ and data/NAME/ (default lpc)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="portrait i depends only on (seed, i); also seeds the split (default 0)")
+    p.add_argument("--recipes", default=None, help="JSON recipe table replacing lpc_recipes.RECIPES (same structure)")
+    p.add_argument("--no-build", action="store_true", help="only write data/sources/NAME/ (prepare and build later)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cli)

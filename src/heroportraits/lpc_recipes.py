@@ -96,8 +96,8 @@ _BANDANA = _o(5, ["head/bandanas/{g}/red.png"])
 _CAP = _o(5, ["head/caps/{g}/leather_cap_{g}.png"])  # feathered hat
 
 
-def _hood(w: float, tint: str) -> dict:
-    return _o(w, ["head/hoods/{g}/cloth_hood_{g}.png"], hide_hair=True, tint=tint)
+def _hood(w: float, tint: str, **extra) -> dict:
+    return _o(w, ["head/hoods/{g}/cloth_hood_{g}.png"], hide_hair=True, tint=tint, **extra)
 
 
 RECIPES: dict = {
@@ -133,11 +133,13 @@ RECIPES: dict = {
                  "front": [_o(4), _o(1, ["weapons/left hand/male/shield_male_cutoutforhat.png"],
                                      genders=["male"])],
              }},
-            {"name": "gold", "w": 2,
+            {"name": "gold", "w": 2, "vars": {"cape": {"red": 2, "blue": 1, "white": 1}},
              "slots": {
                  "torso": [_o(1, ["torso/gold/chest_{g}.png"])],
                  "torso_over": [_o(1, ["torso/gold/arms_{g}.png"])],
                  "head": [_GOLD_HELM, _o(2, ["head/helms/{g}/metal_helm_{g}.png"], hide_hair=True), _o(2)],
+                 # A closed helmet hides the face: capes keep such portraits from being near-twins.
+                 "behind": [_o(2), _o(1, [_CAPE], also={"neck": [_CLIP]})],
              }},
             {"name": "chain", "w": 3,
              "slots": {
@@ -168,7 +170,8 @@ RECIPES: dict = {
                  "facial": [_o(2), _o(5, ["facial/{g}/beard/{hair_colour}.png"], genders=["male"]),
                             _o(2, ["facial/{g}/bigstache/{hair_colour}.png"], genders=["male"])],
                  "head": [_o(4, ["head/tiaras_female/*.png"], genders=["female"]),
-                          _hood(5, "{robe}"), _o(2)],
+                          # a black hood would read as a rogue's: black robes go bare-headed or with a tiara
+                          _hood(5, "{robe}", unless={"robe": ["black"]}), _o(2)],
                  # A cape dyed like the robe, fastened at the neck.
                  "behind": [_o(1), _o(1, [_CAPE.format(cape="white")], tint="{robe}",
                                     also={"neck": [_CLIP.format(cape="white")]})],
@@ -209,7 +212,8 @@ RECIPES: dict = {
                            _o(1, ["torso/leather/chest_{g}.png"])],
                  "behind": [_o(2, [_CAPE, _QUIVER], also={"neck": [_CLIP]}),
                             _o(1, [_CAPE, _QUIVER], also={"neck": [_TIE]})],
-                 "head": [_CAP, _hood(3, "{hood}"), _o(3)],
+                 # bare heads rarer than the cap or hood: without them a ranger is only a green clip
+                 "head": [_CAP, _hood(3, "{hood}"), _o(2)],
              }},
         ]},
     },
