@@ -85,7 +85,7 @@ def test_overhead_share_sees_slow_batch_assembly(monkeypatch):
 
 def test_bare_step_stubs_are_removed_afterwards():
     data = synthetic_data(n=32)
-    setup = bench._setup_training(resolve_config("smoke"), data, torch.device("cpu"))
+    setup = train.setup_training(resolve_config("smoke"), data, torch.device("cpu"))
     t = setup.trainer
     batch = setup.next_batch()
     with bench._bare(t, batch) as cached:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from PIL import Image
 
 from heroportraits.checkpoint import CheckpointError, load_checkpoint
 from heroportraits.cli import main as cli_main
-from heroportraits.config import resolve_config
+from heroportraits.config import ConfigError, resolve_config
 from heroportraits.sample import Sampler, write_samples
 from heroportraits.train import train
 
@@ -97,3 +98,63 @@ def test_dry_run_prints_config(capsys):
     assert cli_main(["train", "--preset", "cpu", "--dry-run", "--set", "train.steps=7"]) == 0
     out = capsys.readouterr().out
     assert '"steps": 7' in out and '"use_palette": true' in out
+
+
+def test_dry_run_and_help_show_evaluation_and_multi_gpu_options(capsys):
+    assert cli_main(["train", "--preset", "cpu", "--dry-run", "--eval-every", "100", "--eval-samples", "50"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["train"]["eval_every"] == 100 and cfg["train"]["eval_samples"] == 50
+    assert resolve_config("cpu").train.eval_every == 0  # presets leave the judge off
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert "--eval-every" in text and "eval.jsonl" in text and "best.pt" in text
+    assert "torchrun" in text and "global batch" in text and "--run-name" in text
+    with pytest.raises(ConfigError, match="eval_samples"):
+        resolve_config("smoke", {"train.eval_every": 2, "train.eval_samples": 5})
+
+
+def test_eval_every_writes_curve_and_keeps_best_checkpoint(toy_dataset, project_root):
+    from heroportraits.evaluate import read_metric_file
+    from heroportraits.judge import JudgeConfig, load_or_train_judge
+
+    load_or_train_judge(toy_dataset, JudgeConfig(epochs=2), progress=False)  # cached: train() loads it
+    cfg = resolve_config("smoke", {"train.eval_every": 2, "train.eval_samples": 20})
+    result = train(cfg, toy_dataset, "ev", progress=False)
+    run_dir = result.checkpoint.parent
+    rows = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    assert all(r["n"] == 20 and np.isfinite(r["fd"]) and 0 <= r["cond_acc"] <= 1 for r in rows)
+    assert {"cond_acc_gender", "cond_acc_hero_class", "cond_acc_palette"} <= set(rows[0])
+    best_row = min(rows, key=lambda r: r["fd"])
+    best = load_checkpoint(run_dir / "best.pt")
+    assert best["step"] == best_row["step"] and [r["best"] for r in rows].count(True) >= 1
+    assert best["best"] == {"fd": best_row["fd"], "step": best_row["step"]} == result.best
+    assert load_checkpoint(result.checkpoint)["best"] == result.best  # survives into last.pt
+    assert read_metric_file(run_dir / "eval.jsonl")["fd"] == [r["fd"] for r in rows]  # what the notebook plots
+
+
+def test_best_fd_survives_resume(toy_dataset, project_root, monkeypatch):
+    from heroportraits import evaluate
+    from heroportraits import train as train_module
+
+    fds = iter([5.0, 1.0, 3.0, 2.0])  # steps 2, 4, 6, then 8 after the resume
+    monkeypatch.setattr(evaluate, "quick_fd", lambda images, rows, name, n=500: {"n": len(images), "fd": next(fds),
+                                                                                "cond_acc": 0.5})
+    monkeypatch.setattr(train_module, "prepare_evaluation", lambda *a, **k: None)  # no judge needed
+    cfg = resolve_config("smoke", {"train.eval_every": 2, "train.eval_samples": 10})
+    train(cfg, toy_dataset, "rb", progress=False)
+    run_dir = project_root / "artifacts_gan" / "checkpoints" / "rb"
+    with open(run_dir / "eval.jsonl", "a") as f:  # logged after the last checkpoint by a run that then died
+        f.write(json.dumps({"step": 7, "fd": 0.1}) + "\n")
+    with open(run_dir / "metrics.csv", "a") as f:
+        f.write("7,1.0,1.0\n")
+    result = train(resolve_config("smoke", {"train.eval_every": 2, "train.eval_samples": 10, "train.steps": 8}),
+                   toy_dataset, "rb", progress=False)
+    rows = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["fd"], r["best"]) for r in rows] == [(2, 5.0, True), (4, 1.0, True), (6, 3.0, False),
+                                                                (8, 2.0, False)]
+    assert result.best == {"fd": 1.0, "step": 4} and load_checkpoint(run_dir / "best.pt")["step"] == 4
+    assert load_checkpoint(result.checkpoint)["step"] == 8
+    with open(run_dir / "metrics.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, 9))

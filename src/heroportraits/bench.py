@@ -50,7 +50,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from heroportraits.attributes import DEFAULT_SCHEMA, Vocabulary
 from heroportraits.config import PRESETS, Config, resolve_config
 from heroportraits.dataset import PortraitData
-from heroportraits.models import build_models, conditioning_vocab, network_resolution
 from heroportraits.paths import project_root
 
 DEFAULT_PRESETS = ("cpu", "dcgan", "resnet_full")  # those that exist are benchmarked by default
@@ -255,26 +254,6 @@ def _sampler(trainer, cfg: Config, data: PortraitData, net_res: int, device: tor
     return Sampler(state, device)
 
 
-def _setup_training(cfg, data, device):  # TEMP until train.setup_training exists
-    from types import SimpleNamespace
-    from heroportraits import train as T
-    if hasattr(T, "setup_training"):
-        return T.setup_training(cfg, data, device)
-    mc, tc = cfg.model, cfg.train
-    vocab = data.vocab
-    cvocab = conditioning_vocab(mc, vocab)
-    cond_cols = torch.tensor([vocab.names.index(n) for n in cvocab.names], device=device, dtype=torch.long)
-    net_res = network_resolution(mc, data.resolution, data.native_scale)
-    pixel = max(1, data.native_scale * net_res // data.resolution)
-    torch.manual_seed(tc.seed)
-    G, D = build_models(mc, vocab, net_res)
-    G, D = G.to(device), D.to(device)
-    gen = torch.Generator(device=device).manual_seed(tc.seed)
-    trainer = T.Trainer(G, D, cfg, cvocab, gen, pixel=pixel)
-    next_batch = T.batch_sampler(data, tc.batch_size, net_res, cond_cols, gen)
-    return SimpleNamespace(trainer=trainer, next_batch=next_batch, net_res=net_res)
-
-
 def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
     """Benchmark one preset's training step and sampling on this machine (see module docstring)."""
     from heroportraits import train as T
@@ -293,7 +272,7 @@ def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
 
     # ---- the same objects train() builds, on synthetic data
     data = synthetic_data(opts.data_size, device=device, seed=tc.seed)
-    setup = _setup_training(cfg, data, device)
+    setup = T.setup_training(cfg, data, device)
     trainer, next_batch, net_res = setup.trainer, setup.next_batch, setup.net_res
     period = _period(cfg)
     calls = period * max(1, math.ceil(opts.steps / opts.windows / period))  # steps per window

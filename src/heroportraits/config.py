@@ -32,7 +32,7 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     steps: int = 3000            # generator updates
-    batch_size: int = 64
+    batch_size: int = 64         # global batch: under torchrun each of N ranks draws batch_size / N (must divide)
     g_lr: float = 2e-4           # generator Adam learning rate (TTUR: set g_lr < d_lr, Heusel 2017)
     d_lr: float = 2e-4           # discriminator Adam learning rate
     g_betas: tuple[float, float] = (0.5, 0.999)  # generator Adam betas
@@ -61,6 +61,9 @@ class TrainConfig:
     checkpoint_every: int = 500  # write a checkpoint every N steps (and at the end)
     log_every: int = 25          # append losses to metrics.csv every N steps
     max_minutes: float = 0.0     # stop early after this wall time (0 = no limit); still checkpoints
+    eval_every: int = 0          # every N steps (and at the end): FD + conditional accuracy of eval_samples G_ema
+                                 # portraits (evaluate.quick_fd, the dataset's judge) -> eval.jsonl, best.pt; 0 = off
+    eval_samples: int = 500      # portraits per train-time evaluation (FD is biased by n: compare runs at equal n)
 
 
 @dataclass
@@ -251,6 +254,10 @@ def validate_config(cfg: Config) -> Config:
     for name in ("n_dis", "r1_every", "ada_interval", "batch_size", "log_every"):
         if getattr(t, name) < 1:
             raise ConfigError(f"train.{name}={getattr(t, name)} must be >= 1")
+    if t.eval_every < 0:
+        raise ConfigError(f"train.eval_every={t.eval_every} must be >= 0 (0 = no evaluation while training)")
+    if t.eval_every > 0 and t.eval_samples < 10:
+        raise ConfigError(f"train.eval_samples={t.eval_samples}: FD needs at least 10 portraits (500 is typical)")
     return cfg
 
 

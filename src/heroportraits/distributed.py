@@ -6,8 +6,11 @@
 torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; without them every helper here is a
 no-op, so a plain `python -m heroportraits train` is the world-size-1 special case.
 Each rank draws batches from its own shard of the in-memory dataset with its own
-noise stream; DDP averages gradients so all ranks keep identical weights. Rank 0
-alone writes samples, checkpoints and metrics; every rank reads the checkpoint on resume.
+noise stream; `train.batch_size` is the global batch (batch_size / world_size per
+rank). DDP averages gradients, and buffers are broadcast from rank 0 after every step,
+so all ranks keep identical networks. Rank 0 alone writes samples, checkpoints,
+metrics and evaluations; every rank reads the checkpoint on resume (the run folder must
+be on a filesystem all nodes share) and restores its own random stream from it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import inspect
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -22,6 +26,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+# How long a rank waits in a collective for the others. Generous: rank 0 alone trains the
+# evaluation judge (once per dataset), writes sample grids and checkpoints while the others wait.
+TIMEOUT = timedelta(minutes=30)
 # torch >= 2.12 renamed broadcast_buffers to forward_sync_buffers (both still sync once at init).
 _NO_FORWARD_BUFFER_SYNC = (
     {"forward_sync_buffers": False}
@@ -90,20 +97,33 @@ def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
         backend = "gloo"
     else:
         raise DistributedError(f"distributed training supports cuda and cpu devices, not {device}")
-    if not dist.is_initialized():
-        dist.init_process_group(backend)
+    if not dist.is_initialized():  # idempotent: train() may run several times in one process
+        dist.init_process_group(backend, timeout=TIMEOUT)
     return DistInfo(info.rank, info.world_size, info.local_rank, backend), device
 
 
-def shard_indices(n: int, info: DistInfo) -> torch.Tensor:
-    """This rank's rows of an n-row dataset: a strided (round-robin) disjoint shard.
+def shard_indices(n: int, info: DistInfo, seed: int = 0) -> torch.Tensor:
+    """This rank's rows of an n-row dataset: a disjoint shard, the shards together cover all rows.
 
-    Strided rather than contiguous so that every shard sees the whole label mix even
-    when the file is sorted by class.
+    Rows are dealt out in a seeded random order (the same on every rank), not in file
+    order: a file sorted by class, or interleaved (m, f, m, f, ...), would otherwise give
+    a rank only some of the label mix. Returned sorted, (ceil or floor of n / world,).
     """
     if n < info.world_size:
         raise DistributedError(f"dataset has {n} training images, fewer than the {info.world_size} ranks")
-    return torch.arange(info.rank, n, info.world_size)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[info.rank :: info.world_size].sort().values
+
+
+def per_rank_batch(batch_size: int, info: DistInfo) -> int:
+    """`train.batch_size` is the global batch: each rank draws batch_size / world_size images,
+    so a preset's learning rates, EMA half-life and ADA speed mean the same on any number of GPUs."""
+    if batch_size % info.world_size:
+        raise DistributedError(
+            f"train.batch_size={batch_size} is the global batch, split evenly over {info.world_size} ranks; "
+            f"use a multiple of {info.world_size} (e.g. --set train.batch_size={batch_size // info.world_size * info.world_size or info.world_size})"
+        )
+    return batch_size // info.world_size
 
 
 def rank_seed(seed: int, info: DistInfo) -> int:
@@ -114,11 +134,13 @@ def rank_seed(seed: int, info: DistInfo) -> int:
 def wrap(module: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
     """DDP around a network, or the network itself when not distributed.
 
-    No buffer sync on forward: buffers (batch-norm running stats, spectral-norm power
-    iteration vectors) stay per rank. Broadcasting them on every forward would (a)
-    overwrite the in-place power-iteration update that spectral norm makes during the
-    forward and (b) mutate tensors that R1's double backward still needs. Parameters,
-    the only thing gradients change, are kept identical by the gradient all-reduce.
+    DDP all-reduces (averages) the gradients in backward, so the optimiser steps keep the
+    parameters identical on every rank. Its per-forward buffer broadcast is off: the
+    Trainer runs some forwards through the plain module (G under no_grad in the D phase,
+    D in the G phase), which that broadcast would not cover, and D runs 2-3 times per
+    step. Instead `sync_buffers` broadcasts every buffer once per step, coalesced, at the
+    step's end, where rank 0's checkpoint then describes every rank. Initial parameters
+    and buffers are still broadcast from rank 0 when the wrapper is built.
     """
     if not info.enabled:
         return module
@@ -127,16 +149,30 @@ def wrap(module: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
 
 
 def unwrap(module: nn.Module) -> nn.Module:
-    """The plain network inside a DDP wrapper (for state_dicts, EMA and the regularisation phases)."""
-    return module.module if isinstance(module, DistributedDataParallel) else module
+    """The plain network inside a DDP and/or torch.compile wrapper (for state_dicts, EMA and
+    forwards that must not touch DDP's gradient bookkeeping)."""
+    if isinstance(module, DistributedDataParallel):
+        module = module.module
+    return getattr(module, "_orig_mod", module)
 
 
 @torch.no_grad()
 def sync_buffers(module: nn.Module, info: DistInfo) -> None:
-    """Copy rank 0's buffers to every rank (before a checkpoint, so all ranks hold the saved state)."""
-    if info.enabled:
-        for b in unwrap(module).buffers():
-            dist.broadcast(b, src=0)
+    """Copy rank 0's buffers (batch-norm statistics, spectral-norm vectors) to every rank.
+
+    Called after every training step, so all ranks hold the same networks and a checkpoint
+    resumes them exactly. One broadcast per dtype (the buffers flattened together).
+    """
+    if not info.enabled:
+        return
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for b in unwrap(module).buffers():
+        by_dtype.setdefault(b.dtype, []).append(b)
+    for bufs in by_dtype.values():
+        flat = torch.cat([b.reshape(-1) for b in bufs])
+        dist.broadcast(flat, src=0)
+        for b, src in zip(bufs, flat.split([b.numel() for b in bufs])):
+            b.copy_(src.view_as(b))
 
 
 def mean_over_ranks(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
@@ -146,6 +182,20 @@ def mean_over_ranks(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     values = values.clone()
     dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values / info.world_size
+
+
+def all_gather(obj, info: DistInfo) -> list:
+    """Every rank's `obj` (picklable: a generator state, a flag), in rank order; [obj] when not distributed."""
+    if not info.enabled:
+        return [obj]
+    out = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """True on every rank if it is true on any (e.g. one rank ran out of time: all stop together)."""
+    return any(all_gather(bool(flag), info))
 
 
 def barrier(info: DistInfo) -> None:
