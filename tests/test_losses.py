@@ -54,3 +54,22 @@ def test_lecam_penalty_values():
     assert lecam_penalty(real, fake, anchor_real, anchor_fake).item() == pytest.approx(1.125 + 3.25)
     # Nothing to penalise when reals sit below the fake anchor and fakes above the real anchor.
     assert lecam_penalty(torch.tensor([-1.0]), torch.tensor([1.0]), anchor_real, anchor_fake).item() == 0
+
+
+def test_lecam_is_zero_when_outputs_equal_the_anchors():
+    anchor_real, anchor_fake = torch.tensor(0.8), torch.tensor(-0.3)
+    # Each output on the anchor it is compared with: D(real) = mean D(fake), D(fake) = mean D(real).
+    real = torch.full((5,), -0.3, requires_grad=True)
+    fake = torch.full((5,), 0.8, requires_grad=True)
+    penalty = lecam_penalty(real, fake, anchor_real, anchor_fake)
+    penalty.backward()
+    assert penalty.item() == 0 and real.grad.abs().max() == 0 and fake.grad.abs().max() == 0
+    # A D that cannot tell reals from fakes: one output c everywhere, and both anchors at c.
+    c = torch.tensor(0.37)
+    assert lecam_penalty(c.expand(4), c.expand(4), c, c).item() == 0
+    # Moving D(real) 0.5 above the fake anchor costs 0.5^2, and its gradient pulls it back.
+    real = torch.full((5,), 0.2, requires_grad=True)
+    penalty = lecam_penalty(real, fake.detach(), anchor_real, anchor_fake)
+    penalty.backward()
+    assert penalty.item() == pytest.approx(0.25)
+    assert torch.allclose(real.grad, torch.full((5,), 2 * 0.5 / 5))

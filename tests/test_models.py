@@ -19,6 +19,15 @@ VOCAB = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"],
 PALETTE_ROWS = 12
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks run faster on one thread; two threads on a shared, busy CPU were 100x slower here."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny(**kw) -> ModelConfig:
     return ModelConfig(**{"g_width": 4, "d_width": 4, "z_dim": 8, "embed_dim": 3, **kw})
 
@@ -167,3 +176,18 @@ def test_palette_off_models_have_no_palette_parameters(arch, g_cond, d_cond):
     # Palette-OFF nets take labels without the palette column.
     x = off[0](torch.randn(2, 8), labels(2)[:, :2])
     assert off[1](x, labels(2)[:, :2]).shape == (2,)
+
+
+def test_unknown_conditioning_is_a_clear_error():
+    for field in ("g_cond", "d_cond"):
+        with pytest.raises(ValueError, match=f"model.{field}"):
+            build_models(tiny(**{field: "concatenate"}), VOCAB, 16)
+
+
+@pytest.mark.parametrize("arch,g_cond,d_cond", COMBOS)
+def test_palette_off_on_palette_only_data_is_unconditional(arch, g_cond, d_cond):
+    vocab = Vocabulary({"palette": ["p0", "p1", "p2"]})
+    G, D = build_models(tiny(arch=arch, g_cond=g_cond, d_cond=d_cond, use_palette=False), vocab, 8)
+    y = torch.zeros(3, 0, dtype=torch.long)
+    x = G(torch.randn(3, 8), y)
+    assert x.shape == (3, 3, 8, 8) and D(x, y).shape == (3,)

@@ -44,7 +44,8 @@ class TrainConfig:
     r1_every: int = 1            # lazy R1: penalise every N D updates, scaled by N (StyleGAN2)
     ema_decay: float = 0.999     # EMA of generator weights used for samples; 0 disables
     ema_start: int = 0           # step from which EMA averages (copies before)
-    ema_rampup: float = 0.0      # EMA half-life <= rampup x images seen (stylegan2-ada uses 0.05); 0 = off
+    ema_rampup: float = 0.05     # EMA half-life <= rampup x images seen (stylegan2-ada); 0 = off. Without it
+                                 # a short run's EMA is mostly the random initial weights
     augment: str = ""            # DiffAugment policy (Zhao 2020), e.g. "color,translation,cutout"; "" = off
     augment_p: float = 1.0       # probability each augmentation op is applied per image (when ADA is off)
     ada_target: float = 0.0      # ADA (Karras 2020): tune augment p so E[sign D(real)] -> target (0.6); 0 = off
@@ -215,7 +216,9 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict | None) -> Config:
                 value = raw  # plain strings like hinge / cpu
         current = getattr(target, name)
         if isinstance(current, tuple):
-            value = tuple(value)
+            if not isinstance(value, (list, tuple)) or len(value) != len(current):
+                raise ConfigError(f"{key} expects {len(current)} values like {list(current)}, got {raw!r}")
+            value = tuple(type(c)(v) for c, v in zip(current, value))  # [0, 0.9] -> (0.0, 0.9)
         elif isinstance(current, bool) and not isinstance(value, bool):
             raise ConfigError(f"{key} expects true/false, got {raw!r}")
         elif isinstance(current, float) and isinstance(value, int):
@@ -248,7 +251,7 @@ def validate_config(cfg: Config) -> Config:
     if t.ada_target > 0 and not ops:
         raise ConfigError("train.ada_target > 0 tunes the DiffAugment probability, so it needs train.augment "
                           "(e.g. --set train.augment=color,translation,cutout)")
-    for name in ("attr_dropout", "augment_p", "ada_target"):
+    for name in ("attr_dropout", "augment_p", "ada_target", "ema_decay"):
         if not 0.0 <= getattr(t, name) <= 1.0:
             raise ConfigError(f"train.{name}={getattr(t, name)} must be in [0, 1]")
     for name in ("n_dis", "r1_every", "ada_interval", "batch_size", "log_every"):

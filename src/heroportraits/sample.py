@@ -128,6 +128,14 @@ class Sampler:
         return images, [self.vocab.decode(r) for r in labels.tolist()]
 
 
+def most_common_labels(rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Each attribute's most frequent value over the training images (not over the distinct
+    label rows), as train() picks for its grid. rows: (M, A) distinct label rows, counts: (M,)."""
+    if rows.shape[1] == 0:
+        return rows.new_zeros(0)
+    return torch.stack([torch.bincount(rows[:, a], weights=counts.float()).argmax() for a in range(rows.shape[1])])
+
+
 def write_samples(sampler: Sampler, out_dir: str | Path, n: int, conditions=None, seed: int = 0, progress=True,
                   open_attributes: str | None = None) -> Path:
     """n PNGs + labels.csv (file + the attribute values each image was conditioned on; `any` = unspecified)."""
@@ -148,7 +156,7 @@ def write_grid(sampler: Sampler, out_path: str | Path, conditions=None, n: int =
     """With no conditions: the attribute layout grid (rows = class, cols = palette, blocks = gender).
     With conditions: n portraits under them, tiled."""
     if not conditions:
-        common = torch.mode(sampler._mix_rows, dim=0).values
+        common = most_common_labels(sampler._mix_rows, sampler._mix_p)
         cols = [sampler.vocab.names.index(n) for n in sampler.cvocab.names]
         layout = grid_layout(sampler.cvocab, default_labels=common[cols].tolist())
         full = common.repeat(len(layout.labels), 1)

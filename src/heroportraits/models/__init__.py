@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from heroportraits.attributes import Vocabulary
-from heroportraits.config import ModelConfig
+from heroportraits.config import CHOICES, ModelConfig
 from heroportraits.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from heroportraits.models.layers import apply_spectral_norm
 from heroportraits.models.resnet import ResNetDiscriminator, ResNetGenerator
@@ -36,6 +36,10 @@ def build_models(cfg: ModelConfig, vocab: Vocabulary, resolution: int):
     """(G, D) for `vocab`'s attributes (palette dropped when use_palette is off)."""
     if cfg.arch not in ARCHITECTURES:
         raise ValueError(f"unknown model.arch {cfg.arch!r}; choose one of {sorted(ARCHITECTURES)}")
+    for key in ("model.g_cond", "model.d_cond"):  # a typo here would silently drop the conditioning
+        value = getattr(cfg, key.split(".")[1])
+        if value not in CHOICES[key]:
+            raise ValueError(f"unknown {key} {value!r}; choose one of {list(CHOICES[key])}")
     gen_cls, dis_cls = ARCHITECTURES[cfg.arch]
     cvocab = conditioning_vocab(cfg, vocab)
     G, D = gen_cls(cfg, cvocab, resolution), dis_cls(cfg, cvocab, resolution)

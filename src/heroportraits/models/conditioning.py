@@ -25,4 +25,6 @@ class AttributeEmbedding(nn.Module):
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         if labels.shape[1] != len(self.tables):
             raise ValueError(f"labels have {labels.shape[1]} attributes, model expects {len(self.tables)} ({self.names})")
+        if not self.tables:  # nothing to condition on (palette-only data, palette OFF)
+            return labels.new_zeros(labels.shape[0], 0, dtype=torch.float)
         return torch.cat([t(labels[:, i]) for i, t in enumerate(self.tables)], dim=1)
