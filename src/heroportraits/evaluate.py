@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,8 +22,8 @@ import numpy as np
 
 from heroportraits import metrics as M
 from heroportraits.attributes import Vocabulary
-from heroportraits.dataset import load_dataset, read_labels_csv
-from heroportraits.images import load_image, to_resolution
+from heroportraits.dataset import load_dataset, read_labels_csv, read_meta
+from heroportraits.images import load_image, make_grid, to_resolution
 from heroportraits.judge import Judge, load_or_train_judge
 from heroportraits.paths import dataset_dir
 
@@ -370,9 +371,6 @@ def plot_nearest_neighbours(
     generated: np.ndarray, results: dict, dataset_name: str, path: str | Path | None = None, n_pairs: int = 16
 ):
     """The closest generated | nearest-TRAIN pairs, 4 pairs a row, distance above each; saved if `path`."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     mem = results.get("memorisation", results)
@@ -431,9 +429,6 @@ def read_metric_file(path: str | Path) -> dict[str, list[float]]:
 
 def plot_metric_curves(path: str | Path, keys: list[str] | None = None, out: str | Path | None = None):
     """One panel per metric against `step` (or row number) from a metrics CSV/JSONL; saved if `out`."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     cols = read_metric_file(path)
@@ -463,22 +458,108 @@ def plot_metric_curves(path: str | Path, keys: list[str] | None = None, out: str
     return fig
 
 
-# ---------------------------------------------------------------- CLI
-def _load_sampler(path: str | Path, device: str = "cpu"):
+# ---------------------------------------------------------------- a checkpoint, end to end
+@dataclass
+class Evaluation:
+    """What `evaluate_checkpoint` / the CLI produce: scores, floor, the images scored and where they went."""
+
+    results: dict
+    floor: dict | None
+    images: np.ndarray            # (N, H, W, 3) uint8, the images that were scored
+    json_path: Path | None = None
+    nn_path: Path | None = None
+    seconds: dict = field(default_factory=dict)   # judge (training it, the first time), reference, generate, scores, floor
+
+    def table(self) -> str:
+        return format_table(self.results, self.floor)
+
+
+def _score_and_write(images, rows, dataset: str, source: dict, out_json: Path | None, out_png: Path | None,
+                     n_subsets: int, seed: int, with_floor: bool, seconds: dict, progress: bool) -> Evaluation:
+    """Scores, floor, then the JSON and the nearest-neighbour figure; `source` says what was scored."""
+    t = time.time()
+    results = {**source, **evaluate_images(images, rows, dataset, n_subsets=n_subsets, seed=seed, progress=progress)}
+    seconds["scores"] = round(time.time() - t, 2)
+    t = time.time()
+    fl = floor(dataset, len(images), n_subsets=n_subsets, seed=seed, progress=progress) if with_floor else None
+    seconds["floor"] = round(time.time() - t, 2)
+    results["seconds"] = seconds
+    if out_json:
+        out_json.write_text(json.dumps({"results": results, "floor": fl}, indent=1))
+    if out_png:
+        plot_nearest_neighbours(images, results, dataset, out_png)
+    return Evaluation(results, fl, images, out_json, out_png, seconds)
+
+
+def _ready_judge(dataset: str, retrain: bool, progress: bool) -> dict:
+    """Load (or train, first time) the dataset's judge and embed VAL; seconds each took."""
+    t = time.time()
+    load_or_train_judge(dataset, retrain=retrain, progress=progress)
+    t2 = time.time()
+    reference(dataset, progress=progress)
+    return {"judge": round(t2 - t, 2), "reference": round(time.time() - t2, 2)}
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path, n: int = 2000, seed: int = 0, n_subsets: int = 100, with_floor: bool = True,
+    dataset: str | None = None, device: str = "cpu", write: bool = True, retrain_judge: bool = False,
+    progress: bool = True,
+) -> Evaluation:
+    """Draw n portraits from a checkpoint's EMA generator and score them (the `evaluate` verb).
+
+    Conditions follow the training label mix (never "unspecified"), so conditioning is
+    measured even for models trained with attribute dropout. With `write`, saves
+    `<stem>.eval.json` and `<stem>.nn.png` (closest pairs) next to the checkpoint.
+    """
     from heroportraits.checkpoint import resolve_checkpoint_path
     from heroportraits.sample import Sampler
 
-    path = resolve_checkpoint_path(path)
-    return Sampler.from_checkpoint(path, device=device), path
+    ckpt = resolve_checkpoint_path(checkpoint)
+    sampler = Sampler.from_checkpoint(ckpt, device=device)
+    dataset = dataset or sampler.dataset_name
+    seconds = _ready_judge(dataset, retrain_judge, progress)
+    t = time.time()
+    images, rows = sampler.generate(n, seed=seed, open_attributes="mix")
+    seconds["generate"] = round(time.time() - t, 2)
+    out_json = ckpt.with_name(ckpt.stem + ".eval.json") if write else None
+    out_png = ckpt.with_name(ckpt.stem + ".nn.png") if write else None
+    source = {"checkpoint": str(ckpt), "step": sampler.step}
+    return _score_and_write(images, rows, dataset, source, out_json, out_png, n_subsets, seed, with_floor, seconds, progress)
 
 
+def plot_attribute_grid(sampler, dataset: str | None = None, per_row: int = 8, seed: int = 0,
+                        path: str | Path | None = None):
+    """One row per value of every conditioned attribute: `per_row` portraits with that value fixed
+    (the rest from the training mix, the same noise down each column), labelled with how many
+    of them the judge reads as that value. Saved if `path`."""
+    import matplotlib.pyplot as plt
+
+    judge = load_or_train_judge(dataset or sampler.dataset_name, progress=False)
+    pairs = [(a, v) for a in sampler.cvocab.names for v in sampler.vocab.attributes[a]]
+    fig, axes = plt.subplots(len(pairs), 1, figsize=(0.75 * per_row + 1.8, 0.8 * len(pairs) + 0.4), squeeze=False)
+    for ax, (a, v) in zip(axes[:, 0], pairs):
+        images, _ = sampler.generate(per_row, {a: v}, seed=seed, open_attributes="mix")   # (per_row, H, W, 3)
+        agree = int((judge.predict(images)[:, judge.vocab.names.index(a)] == judge.vocab.encode_value(a, v)).sum())
+        ax.imshow(make_grid(images, nrow=per_row, padding=2), interpolation="nearest")
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_ylabel(f"{a}={v}\njudge {agree}/{per_row}", rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(f"one row per attribute value (step {sampler.step}; judge = samples it reads as that value)", fontsize=9)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig
+
+
+# ---------------------------------------------------------------- CLI
 def add_cli(sub) -> None:
     p = sub.add_parser(
         "evaluate",
         help="score a checkpoint or a folder of portraits (FD, KID, precision/recall, conditioning, pixel art, memorisation)",
         description="Score generated portraits against the dataset's real VAL split in the feature space of a judge "
         "trained on its TRAIN split (cached as data/<name>/judge.pt), beside the floor (real TRAIN vs VAL). "
-        "Writes <checkpoint stem>.eval.json next to the checkpoint, or eval.json into --images DIR.",
+        "Writes <checkpoint stem>.eval.json and .nn.png next to the checkpoint, or eval.json and "
+        "nearest_neighbours.png into --images DIR.",
     )
     p.add_argument("checkpoint", nargs="?", help="checkpoint file or run folder (uses its last.pt)")
     p.add_argument("--images", metavar="DIR", help="evaluate a folder of PNGs + labels.csv instead of a checkpoint")
@@ -498,19 +579,15 @@ def _run_cli(args: argparse.Namespace) -> None:
     if args.images:
         if not args.dataset:
             raise EvaluationError("--images needs --dataset NAME (the dataset the images should resemble)")
-        dataset = args.dataset
-        load_or_train_judge(dataset, retrain=args.retrain_judge)
-        images, rows = read_image_folder(args.images, reference(dataset).val_images.shape[1])
-        out_json, out_png = Path(args.images) / "eval.json", Path(args.images) / "nearest_neighbours.png"
+        folder = Path(args.images)
+        # Read the folder before anything slow, so a missing labels.csv fails in a second, not after judge training.
+        images, rows = read_image_folder(folder, int(read_meta(args.dataset)["resolution"]))
+        seconds = _ready_judge(args.dataset, args.retrain_judge, True)
+        ev = _score_and_write(images, rows, args.dataset, {"images": str(folder)}, folder / "eval.json",
+                              folder / "nearest_neighbours.png", args.subsets, args.seed, not args.no_floor, seconds, True)
     else:
-        sampler, ckpt = _load_sampler(args.checkpoint, args.device)
-        dataset = args.dataset or sampler.dataset_name
-        load_or_train_judge(dataset, retrain=args.retrain_judge)
-        images, rows = sampler.generate(args.n, seed=args.seed)
-        out_json, out_png = ckpt.with_name(ckpt.stem + ".eval.json"), ckpt.with_name(ckpt.stem + ".nn.png")
-    results = evaluate_images(images, rows, dataset, n_subsets=args.subsets, seed=args.seed)
-    fl = None if args.no_floor else floor(dataset, len(images), n_subsets=args.subsets, seed=args.seed)
-    print(format_table(results, fl))
-    out_json.write_text(json.dumps({"results": results, "floor": fl}, indent=1))
-    plot_nearest_neighbours(images, results, dataset, out_png)
-    print(f"wrote {out_json} and {out_png}")
+        ev = evaluate_checkpoint(args.checkpoint, args.n, args.seed, args.subsets, not args.no_floor, args.dataset,
+                                 args.device, retrain_judge=args.retrain_judge)
+    print(ev.table())
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in ev.seconds.items()))
+    print(f"wrote {ev.json_path} and {ev.nn_path}")

@@ -66,9 +66,6 @@ def fixed_noise(layout: GridLayout, z_dim: int, seed: int = 1234) -> torch.Tenso
 
 def save_grid_figure(images: np.ndarray, layout: GridLayout, path: str | Path, title: str = "") -> Path:
     """Labelled grid (matplotlib, nearest-neighbour display so pixels stay crisp)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     per_block = layout.n_rows * layout.n_cols

@@ -2,8 +2,8 @@
 
 Inception weights cannot be downloaded here and fit 64x64 pixel art poorly, so the
 feature space for FD / KID / precision-recall is learned from the data itself: one
-classification head per attribute on a shared trunk, the penultimate layer (before
-the heads' ReLU) being the feature vector. Its held-out accuracy on the VAL split is
+classification head per attribute on a shared trunk, the penultimate layer (standardised
+by a batch-norm without affine terms, before the heads' ReLU) being the feature vector. Its held-out accuracy on the VAL split is
 stored with it, because a metric in a feature space is only as meaningful as the
 features: a judge that cannot tell mages from rogues cannot score conditioning.
 
@@ -29,7 +29,7 @@ from heroportraits.attributes import Vocabulary
 from heroportraits.dataset import DatasetError, load_dataset
 from heroportraits.paths import dataset_dir
 
-JUDGE_FORMAT = 1
+JUDGE_FORMAT = 2   # 2: features standardised by a non-affine batch-norm
 JUDGE_FILE = "judge.pt"
 
 
@@ -72,11 +72,15 @@ class JudgeNet(nn.Module):
         self.trunk = nn.Sequential(*layers)
         side = resolution // 16
         self.fc = nn.Linear(chans[-1] * side * side, cfg.feature_dim)
+        # Standardise the features (zero mean, unit variance per unit on TRAIN, running
+        # statistics at eval): the KID kernel (x.y/D + 1)^3 assumes O(1) features, and
+        # FD / k-NN radii then do not depend on the scale the trunk happened to learn.
+        self.norm = nn.BatchNorm1d(cfg.feature_dim, affine=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.heads = nn.ModuleList(nn.Linear(cfg.feature_dim, n) for n in sizes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feats = self.fc(self.trunk(x).flatten(1))                # (N, D), pre-activation
+        feats = self.norm(self.fc(self.trunk(x).flatten(1)))     # (N, D), standardised, pre-activation
         h = self.drop(F.relu(feats))
         return feats, [head(h) for head in self.heads]
 

@@ -493,9 +493,6 @@ def preview_grid(groups: dict[tuple[str, str], list[np.ndarray]], classes: list[
 
     `groups` maps (hero_class, gender) to (64, 64, 3) portraits; a short group is padded white.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     genders = [g for g in GENDER_LABELS.values() if any(k[1] == g for k in groups)]

@@ -36,17 +36,16 @@ def _psd_sqrt(s: np.ndarray) -> np.ndarray:
 def frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:
     """||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2).
 
-    tr((S1 S2)^1/2) = tr((sqrt(S1) S2 sqrt(S1))^1/2): the inner matrix is symmetric PSD,
-    so its eigenvalues are real and >= 0 up to round-off; clipping them keeps the
-    result stable when S1 or S2 is singular (fewer samples than dimensions, dead units),
-    where scipy.linalg.sqrtm returns complex or NaN values.
+    With R = sqrt(S) (symmetric, from an eigen-decomposition), S1 S2 is similar to
+    (R1 R2)(R1 R2)^T, so tr((S1 S2)^1/2) is the sum of the singular values of R1 R2.
+    No square root of a non-symmetric product (scipy.linalg.sqrtm returns complex or
+    NaN values when S1 or S2 is singular: fewer samples than dimensions, dead units),
+    and no square root of its tiny eigenvalues either, which would turn round-off of
+    1e-16 into errors of 1e-8 per null direction.
     """
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     s1, s2 = np.atleast_2d(s1).astype(np.float64), np.atleast_2d(s2).astype(np.float64)
-    r1 = _psd_sqrt(s1)
-    inner = r1 @ s2 @ r1
-    eig = np.linalg.eigvalsh((inner + inner.T) / 2)
-    tr_covmean = np.sqrt(np.clip(eig, 0, None)).sum()
+    tr_covmean = np.linalg.svd(_psd_sqrt(s1) @ _psd_sqrt(s2), compute_uv=False).sum()
     d = float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
     return max(d, 0.0)
 
@@ -209,19 +208,35 @@ def pixel_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt((d * d).mean(1))
 
 
-def nearest_neighbours(query: np.ndarray, reference: np.ndarray, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def _sq_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact summed squared difference of paired flat uint8 rows (N, P) -> (N,) int64 (int32 maths: P*255^2 < 2^31)."""
+    d = a.astype(np.int32) - b.astype(np.int32)
+    return np.einsum("ij,ij->i", d, d, dtype=np.int64)
+
+
+def nearest_neighbours(
+    query: np.ndarray, reference: np.ndarray, chunk: int = 512, candidates: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
     """For each query image, the index of its nearest reference image and their RMS pixel distance.
 
-    Candidates come from one float32 matmul (fast); each chosen pair's distance is then
-    recomputed exactly, so exact copies come out at exactly 0.
+    The `candidates` nearest by one float32 matmul (fast, but squared distances of
+    ~1e8 carry round-off of ~1e2) are re-ranked by exact distances, so an exact copy
+    always wins over a near-duplicate and comes out at exactly 0.
     query (N, H, W, 3), reference (M, H, W, 3) uint8 -> (index (N,), distance (N,))
     """
-    ref = torch.from_numpy(np.ascontiguousarray(reference).reshape(len(reference), -1)).float()
+    ref_flat = np.ascontiguousarray(reference, np.uint8).reshape(len(reference), -1)  # (M, P)
+    q_all = np.ascontiguousarray(query, np.uint8).reshape(len(query), -1)             # (N, P)
+    ref = torch.from_numpy(ref_flat).float()
     ref_sq = (ref * ref).sum(1)                                  # (M,)
-    q_all = np.ascontiguousarray(query).reshape(len(query), -1)
-    idx = np.empty(len(query), np.int64)
+    c = min(candidates, len(ref_flat))
+    idx, dist = np.empty(len(query), np.int64), np.empty(len(query))
     for i in range(0, len(query), chunk):
-        q = torch.from_numpy(q_all[i : i + chunk]).float()
-        d2 = ref_sq[None, :] - 2 * q @ ref.T                     # ||q||^2 is constant per row
-        idx[i : i + chunk] = d2.argmin(1).numpy()
-    return idx, pixel_distance(query, np.asarray(reference)[idx])
+        q_np = q_all[i : i + chunk]                              # (B, P) uint8
+        q = torch.from_numpy(q_np).float()
+        d2 = ref_sq[None, :] - 2 * q @ ref.T                     # (B, M); ||q||^2 is constant per row
+        cand = d2.topk(c, dim=1, largest=False).indices.numpy()  # (B, c)
+        exact = np.stack([_sq_distance(q_np, ref_flat[cand[:, j]]) for j in range(c)], 1)  # (B, c) int64, exact
+        best = exact.argmin(1)                                   # first minimum: ties go to the float32 order
+        idx[i : i + chunk] = cand[np.arange(len(cand)), best]
+        dist[i : i + chunk] = np.sqrt(exact[np.arange(len(cand)), best] / q_all.shape[1])
+    return idx, dist

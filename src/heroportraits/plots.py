@@ -19,9 +19,6 @@ def read_metrics(path: str | Path) -> dict[str, list[float]]:
 
 def plot_losses(metrics_csv: str | Path, out: str | Path | None = None):
     """D and G losses (and D's mean logits on real/fake) against step."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     m = read_metrics(metrics_csv)

@@ -433,10 +433,6 @@ def preview_grid(seed: int = 0, per_cell: int = 2, path: str | Path | None = Non
 
     Drawn fresh from Generators seeded (seed, 'preview', cell) so it shows every combination.
     """
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     size, pad = NATIVE * SCALE, 2

@@ -1,0 +1,156 @@
+"""The evaluation suite end to end: memorisation, intra-class FD, the floor, the table,
+the figures, and the `evaluate` verb on a checkpoint and on a folder of PNGs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import make_project_root, synthetic_shapes_dataset
+from heroportraits import evaluate as E
+from heroportraits.cli import main as cli_main
+from heroportraits.config import resolve_config
+from heroportraits.dataset import load_dataset
+from heroportraits.judge import JudgeConfig, load_or_train_judge
+from heroportraits.sample import Sampler, write_samples
+from heroportraits.train import train
+
+TEST_JUDGE = JudgeConfig(width=8, feature_dim=64, epochs=6, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    """Shapes dataset + its small judge (cached, so the suite reuses it) + a smoke checkpoint."""
+    root = make_project_root(tmp_path_factory.mktemp("evaluate"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HEROPORTRAITS_ROOT", str(root))
+        synthetic_shapes_dataset(root)
+        judge = load_or_train_judge("shapes", TEST_JUDGE, progress=False)
+        result = train(resolve_config("smoke"), "shapes", "tiny", progress=False)
+        train_split, val_split = load_dataset("shapes", "train"), load_dataset("shapes", "val")
+        yield {
+            "root": root, "judge": judge, "run": result.checkpoint.parent,
+            "train": train_split.images.permute(0, 2, 3, 1).numpy(),
+            "train_rows": [train_split.vocab.decode(r) for r in train_split.labels.tolist()],
+            "val": val_split.images.permute(0, 2, 3, 1).numpy(),
+            "val_rows": [val_split.vocab.decode(r) for r in val_split.labels.tolist()],
+        }
+
+
+def test_memorisation_flags_exact_copies_of_train_images(shapes):
+    copies = [3, 50, 100, 222, 400, 777]
+    images = np.concatenate([shapes["train"][copies], shapes["val"][:54]])
+    rows = [shapes["train_rows"][i] for i in copies] + shapes["val_rows"][:54]
+    mem = E.evaluate_images(images, rows, "shapes", n_subsets=5, progress=False)["memorisation"]
+    assert mem["threshold"] > 0                                   # VAL is never an exact copy of TRAIN
+    assert set(range(len(copies))) <= set(mem["flagged_indices"])
+    assert mem["flagged"] <= len(copies) + 3                      # real VAL images: ~1% flagged by construction
+    closest = mem["closest"][: len(copies)]
+    assert sorted(p["index"] for p in closest) == list(range(len(copies)))
+    assert all(p["distance"] == 0.0 and p["train_index"] == copies[p["index"]] for p in closest)
+
+
+def test_intra_class_fd_is_zero_for_val_with_true_labels_and_grows_with_wrong_labels(shapes):
+    val, rows = shapes["val"], shapes["val_rows"]
+    right = E.evaluate_images(val, rows, "shapes", n_subsets=5, memorisation=False, progress=False)
+    assert right["fd"] == pytest.approx(0.0, abs=1e-6)
+    assert right["precision"] == right["recall"] == right["coverage"] == 1.0
+    for attr, values in right["intra_fd"].items():
+        for value, r in values.items():
+            assert r["fd"] == pytest.approx(0.0, abs=1e-6), (attr, value)
+            assert r["n"] == r["n_real"] >= E.MIN_CLASS
+
+    colours = shapes["judge"].vocab.attributes["colour"]
+    rotated = [{**r, "colour": colours[(colours.index(r["colour"]) + 1) % 4]} for r in rows]
+    wrong = E.evaluate_images(val, rotated, "shapes", n_subsets=5, memorisation=False, progress=False)
+    assert wrong["fd"] == pytest.approx(0.0, abs=1e-6)                 # the images did not change ...
+    assert all(r["fd"] > 1.0 for r in wrong["intra_fd"]["colour"].values())   # ... their classes did
+    assert all(r["fd"] == pytest.approx(0.0, abs=1e-6) for r in wrong["intra_fd"]["shape"].values())
+    assert wrong["cond_acc"]["colour"] < 0.2 and wrong["cond_acc"]["shape"] == right["cond_acc"]["shape"]
+
+
+def test_floor_scores_real_train_against_val_and_is_cached_on_disk(shapes, monkeypatch):
+    fl = E.floor("shapes", 120, n_subsets=10, progress=False)
+    assert fl["n"] == 120 and fl["dataset"] == "shapes"
+    assert fl["precision"] > 0.8 and fl["recall"] > 0.8
+    assert fl["cond_acc"]["colour"] > 0.9
+    assert 0 < fl["memorisation"]["flagged_share"] <= 0.02          # VAL against TRAIN: the 1% percentile
+    stored = json.loads((shapes["root"] / "data" / "shapes" / E.FLOOR_FILE).read_text())
+    assert "n=120,subsets=10,seed=0,k=3" in stored["entries"]
+    E._FLOORS.clear()
+
+    def no_recompute(*a, **k):
+        raise AssertionError("the floor should come from judge_floor.json")
+
+    monkeypatch.setattr(E, "evaluate_images", no_recompute)
+    assert E.floor("shapes", 120, n_subsets=10, progress=False)["fd"] == fl["fd"]
+
+
+def test_table_shows_scores_beside_the_floor_and_the_judge_accuracy(shapes):
+    rows = shapes["train_rows"][:60]
+    res = E.evaluate_images(shapes["train"][:60], rows, "shapes", n_subsets=5, progress=False)
+    table = E.format_table(res, E.floor("shapes", 60, n_subsets=5, progress=False))
+    acc = shapes["judge"].accuracy
+    assert f"Judge VAL accuracy: shape {acc['shape']:.3f}, colour {acc['colour']:.3f}" in table
+    assert "floor: 60 real TRAIN images" in table
+    for label in ("FD (judge features)", "KID x1000", "precision", "recall", "density", "coverage",
+                  "colour=red", "shape=ring", "distinct colours", "one-colour 2x2 blocks", "edge sharpness",
+                  "median nearest-neighbour distance", "flagged"):
+        assert label in table, label
+
+
+def test_evaluate_verb_on_a_checkpoint_writes_json_and_figure(shapes, capsys):
+    run = shapes["run"]
+    assert cli_main(["evaluate", str(run), "--n", "80", "--subsets", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "FD (judge features)" in out and "Judge VAL accuracy" in out and "floor" in out
+    saved = json.loads((run / "last.eval.json").read_text())
+    res, fl = saved["results"], saved["floor"]
+    assert res["n"] == 80 and fl["n"] == 80 and res["step"] == 6
+    assert res["cond_acc"]["joint"] is not None                    # conditions follow the training mix
+    assert set(res["seconds"]) >= {"judge", "generate", "scores", "floor"}
+    assert (run / "last.nn.png").stat().st_size > 1000
+    again = E.evaluate_checkpoint(run, n=80, n_subsets=10, with_floor=False, write=False, progress=False)
+    assert again.results["fd"] == res["fd"] and again.results["kid"] == res["kid"]   # deterministic
+
+
+def test_evaluate_verb_on_an_image_folder(shapes, tmp_path, capsys):
+    folder = write_samples(Sampler.from_checkpoint(shapes["run"] / "last.pt"), tmp_path / "samples", 40, progress=False)
+    assert cli_main(["evaluate", "--images", str(folder), "--dataset", "shapes", "--subsets", "5", "--no-floor"]) == 0
+    saved = json.loads((folder / "eval.json").read_text())
+    assert saved["results"]["n"] == 40 and saved["floor"] is None
+    assert (folder / "nearest_neighbours.png").exists()
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_evaluate_verb_errors_clearly_and_before_training_a_judge(toy_dataset, project_root, tmp_path, capsys):
+    empty = tmp_path / "pngs"
+    empty.mkdir()
+    assert cli_main(["evaluate", "--images", str(empty), "--dataset", toy_dataset]) == 2
+    err = capsys.readouterr().err
+    assert "has no labels.csv" in err and "sample CHECKPOINT --out" in err
+    assert not (project_root / "data" / toy_dataset / "judge.pt").exists()
+    assert cli_main(["evaluate", "--images", str(empty)]) == 2
+    assert "--dataset" in capsys.readouterr().err
+    assert cli_main(["evaluate"]) == 2
+    assert "either a CHECKPOINT or --images" in capsys.readouterr().err
+    assert cli_main(["evaluate", str(tmp_path / "nope")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_attribute_grid_and_metric_curves(shapes, tmp_path):
+    sampler = Sampler.from_checkpoint(shapes["run"] / "last.pt")
+    fig = E.plot_attribute_grid(sampler, per_row=4, path=tmp_path / "attrs.png")
+    assert [ax.get_ylabel().split("\n")[0] for ax in fig.axes] == [
+        "shape=square", "shape=ring", "shape=cross", "colour=red", "colour=green", "colour=blue", "colour=yellow"]
+    assert (tmp_path / "attrs.png").exists()
+
+    log = tmp_path / "eval.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "fd": 10.0 / s, "cond_acc": 0.1 * s}) + "\n" for s in (1, 2, 3)))
+    fig = E.plot_metric_curves(log, ["fd", "cond_acc"])
+    assert [ax.get_title() for ax in fig.axes] == ["fd", "cond_acc"]
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [10.0, 5.0, 10.0 / 3])
+    with pytest.raises(E.EvaluationError, match="no column"):
+        E.plot_metric_curves(log, ["kid"])
