@@ -1,4 +1,5 @@
-"""The benchmark: its measuring tools, that it times the real training step, its report and CLI."""
+"""The benchmark: its measuring tools, that it times the real training step, its report and CLI;
+and the speed options it measures (train.channels_last, train.compile), run for one step on CPU."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import torch
 from heroportraits import bench, train
 from heroportraits.bench import BenchOptions, bench_preset, count_flops, matmul_peak, synthetic_data
 from heroportraits.cli import main as cli_main
-from heroportraits.config import resolve_config
+from heroportraits.config import PRESETS, resolve_config
+from heroportraits.models import build_models, to_native
+from heroportraits.models.conditioning import join_label_maps
 
 TINY = dict(steps=2, windows=2, warmup=1, data_size=64, sample_batch=32, sample_n=64, latency_reps=3, peak_size=512, isolate=False)
 
@@ -27,9 +30,15 @@ def test_count_flops_matches_matmul_formula():
     assert fwd == 2 * 2 * 8 * 8 * 8 * 3 * 9 and both == 3 * fwd
 
 
-def test_matmul_peak_is_a_plausible_rate():
-    peak = matmul_peak(torch.device("cpu"), torch.float32, n=256, windows=2)
+def test_matmul_peak_is_a_plausible_rate_from_the_fastest_engine():
+    cpu = torch.device("cpu")
+    gemms = bench._gemms(cpu, torch.float32, 256)
+    assert any(k.startswith("torch.mm") for k in gemms) and any("oneDNN" in k for k in gemms)
+    for fn, flops in gemms.values():  # each candidate's FLOPs are what the counter sees
+        assert count_flops(fn) == flops
+    peak, source = matmul_peak(cpu, torch.float32, n=256, windows=2)
     assert 1e8 < peak < 1e14  # FLOP/s: more than a calculator, less than a datacentre
+    assert source in gemms
 
 
 def test_synthetic_data_has_native_grid_and_default_schema():
@@ -59,6 +68,8 @@ def test_bench_drives_the_real_trainer_step(monkeypatch):
     assert 0 < r.peak_fraction == pytest.approx(r.achieved_gflops / r.peak_gflops, rel=1e-6)
     assert 0 <= r.overhead_share < 1
     assert set(r.parts_ms) == {"batch", "dropout", "augment", "ema", "logging"}
+    assert r.parts_share == pytest.approx(sum(r.parts_ms.values()) / r.step_ms, rel=1e-6)
+    assert r.peak_source and not r.channels_last and not r.compiled
     assert r.sample_per_s > 0 and r.latency_ms > 0 and r.host_peak_rss_mb > 50
     assert r.images_per_s == pytest.approx(16 / (r.step_ms / 1e3), rel=1e-6)  # smoke: batch 16, n_dis 1
 
@@ -111,6 +122,28 @@ def test_cli_writes_json_report(project_root, capsys, monkeypatch):
     assert r["preset"] == "smoke" and r["compute_dtype"] == "float32" and r["step_ms"] > 0
 
 
+def test_default_presets_per_device_and_profile_report(monkeypatch):
+    assert bench.default_presets("cpu") == ["cpu", "dcgan", "resnet_full"]
+    assert bench.default_presets("cuda") == ["gpu", "dcgan_gpu", "resnet_full_gpu"]
+    text = bench.profile_preset("smoke", BenchOptions(**TINY), steps=1, rows=5)
+    assert "forward FLOPs by layer" in text and "DCGANDiscriminator.body.0" in text
+    assert "convolution" in text  # the operator table
+
+
+def test_layer_flops_add_up_to_the_networks_forward():
+    data = synthetic_data(n=16)
+    s = train.setup_training(resolve_config("smoke"), data, torch.device("cpu"))
+    G, D = s.trainer.G, s.trainer.D
+    x, y = s.next_batch()
+    z = s.trainer.noise(x.shape[0])
+    flops = bench.layer_flops(G, D, z, y, x)
+    with torch.no_grad():
+        total = count_flops(lambda: (G(z, y), D(x, y)))
+    assert flops["DCGANGenerator"] + flops["DCGANDiscriminator"] == total
+    layers = [v for k, v in flops.items() if k.startswith("DCGANGenerator.")]
+    assert 0 < sum(layers) <= flops["DCGANGenerator"]
+
+
 def test_cli_rejects_unknown_preset(capsys):
     assert cli_main(["bench", "--preset", "nope", "--no-isolate"]) == 2
     assert "nope" in capsys.readouterr().err
@@ -139,3 +172,89 @@ def test_quality_run_trains_in_intervals_and_reports_fd(toy_dataset, monkeypatch
     assert all(s == ((20, 64, 64, 3), 20, toy_dataset) for s in seen)
     assert [p["fd"] for p in q["points"]] == [100.0, 50.0, 100.0 / 3]
     assert q["points"][-1]["minutes"] >= q["points"][0]["minutes"]
+
+
+# ---------------------------------------------------------------- speed options, one step on CPU
+def _state_keys(state: dict) -> dict:
+    return {k: list(state[k]) for k in ("G", "D", "G_ema", "opt_G", "opt_D")}
+
+
+def test_gpu_presets_turn_the_speed_options_on():
+    for name in PRESETS:
+        cfg = resolve_config(name)
+        if name.endswith("_gpu") or name == "gpu":
+            assert cfg.train.amp and cfg.train.channels_last and cfg.train.compile == "cuda", name
+        else:
+            assert cfg.train.compile == "off", name
+
+
+def test_compile_cuda_mode_leaves_cpu_runs_uncompiled():
+    cfg = resolve_config("smoke", ["train.compile=cuda", "train.channels_last=true"])
+    s = train.setup_training(cfg, synthetic_data(n=16), torch.device("cpu"))
+    assert not s.trainer.compiled and not hasattr(s.trainer.G, "_orig_mod")
+    assert train.compile_enabled("cuda", torch.device("cuda")) and train.compile_enabled("on", torch.device("cpu"))
+
+
+def test_channels_last_batches_hold_the_same_pixels():
+    data = synthetic_data(n=32)
+    cols = torch.arange(3)
+    plain = train.batch_sampler(data, 8, 32, cols, torch.Generator().manual_seed(1))
+    nhwc = train.batch_sampler(data, 8, 32, cols, torch.Generator().manual_seed(1), channels_last=True)
+    (a, ya), (b, yb) = plain(), nhwc()
+    assert b.is_contiguous(memory_format=torch.channels_last) and a.is_contiguous()
+    assert torch.equal(a, b) and torch.equal(ya, yb)
+    idx = torch.randint(32, (8,), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, to_native(data.batch(idx)[0], 32))  # the native grid of the full-size batch
+
+
+def test_joined_label_maps_keep_the_memory_format():
+    h = torch.randn(2, 4, 5, 5)
+    e = torch.randn(2, 3)
+    plain, nhwc = join_label_maps(h, e), join_label_maps(h.contiguous(memory_format=torch.channels_last), e)
+    assert nhwc.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(plain, nhwc) and torch.equal(plain[:, 4:, 2, 3], e)
+
+
+@pytest.mark.parametrize("preset", ["smoke", "resnet_full"])
+def test_channels_last_compiled_run_steps_and_saves_plain_checkpoints(preset, monkeypatch):
+    """Both options on (compile through AOTAutograd, as Inductor would, but without code
+    generation), R1 on every D update (double backward, which compiled graphs cannot do):
+    the same function as the plain networks, one step runs, and the checkpoint has the
+    plain run's keys and loads into plain models."""
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+    small = ["model.g_width=8", "model.d_width=8", "model.z_dim=16", "train.batch_size=8"]
+    common = [*small, "train.r1_gamma=1.0", "train.r1_every=1"]
+    data = synthetic_data(n=32)
+    runs = {}
+    for fast in (False, True):
+        cfg = resolve_config(preset, common + ([f"train.channels_last={str(fast).lower()}",
+                                                f"train.compile={'on' if fast else 'off'}"]))
+        runs[fast] = (cfg, train.setup_training(cfg, data, torch.device("cpu")))
+    (cfg, plain), (_, fast) = runs[False], runs[True]
+    # spectral norm (resnet_full's D) keeps D eager: its compiled power iteration breaks two forwards per backward
+    assert fast.trainer.compiled == (["G"] if cfg.model.d_spectral_norm else ["G", "D"]) and not plain.trainer.compiled
+    conv = next(p for p in train._unwrap(fast.trainer.D).parameters() if p.dim() == 4 and p.shape[1] > 1)
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+
+    (x, y), (x_cl, y_cl) = plain.next_batch(), fast.next_batch()   # same stream: same batch, NHWC
+    assert torch.equal(x, x_cl) and torch.equal(y, y_cl) and x_cl.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():  # same initial weights, same function
+        d_plain = train._unwrap(plain.trainer.D)(x, y)
+        d_fast = fast.trainer.D(x_cl, y)
+    torch.testing.assert_close(d_fast, d_plain, rtol=1e-4, atol=1e-4)
+
+    stats = {k: s.trainer.step(s.next_batch) for k, s in (("plain", plain), ("fast", fast))}
+    assert all(torch.isfinite(v).all() for st in stats.values() for v in st.values())
+    assert stats["fast"]["r1"] > 0
+    torch.testing.assert_close(stats["fast"]["d_loss"], stats["plain"]["d_loss"], rtol=1e-3, atol=1e-3)
+
+    states = {k: train.training_state(s, cfg, "synthetic", None, [s.gen.get_state()])
+              for k, s in (("plain", plain), ("fast", fast))}
+    assert _state_keys(states["fast"]) == _state_keys(states["plain"])
+    assert not any("_orig_mod" in k or k.startswith("module.") for k in states["fast"]["G"])
+    G, D = build_models(cfg.model, data.vocab, plain.net_res)
+    G.load_state_dict(states["fast"]["G"])
+    D.load_state_dict(states["fast"]["D"])
+    G.load_state_dict(states["fast"]["G_ema"])
+    for name, p in G.named_parameters():  # the same Adam step as the plain run, up to rounding
+        torch.testing.assert_close(p, plain.trainer.G_ema.get_parameter(name), rtol=0, atol=3 * cfg.train.g_lr)

@@ -231,7 +231,7 @@ def four_class_dataset(root, n: int = 48, seed: int = 0) -> str:
 
 
 def fit(dataset: str, run: str, steps: int, **overrides):
-    cfg = resolve_config("cpu", {**RECIPE, "train.steps": steps, "train.sample_every": steps,
+    cfg = resolve_config("dcgan", {**RECIPE, "train.steps": steps, "train.sample_every": steps,
                                  "train.checkpoint_every": steps, **overrides})
     return Sampler.from_checkpoint(train(cfg, dataset, run, progress=False).checkpoint)
 

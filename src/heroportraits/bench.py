@@ -1,19 +1,24 @@
 """How fast is training and sampling on this machine, and how close to its physical limit?
 
-    python -m heroportraits bench                          # the CPU presets, one table each
+    python -m heroportraits bench                          # cpu, dcgan, resnet_full (their *_gpu twins on CUDA)
     python -m heroportraits bench --preset resnet_full_gpu --device cuda --steps 50
+    python -m heroportraits bench --preset cpu --profile   # where the step's time and FLOPs go
     python -m heroportraits bench --quality 10 --dataset procedural   # FD after 10 minutes of training
 
 Every figure of a preset comes from one run of the real training step (`train.Trainer`,
-with that preset's regularisers on) on a synthetic in-memory dataset (random uint8
-images, default schema, native scale 2), so no prepared data is needed:
+built by `train.setup_training`, with that preset's regularisers, channels-last and
+compile options on) on a synthetic in-memory dataset (random uint8 images, default
+schema, native scale 2), so no prepared data is needed:
   * time per step and images/s: best of several timed windows (the machine may be
     shared; the best window is what the hardware can do, the median is also kept);
   * FLOPs per step, counted by `FlopCounterMode` over one regularisation period, and the
-    achieved FLOP/s as a share of a big matmul timed in the same run (the roof);
+    achieved FLOP/s as a share of the fastest large GEMM timed in the same run (the roof):
+    torch.mm (MKL / cuBLAS) and, on CPU, the same kind of GEMM as a 1x1 convolution
+    (oneDNN, the library the networks' convolutions run in);
   * the share of the step spent outside the networks: the same step timed with the
     batch assembly, augmentation, attribute dropout, EMA and logging stubbed out,
-    interleaved window by window with the full step; each part is also timed alone;
+    interleaved window by window with the full step; each part is also timed alone,
+    and their sum is a second, steadier estimate on a busy machine;
   * sampling throughput at batch 256 and single-portrait latency of the EMA generator
     through `sample.Sampler` (the code the `sample` verb runs);
   * peak memory: host RSS and, on CUDA, torch.cuda.max_memory_allocated.
@@ -45,6 +50,7 @@ from typing import Callable
 from unittest import mock
 
 import torch
+import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from heroportraits.attributes import DEFAULT_SCHEMA, Vocabulary
@@ -52,7 +58,8 @@ from heroportraits.config import PRESETS, Config, resolve_config
 from heroportraits.dataset import PortraitData
 from heroportraits.paths import project_root
 
-DEFAULT_PRESETS = ("cpu", "dcgan", "resnet_full")  # those that exist are benchmarked by default
+# Benchmarked by default, per device type: the demo, the plain baseline, the full technique set.
+DEFAULT_PRESETS = {"cpu": ("cpu", "dcgan", "resnet_full"), "cuda": ("gpu", "dcgan_gpu", "resnet_full_gpu")}
 
 
 class BenchError(ValueError):
@@ -63,14 +70,14 @@ class BenchError(ValueError):
 class BenchOptions:
     steps: int = 20              # timed training steps per variant (full and bare), split into windows
     windows: int = 4             # timed windows per variant; the best window is reported
-    warmup: int = 3              # untimed steps first (allocator, oneDNN/cuDNN kernel choice)
+    warmup: int = 3              # untimed steps first (allocator, kernel choice); at least one R1 period
     device: str = "auto"         # "auto" (cuda if available), "cpu", "cuda", "cuda:1"...
     threads: int = 0             # torch intra-op threads; 0 = torch's default (physical cores)
     data_size: int = 2048        # images in the synthetic in-memory dataset
     sample_batch: int = 256      # batch for sampling throughput
     sample_n: int = 1024         # portraits per sampling-throughput repeat
     latency_reps: int = 20       # single-portrait calls for the latency median
-    peak_size: int = 0           # matmul roof: n for an n x n product; 0 = 2048 on CPU, 8192 on GPU
+    peak_size: int = 0           # GEMM roof: n for an n x n product; 0 = 2048 on CPU, 8192 on GPU
     overrides: list[str] = field(default_factory=list)  # config overrides applied to every preset
     isolate: bool = True         # one fresh process per preset (own peak memory); off in tests
 
@@ -85,16 +92,20 @@ class PresetBench:
     params_g: int
     params_d: int
     threads: int
+    channels_last: bool          # train.channels_last: NHWC networks and batches
+    compiled: list[str]          # the networks that ran torch.compile'd (train.compile): "G", "D"
     step_ms: float               # best window, mean per step
     step_ms_median: float        # median window
     images_per_s: float          # batch_size * n_dis per step (real images D sees) / step time
     step_gflop: float            # FLOPs of one step (averaged over a regularisation period)
     achieved_gflops: float
-    peak_gflops: float           # measured matmul roof in compute_dtype
+    peak_gflops: float           # measured GEMM roof in compute_dtype (the fastest engine)
+    peak_source: str             # which GEMM gave the roof
     peak_fraction: float         # achieved / peak
     bare_step_ms: float          # the step with everything outside the networks stubbed out
     overhead_share: float        # 1 - bare / full: share of the step outside the networks
     parts_ms: dict               # each outside-the-network part timed alone, per step
+    parts_share: float           # sum(parts_ms) / step: the same share from the parts alone
     sample_per_s: float          # portraits/s at sample_batch through Sampler
     sample_batch: int
     latency_ms: float            # one portrait, median
@@ -144,19 +155,40 @@ def _best_windows(fn: Callable[[], object], device: torch.device, calls: int, wi
     return times
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype, n: int | None = None, windows: int = 5) -> float:
-    """FLOP/s of a big square matmul: the practical roof of this device in `dtype`.
+def _gemms(device: torch.device, dtype: torch.dtype, n: int) -> dict[str, tuple[Callable[[], object], float]]:
+    """Large GEMMs through each engine the networks may use: name -> (call, FLOPs per call).
 
-    2048^2 on CPU (a ~17 GFLOP product, ~0.05 s on two AVX-512 cores), 8192^2 on GPU.
-    The best of several windows, after warm-up (CPU turbo, cuBLAS heuristics).
+    torch.mm runs in MKL (CPU) or cuBLAS (GPU). On CPU the convolutions run in oneDNN
+    instead, whose fp32 kernels can be ~2x faster than MKL's sgemm (on AMD CPUs MKL
+    may not use AVX-512): the same kind of product as a channels-last 1x1 convolution,
+    (2n pixels x n/2 channels) @ (n/2 x n/2), measures that engine's roof.
     """
-    n = n or (8192 if device.type == "cuda" else 2048)
     g = torch.Generator(device=device).manual_seed(0)
     a = torch.randn(n, n, device=device, dtype=dtype, generator=g)
     b = torch.randn(n, n, device=device, dtype=dtype, generator=g)
+    out = {f"torch.mm {n}x{n}": (lambda: torch.mm(a, b), 2.0 * n**3)}
+    if device.type == "cpu":
+        k, pixels = max(n // 2, 1), 2 * n
+        x = torch.randn(max(pixels // 64, 1), k, 8, 8, dtype=dtype, generator=g)     # (pixels / 64, k, 8, 8)
+        x = x.contiguous(memory_format=torch.channels_last)
+        w = torch.randn(k, k, 1, 1, dtype=dtype, generator=g).contiguous(memory_format=torch.channels_last)
+        out[f"1x1 conv (oneDNN) {x.shape[0] * 64}x{k}x{k}"] = (lambda: F.conv2d(x, w), 2.0 * x.shape[0] * 64 * k * k)
+    return out
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int | None = None, windows: int = 5) -> tuple[float, str]:
+    """(FLOP/s, which GEMM) of the fastest large GEMM: the practical roof of this device in `dtype`.
+
+    n = 2048 on CPU (~17 GFLOP per torch.mm, ~0.1 s on one AVX-512 core), 8192 on GPU.
+    Each candidate: the best of several windows, after warm-up (turbo, library heuristics).
+    """
+    n = n or (8192 if device.type == "cuda" else 2048)
     calls = 10 if device.type == "cuda" else 2
-    _best_windows(lambda: torch.mm(a, b), device, calls, 1)  # warm-up
-    return 2 * n**3 / min(_best_windows(lambda: torch.mm(a, b), device, calls, windows))
+    best = (0.0, "")
+    for name, (fn, flops) in _gemms(device, dtype, n).items():
+        _best_windows(fn, device, calls, 1)  # warm-up
+        best = max(best, (flops / min(_best_windows(fn, device, calls, windows)), name))
+    return best
 
 
 def count_flops(fn: Callable[[], object], calls: int = 1) -> float:
@@ -254,11 +286,15 @@ def _sampler(trainer, cfg: Config, data: PortraitData, net_res: int, device: tor
     return Sampler(state, device)
 
 
-def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
-    """Benchmark one preset's training step and sampling on this machine (see module docstring)."""
+def _eager(trainer) -> contextlib.AbstractContextManager:
+    """Run compiled networks eagerly (FLOP counting needs the individual ops)."""
+    return torch.compiler.set_stance("force_eager") if trainer.compiled else contextlib.nullcontext()
+
+
+def _setup(name: str, opts: BenchOptions):
+    """(config, device, synthetic data, train.setup_training's objects) for one preset."""
     from heroportraits import train as T
 
-    t_start = time.perf_counter()
     if opts.threads > 0:
         torch.set_num_threads(opts.threads)
     cfg = resolve_config(name, list(opts.overrides))
@@ -268,29 +304,36 @@ def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
         raise BenchError(f"--device {opts.device}: CUDA is not available on this machine; use --device cpu")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    tc, mc = cfg.train, cfg.model
+    data = synthetic_data(opts.data_size, device=device, seed=cfg.train.seed)
+    return cfg, device, data, T.setup_training(cfg, data, device)
 
-    # ---- the same objects train() builds, on synthetic data
-    data = synthetic_data(opts.data_size, device=device, seed=tc.seed)
-    setup = T.setup_training(cfg, data, device)
+
+def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
+    """Benchmark one preset's training step and sampling on this machine (see module docstring)."""
+    from heroportraits import train as T
+
+    t_start = time.perf_counter()
+    cfg, device, data, setup = _setup(name, opts)
+    tc = cfg.train
     trainer, next_batch, net_res = setup.trainer, setup.next_batch, setup.net_res
     period = _period(cfg)
-    calls = period * max(1, math.ceil(opts.steps / opts.windows / period))  # steps per window
+    calls = period * max(1, round(opts.steps / opts.windows / period))  # steps per window
     log = _logger(trainer, tc.log_every)
-    noise_std = 0.0
 
     def full_step() -> None:
         log(trainer.step(next_batch))
 
-    for _ in range(max(opts.warmup, 1)):
+    # ---- warm-up: a whole R1 period, so every variant of the step (and of a compiled graph) has run
+    for _ in range(max(opts.warmup, period, 1)):
         full_step()
     batch = next_batch()
     with _bare(trainer, batch) as cached:
-        for _ in range(max(opts.warmup, 1)):
+        for _ in range(max(opts.warmup, period, 1)):
             trainer.step(cached)
 
     # ---- FLOPs of one step, averaged over a regularisation period
-    flops = count_flops(full_step, period)
+    with _eager(trainer):
+        flops = count_flops(full_step, period)
 
     # ---- roof before and after (the max: other processes may share the machine)
     dtype = _compute_dtype(trainer)
@@ -307,6 +350,7 @@ def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
 
     # ---- each part outside the networks, alone (per step)
     n_dis = getattr(tc, "n_dis", 1)
+    noise_std = T.instance_noise_std(tc.instance_noise_std, tc.instance_noise_steps, trainer.iteration, tc.steps)
     real, y = batch
     with torch.no_grad():
         fake = trainer.G(trainer.noise(real.shape[0]), y)
@@ -337,27 +381,71 @@ def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
     sampler.generate_from_labels(one)
     latency = statistics.median(_best_windows(lambda: sampler.generate_from_labels(one), device, 1, opts.latency_reps))
 
-    peak = max(peaks)
+    (peak, peak_source), low = max(peaks), min(peaks)[0]
     g_params = sum(p.numel() for p in T._unwrap(trainer.G).parameters())
     d_params = sum(p.numel() for p in T._unwrap(trainer.D).parameters())
     notes = []
-    if max(peaks) > 1.25 * min(peaks):
-        notes.append(f"matmul roof varied {min(peaks) / 1e9:.0f}-{max(peaks) / 1e9:.0f} GFLOP/s during the run: "
+    if peak > 1.25 * low:
+        notes.append(f"GEMM roof varied {low / 1e9:.0f}-{peak / 1e9:.0f} GFLOP/s during the run: "
                      f"the machine was shared; figures are best windows")
     return PresetBench(
         preset=name, device=str(device), compute_dtype=str(dtype).replace("torch.", ""),
         batch_size=tc.batch_size, network_resolution=net_res, params_g=g_params, params_d=d_params,
-        threads=torch.get_num_threads(),
+        threads=torch.get_num_threads(), channels_last=tc.channels_last, compiled=trainer.compiled,
         step_ms=step_s * 1e3, step_ms_median=statistics.median(full) * 1e3,
         images_per_s=tc.batch_size * n_dis / step_s,
         step_gflop=flops / 1e9, achieved_gflops=flops / step_s / 1e9, peak_gflops=peak / 1e9,
-        peak_fraction=flops / step_s / peak,
+        peak_source=peak_source, peak_fraction=flops / step_s / peak,
         bare_step_ms=bare_s * 1e3, overhead_share=max(0.0, 1 - bare_s / step_s), parts_ms=parts,
+        parts_share=sum(parts.values()) / (step_s * 1e3),
         sample_per_s=opts.sample_n / sample_s, sample_batch=opts.sample_batch, latency_ms=latency * 1e3,
         host_peak_rss_mb=host_peak_rss_mb(),
         gpu_peak_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         seconds=time.perf_counter() - t_start, notes=notes,
     )
+
+
+# ---------------------------------------------------------------- where the time goes
+def layer_flops(G: torch.nn.Module, D: torch.nn.Module, z: torch.Tensor, y: torch.Tensor,
+                x: torch.Tensor) -> dict[str, float]:
+    """Forward FLOPs of G(z, y) and D(x, y) by module ("DCGANDiscriminator.body.0": FLOPs).
+
+    Forward only: a convolution's backward costs about twice its forward (input and
+    weight gradients), so the shares of the training step are about the same.
+    """
+    with torch.no_grad(), FlopCounterMode(display=False, depth=4) as counter:
+        G(z, y)
+        D(x, y)
+    return {name: float(sum(ops.values())) for name, ops in counter.get_flop_counts().items()
+            if name != "Global" and sum(ops.values()) > 0}
+
+
+def profile_preset(name: str, opts: BenchOptions, steps: int = 4, rows: int = 20) -> str:
+    """Where one preset's training step spends its time (torch.profiler, operators by self time,
+    grouped by input shape) and its FLOPs (by layer): a text report."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from heroportraits import train as T
+
+    cfg, device, data, setup = _setup(name, opts)
+    trainer, next_batch = setup.trainer, setup.next_batch
+    for _ in range(max(opts.warmup, _period(cfg))):
+        trainer.step(next_batch)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities, record_shapes=True) as prof:
+        for _ in range(steps):
+            trainer.step(next_batch)
+        _sync(device)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    ops = prof.key_averages(group_by_input_shape=True).table(sort_by=sort, row_limit=rows, max_name_column_width=40)
+
+    real, y = next_batch()
+    with _eager(trainer):
+        flops = layer_flops(T._unwrap(trainer.G), T._unwrap(trainer.D), trainer.noise(real.shape[0]), y, real)
+    total = sum(v for k, v in flops.items() if "." not in k)  # the two networks
+    lines = [f"preset {name}: forward FLOPs by layer (batch {real.shape[0]}; backward adds ~2x)"]
+    lines += [f"  {k:<44} {v / 1e9:8.3f} GFLOP  {v / total:6.1%}" for k, v in flops.items()]
+    return "\n".join([*lines, "", f"preset {name}: {steps} training steps, operators by self time", ops])
 
 
 # ---------------------------------------------------------------- report
@@ -369,14 +457,17 @@ def format_table(r: PresetBench) -> str:
         ("training throughput", f"{r.images_per_s:,.0f} images/s"),
         ("FLOPs per step", f"{r.step_gflop:.2f} GFLOP"),
         ("achieved", f"{r.achieved_gflops:,.1f} GFLOP/s = {r.peak_fraction:.0%} of the measured "
-                     f"{r.compute_dtype} matmul roof ({r.peak_gflops:,.0f} GFLOP/s)"),
-        ("outside the networks", f"{r.overhead_share:.1%} of the step (bare step {r.bare_step_ms:.1f} ms)"),
+                     f"{r.compute_dtype} matmul roof ({r.peak_gflops:,.0f} GFLOP/s, {r.peak_source})"),
+        ("outside the networks", f"{r.overhead_share:.1%} of the step (full minus bare step "
+                                 f"{r.bare_step_ms:.1f} ms); parts alone {r.parts_share:.1%}"),
         ("  parts alone", parts),
         (f"sampling (batch {r.sample_batch})", f"{r.sample_per_s:,.0f} portraits/s"),
         ("single-portrait latency", f"{r.latency_ms:.1f} ms"),
         ("peak memory", f"host {r.host_peak_rss_mb:,.0f} MB{gpu}"),
     ]
-    head = (f"preset {r.preset}  ({r.device}, {r.compute_dtype}, batch {r.batch_size}, "
+    layout = ", channels-last" if r.channels_last else ""
+    layout += f", compiled {'+'.join(r.compiled)}" if r.compiled else ""
+    head = (f"preset {r.preset}  ({r.device}, {r.compute_dtype}{layout}, batch {r.batch_size}, "
             f"{r.network_resolution}x{r.network_resolution} network grid, {r.threads} threads, "
             f"G {r.params_g / 1e6:.2f}M / D {r.params_d / 1e6:.2f}M params)")
     width = max(len(k) for k, _ in rows)
@@ -384,21 +475,21 @@ def format_table(r: PresetBench) -> str:
     return "\n".join(lines)
 
 
-def default_presets() -> list[str]:
-    return [p for p in DEFAULT_PRESETS if p in PRESETS]
+def default_presets(device_type: str = "cpu") -> list[str]:
+    return [p for p in DEFAULT_PRESETS.get(device_type, DEFAULT_PRESETS["cpu"]) if p in PRESETS]
 
 
 def run_bench(presets: list[str] | None = None, opts: BenchOptions | None = None,
               echo: Callable[[str], None] | None = print) -> dict:
     """Benchmark each preset (in its own process when opts.isolate) and return the JSON report."""
+    from heroportraits.train import resolve_device
+
     opts = opts or BenchOptions()
-    presets = list(presets or default_presets())
+    device = resolve_device(opts.device)
+    presets = list(presets or default_presets(device.type))
     unknown = [p for p in presets if p not in PRESETS]
     if unknown:
         raise BenchError(f"unknown preset(s) {unknown}; choose from {sorted(PRESETS)}")
-    from heroportraits.train import resolve_device
-
-    device = resolve_device(opts.device)
     if opts.threads > 0:
         torch.set_num_threads(opts.threads)
     results = []
@@ -435,11 +526,11 @@ def quality_run(minutes: float, dataset: str = "procedural", preset: str = "cpu"
 
     Training runs in `intervals` chunks of minutes/intervals each (train.max_minutes), each
     resuming the last one's checkpoint, so the figures are what this machine reaches in
-    that time with the real loop; FD uses the evaluation suite's judge on the VAL split.
+    that time with the real loop; FD is the evaluation suite's (quick_fd: the dataset's judge,
+    VAL split), of the EMA generator, scored as evaluation while training scores it.
     """
-    from heroportraits.evaluate import quick_fd
-    from heroportraits.sample import Sampler
-    from heroportraits.train import train
+    from heroportraits.checkpoint import load_checkpoint
+    from heroportraits.train import evaluate_generator, resolve_device, train
 
     if minutes <= 0 or intervals < 1:
         raise BenchError(f"--quality needs minutes > 0 (got {minutes}) and intervals >= 1 (got {intervals})")
@@ -451,8 +542,8 @@ def quality_run(minutes: float, dataset: str = "procedural", preset: str = "cpu"
     for i in range(intervals):
         result = train(cfg, dataset, run, resume=i > 0, progress=progress)
         trained_s += result.seconds
-        images, rows = Sampler.from_checkpoint(result.checkpoint).generate(n, seed=0)
-        point = {"minutes": round(trained_s / 60, 2), "step": result.step, **quick_fd(images, rows, dataset, n=n)}
+        fd = evaluate_generator(load_checkpoint(result.checkpoint), dataset, n, resolve_device(device))
+        point = {"minutes": round(trained_s / 60, 2), "step": result.step, **fd}
         points.append(point)
         if echo:
             echo(f"  {point['minutes']:6.2f} min  step {point['step']:6d}  FD {point['fd']:9.3f}  "
@@ -496,8 +587,8 @@ def add_cli(sub) -> None:
         "real dataset for that wall time and reports FD at intervals instead.",
     )
     p.add_argument("--preset", dest="presets", action="extend", nargs="+", metavar="NAME",
-                   help=f"presets to benchmark (default: {' '.join(default_presets())}); "
-                   f"with --quality, the one preset to train (default cpu)")
+                   help=f"presets to benchmark (default: {' '.join(default_presets('cpu'))}; on CUDA "
+                   f"{' '.join(default_presets('cuda'))}); with --quality, the one preset to train (default cpu)")
     p.add_argument("--json", help="output JSON (default artifacts_gan/bench/bench_<machine>.json)")
     p.add_argument("--steps", type=int, default=20, help="timed training steps per variant (default 20)")
     p.add_argument("--windows", type=int, default=4, help="timed windows (best is reported; default 4)")
@@ -506,6 +597,8 @@ def add_cli(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="config override applied to every preset, e.g. --set train.batch_size=128")
     p.add_argument("--no-isolate", action="store_true", help="run every preset in this process (faster start, shared peak memory)")
+    p.add_argument("--profile", action="store_true", help="instead: where each preset's step spends its time "
+                   "(torch.profiler operators) and FLOPs (by layer)")
     p.add_argument("--quality", type=float, metavar="MINUTES", help="train for MINUTES on --dataset and report FD at intervals")
     p.add_argument("--dataset", default="procedural", help="dataset for --quality (default procedural)")
     p.add_argument("--intervals", type=int, default=5, help="FD measurements during --quality (default 5)")
@@ -534,5 +627,11 @@ def _run_cli(args: argparse.Namespace) -> None:
         return
     opts = BenchOptions(steps=args.steps, windows=args.windows, device=args.device, threads=args.threads,
                         overrides=list(args.overrides), isolate=not args.no_isolate)
+    if args.profile:
+        from heroportraits.train import resolve_device
+
+        for name in args.presets or default_presets(resolve_device(args.device).type):
+            print(profile_preset(name, opts) + "\n")
+        return
     report = run_bench(args.presets, opts)
     print(f"wrote {write_json(report, args.json)}")

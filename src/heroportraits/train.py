@@ -15,6 +15,7 @@ multi-GPU run (distributed.py) go through it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import time
@@ -24,6 +25,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from heroportraits import distributed
@@ -70,23 +72,40 @@ def label_mix(labels: torch.Tensor) -> dict:
 
 
 def batch_sampler(data: PortraitData, batch_size: int, resolution: int, cond_cols: torch.Tensor,
-                  generator: torch.Generator) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+                  generator: torch.Generator, channels_last: bool = False,
+                  ) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
     """A callable drawing random training batches on the data's device, without host syncs.
 
     Returns (real (B, 3, R, R) float in [-1, 1] on the network grid, labels (B, A') over
-    the conditioning attributes `cond_cols`).
+    the conditioning attributes `cond_cols`), real in channels-last memory if asked (the
+    networks' layout with train.channels_last). The images are cut to the network grid
+    once, here, so a batch gathers and converts only the pixels the networks see.
     """
+    grid = PortraitData(to_native(data.images, resolution).contiguous(), data.labels, data.vocab, data.meta,
+                        data.files)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
 
     def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.randint(len(data), (batch_size,), generator=generator, device=data.images.device)
-        real, labels = data.batch(idx)
-        return to_native(real, resolution), labels[:, cond_cols]
+        idx = torch.randint(len(grid), (batch_size,), generator=generator, device=grid.images.device)
+        real, labels = grid.batch(idx)                                   # (B, 3, R, R), (B, A)
+        return real.contiguous(memory_format=layout), labels[:, cond_cols]
 
     return next_batch
 
 
 # The plain module inside a DDP / compiled wrapper (EMA, checkpoints and the benchmark want that).
 _unwrap = distributed.unwrap
+
+
+def _no_ddp(module: nn.Module) -> nn.Module:
+    """The network without its DDP wrapper, still compiled when train.compile is on: for forwards
+    that must not all-reduce gradients, at compiled speed."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+def compile_enabled(mode: str, device: torch.device) -> bool:
+    """train.compile: "on" everywhere, "cuda" only on a GPU (CPU compiles for ~30 s and gains nothing)."""
+    return mode == "on" or (mode == "cuda" and device.type == "cuda")
 
 
 class Trainer:
@@ -119,6 +138,7 @@ class Trainer:
         self.d_loss_fn, self.g_loss_fn = get_losses(tc.loss)
         self.gen, self.pixel = generator, pixel
         self.device = next(_unwrap(G).parameters()).device
+        self.compiled = [n for n, m in (("G", G), ("D", D)) if hasattr(_no_ddp(m), "_orig_mod")]  # torch.compile'd
         self.policy = ",".join(parse_policy(tc.augment))
         self.ada = tc.ada_target > 0
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
@@ -153,9 +173,10 @@ class Trainer:
 
     def step(self, next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
         # G and D may be DDP wrappers: only forwards whose backward updates that network go
-        # through the wrapper (its gradient all-reduce); the others use the plain module.
+        # through the wrapper (its gradient all-reduce); the others use the module inside
+        # (compiled when train.compile is on).
         tc, G, D, info = self.tc, self.G, self.D, self.dist
-        G_plain, D_plain = _unwrap(G), _unwrap(D)
+        G_plain, D_plain = _no_ddp(G), _no_ddp(D)
         noise_std = instance_noise_std(tc.instance_noise_std, tc.instance_noise_steps, self.iteration, tc.steps)
         r1, lecam = self._zero, self._zero
 
@@ -168,7 +189,11 @@ class Trainer:
             real = real.detach().requires_grad_(do_r1)
             with torch.no_grad(), self.autocast:
                 fake = G_plain(self.noise(real.shape[0]), y)
-            with self.autocast:
+            # R1 back-propagates through D's input gradient (double backward), which compiled
+            # graphs cannot: with train.compile, an R1 phase runs D eagerly (both forwards: a
+            # compiled one would bump the batch-norm statistics the eager one saved)
+            eager = do_r1 and "D" in self.compiled
+            with self.autocast, torch.compiler.set_stance("force_eager") if eager else contextlib.nullcontext():
                 d_real = D(self.d_input(real, noise_std), y).float()
                 d_fake = D(self.d_input(fake, noise_std), y).float()
             d_loss = self.d_loss_fn(d_real, d_fake)
@@ -203,7 +228,7 @@ class Trainer:
         beta, batch = 0.0, y.shape[0] * info.world_size
         if self.iteration >= tc.ema_start:
             beta = ema_beta(tc.ema_decay, batch, self.iteration * batch, tc.ema_rampup)
-        update_ema(self.G_ema, G_plain, beta)
+        update_ema(self.G_ema, _unwrap(G), beta)
         self.iteration += 1
 
         # ---- ADA: move p toward E[sign D(real)] = ada_target, every ada_interval steps
@@ -286,10 +311,18 @@ def setup_training(cfg: Config, data: PortraitData, device: torch.device, info: 
     # ---- models (same seed on every rank; DDP also broadcasts rank 0's), EMA copy, optimisers
     torch.manual_seed(tc.seed)
     G, D = build_models(mc, vocab, net_res)
-    G, D = distributed.wrap(G.to(device), info, device), distributed.wrap(D.to(device), info, device)
+    G, D = G.to(device), D.to(device)
+    if tc.channels_last:  # NHWC conv weights (batches follow in next_batch); the same values
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    if compile_enabled(tc.compile, device):  # inside DDP: distributed.unwrap finds the plain module
+        G = torch.compile(G)
+        if not mc.d_spectral_norm:  # compiled spectral norm saves its power-iteration buffers for
+            D = torch.compile(D)    # backward, and D's second forward overwrites them: D stays eager
+    G, D = distributed.wrap(G, info, device), distributed.wrap(D, info, device)
     gen = torch.Generator(device=device).manual_seed(distributed.rank_seed(tc.seed, info))
     trainer = Trainer(G, D, cfg, cvocab, gen, pixel=pixel, dist_info=info)
-    next_batch = batch_sampler(shard, distributed.per_rank_batch(tc.batch_size, info), net_res, cond_cols, gen)
+    next_batch = batch_sampler(shard, distributed.per_rank_batch(tc.batch_size, info), net_res, cond_cols, gen,
+                               channels_last=tc.channels_last)
     return TrainingSetup(trainer, next_batch, gen, vocab, cvocab, cond_cols, out_res, net_res, data.native_scale,
                          pixel, label_mix(data.labels), shard, info, device)
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from heroportraits.attributes import Vocabulary
 from heroportraits.config import ModelConfig
-from heroportraits.models.conditioning import AttributeEmbedding
+from heroportraits.models.conditioning import AttributeEmbedding, join_label_maps
 from heroportraits.models.layers import ProjectionHead, g_norm
 
 
@@ -75,8 +75,7 @@ class DCGANDiscriminator(nn.Module):
         # x: (N, 3, R, R) -> logits (N,)
         h = F.leaky_relu(self.first(x), 0.2)                         # (N, w, R/2, R/2)
         if self.embed is not None:
-            e = self.embed(labels)[:, :, None, None].expand(-1, -1, *h.shape[2:])
-            h = torch.cat([h, e], dim=1)
+            h = join_label_maps(h, self.embed(labels))                # (N, w + A * embed_dim, ., .)
         phi = self.body(h).flatten(1)                                # (N, C * 4 * 4)
         out = self.out(phi).squeeze(1)
         return out if self.proj is None else out + self.proj(phi, labels)

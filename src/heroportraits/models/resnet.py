@@ -15,7 +15,7 @@ from torch import nn
 
 from heroportraits.attributes import Vocabulary
 from heroportraits.config import ModelConfig
-from heroportraits.models.conditioning import AttributeEmbedding
+from heroportraits.models.conditioning import AttributeEmbedding, join_label_maps
 from heroportraits.models.dcgan import num_stages
 from heroportraits.models.layers import BatchNorm2d, ProjectionHead, g_norm
 
@@ -114,8 +114,7 @@ class ResNetDiscriminator(nn.Module):
         # x: (N, 3, R, R) -> logits (N,)
         h = self.first(x)                                            # (N, w, R/2, R/2)
         if self.embed is not None:
-            e = self.embed(labels)[:, :, None, None].expand(-1, -1, *h.shape[2:])
-            h = torch.cat([h, e], dim=1)
+            h = join_label_maps(h, self.embed(labels))                # (N, w + A * embed_dim, ., .)
         phi = F.relu(self.blocks(h)).sum(dim=(2, 3))                 # (N, C): global sum pooling
         out = self.out(phi).squeeze(1)
         return out if self.proj is None else out + self.proj(phi, labels)
