@@ -185,7 +185,7 @@ def _resnet_sn_proj() -> Config:
     return _sn_proj(Config(
         preset="resnet_sn_proj",
         model=ModelConfig(g_width=32, d_width=32, z_dim=64),
-        train=TrainConfig(steps=1500, batch_size=32, channels_last=True, sample_every=250, checkpoint_every=250),
+        train=TrainConfig(steps=2500, batch_size=32, channels_last=True, sample_every=250, checkpoint_every=250),
     ))
 
 
