@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from heroportraits.attributes import DEFAULT_SCHEMA, Vocabulary
 from heroportraits.dataset import write_dataset
 from heroportraits.images import nearest_upscale
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks run faster on one thread, and do not fight other processes for the 2 cores
+    (two threads on a busy CPU made some model tests 100x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def make_project_root(path):

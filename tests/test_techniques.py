@@ -26,13 +26,7 @@ from heroportraits.train import Trainer, setup_training, train
 VOCAB = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"]})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run faster on one thread, and do not fight other processes for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 def toy_trainer(d: nn.Module | None = None, **overrides) -> tuple[Trainer, Callable]:
