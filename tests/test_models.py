@@ -185,3 +185,26 @@ def test_palette_off_on_palette_only_data_is_unconditional(arch, g_cond, d_cond)
     y = torch.zeros(3, 0, dtype=torch.long)
     x = G(torch.randn(3, 8), y)
     assert x.shape == (3, 3, 8, 8) and D(x, y).shape == (3,)
+
+
+def test_minibatch_stddev_sees_a_collapsed_group():
+    from heroportraits.models.layers import minibatch_stddev
+
+    varied = torch.randn(8, 5, 4, 4)
+    collapsed = varied[:1].repeat(8, 1, 1, 1)                      # one portrait drawn 8 times
+    out_varied, out_collapsed = minibatch_stddev(varied, 4), minibatch_stddev(collapsed, 4)
+    assert out_varied.shape == (8, 6, 4, 4) and torch.equal(out_varied[:, :5], varied)
+    assert out_collapsed[:, 5].abs().max() < 1e-3                  # no spread: D can tell
+    assert out_varied[:, 5].min() > 0.5                            # unit-variance features: std ~ 1
+    # each group (samples i, i + 2, i + 4, i + 6) gets its own statistic, constant over the map
+    assert torch.allclose(out_varied[0, 5], out_varied[2, 5]) and not torch.allclose(out_varied[0, 5], out_varied[1, 5])
+    assert minibatch_stddev(torch.randn(6, 5, 4, 4), 4).shape == (6, 6, 4, 4)  # 4 does not divide 6: one group
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+def test_discriminator_with_minibatch_stddev_builds_and_backpropagates(arch):
+    cfg = ModelConfig(arch=arch, g_width=8, d_width=8, z_dim=8, embed_dim=4, d_cond="projection", d_mbstd=4)
+    G, D = build_models(cfg, VOCAB, 16)
+    labels = torch.zeros(8, len(VOCAB.names), dtype=torch.long)
+    D(G(torch.randn(8, 8), labels), labels).sum().backward()
+    assert all(p.grad is not None for p in G.parameters() if p.requires_grad)

@@ -27,6 +27,7 @@ class ModelConfig:
     native_grid: bool = True     # generate/judge on the dataset's native pixel grid, upscale by nearest
     g_spectral_norm: bool = False  # spectral normalisation of G's conv/linear weights (BigGAN)
     d_spectral_norm: bool = False  # spectral normalisation of D's weights (Miyato 2018); replaces D's batch-norm
+    d_mbstd: int = 0             # minibatch-stddev group size (Karras 2018): D sees how varied a group is; 0 = off
 
 
 @dataclass

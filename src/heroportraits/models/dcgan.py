@@ -19,7 +19,7 @@ from torch import nn
 from heroportraits.attributes import Vocabulary
 from heroportraits.config import ModelConfig
 from heroportraits.models.conditioning import AttributeEmbedding, join_label_maps
-from heroportraits.models.layers import ProjectionHead, g_norm
+from heroportraits.models.layers import ProjectionHead, g_norm, minibatch_stddev
 
 
 def num_stages(resolution: int) -> int:
@@ -68,6 +68,8 @@ class DCGANDiscriminator(nn.Module):
             layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=cfg.d_spectral_norm), norm, nn.LeakyReLU(0.2)]
             cin = cout
         self.body = nn.Sequential(*layers)
+        self.mbstd = cfg.d_mbstd
+        cin += 1 if self.mbstd else 0
         self.out = nn.Linear(cin * 16, 1)
         self.proj = ProjectionHead(cin * 16, vocab) if cfg.d_cond == "projection" else None
 
@@ -76,6 +78,9 @@ class DCGANDiscriminator(nn.Module):
         h = F.leaky_relu(self.first(x), 0.2)                         # (N, w, R/2, R/2)
         if self.embed is not None:
             h = join_label_maps(h, self.embed(labels))                # (N, w + A * embed_dim, ., .)
-        phi = self.body(h).flatten(1)                                # (N, C * 4 * 4)
+        h = self.body(h)                                             # (N, C, 4, 4)
+        if self.mbstd:
+            h = minibatch_stddev(h, self.mbstd)                      # (N, C + 1, 4, 4)
+        phi = h.flatten(1)                                           # (N, C' * 4 * 4)
         out = self.out(phi).squeeze(1)
         return out if self.proj is None else out + self.proj(phi, labels)

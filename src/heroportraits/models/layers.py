@@ -88,3 +88,19 @@ def apply_spectral_norm(module: nn.Module, embeddings: bool = False) -> nn.Modul
             for table in child.tables:
                 spectral_norm(table)
     return module
+
+
+def minibatch_stddev(x: torch.Tensor, group: int) -> torch.Tensor:
+    """Append one feature map holding the std of the features across a group of samples
+    (ProGAN, Karras et al. 2018): a generator that draws one portrait per condition gets a
+    group std near zero, which real batches never have, so D can punish the collapse.
+
+    x: (N, C, H, W) -> (N, C + 1, H, W). Samples i, i + N/g, ... form a group; a batch whose
+    size the group does not divide falls back to one group of all N.
+    """
+    n, c, h, w = x.shape
+    g = group if n % group == 0 else n
+    y = x.float().reshape(g, n // g, c, h, w)
+    y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()     # (N/g, C, H, W)
+    y = y.mean(dim=(1, 2, 3)).reshape(-1, 1, 1, 1).repeat(g, 1, h, w)  # (N, 1, H, W)
+    return torch.cat([x, y.to(x.dtype)], dim=1)

@@ -17,7 +17,7 @@ from heroportraits.attributes import Vocabulary
 from heroportraits.config import ModelConfig
 from heroportraits.models.conditioning import AttributeEmbedding, join_label_maps
 from heroportraits.models.dcgan import num_stages
-from heroportraits.models.layers import BatchNorm2d, ProjectionHead, g_norm
+from heroportraits.models.layers import BatchNorm2d, ProjectionHead, g_norm, minibatch_stddev
 
 MAX_MULT = 8  # widths grow x2 per halving of resolution, up to 8 x base width
 
@@ -106,6 +106,8 @@ class ResNetDiscriminator(nn.Module):
             blocks.append(DBlock(cin, widths[i], down=i < stages))
             cin = widths[i]
         self.blocks = nn.Sequential(*blocks)
+        self.mbstd = cfg.d_mbstd
+        cin += 1 if self.mbstd else 0
         self.out = nn.Linear(cin, 1)
         self.proj = ProjectionHead(cin, vocab) if cfg.d_cond == "projection" else None
         _init(self)
@@ -115,6 +117,9 @@ class ResNetDiscriminator(nn.Module):
         h = self.first(x)                                            # (N, w, R/2, R/2)
         if self.embed is not None:
             h = join_label_maps(h, self.embed(labels))                # (N, w + A * embed_dim, ., .)
-        phi = F.relu(self.blocks(h)).sum(dim=(2, 3))                 # (N, C): global sum pooling
+        h = F.relu(self.blocks(h))                                   # (N, C, 4, 4)
+        if self.mbstd:
+            h = minibatch_stddev(h, self.mbstd)                      # (N, C + 1, 4, 4)
+        phi = h.sum(dim=(2, 3))                                      # (N, C'): global sum pooling
         out = self.out(phi).squeeze(1)
         return out if self.proj is None else out + self.proj(phi, labels)
