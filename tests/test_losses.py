@@ -73,3 +73,33 @@ def test_lecam_is_zero_when_outputs_equal_the_anchors():
     penalty.backward()
     assert penalty.item() == pytest.approx(0.25)
     assert torch.allclose(real.grad, torch.full((5,), 2 * 0.5 / 5))
+
+
+def test_mode_seeking_penalty_is_inverse_image_over_noise_distance():
+    from heroportraits.train import mode_seeking_penalty
+
+    z = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0], [1.0, 3.0]])   # pairs (row 0, row 2), (row 1, row 3)
+    fake = torch.zeros(4, 3, 2, 2)
+    fake[2] += 1.0                                                   # pair 1 differs by 1 per pixel
+    fake[3] += 0.5                                                   # pair 2 by 0.5
+    # |z1 - z2| per pair: mean(|0-2|, |0-0|) = 1, mean(|1-1|, |1-3|) = 1 -> ratios 1 and 0.5
+    assert torch.isclose(mode_seeking_penalty(fake, z), torch.tensor(1 / 0.75), atol=1e-4)
+    collapsed = torch.zeros(4, 3, 2, 2)                              # same image whatever the noise
+    assert mode_seeking_penalty(collapsed, z) > 1e4
+
+
+def test_mode_seeking_pairs_share_labels_in_the_g_step(toy_dataset):
+    from heroportraits.config import resolve_config
+    from heroportraits.dataset import load_dataset
+    from heroportraits.train import setup_training
+
+    cfg = resolve_config("smoke", {"train.mode_seeking": 1.0, "train.device": "cpu"})
+    s = setup_training(cfg, load_dataset(toy_dataset, "train"), torch.device("cpu"))
+    seen = []
+    G = s.trainer.G
+    hook = G.register_forward_hook(lambda m, args, out: seen.append(args[1].clone()))
+    s.trainer.step(s.next_batch)
+    hook.remove()
+    y = seen[-1]                                                     # the G phase's labels
+    half = y.shape[0] // 2
+    assert torch.equal(y[:half], y[half:])

@@ -41,6 +41,7 @@ class TrainConfig:
     n_dis: int = 1               # discriminator updates per generator update
     loss: str = "hinge"          # GAN loss: "hinge" (Lim & Ye 2017) or "ns" (non-saturating logistic, Goodfellow 2014)
     attr_dropout: float = 0.0    # per-attribute probability of training with "unspecified" instead of its value
+    mode_seeking: float = 0.0    # MSGAN weight (Mao 2019): G penalised when two noises under one condition agree; 0 = off
     r1_gamma: float = 0.0        # R1 penalty weight on real images (Mescheder 2018); 0 disables
     r1_every: int = 1            # lazy R1: penalise every N D updates, scaled by N (StyleGAN2)
     ema_decay: float = 0.999     # EMA of generator weights used for samples; 0 disables
@@ -123,11 +124,12 @@ def _sn_projection(cfg: Config) -> Config:
     (helmets, hoods, pennants) where the plain baseline still draws one figure for all."""
     cfg.model.g_cond, cfg.model.d_cond, cfg.model.d_spectral_norm = "concat+cbn", "projection", True
     cfg.train.g_betas = cfg.train.d_betas = (0.0, 0.9)
+    cfg.train.mode_seeking = 1.0  # without it each condition collapses to one portrait (recall 0.00 -> 0.80)
     return cfg
 
 
 def _cpu() -> Config:
-    """The demo: the DCGAN body with SN + projection conditioning, about 10 minutes on 2 CPU cores."""
+    """The demo: the DCGAN body with SN + projection conditioning and mode seeking, ~10 minutes on 2 CPU cores."""
     cfg = _sn_projection(_dcgan())
     cfg.preset = "cpu"
     return cfg
@@ -279,6 +281,8 @@ def validate_config(cfg: Config) -> Config:
     for name in ("attr_dropout", "augment_p", "ada_target", "ema_decay"):
         if not 0.0 <= getattr(t, name) <= 1.0:
             raise ConfigError(f"train.{name}={getattr(t, name)} must be in [0, 1]")
+    if t.mode_seeking < 0:
+        raise ConfigError(f"train.mode_seeking={t.mode_seeking} must be >= 0 (0 = off)")
     for name in ("n_dis", "r1_every", "ada_interval", "batch_size", "log_every"):
         if getattr(t, name) < 1:
             raise ConfigError(f"train.{name}={getattr(t, name)} must be >= 1")

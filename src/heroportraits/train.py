@@ -93,6 +93,16 @@ def batch_sampler(data: PortraitData, batch_size: int, resolution: int, cond_col
     return next_batch
 
 
+def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Mode seeking (MSGAN, Mao et al. 2019): the two halves of the batch share their labels, and
+    G is penalised by 1 / (|G(z1) - G(z2)| / |z1 - z2|), so two noises under one condition must
+    give two different portraits.   fake: (2H, 3, R, R), z: (2H, Z) -> 0-dim."""
+    x1, x2 = fake.chunk(2)
+    z1, z2 = z.chunk(2)
+    ratio = (x1 - x2).abs().mean(dim=(1, 2, 3)) / (z1 - z2).abs().mean(dim=1)    # (H,)
+    return 1.0 / (ratio.mean() + 1e-5)
+
+
 # The plain module inside a DDP / compiled wrapper (EMA, checkpoints and the benchmark want that).
 _unwrap = distributed.unwrap
 
@@ -213,8 +223,13 @@ class Trainer:
 
         # ---- G phase: fool D on the last batch's conditions with fresh noise (D frozen)
         D.requires_grad_(False)
+        yg = y if tc.mode_seeking <= 0 else y[: y.shape[0] // 2].repeat(2, 1)  # MSGAN: pairs share labels
+        z = self.noise(yg.shape[0])
         with self.autocast:
-            g_loss = self.g_loss_fn(D_plain(self.d_input(G(self.noise(y.shape[0]), y), noise_std), y).float())
+            fake = G(z, yg)
+            g_loss = self.g_loss_fn(D_plain(self.d_input(fake, noise_std), yg).float())
+        if tc.mode_seeking > 0:
+            g_loss = g_loss + tc.mode_seeking * mode_seeking_penalty(fake.float(), z)
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_G.step()
