@@ -1,5 +1,5 @@
 # The two commands:  make demo  (built-in dataset -> trained model -> grids)
-#                    make test  (the whole test suite, notebooks included)
+#                    make test  (ruff, then the whole test suite, notebooks included)
 # Both create ./.venv and install from this repository's own files.
 
 PYTHON ?= python3
@@ -28,6 +28,8 @@ demo: $(STAMP)
 	@echo "Demo done: grids in artifacts_gan/samples/demo/, checkpoint in artifacts_gan/checkpoints/demo/"
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
 # Jupyter for the notebooks (not needed by demo or test).

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from heroportraits.attributes import DEFAULT_SCHEMA, Vocabulary
-from heroportraits.dataset import write_dataset
-from heroportraits.images import nearest_upscale
+from heroportraits.data.attributes import DEFAULT_SCHEMA, Vocabulary
+from heroportraits.data.dataset import write_dataset
+from heroportraits.data.images import nearest_upscale
 
 
 @pytest.fixture
@@ -43,8 +43,13 @@ def synthetic_blocks_dataset(root, name="toy", n=96, seed=0):
     """
     rng = np.random.default_rng(seed)
     vocab = Vocabulary(DEFAULT_SCHEMA)
-    colours = {"warm": (220, 80, 40), "cool": (40, 90, 220), "dark": (30, 30, 40),
-               "neutral": (200, 200, 195), "muted": (130, 120, 140)}
+    colours = {
+        "warm": (220, 80, 40),
+        "cool": (40, 90, 220),
+        "dark": (30, 30, 40),
+        "neutral": (200, 200, 195),
+        "muted": (130, 120, 140),
+    }
     images, rows = [], []
     for i in range(n):
         g = vocab.attributes["gender"][i % 2]
@@ -57,10 +62,21 @@ def synthetic_blocks_dataset(root, name="toy", n=96, seed=0):
             img[:, 2:4] = (255, 0, 255)
         img = np.clip(img.astype(int) + rng.integers(-6, 7, size=(1, 1, 3)), 0, 255).astype(np.uint8)
         images.append(nearest_upscale(img, 2))
-        rows.append({"file": f"toy/{i:04d}.png", "gender": g, "hero_class": c, "palette": p,
-                     "split": "val" if i % 8 == 7 else "train"})
-    meta = {"name": name, "native_scale": 2, "source": {"kind": "synthetic-test"},
-            "splits": {"train": sum(r["split"] == "train" for r in rows), "val": sum(r["split"] == "val" for r in rows)}}
+        rows.append(
+            {
+                "file": f"toy/{i:04d}.png",
+                "gender": g,
+                "hero_class": c,
+                "palette": p,
+                "split": "val" if i % 8 == 7 else "train",
+            }
+        )
+    meta = {
+        "name": name,
+        "native_scale": 2,
+        "source": {"kind": "synthetic-test"},
+        "splits": {"train": sum(r["split"] == "train" for r in rows), "val": sum(r["split"] == "val" for r in rows)},
+    }
     return write_dataset(root / "data" / name, np.stack(images), rows, vocab, meta)
 
 
@@ -82,7 +98,7 @@ def synthetic_shapes_dataset(root, name="shapes", n=1000, seed=0, val_every=5):
     for i in range(n):
         s, c = shapes[i % 3], list(colours)[(i // 3) % 4]
         img = np.zeros((32, 32, 3), np.uint8) + rng.integers(10, 90, 3).astype(np.uint8)
-        img[yy > rng.integers(18, 30)] = rng.integers(60, 140, 3)   # ground line
+        img[yy > rng.integers(18, 30)] = rng.integers(60, 140, 3)  # ground line
         cy, cx, r = *rng.integers(10, 22, 2), rng.integers(5, 10)
         if s == "square":
             m = (abs(yy - cy) <= r) & (abs(xx - cx) <= r)
@@ -92,8 +108,14 @@ def synthetic_shapes_dataset(root, name="shapes", n=1000, seed=0, val_every=5):
             m = ((abs(yy - cy) <= r) & (abs(xx - cx) <= 1)) | ((abs(xx - cx) <= r) & (abs(yy - cy) <= 1))
         img[m] = np.clip(np.array(colours[c]) + rng.integers(-30, 31, 3), 0, 255)
         images.append(nearest_upscale(img, 2))
-        rows.append({"file": f"{name}/{i:05d}.png", "shape": s, "colour": c,
-                     "split": "val" if i % val_every == val_every - 1 else "train"})
+        rows.append(
+            {
+                "file": f"{name}/{i:05d}.png",
+                "shape": s,
+                "colour": c,
+                "split": "val" if i % val_every == val_every - 1 else "train",
+            }
+        )
     vocab = Vocabulary({"shape": shapes, "colour": list(colours)})
     meta = {"name": name, "native_scale": 2, "source": {"kind": "synthetic-test"}}
     return write_dataset(root / "data" / name, np.stack(images), rows, vocab, meta)

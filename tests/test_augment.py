@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from heroportraits.augment import (AugmentError, apply_params, diff_augment, diff_augment_pair, instance_noise_std,
-                                   parse_policy, sample_params)
+from heroportraits.training.augment import (
+    AugmentError,
+    apply_params,
+    diff_augment,
+    diff_augment_pair,
+    instance_noise_std,
+    parse_policy,
+    sample_params,
+)
 
 POLICY = "color,translation,cutout"
 

@@ -10,14 +10,25 @@ import time
 import pytest
 import torch
 
-from heroportraits import bench, train
+from heroportraits import bench
 from heroportraits.bench import BenchOptions, bench_preset, count_flops, matmul_peak, synthetic_data
 from heroportraits.cli import main as cli_main
-from heroportraits.config import PRESETS, resolve_config
 from heroportraits.models import build_models, to_native
 from heroportraits.models.conditioning import join_label_maps
+from heroportraits.training import loop as train
+from heroportraits.training.config import PRESETS, resolve_config
 
-TINY = dict(steps=2, windows=2, warmup=1, data_size=64, sample_batch=32, sample_n=64, latency_reps=3, peak_size=512, isolate=False)
+TINY = dict(
+    steps=2,
+    windows=2,
+    warmup=1,
+    data_size=64,
+    sample_batch=32,
+    sample_n=64,
+    latency_reps=3,
+    peak_size=512,
+    isolate=False,
+)
 
 
 def test_count_flops_matches_matmul_formula():
@@ -104,15 +115,16 @@ def test_bare_step_stubs_are_removed_afterwards():
         x = torch.randn(2, 3, 8, 8)
         assert t.d_input(x, 0.5) is x
     assert "d_input" not in vars(t) and "drop_attributes" not in vars(t)
-    assert train.update_ema is not None and train.update_ema.__module__ == "heroportraits.ema"
+    assert train.update_ema is not None and train.update_ema.__module__ == "heroportraits.training.ema"
 
 
 def test_cli_writes_json_report(project_root, capsys, monkeypatch):
     small = {k: v for k, v in TINY.items() if k not in ("steps", "windows", "isolate")}
     monkeypatch.setattr(bench, "BenchOptions", functools.partial(BenchOptions, **small))
     out = project_root / "b.json"
-    code = cli_main(["bench", "--preset", "smoke", "--steps", "2", "--windows", "1", "--no-isolate",
-                     "--json", str(out)])
+    code = cli_main(
+        ["bench", "--preset", "smoke", "--steps", "2", "--windows", "1", "--no-isolate", "--json", str(out)]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "preset smoke" in printed and "matmul roof" in printed and "portraits/s" in printed
@@ -157,7 +169,7 @@ def test_default_json_path_names_the_machine(project_root):
 
 
 def test_quality_run_trains_in_intervals_and_reports_fd(toy_dataset, monkeypatch):
-    from heroportraits import evaluate
+    from heroportraits.evaluation import evaluate
 
     seen = []
 
@@ -227,8 +239,9 @@ def test_channels_last_compiled_run_steps_and_saves_plain_checkpoints(preset, mo
     data = synthetic_data(n=32)
     runs = {}
     for fast in (False, True):
-        cfg = resolve_config(preset, common + ([f"train.channels_last={str(fast).lower()}",
-                                                f"train.compile={'on' if fast else 'off'}"]))
+        cfg = resolve_config(
+            preset, common + ([f"train.channels_last={str(fast).lower()}", f"train.compile={'on' if fast else 'off'}"])
+        )
         runs[fast] = (cfg, train.setup_training(cfg, data, torch.device("cpu")))
     (cfg, plain), (_, fast) = runs[False], runs[True]
     # spectral norm (resnet_full's D) keeps D eager: its compiled power iteration breaks two forwards per backward
@@ -236,7 +249,7 @@ def test_channels_last_compiled_run_steps_and_saves_plain_checkpoints(preset, mo
     conv = next(p for p in train._unwrap(fast.trainer.D).parameters() if p.dim() == 4 and p.shape[1] > 1)
     assert conv.is_contiguous(memory_format=torch.channels_last)
 
-    (x, y), (x_cl, y_cl) = plain.next_batch(), fast.next_batch()   # same stream: same batch, NHWC
+    (x, y), (x_cl, y_cl) = plain.next_batch(), fast.next_batch()  # same stream: same batch, NHWC
     assert torch.equal(x, x_cl) and torch.equal(y, y_cl) and x_cl.is_contiguous(memory_format=torch.channels_last)
     with torch.no_grad():  # same initial weights, same function
         d_plain = train._unwrap(plain.trainer.D)(x, y)
@@ -248,8 +261,10 @@ def test_channels_last_compiled_run_steps_and_saves_plain_checkpoints(preset, mo
     assert stats["fast"]["r1"] > 0
     torch.testing.assert_close(stats["fast"]["d_loss"], stats["plain"]["d_loss"], rtol=1e-3, atol=1e-3)
 
-    states = {k: train.training_state(s, cfg, "synthetic", None, [s.gen.get_state()])
-              for k, s in (("plain", plain), ("fast", fast))}
+    states = {
+        k: train.training_state(s, cfg, "synthetic", None, [s.gen.get_state()])
+        for k, s in (("plain", plain), ("fast", fast))
+    }
     assert _state_keys(states["fast"]) == _state_keys(states["plain"])
     assert not any("_orig_mod" in k or k.startswith("module.") for k in states["fast"]["G"])
     G, D = build_models(cfg.model, data.vocab, plain.net_res)

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from heroportraits import cli
-from heroportraits.build import build_dataset, near_duplicates, plot_counts, stratified_split
-from heroportraits.dataset import load_dataset, read_labels_csv, read_meta
-from heroportraits.images import nearest_upscale
-from heroportraits.prepare import prepare_dataset
+from heroportraits.data.build import build_dataset, near_duplicates, plot_counts, stratified_split
+from heroportraits.data.dataset import load_dataset, read_labels_csv, read_meta
+from heroportraits.data.images import nearest_upscale
+from heroportraits.data.prepare import prepare_dataset
 
 
 def art(rng) -> np.ndarray:
@@ -35,21 +35,21 @@ def write_folder(folder, images: list[np.ndarray], labels: list[dict]) -> None:
 def test_exact_and_near_duplicates_are_removed_and_listed(project_root, tmp_path):
     rng = np.random.default_rng(0)
     images = [art(rng) for _ in range(10)]
-    images.append(images[2].copy())                                              # 10: exact copy of 2
+    images.append(images[2].copy())  # 10: exact copy of 2
     noisy = np.clip(images[5].astype(int) + rng.integers(-3, 4, images[5].shape), 0, 255).astype(np.uint8)
-    images.append(noisy)                                                         # 11: near copy of 5
+    images.append(noisy)  # 11: near copy of 5
     shifted = images[7].copy()
-    shifted[:8, :8] = 255 - shifted[:8, :8]                                      # 12: a corner changed a lot
+    shifted[:8, :8] = 255 - shifted[:8, :8]  # 12: a corner changed a lot
     images.append(shifted)
     labels = [{"hero_class": "mage" if i % 2 else "rogue"} for i in range(len(images))]
-    labels[10] = {"hero_class": "mage"}                                          # conflicting label for the copy
+    labels[10] = {"hero_class": "mage"}  # conflicting label for the copy
     write_folder(tmp_path / "in", images, labels)
     prepare_dataset(tmp_path / "in", "dups", auto_palette=False, progress=False)
     res = build_dataset("dups", val_fraction=0.25, progress=False, plot=False)
 
     assert (res.n_exact_duplicates, res.n_near_duplicates, res.n_kept) == (1, 1, 11)
     report = {r["file"]: r for r in read_labels_csv(res.folder / "build_report.csv")}
-    assert len(report) == 13                                                     # every prepared image listed
+    assert len(report) == 13  # every prepared image listed
     assert report["img/010.png"]["reason"] == "exact_duplicate"
     assert report["img/010.png"]["duplicate_of"] == "img/002.png"
     assert "labels differ" in report["img/010.png"]["note"]
@@ -65,8 +65,8 @@ def test_exact_and_near_duplicates_are_removed_and_listed(project_root, tmp_path
 def test_near_duplicates_vectorised_and_fast():
     rng = np.random.default_rng(1)
     base = rng.integers(0, 256, (3000, 16, 16, 3), dtype=np.uint8)
-    images = nearest_upscale(base, 4)                                           # (3000, 64, 64, 3)
-    images[2999] = np.clip(images[17].astype(int) + 2, 0, 255)                  # last is a near copy of 17
+    images = nearest_upscale(base, 4)  # (3000, 64, 64, 3)
+    images[2999] = np.clip(images[17].astype(int) + 2, 0, 255)  # last is a near copy of 17
     t0 = time.perf_counter()
     dup_of, dist = near_duplicates(images, threshold=4.0)
     assert time.perf_counter() - t0 < 10
@@ -78,15 +78,15 @@ def test_split_is_stratified_and_deterministic():
     rng = np.random.default_rng(0)
     keys = [("a", str(k)) for k in rng.integers(0, 6, 500)] + [("rare", "x")] * 2 + [("single", "y")]
     split = stratified_split(keys, 0.2, seed=3)
-    assert (split == stratified_split(keys, 0.2, seed=3)).all()                 # same seed, same split
-    assert (split != stratified_split(keys, 0.2, seed=4)).any()                 # another seed differs
+    assert (split == stratified_split(keys, 0.2, seed=3)).all()  # same seed, same split
+    assert (split != stratified_split(keys, 0.2, seed=4)).any()  # another seed differs
     assert (split == "val").sum() == round(0.2 * len(keys))
     for k in set(keys):
         idx = [i for i, key in enumerate(keys) if key == k]
         n_val = sum(split[i] == "val" for i in idx)
         if len(idx) >= 2:
-            assert n_val < len(idx)                                              # at least one train image
-        assert abs(n_val - 0.2 * len(idx)) <= 1                                  # its share of val, +-1
+            assert n_val < len(idx)  # at least one train image
+        assert abs(n_val - 0.2 * len(idx)) <= 1  # its share of val, +-1
     assert split[keys.index(("single", "y"))] == "train"
     # Where val's share would take a cell's last image, the cell keeps it in train instead.
     small = [(f"pair{i}",) for i in range(20) for _ in range(2)] + [(f"one{i}",) for i in range(10)]
@@ -114,7 +114,7 @@ def test_dataset_json_and_counts_plot(project_root, tmp_path):
     assert len(train) == 29 and train.images.shape[1:] == (3, 64, 64) and train.native_scale == 4
     assert (project_root / "data/final/counts.png").exists()
     fig = plot_counts("final")
-    assert len(fig.axes) == 3                                                    # one per attribute + joint
+    assert len(fig.axes) == 3  # one per attribute + joint
     # The CLI verb builds the same dataset; another seed gives another split of the same images.
     before = read_labels_csv(project_root / "data/final/labels.csv")
     assert cli.main(["build", "final", "--val-fraction", "0.2", "--seed", "2"]) == 0
@@ -122,4 +122,4 @@ def test_dataset_json_and_counts_plot(project_root, tmp_path):
     assert [r["file"] for r in after] == [r["file"] for r in before]
     assert [r["split"] for r in after] != [r["split"] for r in before]
     assert read_meta("final")["parameters"]["seed"] == 2
-    assert cli.main(["build", "never_prepared"]) == 2                           # clear error, no traceback
+    assert cli.main(["build", "never_prepared"]) == 2  # clear error, no traceback

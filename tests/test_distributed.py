@@ -19,16 +19,23 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from heroportraits import distributed
-from heroportraits.checkpoint import load_checkpoint
-from heroportraits.dataset import load_dataset
-from heroportraits.distributed import DistInfo, DistributedError
+from heroportraits.data.dataset import load_dataset
+from heroportraits.training import distributed
+from heroportraits.training.checkpoint import load_checkpoint
+from heroportraits.training.distributed import DistInfo, DistributedError
 
 # Regularisers that need care under DDP: lazy R1 (double backward through D), LeCam and
 # ADA (statistics averaged over ranks), batch-norm in D (buffers), augmentation.
-OVERRIDES = {"train.r1_gamma": 1.0, "train.r1_every": 2, "train.lecam_weight": 0.1, "train.ada_target": 0.6,
-             "train.ada_interval": 2, "train.augment": "color,translation", "train.eval_every": 3,
-             "train.eval_samples": 20}
+OVERRIDES = {
+    "train.r1_gamma": 1.0,
+    "train.r1_every": 2,
+    "train.lecam_weight": 0.1,
+    "train.ada_target": 0.6,
+    "train.ada_interval": 2,
+    "train.augment": "color,translation",
+    "train.eval_every": 3,
+    "train.eval_samples": 20,
+}
 
 
 # ---------------------------------------------------------------- helpers without processes
@@ -87,11 +94,18 @@ def _digest(state_dict: dict) -> str:
 
 def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
     """One rank: three train() calls (straight 6 steps; 3 steps, then resumed to 6), with spies."""
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port), HEROPORTRAITS_ROOT=root)
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        HEROPORTRAITS_ROOT=root,
+    )
     torch.set_num_threads(1)
-    from heroportraits import dataset, train
-    from heroportraits.config import resolve_config
+    from heroportraits.data import dataset
+    from heroportraits.training import loop as train
+    from heroportraits.training.config import resolve_config
 
     calls: list[dict] = []
     batch, setup, step = dataset.PortraitData.batch, train.setup_training, train.Trainer.step
@@ -125,9 +139,13 @@ def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
         cfg = resolve_config("smoke", {**OVERRIDES, "train.steps": steps})
         result = train.train(cfg, "toy", run, progress=False)
         s = calls[-1].pop("setup")
-        calls[-1].update(step=result.step, batch=len(s.next_batch()[0]),
-                         G=_digest(train._unwrap(s.trainer.G).state_dict()),
-                         D=_digest(train._unwrap(s.trainer.D).state_dict()), G_ema=_digest(s.trainer.G_ema.state_dict()))
+        calls[-1].update(
+            step=result.step,
+            batch=len(s.next_batch()[0]),
+            G=_digest(train._unwrap(s.trainer.G).state_dict()),
+            D=_digest(train._unwrap(s.trainer.D).state_dict()),
+            G_ema=_digest(s.trainer.G_ema.state_dict()),
+        )
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(calls, f)
     distributed.cleanup(distributed.detect())
@@ -136,7 +154,7 @@ def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
 @pytest.fixture
 def trained_judge(toy_dataset):
     """The toy set's judge, trained briefly and cached in data/toy/judge.pt for rank 0 to load."""
-    from heroportraits.judge import JudgeConfig, load_or_train_judge
+    from heroportraits.evaluation.judge import JudgeConfig, load_or_train_judge
 
     load_or_train_judge(toy_dataset, JudgeConfig(epochs=2), progress=False)
     return toy_dataset
@@ -145,8 +163,9 @@ def trained_judge(toy_dataset):
 def test_two_ranks_shard_data_agree_on_weights_and_resume_exactly(trained_judge, project_root, tmp_path):
     out = tmp_path / "ranks"
     out.mkdir()
-    ctx = mp.start_processes(_worker, args=(2, _free_port(), str(project_root), str(out)), nprocs=2,
-                             join=False, start_method="spawn")
+    ctx = mp.start_processes(
+        _worker, args=(2, _free_port(), str(project_root), str(out)), nprocs=2, join=False, start_method="spawn"
+    )
     deadline = time.time() + 240
     while not ctx.join(timeout=5):
         if time.time() > deadline:
@@ -191,10 +210,33 @@ def test_two_ranks_shard_data_agree_on_weights_and_resume_exactly(trained_judge,
 def test_torchrun_cli_trains_two_ranks(toy_dataset, project_root):
     """The real launcher: `torch.distributed.run -m heroportraits train`, with spectral norm,
     projection D and conditional batch-norm (buffers and parametrisations under DDP)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "heroportraits", "train", "--dataset", toy_dataset, "--preset", "smoke", "--run-name", "cli",
-           "--set", "model.arch=resnet", "--set", "model.g_cond=cbn", "--set", "model.d_cond=projection",
-           "--set", "model.d_spectral_norm=true", "--set", "train.r1_gamma=0.2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "heroportraits",
+        "train",
+        "--dataset",
+        toy_dataset,
+        "--preset",
+        "smoke",
+        "--run-name",
+        "cli",
+        "--set",
+        "model.arch=resnet",
+        "--set",
+        "model.g_cond=cbn",
+        "--set",
+        "model.d_cond=projection",
+        "--set",
+        "model.d_spectral_norm=true",
+        "--set",
+        "train.r1_gamma=0.2",
+    ]
     env = {**os.environ, "HEROPORTRAITS_ROOT": str(project_root), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch
 from torch import nn
 
-from heroportraits.attributes import Vocabulary
-from heroportraits.config import resolve_config
-from heroportraits.ema import ema_beta, make_ema, update_ema
+from heroportraits.data.attributes import Vocabulary
 from heroportraits.models import build_models
 from heroportraits.models.layers import apply_spectral_norm
-from heroportraits.train import Trainer
+from heroportraits.training.config import resolve_config
+from heroportraits.training.ema import ema_beta, make_ema, update_ema
+from heroportraits.training.loop import Trainer
 
 VOCAB = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"]})
 
@@ -51,7 +51,7 @@ def test_update_matches_formula_for_parameters_and_copies_buffers():
     for name, p in ema.named_parameters():
         expected = decay * before[name] + (1 - decay) * params[name].detach()
         assert torch.allclose(p, expected, atol=1e-6), name
-        if not torch.equal(before[name], params[name]):                  # (a bias before BN gets no gradient)
+        if not torch.equal(before[name], params[name]):  # (a bias before BN gets no gradient)
             assert not torch.allclose(p, params[name]), f"{name}: the EMA should lag the trained weights"
     # Batch-norm statistics are copied, not averaged (they describe the current weights).
     bn, bn_ema = net[1], ema[1]
@@ -77,7 +77,7 @@ def test_ema_copy_is_a_frozen_eval_mode_copy():
     ema = make_ema(net)
     assert all(not m.training for m in ema.modules())
     assert all(not p.requires_grad for p in ema.parameters())
-    assert all(p.requires_grad for p in net.parameters())            # the original is untouched
+    assert all(p.requires_grad for p in net.parameters())  # the original is untouched
     assert net.training
     with torch.no_grad():
         next(net.parameters()).add_(1.0)
@@ -128,21 +128,31 @@ def test_beta_without_rampup_is_the_decay_for_any_batch_size():
 
 def test_rampup_caps_the_half_life_at_rampup_times_images_seen():
     decay, batch, rampup = 0.999, 32, 0.05
-    full_half_life = batch * math.log(0.5) / math.log(decay)           # ~22170 images
+    full_half_life = batch * math.log(0.5) / math.log(decay)  # ~22170 images
     for seen in (0, 32, 3_200, 100_000, 1_000_000):
         half_life = min(full_half_life, rampup * seen)
         expected = 0.5 ** (batch / max(half_life, 1e-8))
         assert ema_beta(decay, batch, seen, rampup) == pytest.approx(expected, rel=1e-12)
-    assert ema_beta(decay, batch, 0, rampup) == 0.0                    # first step: plain copy
+    assert ema_beta(decay, batch, 0, rampup) == 0.0  # first step: plain copy
     assert ema_beta(decay, batch, 3_200, rampup) == pytest.approx(0.5 ** (32 / 160))
     betas = [ema_beta(decay, batch, s, rampup) for s in range(0, 1_000_000, 20_000)]
-    assert betas == sorted(betas) and betas[-1] == pytest.approx(decay)   # rises to the plain decay
+    assert betas == sorted(betas) and betas[-1] == pytest.approx(decay)  # rises to the plain decay
 
 
 # ------------------------------------------------------------------ in the training loop
 def _trainer(**train_overrides) -> tuple[Trainer, Callable]:
-    cfg = resolve_config("smoke", {"model.g_width": 4, "model.d_width": 4, "model.z_dim": 8, "model.embed_dim": 2,
-                                   "train.batch_size": 6, "train.device": "cpu", **train_overrides})
+    cfg = resolve_config(
+        "smoke",
+        {
+            "model.g_width": 4,
+            "model.d_width": 4,
+            "model.z_dim": 8,
+            "model.embed_dim": 2,
+            "train.batch_size": 6,
+            "train.device": "cpu",
+            **train_overrides,
+        },
+    )
     torch.manual_seed(0)
     G, D = build_models(cfg.model, VOCAB, 8)
     gen = torch.Generator().manual_seed(0)
@@ -162,7 +172,7 @@ def test_trainer_ema_lags_g_and_shares_its_batchnorm_stats():
     G, ema = trainer.G, trainer.G_ema
     assert all(not m.training for m in ema.modules()) and G.training
     diffs = [(a - b).abs().max().item() for a, b in zip(ema.parameters(), G.parameters())]
-    assert max(diffs) > 1e-4                                           # the average differs from the raw G
+    assert max(diffs) > 1e-4  # the average differs from the raw G
     bn = [name for name, _ in G.named_buffers() if "running_mean" in name]
     assert bn, "the test generator should have batch-norm"
     g_buffers, e_buffers = dict(G.named_buffers()), dict(ema.named_buffers())
@@ -172,12 +182,12 @@ def test_trainer_ema_lags_g_and_shares_its_batchnorm_stats():
 
 def test_trainer_copies_before_ema_start_and_on_the_first_ramped_step():
     trainer, next_batch = _trainer(**{"train.ema_decay": 0.999, "train.ema_start": 2})
-    for _ in range(2):                                                 # iterations 0, 1 < ema_start: copies
+    for _ in range(2):  # iterations 0, 1 < ema_start: copies
         trainer.step(next_batch)
         assert all(torch.equal(a, b) for a, b in zip(trainer.G_ema.parameters(), trainer.G.parameters()))
-    trainer.step(next_batch)                                           # iteration 2: averages from here
+    trainer.step(next_batch)  # iteration 2: averages from here
     assert not all(torch.equal(a, b) for a, b in zip(trainer.G_ema.parameters(), trainer.G.parameters()))
 
     ramped, next_batch = _trainer(**{"train.ema_decay": 0.999, "train.ema_rampup": 0.05})
-    ramped.step(next_batch)                                            # 0 images seen: half-life 0 -> copy
+    ramped.step(next_batch)  # 0 images seen: half-life 0 -> copy
     assert all(torch.equal(a, b) for a, b in zip(ramped.G_ema.parameters(), ramped.G.parameters()))

@@ -7,15 +7,15 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import make_project_root, synthetic_shapes_dataset
-from heroportraits import evaluate as E
+
 from heroportraits.cli import main as cli_main
-from heroportraits.config import resolve_config
-from heroportraits.dataset import load_dataset
-from heroportraits.judge import JudgeConfig, load_or_train_judge
+from heroportraits.data.dataset import load_dataset
+from heroportraits.evaluation import evaluate as E
+from heroportraits.evaluation.judge import JudgeConfig, load_or_train_judge
 from heroportraits.sample import Sampler, write_samples
-from heroportraits.train import train
+from heroportraits.training.config import resolve_config
+from heroportraits.training.loop import train
 
 TEST_JUDGE = JudgeConfig(width=8, feature_dim=64, epochs=6, batch_size=64)
 
@@ -31,7 +31,9 @@ def shapes(tmp_path_factory):
         result = train(resolve_config("smoke"), "shapes", "tiny", progress=False)
         train_split, val_split = load_dataset("shapes", "train"), load_dataset("shapes", "val")
         yield {
-            "root": root, "judge": judge, "run": result.checkpoint.parent,
+            "root": root,
+            "judge": judge,
+            "run": result.checkpoint.parent,
             "train": train_split.images.permute(0, 2, 3, 1).numpy(),
             "train_rows": [train_split.vocab.decode(r) for r in train_split.labels.tolist()],
             "val": val_split.images.permute(0, 2, 3, 1).numpy(),
@@ -44,9 +46,9 @@ def test_memorisation_flags_exact_copies_of_train_images(shapes):
     images = np.concatenate([shapes["train"][copies], shapes["val"][:54]])
     rows = [shapes["train_rows"][i] for i in copies] + shapes["val_rows"][:54]
     mem = E.evaluate_images(images, rows, "shapes", n_subsets=5, progress=False)["memorisation"]
-    assert mem["threshold"] > 0                                   # VAL is never an exact copy of TRAIN
+    assert mem["threshold"] > 0  # VAL is never an exact copy of TRAIN
     assert set(range(len(copies))) <= set(mem["flagged_indices"])
-    assert mem["flagged"] <= len(copies) + 3                      # real VAL images: ~1% flagged by construction
+    assert mem["flagged"] <= len(copies) + 3  # real VAL images: ~1% flagged by construction
     closest = mem["closest"][: len(copies)]
     assert sorted(p["index"] for p in closest) == list(range(len(copies)))
     assert all(p["distance"] == 0.0 and p["train_index"] == copies[p["index"]] for p in closest)
@@ -65,8 +67,8 @@ def test_intra_class_fd_is_zero_for_val_with_true_labels_and_grows_with_wrong_la
     colours = shapes["judge"].vocab.attributes["colour"]
     rotated = [{**r, "colour": colours[(colours.index(r["colour"]) + 1) % 4]} for r in rows]
     wrong = E.evaluate_images(val, rotated, "shapes", n_subsets=5, memorisation=False, progress=False)
-    assert wrong["fd"] == pytest.approx(0.0, abs=1e-6)                 # the images did not change ...
-    assert all(r["fd"] > 1.0 for r in wrong["intra_fd"]["colour"].values())   # ... their classes did
+    assert wrong["fd"] == pytest.approx(0.0, abs=1e-6)  # the images did not change ...
+    assert all(r["fd"] > 1.0 for r in wrong["intra_fd"]["colour"].values())  # ... their classes did
     assert all(r["fd"] == pytest.approx(0.0, abs=1e-6) for r in wrong["intra_fd"]["shape"].values())
     assert wrong["cond_acc"]["colour"] < 0.2 and wrong["cond_acc"]["shape"] == right["cond_acc"]["shape"]
 
@@ -76,7 +78,7 @@ def test_floor_scores_real_train_against_val_and_is_cached_on_disk(shapes, monke
     assert fl["n"] == 120 and fl["dataset"] == "shapes"
     assert fl["precision"] > 0.8 and fl["recall"] > 0.8
     assert fl["cond_acc"]["colour"] > 0.9
-    assert 0 < fl["memorisation"]["flagged_share"] <= 0.02          # VAL against TRAIN: the 1% percentile
+    assert 0 < fl["memorisation"]["flagged_share"] <= 0.02  # VAL against TRAIN: the 1% percentile
     stored = json.loads((shapes["root"] / "data" / "shapes" / E.FLOOR_FILE).read_text())
     assert "n=120,subsets=10,seed=0,k=3" in stored["entries"]
     E._FLOORS.clear()
@@ -95,9 +97,21 @@ def test_table_shows_scores_beside_the_floor_and_the_judge_accuracy(shapes):
     acc = shapes["judge"].accuracy
     assert f"Judge VAL accuracy: shape {acc['shape']:.3f}, colour {acc['colour']:.3f}" in table
     assert "floor: 60 real TRAIN images" in table
-    for label in ("FD (judge features)", "KID x1000", "precision", "recall", "density", "coverage",
-                  "colour=red", "shape=ring", "distinct colours", "one-colour 2x2 blocks", "edge sharpness",
-                  "median nearest-neighbour distance", "flagged"):
+    for label in (
+        "FD (judge features)",
+        "KID x1000",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "colour=red",
+        "shape=ring",
+        "distinct colours",
+        "one-colour 2x2 blocks",
+        "edge sharpness",
+        "median nearest-neighbour distance",
+        "flagged",
+    ):
         assert label in table, label
 
 
@@ -109,11 +123,11 @@ def test_evaluate_verb_on_a_checkpoint_writes_json_and_figure(shapes, capsys):
     saved = json.loads((run / "last.eval.json").read_text())
     res, fl = saved["results"], saved["floor"]
     assert res["n"] == 80 and fl["n"] == 80 and res["step"] == 6
-    assert res["cond_acc"]["joint"] is not None                    # conditions follow the training mix
+    assert res["cond_acc"]["joint"] is not None  # conditions follow the training mix
     assert set(res["seconds"]) >= {"judge", "generate", "scores", "floor"}
     assert (run / "last.nn.png").stat().st_size > 1000
     again = E.evaluate_checkpoint(run, n=80, n_subsets=10, with_floor=False, write=False, progress=False)
-    assert again.results["fd"] == res["fd"] and again.results["kid"] == res["kid"]   # deterministic
+    assert again.results["fd"] == res["fd"] and again.results["kid"] == res["kid"]  # deterministic
 
 
 def test_evaluate_verb_on_an_image_folder(shapes, tmp_path, capsys):
@@ -144,7 +158,14 @@ def test_attribute_grid_and_metric_curves(shapes, tmp_path):
     sampler = Sampler.from_checkpoint(shapes["run"] / "last.pt")
     fig = E.plot_attribute_grid(sampler, per_row=4, path=tmp_path / "attrs.png")
     assert [ax.get_ylabel().split("\n")[0] for ax in fig.axes] == [
-        "shape=square", "shape=ring", "shape=cross", "colour=red", "colour=green", "colour=blue", "colour=yellow"]
+        "shape=square",
+        "shape=ring",
+        "shape=cross",
+        "colour=red",
+        "colour=green",
+        "colour=blue",
+        "colour=yellow",
+    ]
     assert (tmp_path / "attrs.png").exists()
 
     log = tmp_path / "eval.jsonl"

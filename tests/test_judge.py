@@ -7,14 +7,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_project_root, synthetic_shapes_dataset
-from heroportraits import judge as J
-from heroportraits.dataset import load_dataset
-from heroportraits.evaluate import evaluate_images, quick_fd
+
+from heroportraits.data.dataset import load_dataset
+from heroportraits.evaluation import judge as J
+from heroportraits.evaluation.evaluate import evaluate_images, quick_fd
 
 TEST_JUDGE = J.JudgeConfig(width=8, feature_dim=64, epochs=6, batch_size=64)
-TINY = J.JudgeConfig(width=4, feature_dim=16, epochs=1, batch_size=64)   # for determinism and cache tests
+TINY = J.JudgeConfig(width=4, feature_dim=16, epochs=1, batch_size=64)  # for determinism and cache tests
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def val_images_and_rows(name="shapes"):
 def test_judge_learns_the_attributes_and_stores_its_val_accuracy(shapes):
     root, judge = shapes
     assert set(judge.accuracy) == {"shape", "colour"}
-    assert judge.accuracy["colour"] > 0.9 and judge.accuracy["shape"] > 0.7     # chance: 0.25 and 0.33
+    assert judge.accuracy["colour"] > 0.9 and judge.accuracy["shape"] > 0.7  # chance: 0.25 and 0.33
     assert judge.joint_accuracy <= min(judge.accuracy.values())
     assert judge.meta["n_train"] == 800 and judge.meta["n_val"] == 200
     assert (root / "data" / "shapes" / "judge.pt").exists()
@@ -48,10 +48,10 @@ def test_conditional_accuracy_of_real_val_with_true_labels_equals_the_stored_acc
     for a, acc in judge.accuracy.items():
         assert res["cond_acc"][a] == pytest.approx(acc, abs=1e-12)
     assert res["cond_acc"]["joint"] == pytest.approx(judge.joint_accuracy, abs=1e-12)
-    assert res["judge"]["accuracy"] == judge.accuracy                   # printed beside the scores
+    assert res["judge"]["accuracy"] == judge.accuracy  # printed beside the scores
     quick = quick_fd(images, rows, "shapes", n=len(images))
     assert quick["cond_acc"] == pytest.approx(judge.joint_accuracy, abs=1e-12)
-    assert quick["fd"] == pytest.approx(0.0, abs=1e-6)                  # VAL against itself
+    assert quick["fd"] == pytest.approx(0.0, abs=1e-6)  # VAL against itself
     # Conditioned on the wrong colour, the same images score far lower.
     colours = judge.vocab.attributes["colour"]
     wrong = [{**r, "colour": colours[(colours.index(r["colour"]) + 1) % len(colours)]} for r in rows]
@@ -87,18 +87,18 @@ def test_cache_is_reused_and_retrained_when_dataset_config_or_file_changes(proje
     first = J.load_or_train_judge("shapes", TINY, progress=False)
     assert len(calls) == 1 and J.judge_path("shapes").exists()
     J._MEMORY.clear()
-    loaded = J.load_or_train_judge("shapes", progress=False)           # from data/shapes/judge.pt
+    loaded = J.load_or_train_judge("shapes", progress=False)  # from data/shapes/judge.pt
     assert len(calls) == 1
     assert loaded.accuracy == first.accuracy and loaded.fingerprint == first.fingerprint
     np.testing.assert_array_equal(loaded.features(images), first.features(images))
 
-    J.load_or_train_judge("shapes", replace(TINY, epochs=2), progress=False)   # another config asked for
+    J.load_or_train_judge("shapes", replace(TINY, epochs=2), progress=False)  # another config asked for
     assert len(calls) == 2
-    synthetic_shapes_dataset(project_root, n=300, seed=1)                      # the dataset was rebuilt
+    synthetic_shapes_dataset(project_root, n=300, seed=1)  # the dataset was rebuilt
     J.load_or_train_judge("shapes", progress=False)
     assert len(calls) == 3
     J._MEMORY.clear()
-    J.judge_path("shapes").write_bytes(b"not a torch file")                    # a corrupt cache
+    J.judge_path("shapes").write_bytes(b"not a torch file")  # a corrupt cache
     assert J.load_or_train_judge("shapes", progress=False).accuracy
     assert len(calls) == 4
 

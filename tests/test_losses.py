@@ -7,8 +7,15 @@ import math
 import pytest
 import torch
 
-from heroportraits.losses import (d_hinge_loss, d_ns_loss, g_hinge_loss, g_ns_loss, get_losses, lecam_penalty,
-                                  r1_penalty)
+from heroportraits.training.losses import (
+    d_hinge_loss,
+    d_ns_loss,
+    g_hinge_loss,
+    g_ns_loss,
+    get_losses,
+    lecam_penalty,
+    r1_penalty,
+)
 
 
 def test_hinge_loss_values():
@@ -76,22 +83,22 @@ def test_lecam_is_zero_when_outputs_equal_the_anchors():
 
 
 def test_mode_seeking_penalty_is_inverse_image_over_noise_distance():
-    from heroportraits.train import mode_seeking_penalty
+    from heroportraits.training.loop import mode_seeking_penalty
 
-    z = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0], [1.0, 3.0]])   # pairs (row 0, row 2), (row 1, row 3)
+    z = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0], [1.0, 3.0]])  # pairs (row 0, row 2), (row 1, row 3)
     fake = torch.zeros(4, 3, 2, 2)
-    fake[2] += 1.0                                                   # pair 1 differs by 1 per pixel
-    fake[3] += 0.5                                                   # pair 2 by 0.5
+    fake[2] += 1.0  # pair 1 differs by 1 per pixel
+    fake[3] += 0.5  # pair 2 by 0.5
     # |z1 - z2| per pair: mean(|0-2|, |0-0|) = 1, mean(|1-1|, |1-3|) = 1 -> ratios 1 and 0.5
     assert torch.isclose(mode_seeking_penalty(fake, z), torch.tensor(1 / 0.75), atol=1e-4)
-    collapsed = torch.zeros(4, 3, 2, 2)                              # same image whatever the noise
+    collapsed = torch.zeros(4, 3, 2, 2)  # same image whatever the noise
     assert mode_seeking_penalty(collapsed, z) > 1e4
 
 
 def test_mode_seeking_pairs_share_labels_in_the_g_step(toy_dataset):
-    from heroportraits.config import resolve_config
-    from heroportraits.dataset import load_dataset
-    from heroportraits.train import setup_training
+    from heroportraits.data.dataset import load_dataset
+    from heroportraits.training.config import resolve_config
+    from heroportraits.training.loop import setup_training
 
     cfg = resolve_config("smoke", {"train.mode_seeking": 1.0, "train.device": "cpu"})
     s = setup_training(cfg, load_dataset(toy_dataset, "train"), torch.device("cpu"))
@@ -100,6 +107,6 @@ def test_mode_seeking_pairs_share_labels_in_the_g_step(toy_dataset):
     hook = G.register_forward_hook(lambda m, args, out: seen.append(args[1].clone()))
     s.trainer.step(s.next_batch)
     hook.remove()
-    y = seen[-1]                                                     # the G phase's labels
+    y = seen[-1]  # the G phase's labels
     half = y.shape[0] // 2
     assert torch.equal(y[:half], y[half:])

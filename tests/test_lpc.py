@@ -17,15 +17,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from heroportraits import cli, lpc
-from heroportraits.images import detect_pixel_scale, load_image
+from heroportraits import cli
+from heroportraits.data import lpc
+from heroportraits.data.images import detect_pixel_scale, load_image
+from heroportraits.data.lpc import Background, Layer, LPCArt, LPCArtError, RecipeChoice, compose_portrait
+from heroportraits.data.lpc_recipes import CREDIT_RULES, RECIPES
+from heroportraits.data.palette_labels import label_palette
 from heroportraits.paths import preview_path
-from heroportraits.lpc import Background, Layer, LPCArt, LPCArtError, RecipeChoice, compose_portrait
-from heroportraits.lpc_recipes import CREDIT_RULES, RECIPES
-from heroportraits.palette import label_palette
 
 REPO = Path(__file__).resolve().parents[1]
-ART_CANDIDATES = [Path(p) for p in [os.environ.get("HEROPORTRAITS_LPC_ART")] if p] + [REPO.parent / "shared" / "lpc-art"]
+ART_CANDIDATES = [Path(p) for p in [os.environ.get("HEROPORTRAITS_LPC_ART")] if p] + [
+    REPO.parent / "shared" / "lpc-art"
+]
 ART_DIR = next((p for p in ART_CANDIDATES if (p / "body" / "male").is_dir()), None)
 needs_art = pytest.mark.skipif(
     ART_DIR is None,
@@ -126,7 +129,9 @@ def test_armour_covers_the_body_and_the_cape_stays_behind(art):
     body = Layer("body/female/dark.png")
     plate = Layer("torso/plate/chest_female.png")
     cape = Layer("behind_body/cape/normal/female/cape_red.png")
-    choice = RecipeChoice("warrior", "female", "t", {"torso": [plate], "body": [body], "behind": [cape]}, background=GREY)
+    choice = RecipeChoice(
+        "warrior", "female", "t", {"torso": [plate], "body": [body], "behind": [cape]}, background=GREY
+    )
     img = _native(compose_portrait(art, choice))
     for layer in (plate,):
         rgba = art.crop(layer)
@@ -281,10 +286,19 @@ def test_recipe_table_is_valid_and_checked(art):
 @needs_art
 def test_a_json_recipe_table_replaces_the_classes(art, tmp_path):
     table = json.loads(json.dumps(RECIPES))
-    table["classes"] = {"knight": {"outfits": [{"name": "helmed", "slots": {
-        "torso": [{"w": 1, "layers": ["torso/plate/chest_{g}.png"]}],
-        "head": [{"w": 1, "layers": ["head/helms/{g}/golden_helm_{g}.png"], "hide_hair": True}],
-    }}]}}
+    table["classes"] = {
+        "knight": {
+            "outfits": [
+                {
+                    "name": "helmed",
+                    "slots": {
+                        "torso": [{"w": 1, "layers": ["torso/plate/chest_{g}.png"]}],
+                        "head": [{"w": 1, "layers": ["head/helms/{g}/golden_helm_{g}.png"], "hide_hair": True}],
+                    },
+                }
+            ]
+        }
+    }
     path = tmp_path / "recipes.json"
     path.write_text(json.dumps(table))
     recipes = lpc.load_recipes(path)

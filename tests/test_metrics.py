@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.linalg
+from conftest import make_project_root, synthetic_shapes_dataset
 from scipy.ndimage import gaussian_filter
 
-from conftest import make_project_root, synthetic_shapes_dataset
-from heroportraits import metrics as M
-from heroportraits.dataset import load_dataset
-from heroportraits.images import nearest_upscale
-from heroportraits.judge import JudgeConfig, load_or_train_judge
+from heroportraits.data.dataset import load_dataset
+from heroportraits.data.images import nearest_upscale
+from heroportraits.evaluation import metrics as M
+from heroportraits.evaluation.judge import JudgeConfig, load_or_train_judge
 
 # Small enough to train in seconds, good enough for meaningful features (shape ~0.9, colour ~1.0 on VAL).
 TEST_JUDGE = JudgeConfig(width=8, feature_dim=64, epochs=6, batch_size=64)
@@ -53,7 +53,7 @@ def test_fd_is_stable_for_rank_deficient_covariances():
     for d in (M.fd_from_features(x, x), M.fd_from_features(x, x + 0.5), M.fd_from_features(x, y)):
         assert np.isfinite(d) and isinstance(d, float) and d >= 0
     assert M.fd_from_features(x, x) == pytest.approx(0.0, abs=1e-8)
-    assert M.fd_from_features(x, x + 0.5) == pytest.approx(64 * 0.25, rel=1e-10)   # scipy.linalg.sqrtm: ~1e-7, complex
+    assert M.fd_from_features(x, x + 0.5) == pytest.approx(64 * 0.25, rel=1e-10)  # scipy.linalg.sqrtm: ~1e-7, complex
     assert M.fd_from_features(x, y) == pytest.approx(M.fd_from_features(y, x), rel=1e-8)
     assert M.fd_from_features(3 * x, 3 * y) == pytest.approx(9 * M.fd_from_features(x, y), rel=1e-8)
 
@@ -80,7 +80,7 @@ def test_kid_separates_distributions_and_reports_its_subset_spread():
     diff_mean, diff_std = M.kid(x, z, n_subsets=50)
     assert abs(same_mean) < 3 * same_std + 1e-3
     assert diff_mean > 10 * max(abs(same_mean), diff_std)
-    assert M.kid(x, z, n_subsets=50, seed=3) == M.kid(x, z, n_subsets=50, seed=3)   # deterministic
+    assert M.kid(x, z, n_subsets=50, seed=3) == M.kid(x, z, n_subsets=50, seed=3)  # deterministic
     assert M.kid_subset_size(2000, 760) == 380 and M.kid_subset_size(5000, 5000) == 1000
 
 
@@ -101,7 +101,7 @@ def blur(images, sigma):
 
 
 def colour_noise(images, std, seed=0):
-    noise = np.random.default_rng(seed).standard_normal(images.shape)   # the same noise, scaled
+    noise = np.random.default_rng(seed).standard_normal(images.shape)  # the same noise, scaled
     return np.clip(np.round(images + std * noise), 0, 255).astype(np.uint8)
 
 
@@ -122,9 +122,9 @@ def test_nearest_neighbours_finds_exact_copies_even_beside_near_duplicates():
     rng = np.random.default_rng(0)
     reference = rng.integers(0, 256, (300, 64, 64, 3), dtype=np.uint8)
     near = reference[7].copy()
-    near[0, 0, 0] ^= 1                                    # one channel value off by one
-    reference = np.concatenate([near[None], reference])   # the near-duplicate comes first
-    query = reference[[8, 100, 300]]                      # exact copies of originals 7, 99, 299
+    near[0, 0, 0] ^= 1  # one channel value off by one
+    reference = np.concatenate([near[None], reference])  # the near-duplicate comes first
+    query = reference[[8, 100, 300]]  # exact copies of originals 7, 99, 299
     idx, dist = M.nearest_neighbours(query, reference, chunk=2)
     assert idx.tolist() == [8, 100, 300]
     assert dist.tolist() == [0.0, 0.0, 0.0]
@@ -166,7 +166,7 @@ def test_fd_grows_monotonically_with_damage(shapes, damage, strengths):
 def test_kid_is_about_zero_between_random_halves_of_val_and_clearly_positive_after_blur(shapes):
     f, rng = shapes["val_feats"], np.random.default_rng(0)
     halves = []
-    for _ in range(10):                                   # random splits: in expectation the same distribution
+    for _ in range(10):  # random splits: in expectation the same distribution
         p = rng.permutation(len(f))
         halves.append(M.kid(f[p[::2]], f[p[1::2]], n_subsets=50)[0])
     se = np.std(halves) / np.sqrt(len(halves))
@@ -181,7 +181,7 @@ def test_precision_drops_off_manifold_and_recall_drops_for_a_collapsed_set(shape
     d_real, c_real = M.density_coverage(real, train_feats)
     assert p_real > 0.8 and r_real > 0.8 and c_real > 0.8
 
-    off = shapes["judge"].features(colour_noise(shapes["train"], 64))     # shapes still there, colours off
+    off = shapes["judge"].features(colour_noise(shapes["train"], 64))  # shapes still there, colours off
     p_off, _ = M.precision_recall(real, off)
     d_off, _ = M.density_coverage(real, off)
     assert p_off < p_real - 0.3 and d_off < 0.5 * d_real
@@ -191,5 +191,5 @@ def test_precision_drops_off_manifold_and_recall_drops_for_a_collapsed_set(shape
     collapsed = np.repeat(one[None], len(train_feats), 0)
     p_col, r_col = M.precision_recall(real, collapsed)
     _, c_col = M.density_coverage(real, collapsed)
-    assert p_col == 1.0                                   # fidelity is fine ...
-    assert r_col < 0.05 and c_col < 0.05                  # ... diversity is gone
+    assert p_col == 1.0  # fidelity is fine ...
+    assert r_col < 0.05 and c_col < 0.05  # ... diversity is gone

@@ -8,14 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from heroportraits.attributes import Vocabulary
-from heroportraits.config import ModelConfig
+from heroportraits.data.attributes import Vocabulary
 from heroportraits.models import build_models, network_resolution
 from heroportraits.models.layers import ConditionalBatchNorm2d, ProjectionHead, apply_spectral_norm
+from heroportraits.training.config import ModelConfig
 
 # Palette gets 11 values so its tables (11 + 1 rows) are recognisable by shape.
-VOCAB = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"],
-                    "palette": [f"p{i}" for i in range(11)]})
+VOCAB = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"], "palette": [f"p{i}" for i in range(11)]})
 PALETTE_ROWS = 12
 
 
@@ -37,8 +36,9 @@ COMBOS = list(itertools.product(["dcgan", "resnet"], ["concat", "cbn", "concat+c
 @pytest.mark.parametrize("arch,g_cond,d_cond", COMBOS)
 def test_every_combination_builds_and_has_right_shapes(arch, g_cond, d_cond):
     for sn in (False, True):
-        G, D = build_models(tiny(arch=arch, g_cond=g_cond, d_cond=d_cond, d_spectral_norm=sn, g_spectral_norm=sn),
-                            VOCAB, 16)
+        G, D = build_models(
+            tiny(arch=arch, g_cond=g_cond, d_cond=d_cond, d_spectral_norm=sn, g_spectral_norm=sn), VOCAB, 16
+        )
         y = labels(5)
         y[0] = torch.tensor(VOCAB.sizes)  # the "unspecified" row of every table exists
         x = G(torch.randn(5, 8), y)
@@ -131,7 +131,7 @@ def test_conditional_batchnorm_starts_as_batchnorm_and_learns_per_label_gain():
     x, y = torch.randn(6, 5, 4, 4), labels(6)
     assert torch.allclose(cbn(x, y), nn.functional.batch_norm(x, None, None, training=True), atol=1e-5)
     with torch.no_grad():
-        cbn.gain[1].weight[y[0, 1]] += 1.0   # class of sample 0 doubles its gain
+        cbn.gain[1].weight[y[0, 1]] += 1.0  # class of sample 0 doubles its gain
     out = cbn(x, y)
     h = nn.functional.batch_norm(x, None, None, training=True)
     assert torch.allclose(out[0], 2 * h[0], atol=1e-5)
@@ -161,7 +161,7 @@ def test_palette_off_models_have_no_palette_parameters(arch, g_cond, d_cond):
 
     on = build_models(tiny(arch=arch, g_cond=g_cond, d_cond=d_cond, use_palette=True, embed_dim=3), VOCAB, 16)
     off = build_models(tiny(arch=arch, g_cond=g_cond, d_cond=d_cond, use_palette=False, embed_dim=3), VOCAB, 16)
-    assert palette_shaped(on[0]) and palette_shaped(on[1])      # the check can see palette tables
+    assert palette_shaped(on[0]) and palette_shaped(on[1])  # the check can see palette tables
     for model in off:
         assert palette_shaped(model) == []
         assert all("palette" not in getattr(m, "names", []) for m in model.modules())
@@ -191,11 +191,11 @@ def test_minibatch_stddev_sees_a_collapsed_group():
     from heroportraits.models.layers import minibatch_stddev
 
     varied = torch.randn(8, 5, 4, 4)
-    collapsed = varied[:1].repeat(8, 1, 1, 1)                      # one portrait drawn 8 times
+    collapsed = varied[:1].repeat(8, 1, 1, 1)  # one portrait drawn 8 times
     out_varied, out_collapsed = minibatch_stddev(varied, 4), minibatch_stddev(collapsed, 4)
     assert out_varied.shape == (8, 6, 4, 4) and torch.equal(out_varied[:, :5], varied)
-    assert out_collapsed[:, 5].abs().max() < 1e-3                  # no spread: D can tell
-    assert out_varied[:, 5].min() > 0.5                            # unit-variance features: std ~ 1
+    assert out_collapsed[:, 5].abs().max() < 1e-3  # no spread: D can tell
+    assert out_varied[:, 5].min() > 0.5  # unit-variance features: std ~ 1
     # each group (samples i, i + 2, i + 4, i + 6) gets its own statistic, constant over the map
     assert torch.allclose(out_varied[0, 5], out_varied[2, 5]) and not torch.allclose(out_varied[0, 5], out_varied[1, 5])
     assert minibatch_stddev(torch.randn(6, 5, 4, 4), 4).shape == (6, 6, 4, 4)  # 4 does not divide 6: one group

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
 from conftest import make_project_root
+from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 ORDER = ["01_prepare_dataset.ipynb", "02_build_final_dataset.ipynb", "03_train_cdcgan.ipynb"]

@@ -7,16 +7,16 @@ import colorsys
 import numpy as np
 import pytest
 
-from heroportraits.attributes import PALETTES
-from heroportraits.palette import agreement, foreground_mask, label_palette, label_palettes
+from heroportraits.data.attributes import PALETTES
+from heroportraits.data.palette_labels import agreement, foreground_mask, label_palette, label_palettes
 
 # Each palette as HSV ranges (hue in degrees, may wrap), straight from its definition.
 DEFINITIONS = {
-    "warm": ((-20, 55), (0.55, 0.95), (0.6, 0.95)),      # saturated reds / oranges / yellows
-    "cool": ((90, 290), (0.45, 0.9), (0.5, 0.9)),        # saturated greens / teals / blues / purples
-    "dark": ((0, 360), (0.1, 0.6), (0.08, 0.28)),        # low brightness, any hue
-    "neutral": ((20, 50), (0.0, 0.1), (0.55, 0.95)),     # greys, whites, beige
-    "muted": ((0, 360), (0.22, 0.4), (0.35, 0.65)),      # desaturated mid-tones
+    "warm": ((-20, 55), (0.55, 0.95), (0.6, 0.95)),  # saturated reds / oranges / yellows
+    "cool": ((90, 290), (0.45, 0.9), (0.5, 0.9)),  # saturated greens / teals / blues / purples
+    "dark": ((0, 360), (0.1, 0.6), (0.08, 0.28)),  # low brightness, any hue
+    "neutral": ((20, 50), (0.0, 0.1), (0.55, 0.95)),  # greys, whites, beige
+    "muted": ((0, 360), (0.22, 0.4), (0.35, 0.65)),  # desaturated mid-tones
 }
 
 
@@ -38,13 +38,13 @@ def portrait(rng, palette: str, backdrop: str = "painted") -> np.ndarray:
     body = ((xx - 16) / 13) ** 2 + ((yy - 34) / 14) ** 2 <= 1
     head = ((xx - 16) / 6) ** 2 + ((yy - 13) / 7) ** 2 <= 1
     hair = head & (yy < 10)
-    shade = np.clip((xx - 8) / 16, 0, 1)                                   # light from the left
+    shade = np.clip((xx - 8) / 16, 0, 1)  # light from the left
     for mask, (hh, ss, vv) in [(body, (h, s, v)), (head, (25, 0.4, 0.85)), (hair, (h, s, v))]:
         tones = np.stack([rgb(hh + 10, ss * 0.8, vv * 1.15), rgb(hh, ss, vv), rgb(hh - 12, ss * 1.1, vv * 0.7)])
         img[mask] = tones[np.minimum((shade[mask] * 3).astype(int), 2)]
     inside = body | head
     edge = inside & ~(np.roll(inside, 1, 0) & np.roll(inside, -1, 0) & np.roll(inside, 1, 1) & np.roll(inside, -1, 1))
-    img[edge] = rgb(h, 0.4, 0.12)                                          # dark outline
+    img[edge] = rgb(h, 0.4, 0.12)  # dark outline
     img = img.round().clip(0, 255).astype(np.uint8)
     return img.repeat(2, 0).repeat(2, 1)
 
@@ -64,9 +64,9 @@ def test_transparency_fill_is_ignored():
     rng = np.random.default_rng(0)
     img = portrait(rng, "warm", backdrop="transparent")
     mask = foreground_mask(img)
-    assert not mask[0, 0] and mask[40, 32]                                   # corner is fill, chest is not
+    assert not mask[0, 0] and mask[40, 32]  # corner is fill, chest is not
     assert label_palette(img) == "warm"
-    assert label_palette(img, backdrop=None) == "dark"                       # counting the black fill
+    assert label_palette(img, backdrop=None) == "dark"  # counting the black fill
     # The same figure flattened onto white (prepare --background 255,255,255) stays warm.
     white = img.copy()
     white[~mask] = 255
@@ -75,7 +75,7 @@ def test_transparency_fill_is_ignored():
 
 def test_agreement_on_procedural_portraits():
     """The built-in generator paints each palette by the same definitions: the labeller should agree."""
-    procedural = pytest.importorskip("heroportraits.procedural")
+    procedural = pytest.importorskip("heroportraits.data.procedural")
     images, rows = procedural.generate_portraits(150, seed=123, progress=False)
     agr = agreement([r["palette"] for r in rows], label_palettes(images))
     assert agr.accuracy >= 0.9, agr.table()

@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 
 from heroportraits import cli
-from heroportraits.attributes import DEFAULT_SCHEMA
-from heroportraits.build import build_dataset
-from heroportraits.curation import OverrideError, review_grids
-from heroportraits.dataset import load_dataset, read_labels_csv
-from heroportraits.images import nearest_upscale
-from heroportraits.prepare import PrepareError, prepare_dataset, read_prepare_meta, read_report
+from heroportraits.data.attributes import DEFAULT_SCHEMA
+from heroportraits.data.build import build_dataset
+from heroportraits.data.curation import OverrideError, review_grids
+from heroportraits.data.dataset import load_dataset, read_labels_csv
+from heroportraits.data.images import nearest_upscale
+from heroportraits.data.prepare import PrepareError, prepare_dataset, read_prepare_meta, read_report
 
 
 def random_art(rng, native: int = 16, scale: int = 4) -> np.ndarray:
@@ -111,13 +111,13 @@ def test_every_input_is_accounted_for(project_root, tmp_path):
     (folder / "img" / "corrupt.png").write_bytes(b"not a png at all")
     Image.fromarray(np.full((8, 8, 3), 50, np.uint8)).save(folder / "img" / "tiny.png")
     Image.fromarray(random_art(np.random.default_rng(5))).save(folder / "img" / "nolabel.png")
-    rows[1]["hero_class"] = "bard"        # value not allowed
-    rows[2]["gender"] = ""                # empty value
+    rows[1]["hero_class"] = "bard"  # value not allowed
+    rows[2]["gender"] = ""  # empty value
     rows += [
         {"file": "img/corrupt.png", "gender": "masculine", "hero_class": "mage"},
         {"file": "img/tiny.png", "gender": "masculine", "hero_class": "mage"},
-        {"file": "img/gone.png", "gender": "feminine", "hero_class": "rogue"},   # label without image
-        {"file": "img/003.png", "gender": "feminine", "hero_class": "rogue"},    # second row for a file
+        {"file": "img/gone.png", "gender": "feminine", "hero_class": "rogue"},  # label without image
+        {"file": "img/003.png", "gender": "feminine", "hero_class": "rogue"},  # second row for a file
     ]
     write_csv(folder / "labels.csv", rows)
     res = prepare_dataset(folder, "acct", values={"hero_class": ["mage", "rogue"]}, auto_palette=False, progress=False)
@@ -132,8 +132,14 @@ def test_every_input_is_accounted_for(project_root, tmp_path):
     assert report["img/gone.png"]["reason"] == "missing_image"
     assert [r["reason"] for r in read_report("acct") if r["file"] == "img/003.png"] == ["", "duplicate_label_row"]
     assert res.n_accepted == 6 and res.n_files == n_image_files
-    assert res.rejected == {"unreadable": 1, "too_small": 1, "unlabelled": 1, "bad_label": 2,
-                            "missing_image": 1, "duplicate_label_row": 1}
+    assert res.rejected == {
+        "unreadable": 1,
+        "too_small": 1,
+        "unlabelled": 1,
+        "bad_label": 2,
+        "missing_image": 1,
+        "duplicate_label_row": 1,
+    }
     assert len(np.load(res.paths["images"])) == len(read_labels_csv(res.paths["labels"])) == 6
     assert "bad_label" in res.summary()
 
@@ -149,16 +155,19 @@ def test_nothing_accepted_is_an_error_that_points_at_the_report(project_root, tm
 
 def test_overrides_relabel_and_exclude(project_root, tmp_path):
     labelled_folder(tmp_path / "in", {"hero_class": ["mage", "rogue"]}, n=6)
-    ovr = write_csv(tmp_path / "ovr.csv", [
-        {"file": "img/000.png", "action": "relabel", "attribute": "hero_class", "value": "rogue", "note": ""},
-        {"file": "img/001.png", "action": "exclude", "attribute": "", "value": "", "note": "blurry"},
-        {"file": "img/002.png", "action": "relabel", "attribute": "palette", "value": "dark", "note": ""},
-    ])
+    ovr = write_csv(
+        tmp_path / "ovr.csv",
+        [
+            {"file": "img/000.png", "action": "relabel", "attribute": "hero_class", "value": "rogue", "note": ""},
+            {"file": "img/001.png", "action": "exclude", "attribute": "", "value": "", "note": "blurry"},
+            {"file": "img/002.png", "action": "relabel", "attribute": "palette", "value": "dark", "note": ""},
+        ],
+    )
     prepare_dataset(tmp_path / "in", "ovr", overrides_csv=ovr, progress=False)
     labels = {r["file"]: r for r in read_labels_csv(project_root / "data/ovr/prepared/labels.csv")}
     report = {r["file"]: r for r in read_report("ovr")}
-    assert labels["img/000.png"]["hero_class"] == "rogue"   # was mage
-    assert labels["img/002.png"]["palette"] == "dark"       # overrides the automatic palette
+    assert labels["img/000.png"]["hero_class"] == "rogue"  # was mage
+    assert labels["img/002.png"]["palette"] == "dark"  # overrides the automatic palette
     assert "img/001.png" not in labels
     assert report["img/001.png"]["reason"] == "excluded_by_override" and report["img/001.png"]["detail"] == "blurry"
     assert read_prepare_meta("ovr")["counts"]["rejected"] == {"excluded_by_override": 1}
@@ -166,8 +175,9 @@ def test_overrides_relabel_and_exclude(project_root, tmp_path):
     bad = write_csv(tmp_path / "bad.csv", [{"file": "img/nope.png", "action": "exclude", "attribute": "", "value": ""}])
     with pytest.raises(OverrideError, match="img/nope.png"):
         prepare_dataset(tmp_path / "in", "ovr", overrides_csv=bad, progress=False)
-    bad = write_csv(tmp_path / "bad2.csv",
-                    [{"file": "img/000.png", "action": "relabel", "attribute": "size", "value": "x"}])
+    bad = write_csv(
+        tmp_path / "bad2.csv", [{"file": "img/000.png", "action": "relabel", "attribute": "size", "value": "x"}]
+    )
     with pytest.raises(OverrideError, match="size"):
         prepare_dataset(tmp_path / "in", "ovr", overrides_csv=bad, progress=False)
 
@@ -177,9 +187,9 @@ def test_pixel_art_resize_is_crisp_and_alpha_flattened(project_root, tmp_path):
     native = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
     folder = tmp_path / "in" / "mage"
     folder.mkdir(parents=True)
-    Image.fromarray(nearest_upscale(native, 3)).save(folder / "x3.png")   # 48x48
+    Image.fromarray(nearest_upscale(native, 3)).save(folder / "x3.png")  # 48x48
     rgba = np.concatenate([native, np.full((16, 16, 1), 255, np.uint8)], -1)
-    rgba[:4, :, 3] = 0                                                   # transparent top rows
+    rgba[:4, :, 3] = 0  # transparent top rows
     Image.fromarray(nearest_upscale(rgba, 2), "RGBA").save(folder / "alpha.png")
     Image.fromarray(nearest_upscale(native, 2)).save(folder / "x2.jpg", quality=95, subsampling=0)  # 32x32, lossy
     res = prepare_dataset(tmp_path / "in", "crisp", background=(10, 20, 30), auto_palette=False, progress=False)
@@ -188,10 +198,10 @@ def test_pixel_art_resize_is_crisp_and_alpha_flattened(project_root, tmp_path):
     expected = nearest_upscale(native, 4)
     np.testing.assert_array_equal(images[files.index("mage/x3.png")], expected)
     flat = images[files.index("mage/alpha.png")]
-    assert (flat[:16] == (10, 20, 30)).all()                             # transparency -> background
+    assert (flat[:16] == (10, 20, 30)).all()  # transparency -> background
     np.testing.assert_array_equal(flat[16:], expected[16:])
     jpg = images[files.index("mage/x2.jpg")].astype(int)
-    assert np.abs(jpg - expected).mean() < 8                             # detected the x2 grid despite JPEG noise
+    assert np.abs(jpg - expected).mean() < 8  # detected the x2 grid despite JPEG noise
     assert res.native_scale == 4 and read_prepare_meta("crisp")["native_scale"] == 4
     assert {r["file"]: r["scale"] for r in read_report("crisp")}["mage/x3.png"] == "4"
 
@@ -212,7 +222,7 @@ def test_auto_palette_agreement_is_measured(project_root, tmp_path):
     res = prepare_dataset(tmp_path / "in", "agree", auto_palette=True, progress=False)
     agr = res.palette_agreement
     assert agr is not None and agr.n == 12
-    assert agr.accuracy == pytest.approx(11 / 12)   # only the deliberately wrong given label disagrees
+    assert agr.accuracy == pytest.approx(11 / 12)  # only the deliberately wrong given label disagrees
     i_warm, i_cool = agr.values.index("warm"), agr.values.index("cool")
     assert agr.confusion[i_warm][i_cool] == 1
     assert read_prepare_meta("agree")["palette_agreement"]["accuracy"] == pytest.approx(11 / 12)

@@ -7,10 +7,10 @@ import collections
 import numpy as np
 import pytest
 
-from heroportraits import procedural as P
-from heroportraits.attributes import DEFAULT_SCHEMA, LabelError
-from heroportraits.dataset import read_labels_csv
-from heroportraits.images import detect_pixel_scale, load_image
+from heroportraits.data import procedural as P
+from heroportraits.data.attributes import DEFAULT_SCHEMA, LabelError
+from heroportraits.data.dataset import read_labels_csv
+from heroportraits.data.images import detect_pixel_scale, load_image
 from heroportraits.paths import preview_path
 
 
@@ -61,7 +61,9 @@ def test_any_portrait_regenerates_alone():
     img, row = P.portrait_at(3, seed=9)
     assert np.array_equal(img, images[3]) and row == rows[3]
     rng1, rng2 = np.random.default_rng(1), np.random.default_rng(1)
-    assert np.array_equal(P.draw_portrait(rng1, "feminine", "mage", "cool"), P.draw_portrait(rng2, "feminine", "mage", "cool"))
+    assert np.array_equal(
+        P.draw_portrait(rng1, "feminine", "mage", "cool"), P.draw_portrait(rng2, "feminine", "mage", "cool")
+    )
 
 
 def test_shape_dtype_pixel_scale_and_colour_count(sample):
@@ -116,7 +118,9 @@ def test_gender_cues_informative_not_a_marker(sample):
     # Statistical cues: each one overlaps between genders.
     t = {g: [P.sample_traits(np.random.default_rng([7, i]), g) for i in range(300)] for g in ("masculine", "feminine")}
     beard = {g: np.mean([x.beard != "none" for x in t[g]]) for g in t}
-    long_hair = {g: np.mean([x.hair in ("long", "braids", "bob", "ponytail_l", "ponytail_r", "bun") for x in t[g]]) for g in t}
+    long_hair = {
+        g: np.mean([x.hair in ("long", "braids", "bob", "ponytail_l", "ponytail_r", "bun") for x in t[g]]) for g in t
+    }
     earrings = {g: np.mean([x.earrings > 0 for x in t[g]]) for g in t}
     assert beard["masculine"] > 0.4 and beard["feminine"] == 0
     assert 0.1 < long_hair["masculine"] < 0.5 < long_hair["feminine"] < 0.99

@@ -6,22 +6,22 @@ in its training mix (attribute dropout)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from heroportraits.attributes import UNSPECIFIED, Vocabulary
-from heroportraits.config import PRESETS, resolve_config
-from heroportraits.dataset import load_dataset, write_dataset
-from heroportraits.ema import ema_beta
-from heroportraits.images import nearest_upscale
+from heroportraits.data.attributes import UNSPECIFIED, Vocabulary
+from heroportraits.data.dataset import load_dataset, write_dataset
+from heroportraits.data.images import nearest_upscale
 from heroportraits.models import build_models
 from heroportraits.models.layers import ConditionalBatchNorm2d
 from heroportraits.sample import Sampler, most_common_labels
-from heroportraits.train import Trainer, setup_training, train
+from heroportraits.training.config import PRESETS, resolve_config
+from heroportraits.training.ema import ema_beta
+from heroportraits.training.loop import Trainer, setup_training, train
 
 VOCAB = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"]})
 
@@ -31,8 +31,18 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 def toy_trainer(d: nn.Module | None = None, **overrides) -> tuple[Trainer, Callable]:
     """A Trainer on 8x8 random images with tiny nets; `d` replaces the discriminator."""
-    cfg = resolve_config("smoke", {"model.g_width": 4, "model.d_width": 4, "model.z_dim": 8, "model.embed_dim": 2,
-                                   "train.batch_size": 6, "train.device": "cpu", **overrides})
+    cfg = resolve_config(
+        "smoke",
+        {
+            "model.g_width": 4,
+            "model.d_width": 4,
+            "model.z_dim": 8,
+            "model.embed_dim": 2,
+            "train.batch_size": 6,
+            "train.device": "cpu",
+            **overrides,
+        },
+    )
     torch.manual_seed(0)
     G, D = build_models(cfg.model, VOCAB, 8)
     gen = torch.Generator().manual_seed(0)
@@ -61,14 +71,21 @@ class ConstantD(nn.Module):
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_builds_and_runs_one_training_step(preset, toy_dataset):
     """Each preset's switches, kept as they are, on small widths and a small batch (set up as train() does)."""
-    small = {"model.g_width": 8, "model.d_width": 8, "model.z_dim": 16, "model.embed_dim": 4,
-             "train.batch_size": 8, "train.device": "cpu"}
+    small = {
+        "model.g_width": 8,
+        "model.d_width": 8,
+        "model.z_dim": 16,
+        "model.embed_dim": 4,
+        "train.batch_size": 8,
+        "train.device": "cpu",
+    }
     cfg, reference = resolve_config(preset, small), resolve_config(preset)
     resized = {"g_width", "d_width", "z_dim", "embed_dim", "batch_size", "device"}
     for section in ("model", "train"):  # every other switch (regularisers included) as the preset has it
         ours, theirs = dataclasses.asdict(getattr(cfg, section)), dataclasses.asdict(getattr(reference, section))
-        assert {k: v for k, v in ours.items() if k not in resized} == {k: v for k, v in theirs.items()
-                                                                       if k not in resized}
+        assert {k: v for k, v in ours.items() if k not in resized} == {
+            k: v for k, v in theirs.items() if k not in resized
+        }
     mc, tc = cfg.model, cfg.train
     s = setup_training(cfg, load_dataset(toy_dataset, "train"), torch.device("cpu"))  # as train() builds a run
     trainer, G, D = s.trainer, s.trainer.G, s.trainer.D
@@ -90,9 +107,9 @@ def test_every_preset_builds_and_runs_one_training_step(preset, toy_dataset):
     assert all(torch.isfinite(v).all() for v in stats.values()), stats
     assert any(not torch.equal(a, b) for a, b in zip(g0, G.parameters())), "G did not update"
     assert any(not torch.equal(a, b) for a, b in zip(d0, D.parameters())), "D did not update"
-    assert (stats["r1"] > 0) == (tc.r1_gamma > 0)                      # lazy R1 runs on D update 0
-    assert noise_used == [tc.instance_noise_std] * 3                   # step 0: the full std (or 0 when off)
-    assert trainer.policy == tc.augment.replace(" ", "")               # DiffAugment policy as the preset sets it
+    assert (stats["r1"] > 0) == (tc.r1_gamma > 0)  # lazy R1 runs on D update 0
+    assert noise_used == [tc.instance_noise_std] * 3  # step 0: the full std (or 0 when off)
+    assert trainer.policy == tc.augment.replace(" ", "")  # DiffAugment policy as the preset sets it
     # EMA: one update with the preset's coefficient from the initial weights.
     beta = 0.0 if tc.ema_start > 0 else ema_beta(tc.ema_decay, tc.batch_size, 0, tc.ema_rampup)
     for e, p, p0 in zip(trainer.G_ema.parameters(), G.parameters(), g0):
@@ -102,17 +119,17 @@ def test_every_preset_builds_and_runs_one_training_step(preset, toy_dataset):
 # ------------------------------------------------------------------ ADA
 def test_ada_p_rises_when_d_is_overconfident_on_reals_and_falls_otherwise():
     trainer, _ = toy_trainer(**{"train.augment": "translation", "train.ada_target": 0.6, "train.ada_kimg": 1.0})
-    assert trainer.ada_p.item() == 0.0                                 # ADA starts without augmentation
-    trainer.ada_stats = torch.tensor([9.0, 10.0])                      # r_t = 0.9 > 0.6: D over-confident
+    assert trainer.ada_p.item() == 0.0  # ADA starts without augmentation
+    trainer.ada_stats = torch.tensor([9.0, 10.0])  # r_t = 0.9 > 0.6: D over-confident
     trainer.adjust_ada(images=100)
-    assert trainer.ada_p.item() == pytest.approx(0.1)                  # + 100 / (1 kimg)
-    assert trainer.ada_stats.tolist() == [0.0, 0.0]                    # a fresh interval
-    trainer.ada_stats = torch.tensor([2.0, 10.0])                      # r_t = 0.2 < 0.6
+    assert trainer.ada_p.item() == pytest.approx(0.1)  # + 100 / (1 kimg)
+    assert trainer.ada_stats.tolist() == [0.0, 0.0]  # a fresh interval
+    trainer.ada_stats = torch.tensor([2.0, 10.0])  # r_t = 0.2 < 0.6
     trainer.adjust_ada(images=40)
     assert trainer.ada_p.item() == pytest.approx(0.06)
     trainer.ada_stats = torch.tensor([-10.0, 10.0])
     trainer.adjust_ada(images=1000)
-    assert trainer.ada_p.item() == 0.0                                 # clamped to [0, 1]
+    assert trainer.ada_p.item() == 0.0  # clamped to [0, 1]
     trainer.ada_stats = torch.tensor([10.0, 10.0])
     trainer.adjust_ada(images=5000)
     assert trainer.ada_p.item() == 1.0
@@ -120,9 +137,15 @@ def test_ada_p_rises_when_d_is_overconfident_on_reals_and_falls_otherwise():
 
 @pytest.mark.parametrize("level,direction", [(3.0, 1), (-3.0, -1)])
 def test_ada_in_the_loop_follows_the_sign_of_d_on_reals(level, direction):
-    trainer, next_batch = toy_trainer(ConstantD(level), **{"train.augment": "color,translation",
-                                                            "train.ada_target": 0.6, "train.ada_interval": 2,
-                                                            "train.ada_kimg": 0.1})
+    trainer, next_batch = toy_trainer(
+        ConstantD(level),
+        **{
+            "train.augment": "color,translation",
+            "train.ada_target": 0.6,
+            "train.ada_interval": 2,
+            "train.ada_kimg": 0.1,
+        },
+    )
     trainer.ada_p = torch.tensor(0.5)
     seen = []
     for _ in range(4):
@@ -144,7 +167,7 @@ def test_ada_p_is_the_augmentation_probability_d_sees():
 def test_lecam_anchors_are_an_ema_of_d_outputs_and_the_penalty_enters_the_loss():
     trainer, next_batch = toy_trainer(ConstantD(0.7), **{"train.lecam_weight": 0.5, "train.lecam_decay": 0.9})
     stats = trainer.step(next_batch)
-    assert stats["lecam"].item() == pytest.approx(0.7**2, rel=1e-2)   # anchors 0: relu(0.7 - 0)^2 + relu(0 - 0.7)^2
+    assert stats["lecam"].item() == pytest.approx(0.7**2, rel=1e-2)  # anchors 0: relu(0.7 - 0)^2 + relu(0 - 0.7)^2
     expected = 0.1 * torch.stack([stats["d_real"], stats["d_fake"]])
     assert torch.allclose(trainer.lecam_anchors, expected)
     for _ in range(45):
@@ -161,7 +184,7 @@ def test_instance_noise_follows_its_schedule_in_the_loop():
     trainer.d_input = lambda x, std: used.append(std) or d_input(x, std)
     for _ in range(6):
         trainer.step(next_batch)
-    per_step = used[::3]                                               # real, fake, G phase share one std
+    per_step = used[::3]  # real, fake, G phase share one std
     assert per_step == pytest.approx([0.4, 0.3, 0.2, 0.1, 0.0, 0.0])
     x = torch.zeros(4000, 3, 2, 2)
     assert d_input(x, 0.25).std().item() == pytest.approx(0.25, rel=0.05)
@@ -171,7 +194,7 @@ def test_trainer_augments_whole_native_pixels():
     trainer, _ = toy_trainer(**{"train.augment": "translation,cutout"})
     trainer.pixel = 2
     small = torch.rand(32, 3, 4, 4) * 2 - 1
-    x = small.repeat_interleave(2, 2).repeat_interleave(2, 3)           # 8x8 made of 2x2 blocks
+    x = small.repeat_interleave(2, 2).repeat_interleave(2, 3)  # 8x8 made of 2x2 blocks
     out = trainer.d_input(x, 0.0)
     assert not torch.equal(out, x)
     assert torch.equal(out[..., ::2, ::2].repeat_interleave(2, 2).repeat_interleave(2, 3), out)
@@ -182,10 +205,22 @@ def test_trainer_augments_whole_native_pixels():
 # docs/techniques.md): non-saturating loss + R1 (Mescheder 2018: converges where hinge
 # without R1 oscillates between colour modes here), lr 1e-3, and EMA ramp-up so the EMA
 # generator is not dominated by the random initial weights in so short a run.
-CELLS = 16           # native grid: 16x16 cells, stored as 64x64 images (native_scale 4)
-RECIPE = {"model.g_width": 16, "model.d_width": 16, "model.z_dim": 16, "model.embed_dim": 4,
-          "train.batch_size": 32, "train.loss": "ns", "train.r1_gamma": 1.0, "train.g_lr": 1e-3, "train.d_lr": 1e-3,
-          "train.ema_decay": 0.999, "train.ema_rampup": 0.05, "train.log_every": 50, "train.device": "cpu"}
+CELLS = 16  # native grid: 16x16 cells, stored as 64x64 images (native_scale 4)
+RECIPE = {
+    "model.g_width": 16,
+    "model.d_width": 16,
+    "model.z_dim": 16,
+    "model.embed_dim": 4,
+    "train.batch_size": 32,
+    "train.loss": "ns",
+    "train.r1_gamma": 1.0,
+    "train.g_lr": 1e-3,
+    "train.d_lr": 1e-3,
+    "train.ema_decay": 0.999,
+    "train.ema_rampup": 0.05,
+    "train.log_every": 50,
+    "train.device": "cpu",
+}
 COLOURS = {"red": (220, 50, 40), "green": (40, 190, 70), "blue": (50, 70, 230), "yellow": (230, 210, 40)}
 
 
@@ -200,13 +235,13 @@ def _shape_mask(shape: str, dy: int, dx: int) -> np.ndarray:
     m = np.zeros((CELLS, CELLS), bool)
     q, h = CELLS // 4, CELLS // 2
     if shape in ("square", "ring"):
-        m[q + dy:3 * q + dy, q + dx:3 * q + dx] = True
+        m[q + dy : 3 * q + dy, q + dx : 3 * q + dx] = True
         if shape == "ring":
-            m[q + 1 + dy:3 * q - 1 + dy, q + 1 + dx:3 * q - 1 + dx] = False
+            m[q + 1 + dy : 3 * q - 1 + dy, q + 1 + dx : 3 * q - 1 + dx] = False
     elif shape == "vbar":
-        m[q + dy:3 * q + dy, h - 1 + dx:h + 1 + dx] = True
+        m[q + dy : 3 * q + dy, h - 1 + dx : h + 1 + dx] = True
     else:  # hbar
-        m[h - 1 + dy:h + 1 + dy, q + dx:3 * q + dx] = True
+        m[h - 1 + dy : h + 1 + dy, q + dx : 3 * q + dx] = True
     return m
 
 
@@ -225,8 +260,10 @@ def four_class_dataset(root, n: int = 48, seed: int = 0) -> str:
 
 
 def fit(dataset: str, run: str, steps: int, **overrides):
-    cfg = resolve_config("dcgan", {**RECIPE, "train.steps": steps, "train.sample_every": steps,
-                                 "train.checkpoint_every": steps, **overrides})
+    cfg = resolve_config(
+        "dcgan",
+        {**RECIPE, "train.steps": steps, "train.sample_every": steps, "train.checkpoint_every": steps, **overrides},
+    )
     return Sampler.from_checkpoint(train(cfg, dataset, run, progress=False).checkpoint)
 
 
@@ -240,10 +277,11 @@ def test_tiny_conditional_model_learns_four_classes(project_root):
     """train() + Sampler on 4 classes; samples classified by the nearest class mean of the training images."""
     name = four_class_dataset(project_root)
     data = load_dataset(name, "train")
-    real = data.images.permute(0, 2, 3, 1).numpy()                      # (N, 64, 64, 3)
+    real = data.images.permute(0, 2, 3, 1).numpy()  # (N, 64, 64, 3)
     classes = data.vocab.attributes["shape"]
-    means = np.stack([real[data.labels[:, 0].numpy() == k].reshape(-1, 64 * 64 * 3).mean(0)
-                      for k in range(len(classes))])
+    means = np.stack(
+        [real[data.labels[:, 0].numpy() == k].reshape(-1, 64 * 64 * 3).mean(0) for k in range(len(classes))]
+    )
     assert (nearest_mean(real, means) == data.labels[:, 0].numpy()).all()  # the classifier itself is right
 
     sampler = fit(name, "four", steps=300)
@@ -267,9 +305,9 @@ def colour_mix_dataset(root, n: int = 60, seed: int = 0) -> tuple[str, dict[str,
         img = np.zeros((CELLS, CELLS, 3), np.uint8) + np.array(COLOURS[colour], np.uint8)
         q = CELLS // 4
         if shape == "bar":
-            img[q:3 * q, CELLS // 2 - 1:CELLS // 2 + 1] = 245
+            img[q : 3 * q, CELLS // 2 - 1 : CELLS // 2 + 1] = 245
         else:
-            img[q:3 * q, q:3 * q] = 15
+            img[q : 3 * q, q : 3 * q] = 15
         cells.append(np.clip(img.astype(int) + rng.integers(-8, 9, (1, 1, 3)), 0, 255).astype(np.uint8))
         rows.append({"shape": shape, "colour": colour})
     return _write(root, "mix", cells, rows, Vocabulary({"shape": ["bar", "block"], "colour": list(mix)})), mix
@@ -286,7 +324,7 @@ def test_unspecified_attribute_samples_follow_the_training_mix(project_root):
     data = load_dataset(name, "train")
     colours = data.vocab.attributes["colour"]
     col = data.vocab.names.index("colour")
-    mean_rgb = data.images.float().mean((2, 3)).numpy()                 # (N, 3) each image's mean colour
+    mean_rgb = data.images.float().mean((2, 3)).numpy()  # (N, 3) each image's mean colour
     refs = np.stack([mean_rgb[data.labels[:, col].numpy() == k].mean(0) for k in range(len(colours))])
 
     def shares(images: np.ndarray) -> np.ndarray:
@@ -313,7 +351,7 @@ def test_unspecified_attribute_samples_follow_the_training_mix(project_root):
 
 
 def test_grid_defaults_are_the_most_common_value_over_images():
-    rows = torch.tensor([[0, 0], [0, 1], [1, 0]])       # distinct label rows, as stored in a checkpoint
+    rows = torch.tensor([[0, 0], [0, 1], [1, 0]])  # distinct label rows, as stored in a checkpoint
     counts = torch.tensor([1, 1, 10])
     # Over images, attribute 0 is mostly value 1 (10 of 12), though value 0 is in more distinct rows.
     assert most_common_labels(rows, counts).tolist() == [1, 0]

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from heroportraits.checkpoint import CheckpointError, load_checkpoint
 from heroportraits.cli import main as cli_main
-from heroportraits.config import ConfigError, resolve_config
-from heroportraits.sample import Sampler, write_samples
-from heroportraits.train import train
+from heroportraits.sample import Sampler
+from heroportraits.training.checkpoint import CheckpointError, load_checkpoint
+from heroportraits.training.config import ConfigError, resolve_config
+from heroportraits.training.loop import train
 
 
 def test_train_writes_grid_checkpoint_and_metrics(toy_dataset, project_root):
@@ -63,8 +63,10 @@ def test_resume_refuses_checkpoint_from_another_config(toy_dataset):
 def test_sample_cli_writes_pngs_and_labels(toy_dataset, project_root, tmp_path):
     result = train(resolve_config("smoke"), toy_dataset, "s", progress=False)
     out = tmp_path / "samples"
-    assert cli_main(["sample", str(result.checkpoint.parent), "--n", "20", "--out", str(out),
-                     "--set", "hero_class=mage"]) == 0
+    assert (
+        cli_main(["sample", str(result.checkpoint.parent), "--n", "20", "--out", str(out), "--set", "hero_class=mage"])
+        == 0
+    )
     with open(out / "labels.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 20 and all(r["hero_class"] == "mage" for r in rows)
@@ -79,8 +81,9 @@ def test_sample_cli_writes_pngs_and_labels(toy_dataset, project_root, tmp_path):
 
 def test_sample_rejects_unknown_value(toy_dataset, tmp_path, capsys):
     result = train(resolve_config("smoke"), toy_dataset, "u", progress=False)
-    code = cli_main(["sample", str(result.checkpoint), "--n", "2", "--out", str(tmp_path / "x"),
-                     "--set", "hero_class=necromancer"])
+    code = cli_main(
+        ["sample", str(result.checkpoint), "--n", "2", "--out", str(tmp_path / "x"), "--set", "hero_class=necromancer"]
+    )
     assert code == 2
     assert "necromancer" in capsys.readouterr().err
 
@@ -115,8 +118,8 @@ def test_dry_run_and_help_show_evaluation_and_multi_gpu_options(capsys):
 
 
 def test_eval_every_writes_curve_and_keeps_best_checkpoint(toy_dataset, project_root):
-    from heroportraits.evaluate import read_metric_file
-    from heroportraits.judge import JudgeConfig, load_or_train_judge
+    from heroportraits.evaluation.evaluate import read_metric_file
+    from heroportraits.evaluation.judge import JudgeConfig, load_or_train_judge
 
     load_or_train_judge(toy_dataset, JudgeConfig(epochs=2), progress=False)  # cached: train() loads it
     cfg = resolve_config("smoke", {"train.eval_every": 2, "train.eval_samples": 20})
@@ -135,12 +138,13 @@ def test_eval_every_writes_curve_and_keeps_best_checkpoint(toy_dataset, project_
 
 
 def test_best_fd_survives_resume(toy_dataset, project_root, monkeypatch):
-    from heroportraits import evaluate
-    from heroportraits import train as train_module
+    from heroportraits.evaluation import evaluate
+    from heroportraits.training import loop as train_module
 
     fds = iter([5.0, 1.0, 3.0, 2.0])  # steps 2, 4, 6, then 8 after the resume
-    monkeypatch.setattr(evaluate, "quick_fd", lambda images, rows, name, n=500: {"n": len(images), "fd": next(fds),
-                                                                                "cond_acc": 0.5})
+    monkeypatch.setattr(
+        evaluate, "quick_fd", lambda images, rows, name, n=500: {"n": len(images), "fd": next(fds), "cond_acc": 0.5}
+    )
     monkeypatch.setattr(train_module, "prepare_evaluation", lambda *a, **k: None)  # no judge needed
     cfg = resolve_config("smoke", {"train.eval_every": 2, "train.eval_samples": 10})
     train(cfg, toy_dataset, "rb", progress=False)
@@ -149,11 +153,19 @@ def test_best_fd_survives_resume(toy_dataset, project_root, monkeypatch):
         f.write(json.dumps({"step": 7, "fd": 0.1}) + "\n")
     with open(run_dir / "metrics.csv", "a") as f:
         f.write("7,1.0,1.0\n")
-    result = train(resolve_config("smoke", {"train.eval_every": 2, "train.eval_samples": 10, "train.steps": 8}),
-                   toy_dataset, "rb", progress=False)
+    result = train(
+        resolve_config("smoke", {"train.eval_every": 2, "train.eval_samples": 10, "train.steps": 8}),
+        toy_dataset,
+        "rb",
+        progress=False,
+    )
     rows = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()]
-    assert [(r["step"], r["fd"], r["best"]) for r in rows] == [(2, 5.0, True), (4, 1.0, True), (6, 3.0, False),
-                                                                (8, 2.0, False)]
+    assert [(r["step"], r["fd"], r["best"]) for r in rows] == [
+        (2, 5.0, True),
+        (4, 1.0, True),
+        (6, 3.0, False),
+        (8, 2.0, False),
+    ]
     assert result.best == {"fd": 1.0, "step": 4} and load_checkpoint(run_dir / "best.pt")["step"] == 4
     assert load_checkpoint(result.checkpoint)["step"] == 8
     with open(run_dir / "metrics.csv") as f:

@@ -1,14 +1,15 @@
 """hero-portrait-generator: conditional GANs for 64x64 pixel-art hero portraits.
 
-The pipeline, one module per concern:
-    procedural   built-in labelled pixel-art portraits (no download needed)
-    prepare      any folder of images + labels -> a clean, accounted-for staging set
-    build        staging set -> final dataset (dedup, split, dataset.json)
-    dataset      load a final dataset into memory as one tensor
-    config       dataclass configs and named presets
-    models       generators / discriminators
-    train        the training loop
+The subpackages are the pipeline, in order (docs/architecture.md draws it):
+    data/        sources (procedural, LPC, your own images) -> prepare -> build -> dataset
+    models/      generators and discriminators
+    training/    config and presets, losses, augmentation, EMA, checkpoints, DDP, the loop
+    evaluation/  the dataset's judge, metrics, the evaluation suite
     sample       draw portraits from a checkpoint
+    bench        speed of a training step against the machine's roof
+    drawing      sample grids and every plot
+    cli          `python -m heroportraits VERB`
+    paths        where datasets and artifacts live
 """
 
 __version__ = "0.1.0"

@@ -41,22 +41,21 @@ import platform
 import re
 import resource
 import statistics
-import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 from unittest import mock
 
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from heroportraits.attributes import DEFAULT_SCHEMA, Vocabulary
-from heroportraits.config import PRESETS, Config, resolve_config
-from heroportraits.dataset import PortraitData
+from heroportraits.data.attributes import DEFAULT_SCHEMA, Vocabulary
+from heroportraits.data.dataset import PortraitData
 from heroportraits.paths import project_root
+from heroportraits.training.config import PRESETS, Config, resolve_config
 
 # Benchmarked by default, per device type: the demo, the plain baseline, the full technique set.
 DEFAULT_PRESETS = {"cpu": ("cpu", "dcgan", "resnet_full"), "cuda": ("gpu", "dcgan_gpu", "resnet_full_gpu")}
@@ -68,50 +67,50 @@ class BenchError(ValueError):
 
 @dataclass
 class BenchOptions:
-    steps: int = 20              # timed training steps per variant (full and bare), split into windows
-    windows: int = 4             # timed windows per variant; the best window is reported
-    warmup: int = 3              # untimed steps first (allocator, kernel choice); at least one R1 period
-    device: str = "auto"         # "auto" (cuda if available), "cpu", "cuda", "cuda:1"...
-    threads: int = 0             # torch intra-op threads; 0 = torch's default (physical cores)
-    data_size: int = 2048        # images in the synthetic in-memory dataset
-    sample_batch: int = 256      # batch for sampling throughput
-    sample_n: int = 1024         # portraits per sampling-throughput repeat
-    latency_reps: int = 20       # single-portrait calls for the latency median
-    peak_size: int = 0           # GEMM roof: n for an n x n product; 0 = 2048 on CPU, 8192 on GPU
+    steps: int = 20  # timed training steps per variant (full and bare), split into windows
+    windows: int = 4  # timed windows per variant; the best window is reported
+    warmup: int = 3  # untimed steps first (allocator, kernel choice); at least one R1 period
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1"...
+    threads: int = 0  # torch intra-op threads; 0 = torch's default (physical cores)
+    data_size: int = 2048  # images in the synthetic in-memory dataset
+    sample_batch: int = 256  # batch for sampling throughput
+    sample_n: int = 1024  # portraits per sampling-throughput repeat
+    latency_reps: int = 20  # single-portrait calls for the latency median
+    peak_size: int = 0  # GEMM roof: n for an n x n product; 0 = 2048 on CPU, 8192 on GPU
     overrides: list[str] = field(default_factory=list)  # config overrides applied to every preset
-    isolate: bool = True         # one fresh process per preset (own peak memory); off in tests
+    isolate: bool = True  # one fresh process per preset (own peak memory); off in tests
 
 
 @dataclass
 class PresetBench:
     preset: str
     device: str
-    compute_dtype: str           # dtype the matmuls of the step run in (bf16 under autocast)
+    compute_dtype: str  # dtype the matmuls of the step run in (bf16 under autocast)
     batch_size: int
     network_resolution: int
     params_g: int
     params_d: int
     threads: int
-    channels_last: bool          # train.channels_last: NHWC networks and batches
-    compiled: list[str]          # the networks that ran torch.compile'd (train.compile): "G", "D"
-    step_ms: float               # best window, mean per step
-    step_ms_median: float        # median window
-    images_per_s: float          # batch_size * n_dis per step (real images D sees) / step time
-    step_gflop: float            # FLOPs of one step (averaged over a regularisation period)
+    channels_last: bool  # train.channels_last: NHWC networks and batches
+    compiled: list[str]  # the networks that ran torch.compile'd (train.compile): "G", "D"
+    step_ms: float  # best window, mean per step
+    step_ms_median: float  # median window
+    images_per_s: float  # batch_size * n_dis per step (real images D sees) / step time
+    step_gflop: float  # FLOPs of one step (averaged over a regularisation period)
     achieved_gflops: float
-    peak_gflops: float           # measured GEMM roof in compute_dtype (the fastest engine)
-    peak_source: str             # which GEMM gave the roof
-    peak_fraction: float         # achieved / peak
-    bare_step_ms: float          # the step with everything outside the networks stubbed out
-    overhead_share: float        # 1 - bare / full: share of the step outside the networks
-    parts_ms: dict               # each outside-the-network part timed alone, per step
-    parts_share: float           # sum(parts_ms) / step: the same share from the parts alone
-    sample_per_s: float          # portraits/s at sample_batch through Sampler
+    peak_gflops: float  # measured GEMM roof in compute_dtype (the fastest engine)
+    peak_source: str  # which GEMM gave the roof
+    peak_fraction: float  # achieved / peak
+    bare_step_ms: float  # the step with everything outside the networks stubbed out
+    overhead_share: float  # 1 - bare / full: share of the step outside the networks
+    parts_ms: dict  # each outside-the-network part timed alone, per step
+    parts_share: float  # sum(parts_ms) / step: the same share from the parts alone
+    sample_per_s: float  # portraits/s at sample_batch through Sampler
     sample_batch: int
-    latency_ms: float            # one portrait, median
+    latency_ms: float  # one portrait, median
     host_peak_rss_mb: float
     gpu_peak_mb: float | None
-    seconds: float               # wall time of this preset's benchmark
+    seconds: float  # wall time of this preset's benchmark
     notes: list[str] = field(default_factory=list)
 
 
@@ -126,8 +125,15 @@ def machine_info(device: torch.device) -> dict:
                 break
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    return {"cpu": cpu, "cores": cores, "threads": torch.get_num_threads(), "gpu": gpu,
-            "torch": torch.__version__, "python": platform.python_version(), "host": platform.node()}
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "host": platform.node(),
+    }
 
 
 def machine_slug(info: dict) -> str:
@@ -169,7 +175,7 @@ def _gemms(device: torch.device, dtype: torch.dtype, n: int) -> dict[str, tuple[
     out = {f"torch.mm {n}x{n}": (lambda: torch.mm(a, b), 2.0 * n**3)}
     if device.type == "cpu":
         k, pixels = max(n // 2, 1), 2 * n
-        x = torch.randn(max(pixels // 64, 1), k, 8, 8, dtype=dtype, generator=g)     # (pixels / 64, k, 8, 8)
+        x = torch.randn(max(pixels // 64, 1), k, 8, 8, dtype=dtype, generator=g)  # (pixels / 64, k, 8, 8)
         x = x.contiguous(memory_format=torch.channels_last)
         w = torch.randn(k, k, 1, 1, dtype=dtype, generator=g).contiguous(memory_format=torch.channels_last)
         out[f"1x1 conv (oneDNN) {x.shape[0] * 64}x{k}x{k}"] = (lambda: F.conv2d(x, w), 2.0 * x.shape[0] * 64 * k * k)
@@ -206,8 +212,9 @@ def host_peak_rss_mb() -> float:
 
 
 # ---------------------------------------------------------------- synthetic data
-def synthetic_data(n: int = 2048, resolution: int = 64, native_scale: int = 2, seed: int = 0,
-                   device="cpu") -> PortraitData:
+def synthetic_data(
+    n: int = 2048, resolution: int = 64, native_scale: int = 2, seed: int = 0, device="cpu"
+) -> PortraitData:
     """Random uint8 portraits on a native grid (nearest-upscaled by native_scale), default schema labels.
 
     Content does not matter for speed; shape, dtype, pixel grid and label layout do.
@@ -248,7 +255,7 @@ def _bare(trainer, batch: tuple) -> Callable:
     attribute dropout and the EMA update become no-ops. What is left is the networks'
     forward and backward passes, the losses and the optimiser updates.
     """
-    from heroportraits import train as T
+    from heroportraits.training import loop as T
 
     trainer.d_input = lambda x, noise_std: x
     trainer.drop_attributes = lambda y: y
@@ -261,7 +268,7 @@ def _bare(trainer, batch: tuple) -> Callable:
 
 def _logger(trainer, log_every: int) -> Callable[[dict], None]:
     """What train() does every log_every steps: read the stats on the host, append a CSV row."""
-    from heroportraits.train import STEP_STATS
+    from heroportraits.training.loop import STEP_STATS
 
     buf, count = io.StringIO(), [0]
 
@@ -277,12 +284,21 @@ def _logger(trainer, log_every: int) -> Callable[[dict], None]:
 def _sampler(trainer, cfg: Config, data: PortraitData, net_res: int, device: torch.device):
     """A `sample.Sampler` around the trainer's EMA generator, built from an in-memory checkpoint dict."""
     from heroportraits.sample import Sampler
-    from heroportraits.train import label_mix
+    from heroportraits.training.loop import label_mix
 
-    state = {"config": cfg.to_dict(), "vocab": data.vocab.to_json(), "step": trainer.iteration,
-             "dataset": {"name": "synthetic", "native_scale": data.native_scale, "resolution": data.resolution,
-                         "network_resolution": net_res, "label_mix": label_mix(data.labels)},
-             "G_ema": {k: v.detach().cpu() for k, v in trainer.G_ema.state_dict().items()}}
+    state = {
+        "config": cfg.to_dict(),
+        "vocab": data.vocab.to_json(),
+        "step": trainer.iteration,
+        "dataset": {
+            "name": "synthetic",
+            "native_scale": data.native_scale,
+            "resolution": data.resolution,
+            "network_resolution": net_res,
+            "label_mix": label_mix(data.labels),
+        },
+        "G_ema": {k: v.detach().cpu() for k, v in trainer.G_ema.state_dict().items()},
+    }
     return Sampler(state, device)
 
 
@@ -293,7 +309,7 @@ def _eager(trainer) -> contextlib.AbstractContextManager:
 
 def _setup(name: str, opts: BenchOptions):
     """(config, device, synthetic data, train.setup_training's objects) for one preset."""
-    from heroportraits import train as T
+    from heroportraits.training import loop as T
 
     if opts.threads > 0:
         torch.set_num_threads(opts.threads)
@@ -310,7 +326,7 @@ def _setup(name: str, opts: BenchOptions):
 
 def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
     """Benchmark one preset's training step and sampling on this machine (see module docstring)."""
-    from heroportraits import train as T
+    from heroportraits.training import loop as T
 
     t_start = time.perf_counter()
     cfg, device, data, setup = _setup(name, opts)
@@ -359,7 +375,7 @@ def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
     def per_step(fn: Callable[[], object], times_per_step: float) -> float:
         return min(_best_windows(fn, device, reps, 3)) * times_per_step * 1e3
 
-    from heroportraits.ema import update_ema
+    from heroportraits.training.ema import update_ema
 
     with torch.no_grad():
         parts = {
@@ -375,8 +391,9 @@ def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
     sampler = _sampler(trainer, cfg, data, net_res, device)
     labels = sampler.draw_conditions(opts.sample_n, seed=0)
     sampler.generate_from_labels(labels[: opts.sample_batch], batch_size=opts.sample_batch)  # warm-up
-    sample_s = min(_best_windows(lambda: sampler.generate_from_labels(labels, batch_size=opts.sample_batch),
-                                 device, 1, 3))
+    sample_s = min(
+        _best_windows(lambda: sampler.generate_from_labels(labels, batch_size=opts.sample_batch), device, 1, 3)
+    )
     one = labels[:1]
     sampler.generate_from_labels(one)
     latency = statistics.median(_best_windows(lambda: sampler.generate_from_labels(one), device, 1, opts.latency_reps))
@@ -386,28 +403,47 @@ def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
     d_params = sum(p.numel() for p in T._unwrap(trainer.D).parameters())
     notes = []
     if peak > 1.25 * low:
-        notes.append(f"GEMM roof varied {low / 1e9:.0f}-{peak / 1e9:.0f} GFLOP/s during the run: "
-                     f"the machine was shared; figures are best windows")
+        notes.append(
+            f"GEMM roof varied {low / 1e9:.0f}-{peak / 1e9:.0f} GFLOP/s during the run: "
+            f"the machine was shared; figures are best windows"
+        )
     return PresetBench(
-        preset=name, device=str(device), compute_dtype=str(dtype).replace("torch.", ""),
-        batch_size=tc.batch_size, network_resolution=net_res, params_g=g_params, params_d=d_params,
-        threads=torch.get_num_threads(), channels_last=tc.channels_last, compiled=trainer.compiled,
-        step_ms=step_s * 1e3, step_ms_median=statistics.median(full) * 1e3,
+        preset=name,
+        device=str(device),
+        compute_dtype=str(dtype).replace("torch.", ""),
+        batch_size=tc.batch_size,
+        network_resolution=net_res,
+        params_g=g_params,
+        params_d=d_params,
+        threads=torch.get_num_threads(),
+        channels_last=tc.channels_last,
+        compiled=trainer.compiled,
+        step_ms=step_s * 1e3,
+        step_ms_median=statistics.median(full) * 1e3,
         images_per_s=tc.batch_size * n_dis / step_s,
-        step_gflop=flops / 1e9, achieved_gflops=flops / step_s / 1e9, peak_gflops=peak / 1e9,
-        peak_source=peak_source, peak_fraction=flops / step_s / peak,
-        bare_step_ms=bare_s * 1e3, overhead_share=max(0.0, 1 - bare_s / step_s), parts_ms=parts,
+        step_gflop=flops / 1e9,
+        achieved_gflops=flops / step_s / 1e9,
+        peak_gflops=peak / 1e9,
+        peak_source=peak_source,
+        peak_fraction=flops / step_s / peak,
+        bare_step_ms=bare_s * 1e3,
+        overhead_share=max(0.0, 1 - bare_s / step_s),
+        parts_ms=parts,
         parts_share=sum(parts.values()) / (step_s * 1e3),
-        sample_per_s=opts.sample_n / sample_s, sample_batch=opts.sample_batch, latency_ms=latency * 1e3,
+        sample_per_s=opts.sample_n / sample_s,
+        sample_batch=opts.sample_batch,
+        latency_ms=latency * 1e3,
         host_peak_rss_mb=host_peak_rss_mb(),
         gpu_peak_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
-        seconds=time.perf_counter() - t_start, notes=notes,
+        seconds=time.perf_counter() - t_start,
+        notes=notes,
     )
 
 
 # ---------------------------------------------------------------- where the time goes
-def layer_flops(G: torch.nn.Module, D: torch.nn.Module, z: torch.Tensor, y: torch.Tensor,
-                x: torch.Tensor) -> dict[str, float]:
+def layer_flops(
+    G: torch.nn.Module, D: torch.nn.Module, z: torch.Tensor, y: torch.Tensor, x: torch.Tensor
+) -> dict[str, float]:
     """Forward FLOPs of G(z, y) and D(x, y) by module ("DCGANDiscriminator.body.0": FLOPs).
 
     Forward only: a convolution's backward costs about twice its forward (input and
@@ -416,8 +452,11 @@ def layer_flops(G: torch.nn.Module, D: torch.nn.Module, z: torch.Tensor, y: torc
     with torch.no_grad(), FlopCounterMode(display=False, depth=4) as counter:
         G(z, y)
         D(x, y)
-    return {name: float(sum(ops.values())) for name, ops in counter.get_flop_counts().items()
-            if name != "Global" and sum(ops.values()) > 0}
+    return {
+        name: float(sum(ops.values()))
+        for name, ops in counter.get_flop_counts().items()
+        if name != "Global" and sum(ops.values()) > 0
+    }
 
 
 def profile_preset(name: str, opts: BenchOptions, steps: int = 4, rows: int = 20) -> str:
@@ -425,7 +464,7 @@ def profile_preset(name: str, opts: BenchOptions, steps: int = 4, rows: int = 20
     grouped by input shape) and its FLOPs (by layer): a text report."""
     from torch.profiler import ProfilerActivity, profile
 
-    from heroportraits import train as T
+    from heroportraits.training import loop as T
 
     cfg, device, data, setup = _setup(name, opts)
     trainer, next_batch = setup.trainer, setup.next_batch
@@ -456,10 +495,16 @@ def format_table(r: PresetBench) -> str:
         ("training step", f"{r.step_ms:.1f} ms  (median window {r.step_ms_median:.1f} ms)"),
         ("training throughput", f"{r.images_per_s:,.0f} images/s"),
         ("FLOPs per step", f"{r.step_gflop:.2f} GFLOP"),
-        ("achieved", f"{r.achieved_gflops:,.1f} GFLOP/s = {r.peak_fraction:.0%} of the measured "
-                     f"{r.compute_dtype} matmul roof ({r.peak_gflops:,.0f} GFLOP/s, {r.peak_source})"),
-        ("outside the networks", f"{r.overhead_share:.1%} of the step (full minus bare step "
-                                 f"{r.bare_step_ms:.1f} ms); parts alone {r.parts_share:.1%}"),
+        (
+            "achieved",
+            f"{r.achieved_gflops:,.1f} GFLOP/s = {r.peak_fraction:.0%} of the measured "
+            f"{r.compute_dtype} matmul roof ({r.peak_gflops:,.0f} GFLOP/s, {r.peak_source})",
+        ),
+        (
+            "outside the networks",
+            f"{r.overhead_share:.1%} of the step (full minus bare step "
+            f"{r.bare_step_ms:.1f} ms); parts alone {r.parts_share:.1%}",
+        ),
         ("  parts alone", parts),
         (f"sampling (batch {r.sample_batch})", f"{r.sample_per_s:,.0f} portraits/s"),
         ("single-portrait latency", f"{r.latency_ms:.1f} ms"),
@@ -467,9 +512,11 @@ def format_table(r: PresetBench) -> str:
     ]
     layout = ", channels-last" if r.channels_last else ""
     layout += f", compiled {'+'.join(r.compiled)}" if r.compiled else ""
-    head = (f"preset {r.preset}  ({r.device}, {r.compute_dtype}{layout}, batch {r.batch_size}, "
-            f"{r.network_resolution}x{r.network_resolution} network grid, {r.threads} threads, "
-            f"G {r.params_g / 1e6:.2f}M / D {r.params_d / 1e6:.2f}M params)")
+    head = (
+        f"preset {r.preset}  ({r.device}, {r.compute_dtype}{layout}, batch {r.batch_size}, "
+        f"{r.network_resolution}x{r.network_resolution} network grid, {r.threads} threads, "
+        f"G {r.params_g / 1e6:.2f}M / D {r.params_d / 1e6:.2f}M params)"
+    )
     width = max(len(k) for k, _ in rows)
     lines = [head, *(f"  {k:<{width}}  {v}" for k, v in rows), *(f"  note: {n}" for n in r.notes)]
     return "\n".join(lines)
@@ -479,10 +526,11 @@ def default_presets(device_type: str = "cpu") -> list[str]:
     return [p for p in DEFAULT_PRESETS.get(device_type, DEFAULT_PRESETS["cpu"]) if p in PRESETS]
 
 
-def run_bench(presets: list[str] | None = None, opts: BenchOptions | None = None,
-              echo: Callable[[str], None] | None = print) -> dict:
+def run_bench(
+    presets: list[str] | None = None, opts: BenchOptions | None = None, echo: Callable[[str], None] | None = print
+) -> dict:
     """Benchmark each preset (in its own process when opts.isolate) and return the JSON report."""
-    from heroportraits.train import resolve_device
+    from heroportraits.training.loop import resolve_device
 
     opts = opts or BenchOptions()
     device = resolve_device(opts.device)
@@ -503,8 +551,12 @@ def run_bench(presets: list[str] | None = None, opts: BenchOptions | None = None
         results.append(r)
         if echo:
             echo(format_table(r) + "\n")
-    return {"machine": machine_info(device), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "options": asdict(opts), "presets": [asdict(r) for r in results]}
+    return {
+        "machine": machine_info(device),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "options": asdict(opts),
+        "presets": [asdict(r) for r in results],
+    }
 
 
 def default_json_path(report: dict) -> Path:
@@ -519,9 +571,18 @@ def write_json(report: dict, path: str | Path | None = None) -> Path:
 
 
 # ---------------------------------------------------------------- quality per wall time
-def quality_run(minutes: float, dataset: str = "procedural", preset: str = "cpu", intervals: int = 5,
-                n: int = 500, run: str | None = None, overrides: list[str] | None = None,
-                device: str = "auto", progress: bool = True, echo: Callable[[str], None] | None = print) -> dict:
+def quality_run(
+    minutes: float,
+    dataset: str = "procedural",
+    preset: str = "cpu",
+    intervals: int = 5,
+    n: int = 500,
+    run: str | None = None,
+    overrides: list[str] | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    echo: Callable[[str], None] | None = print,
+) -> dict:
     """Train `preset` on a real dataset for `minutes` of wall time; FD (quick_fd, n samples) at intervals.
 
     Training runs in `intervals` chunks of minutes/intervals each (train.max_minutes), each
@@ -529,8 +590,8 @@ def quality_run(minutes: float, dataset: str = "procedural", preset: str = "cpu"
     that time with the real loop; FD is the evaluation suite's (quick_fd: the dataset's judge,
     VAL split), of the EMA generator, scored as evaluation while training scores it.
     """
-    from heroportraits.checkpoint import load_checkpoint
-    from heroportraits.train import evaluate_generator, resolve_device, train
+    from heroportraits.training.checkpoint import load_checkpoint
+    from heroportraits.training.loop import evaluate_generator, resolve_device, train
 
     if minutes <= 0 or intervals < 1:
         raise BenchError(f"--quality needs minutes > 0 (got {minutes}) and intervals >= 1 (got {intervals})")
@@ -546,8 +607,10 @@ def quality_run(minutes: float, dataset: str = "procedural", preset: str = "cpu"
         point = {"minutes": round(trained_s / 60, 2), "step": result.step, **fd}
         points.append(point)
         if echo:
-            echo(f"  {point['minutes']:6.2f} min  step {point['step']:6d}  FD {point['fd']:9.3f}  "
-                 f"conditional accuracy {point['cond_acc']:.3f}")
+            echo(
+                f"  {point['minutes']:6.2f} min  step {point['step']:6d}  FD {point['fd']:9.3f}  "
+                f"conditional accuracy {point['cond_acc']:.3f}"
+            )
         if result.step >= cfg.train.steps:
             break
     return {"preset": preset, "dataset": str(dataset), "run": run, "n": n, "minutes": minutes, "points": points}
@@ -586,20 +649,39 @@ def add_cli(sub) -> None:
         "Writes artifacts_gan/bench/bench_<machine>.json. With --quality MINUTES, trains a preset on a "
         "real dataset for that wall time and reports FD at intervals instead.",
     )
-    p.add_argument("--preset", dest="presets", action="extend", nargs="+", metavar="NAME",
-                   help=f"presets to benchmark (default: {' '.join(default_presets('cpu'))}; on CUDA "
-                   f"{' '.join(default_presets('cuda'))}); with --quality, the one preset to train (default cpu)")
+    p.add_argument(
+        "--preset",
+        dest="presets",
+        action="extend",
+        nargs="+",
+        metavar="NAME",
+        help=f"presets to benchmark (default: {' '.join(default_presets('cpu'))}; on CUDA "
+        f"{' '.join(default_presets('cuda'))}); with --quality, the one preset to train (default cpu)",
+    )
     p.add_argument("--json", help="output JSON (default artifacts_gan/bench/bench_<machine>.json)")
     p.add_argument("--steps", type=int, default=20, help="timed training steps per variant (default 20)")
     p.add_argument("--windows", type=int, default=4, help="timed windows (best is reported; default 4)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="config override applied to every preset, e.g. --set train.batch_size=128")
-    p.add_argument("--no-isolate", action="store_true", help="run every preset in this process (faster start, shared peak memory)")
-    p.add_argument("--profile", action="store_true", help="instead: where each preset's step spends its time "
-                   "(torch.profiler operators) and FLOPs (by layer)")
-    p.add_argument("--quality", type=float, metavar="MINUTES", help="train for MINUTES on --dataset and report FD at intervals")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="config override applied to every preset, e.g. --set train.batch_size=128",
+    )
+    p.add_argument(
+        "--no-isolate", action="store_true", help="run every preset in this process (faster start, shared peak memory)"
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: where each preset's step spends its time (torch.profiler operators) and FLOPs (by layer)",
+    )
+    p.add_argument(
+        "--quality", type=float, metavar="MINUTES", help="train for MINUTES on --dataset and report FD at intervals"
+    )
     p.add_argument("--dataset", default="procedural", help="dataset for --quality (default procedural)")
     p.add_argument("--intervals", type=int, default=5, help="FD measurements during --quality (default 5)")
     p.set_defaults(func=_run_cli)
@@ -612,23 +694,38 @@ def _run_cli(args: argparse.Namespace) -> None:
         presets = args.presets or ["cpu"]
         if len(presets) != 1:
             raise BenchError(f"--quality trains one preset; got {presets}")
-        print(f"training {presets[0]} on {args.dataset} for {args.quality} min; FD every "
-              f"{args.quality / args.intervals:.2f} min")
-        quality = quality_run(args.quality, args.dataset, presets[0], args.intervals,
-                              overrides=args.overrides, device=args.device)
-        from heroportraits.train import resolve_device
+        print(
+            f"training {presets[0]} on {args.dataset} for {args.quality} min; FD every "
+            f"{args.quality / args.intervals:.2f} min"
+        )
+        quality = quality_run(
+            args.quality, args.dataset, presets[0], args.intervals, overrides=args.overrides, device=args.device
+        )
+        from heroportraits.training.loop import resolve_device
 
-        report = {"machine": machine_info(resolve_device(args.device)), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                  "quality": quality}
-        path = Path(args.json) if args.json else default_json_path(report).with_name(
-            f"quality_{machine_slug(report['machine'])}.json")
+        report = {
+            "machine": machine_info(resolve_device(args.device)),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "quality": quality,
+        }
+        path = (
+            Path(args.json)
+            if args.json
+            else default_json_path(report).with_name(f"quality_{machine_slug(report['machine'])}.json")
+        )
         write_json(report, path)
         print(f"wrote {path} and {plot_quality(quality, path.with_suffix('.png'))}")
         return
-    opts = BenchOptions(steps=args.steps, windows=args.windows, device=args.device, threads=args.threads,
-                        overrides=list(args.overrides), isolate=not args.no_isolate)
+    opts = BenchOptions(
+        steps=args.steps,
+        windows=args.windows,
+        device=args.device,
+        threads=args.threads,
+        overrides=list(args.overrides),
+        isolate=not args.no_isolate,
+    )
     if args.profile:
-        from heroportraits.train import resolve_device
+        from heroportraits.training.loop import resolve_device
 
         for name in args.presets or default_presets(resolve_device(args.device).type):
             print(profile_preset(name, opts) + "\n")

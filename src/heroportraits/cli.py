@@ -13,13 +13,13 @@ import sys
 
 # Modules that register a verb, in the order `--help` lists them.
 COMMAND_MODULES = [
-    "heroportraits.procedural",
-    "heroportraits.lpc",
-    "heroportraits.prepare",
-    "heroportraits.build",
-    "heroportraits.train",
+    "heroportraits.data.procedural",
+    "heroportraits.data.lpc",
+    "heroportraits.data.prepare",
+    "heroportraits.data.build",
+    "heroportraits.training.loop",
     "heroportraits.sample",
-    "heroportraits.evaluate",
+    "heroportraits.evaluation.evaluate",
     "heroportraits.bench",
 ]
 

@@ -19,14 +19,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from heroportraits.attributes import UNSPECIFIED, LabelError, Vocabulary, parse_assignments
-from heroportraits.checkpoint import load_checkpoint, resolve_checkpoint_path
-from heroportraits.config import Config
-from heroportraits.dataset import write_labels_csv
-from heroportraits.grids import grid_layout, save_grid_figure
-from heroportraits.images import make_grid, save_png, tensor_to_uint8
+from heroportraits.data.attributes import UNSPECIFIED, LabelError, Vocabulary, parse_assignments
+from heroportraits.data.dataset import write_labels_csv
+from heroportraits.data.images import make_grid, save_png, tensor_to_uint8
+from heroportraits.drawing import grid_layout, save_grid_figure
 from heroportraits.models import build_models, conditioning_vocab, upscale_to_output
-
+from heroportraits.training.checkpoint import load_checkpoint, resolve_checkpoint_path
+from heroportraits.training.config import Config
 
 OPEN_MODES = ("mix", "unspecified")
 
@@ -52,13 +51,13 @@ class Sampler:
         self.G, _ = build_models(self.config.model, self.vocab, int(ds["network_resolution"]))
         self.G.load_state_dict(state["G_ema"])
         self.G.to(self.device).eval()
-        self._mix_rows = torch.tensor(ds["label_mix"]["rows"], dtype=torch.long)   # (M, A) full-vocab indices
+        self._mix_rows = torch.tensor(ds["label_mix"]["rows"], dtype=torch.long)  # (M, A) full-vocab indices
         self._mix_p = torch.tensor(ds["label_mix"]["counts"], dtype=torch.float)
         self.attr_dropout = float(self.config.train.attr_dropout)
         self.default_open = "unspecified" if self.attr_dropout > 0 else "mix"
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device="cpu") -> "Sampler":
+    def from_checkpoint(cls, path: str | Path, device="cpu") -> Sampler:
         return cls(load_checkpoint(path, map_location="cpu"), device)
 
     def _open_mode(self, open_attributes: str | None) -> str:
@@ -72,8 +71,9 @@ class Sampler:
             )
         return mode
 
-    def draw_conditions(self, n: int, conditions: dict[str, str] | None = None, seed: int = 0,
-                        open_attributes: str | None = None) -> torch.Tensor:
+    def draw_conditions(
+        self, n: int, conditions: dict[str, str] | None = None, seed: int = 0, open_attributes: str | None = None
+    ) -> torch.Tensor:
         """(n, A) label indices: fixed attributes as given, the rest open.
 
         "mix": open attributes are drawn jointly from the training rows that match the
@@ -82,7 +82,7 @@ class Sampler:
         """
         mode = self._open_mode(open_attributes)
         conditions = dict(conditions or {})
-        for name, value in conditions.items():
+        for name, _value in conditions.items():
             if name not in self.vocab.attributes:
                 raise LabelError(f"unknown attribute {name!r}; this model knows {self.vocab.names}")
             if name not in self.cvocab.attributes:
@@ -120,8 +120,14 @@ class Sampler:
             out.append(tensor_to_uint8(upscale_to_output(x, self.resolution)))
         return np.concatenate(out) if out else np.zeros((0, self.resolution, self.resolution, 3), np.uint8)
 
-    def generate(self, n: int, conditions: dict[str, str] | None = None, seed: int = 0, batch_size: int = 256,
-                 open_attributes: str | None = None):
+    def generate(
+        self,
+        n: int,
+        conditions: dict[str, str] | None = None,
+        seed: int = 0,
+        batch_size: int = 256,
+        open_attributes: str | None = None,
+    ):
         """n portraits -> (images uint8 (n, 64, 64, 3), label rows [{attribute: value or "any"}])."""
         labels = self.draw_conditions(n, conditions, seed, open_attributes)
         images = self.generate_from_labels(labels, seed, batch_size)
@@ -136,8 +142,15 @@ def most_common_labels(rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor
     return torch.stack([torch.bincount(rows[:, a], weights=counts.float()).argmax() for a in range(rows.shape[1])])
 
 
-def write_samples(sampler: Sampler, out_dir: str | Path, n: int, conditions=None, seed: int = 0, progress=True,
-                  open_attributes: str | None = None) -> Path:
+def write_samples(
+    sampler: Sampler,
+    out_dir: str | Path,
+    n: int,
+    conditions=None,
+    seed: int = 0,
+    progress=True,
+    open_attributes: str | None = None,
+) -> Path:
     """n PNGs + labels.csv (file + the attribute values each image was conditioned on; `any` = unspecified)."""
     out_dir = Path(out_dir)
     images, rows = sampler.generate(n, conditions, seed, open_attributes=open_attributes)
@@ -151,8 +164,14 @@ def write_samples(sampler: Sampler, out_dir: str | Path, n: int, conditions=None
     return out_dir
 
 
-def write_grid(sampler: Sampler, out_path: str | Path, conditions=None, n: int = 64, seed: int = 0,
-               open_attributes: str | None = None) -> Path:
+def write_grid(
+    sampler: Sampler,
+    out_path: str | Path,
+    conditions=None,
+    n: int = 64,
+    seed: int = 0,
+    open_attributes: str | None = None,
+) -> Path:
     """With no conditions: the attribute layout grid (rows = class, cols = palette, blocks = gender).
     With conditions: n portraits under them, tiled."""
     if not conditions:
@@ -177,11 +196,22 @@ def add_cli(sub) -> None:
     p.add_argument("checkpoint", help="checkpoint file, or run folder (uses its last.pt)")
     p.add_argument("--n", type=int, default=64, help="number of portraits (default 64)")
     p.add_argument("--out", required=True, help="output folder (or .png file with --grid)")
-    p.add_argument("--set", dest="conditions", action="append", default=[], metavar="ATTR=VALUE",
-                   help="fix an attribute, e.g. --set hero_class=mage (repeatable); others follow the training mix")
-    p.add_argument("--open", dest="open_attributes", choices=OPEN_MODES, default=None,
-                   help="attributes not fixed by --set: 'mix' = drawn from the training mix, 'unspecified' = left "
-                   "to the model (default: unspecified if it was trained with attribute dropout, else mix)")
+    p.add_argument(
+        "--set",
+        dest="conditions",
+        action="append",
+        default=[],
+        metavar="ATTR=VALUE",
+        help="fix an attribute, e.g. --set hero_class=mage (repeatable); others follow the training mix",
+    )
+    p.add_argument(
+        "--open",
+        dest="open_attributes",
+        choices=OPEN_MODES,
+        default=None,
+        help="attributes not fixed by --set: 'mix' = drawn from the training mix, 'unspecified' = left "
+        "to the model (default: unspecified if it was trained with attribute dropout, else mix)",
+    )
     p.add_argument("--grid", action="store_true", help="write one grid image instead of individual files")
     p.add_argument("--seed", type=int, default=0, help="noise and condition seed")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")

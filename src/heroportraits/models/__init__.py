@@ -11,11 +11,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from heroportraits.attributes import Vocabulary
-from heroportraits.config import CHOICES, ModelConfig
+from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from heroportraits.models.layers import apply_spectral_norm
 from heroportraits.models.resnet import ResNetDiscriminator, ResNetGenerator
+from heroportraits.training.config import CHOICES, ModelConfig
 
 ARCHITECTURES = {
     "dcgan": (DCGANGenerator, DCGANDiscriminator),

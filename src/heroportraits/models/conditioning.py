@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from heroportraits.attributes import Vocabulary
+from heroportraits.data.attributes import Vocabulary
 
 
 class AttributeEmbedding(nn.Module):
@@ -24,7 +24,9 @@ class AttributeEmbedding(nn.Module):
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         if labels.shape[1] != len(self.tables):
-            raise ValueError(f"labels have {labels.shape[1]} attributes, model expects {len(self.tables)} ({self.names})")
+            raise ValueError(
+                f"labels have {labels.shape[1]} attributes, model expects {len(self.tables)} ({self.names})"
+            )
         if not self.tables:  # nothing to condition on (palette-only data, palette OFF)
             return labels.new_zeros(labels.shape[0], 0, dtype=torch.float)
         return torch.cat([t(labels[:, i]) for i, t in enumerate(self.tables)], dim=1)
@@ -34,7 +36,7 @@ def join_label_maps(h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     """Feature maps h (N, C, H, W) joined with per-sample embeddings e (N, E) as constant maps
     -> (N, C + E, H, W), in h's memory format. (torch.cat of a channels-last h with broadcast
     maps comes out NCHW, which the next convolution copies back, forward and backward.)"""
-    maps = e[:, :, None, None].expand(-1, -1, *h.shape[2:])                # (N, E, H, W), no copy
+    maps = e[:, :, None, None].expand(-1, -1, *h.shape[2:])  # (N, E, H, W), no copy
     if h.is_contiguous(memory_format=torch.channels_last):
         maps = maps.contiguous(memory_format=torch.channels_last)
     return torch.cat([h, maps], dim=1)

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from heroportraits.attributes import Vocabulary
-from heroportraits.config import ModelConfig
+from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.conditioning import AttributeEmbedding, join_label_maps
 from heroportraits.models.layers import ProjectionHead, g_norm, minibatch_stddev
+from heroportraits.training.config import ModelConfig
 
 
 def num_stages(resolution: int) -> int:
@@ -48,10 +48,10 @@ class DCGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # z: (N, z_dim), labels: (N, A) -> images (N, 3, resolution, resolution) in [-1, 1]
         h = z if self.embed is None else torch.cat([z, self.embed(labels)], dim=1)
-        h = self.fc(h).unflatten(1, (-1, 4, 4))                      # (N, C0, 4, 4)
+        h = self.fc(h).unflatten(1, (-1, 4, 4))  # (N, C0, 4, 4)
         h = F.relu(self.norms[0](h, labels))
         for up, norm in zip(self.ups, self.norms[1:]):
-            h = F.relu(norm(up(h), labels))                          # x2 per stage
+            h = F.relu(norm(up(h), labels))  # x2 per stage
         return torch.tanh(self.to_rgb(h))
 
 
@@ -75,12 +75,12 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # x: (N, 3, R, R) -> logits (N,)
-        h = F.leaky_relu(self.first(x), 0.2)                         # (N, w, R/2, R/2)
+        h = F.leaky_relu(self.first(x), 0.2)  # (N, w, R/2, R/2)
         if self.embed is not None:
-            h = join_label_maps(h, self.embed(labels))                # (N, w + A * embed_dim, ., .)
-        h = self.body(h)                                             # (N, C, 4, 4)
+            h = join_label_maps(h, self.embed(labels))  # (N, w + A * embed_dim, ., .)
+        h = self.body(h)  # (N, C, 4, 4)
         if self.mbstd:
-            h = minibatch_stddev(h, self.mbstd)                      # (N, C + 1, 4, 4)
-        phi = h.flatten(1)                                           # (N, C' * 4 * 4)
+            h = minibatch_stddev(h, self.mbstd)  # (N, C + 1, 4, 4)
+        phi = h.flatten(1)  # (N, C' * 4 * 4)
         out = self.out(phi).squeeze(1)
         return out if self.proj is None else out + self.proj(phi, labels)

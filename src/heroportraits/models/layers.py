@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from heroportraits.attributes import Vocabulary
+from heroportraits.data.attributes import Vocabulary
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -35,8 +35,8 @@ class ConditionalBatchNorm2d(nn.Module):
         h = self.bn(x)
         if not self.names:
             return h
-        gain = 1.0 + sum(t(labels[:, i]) for i, t in enumerate(self.gain))   # (N, C)
-        bias = sum(t(labels[:, i]) for i, t in enumerate(self.bias))         # (N, C)
+        gain = 1.0 + sum(t(labels[:, i]) for i, t in enumerate(self.gain))  # (N, C)
+        bias = sum(t(labels[:, i]) for i, t in enumerate(self.bias))  # (N, C)
         return h * gain[:, :, None, None] + bias[:, :, None, None]
 
 
@@ -101,6 +101,6 @@ def minibatch_stddev(x: torch.Tensor, group: int) -> torch.Tensor:
     n, c, h, w = x.shape
     g = group if n % group == 0 else n
     y = x.float().reshape(g, n // g, c, h, w)
-    y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()     # (N/g, C, H, W)
+    y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()  # (N/g, C, H, W)
     y = y.mean(dim=(1, 2, 3)).reshape(-1, 1, 1, 1).repeat(g, 1, h, w)  # (N, 1, H, W)
     return torch.cat([x, y.to(x.dtype)], dim=1)

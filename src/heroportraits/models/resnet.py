@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from heroportraits.attributes import Vocabulary
-from heroportraits.config import ModelConfig
+from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.conditioning import AttributeEmbedding, join_label_maps
 from heroportraits.models.dcgan import num_stages
 from heroportraits.models.layers import BatchNorm2d, ProjectionHead, g_norm, minibatch_stddev
+from heroportraits.training.config import ModelConfig
 
 MAX_MULT = 8  # widths grow x2 per halving of resolution, up to 8 x base width
 
@@ -87,9 +87,9 @@ class ResNetGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # z: (N, z_dim), labels: (N, A) -> images (N, 3, R, R) in [-1, 1]
         h = z if self.embed is None else torch.cat([z, self.embed(labels)], dim=1)
-        h = self.fc(h).unflatten(1, (-1, 4, 4))                      # (N, C0, 4, 4)
+        h = self.fc(h).unflatten(1, (-1, 4, 4))  # (N, C0, 4, 4)
         for block in self.blocks:
-            h = block(h, labels)                                     # x2 per block
+            h = block(h, labels)  # x2 per block
         return torch.tanh(self.to_rgb(F.relu(self.out_norm(h))))
 
 
@@ -114,12 +114,12 @@ class ResNetDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # x: (N, 3, R, R) -> logits (N,)
-        h = self.first(x)                                            # (N, w, R/2, R/2)
+        h = self.first(x)  # (N, w, R/2, R/2)
         if self.embed is not None:
-            h = join_label_maps(h, self.embed(labels))                # (N, w + A * embed_dim, ., .)
-        h = F.relu(self.blocks(h))                                   # (N, C, 4, 4)
+            h = join_label_maps(h, self.embed(labels))  # (N, w + A * embed_dim, ., .)
+        h = F.relu(self.blocks(h))  # (N, C, 4, 4)
         if self.mbstd:
-            h = minibatch_stddev(h, self.mbstd)                      # (N, C + 1, 4, 4)
-        phi = h.sum(dim=(2, 3))                                      # (N, C'): global sum pooling
+            h = minibatch_stddev(h, self.mbstd)  # (N, C + 1, 4, 4)
+        phi = h.sum(dim=(2, 3))  # (N, C'): global sum pooling
         out = self.out(phi).squeeze(1)
         return out if self.proj is None else out + self.proj(phi, labels)

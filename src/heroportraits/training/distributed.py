@@ -43,10 +43,10 @@ class DistributedError(ValueError):
 
 @dataclass(frozen=True)
 class DistInfo:
-    rank: int = 0            # global rank, 0..world_size-1
-    world_size: int = 1      # processes in the job (all nodes)
-    local_rank: int = 0      # rank on this node: picks the GPU
-    backend: str = ""        # "nccl" (CUDA) or "gloo" (CPU); "" when not distributed
+    rank: int = 0  # global rank, 0..world_size-1
+    world_size: int = 1  # processes in the job (all nodes)
+    local_rank: int = 0  # rank on this node: picks the GPU
+    backend: str = ""  # "nccl" (CUDA) or "gloo" (CPU); "" when not distributed
 
     @property
     def enabled(self) -> bool:
@@ -119,9 +119,10 @@ def per_rank_batch(batch_size: int, info: DistInfo) -> int:
     """`train.batch_size` is the global batch: each rank draws batch_size / world_size images,
     so a preset's learning rates, EMA half-life and ADA speed mean the same on any number of GPUs."""
     if batch_size % info.world_size:
+        fit = batch_size // info.world_size * info.world_size or info.world_size
         raise DistributedError(
             f"train.batch_size={batch_size} is the global batch, split evenly over {info.world_size} ranks; "
-            f"use a multiple of {info.world_size} (e.g. --set train.batch_size={batch_size // info.world_size * info.world_size or info.world_size})"
+            f"use a multiple of {info.world_size} (e.g. --set train.batch_size={fit})"
         )
     return batch_size // info.world_size
 

@@ -115,9 +115,7 @@ def make_grid(images: np.ndarray, nrow: int, padding: int = 2, pad_value: int = 
     n, h, w, c = images.shape
     ncol = nrow
     nrows = (n + ncol - 1) // ncol
-    grid = np.full(
-        (nrows * (h + padding) + padding, ncol * (w + padding) + padding, c), pad_value, np.uint8
-    )
+    grid = np.full((nrows * (h + padding) + padding, ncol * (w + padding) + padding, c), pad_value, np.uint8)
     for i in range(n):
         r, col = divmod(i, ncol)
         y, x = padding + r * (h + padding), padding + col * (w + padding)

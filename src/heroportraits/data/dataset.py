@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from heroportraits.attributes import Vocabulary
+from heroportraits.data.attributes import Vocabulary
 from heroportraits.paths import dataset_dir
 
 FORMAT_VERSION = 1
@@ -51,7 +51,7 @@ class PortraitData:
     def resolution(self) -> int:
         return int(self.images.shape[-1])
 
-    def to(self, device) -> "PortraitData":
+    def to(self, device) -> PortraitData:
         return PortraitData(self.images.to(device), self.labels.to(device), self.vocab, self.meta, self.files)
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,9 +85,7 @@ def read_meta(name_or_path: str | Path) -> dict:
     return json.loads(meta_path.read_text())
 
 
-def write_dataset(
-    folder: str | Path, images: np.ndarray, rows: list[dict], vocab: Vocabulary, meta: dict
-) -> Path:
+def write_dataset(folder: str | Path, images: np.ndarray, rows: list[dict], vocab: Vocabulary, meta: dict) -> Path:
     """Write images.npy + labels.csv + dataset.json. `rows` need 'file', 'split' and every attribute."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -45,11 +45,11 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
     return grad.pow(2).flatten(1).sum(1).mean()
 
 
-def lecam_penalty(real_logits: torch.Tensor, fake_logits: torch.Tensor,
-                  anchor_real: torch.Tensor, anchor_fake: torch.Tensor) -> torch.Tensor:
+def lecam_penalty(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, anchor_real: torch.Tensor, anchor_fake: torch.Tensor
+) -> torch.Tensor:
     """LeCam regulariser (Tseng et al. 2021): keeps D's outputs on reals near the moving
     average of its outputs on fakes and vice versa, which bounds how far D can separate
     them on a small dataset. Anchors are EMAs of D's mean real/fake outputs (no gradient).
     """
-    return (F.relu(real_logits - anchor_fake).pow(2).mean()
-            + F.relu(anchor_real - fake_logits).pow(2).mean())
+    return F.relu(real_logits - anchor_fake).pow(2).mean() + F.relu(anchor_real - fake_logits).pow(2).mean()

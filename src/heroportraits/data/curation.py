@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from matplotlib.figure import Figure
 
-from heroportraits.dataset import read_labels_csv
+from heroportraits.data.dataset import read_labels_csv
 from heroportraits.paths import data_dir
 
 OVERRIDE_COLUMNS = ["file", "action", "attribute", "value", "note"]
@@ -36,12 +36,12 @@ class OverrideError(ValueError):
 
 @dataclass
 class Override:
-    file: str        # path relative to the input folder (posix slashes)
-    action: str      # "exclude" or "relabel"
-    attribute: str   # relabel: which attribute; exclude: ignored
-    value: str       # relabel: the new value
-    note: str        # free text, copied into the report
-    line: int        # line number in the CSV, for error messages
+    file: str  # path relative to the input folder (posix slashes)
+    action: str  # "exclude" or "relabel"
+    attribute: str  # relabel: which attribute; exclude: ignored
+    value: str  # relabel: the new value
+    note: str  # free text, copied into the report
+    line: int  # line number in the CSV, for error messages
 
 
 def normalise_relpath(path: str) -> str:
@@ -63,7 +63,7 @@ def read_overrides(path: str | Path) -> list[Override]:
             )
         out = []
         for line, row in enumerate(reader, start=2):
-            get = lambda k: (row.get(k) or "").strip()  # noqa: E731
+            get = lambda k, row=row: (row.get(k) or "").strip()  # noqa: E731
             action = get("action").lower()
             if not get("file") and not action:
                 continue  # blank line
@@ -71,9 +71,9 @@ def read_overrides(path: str | Path) -> list[Override]:
                 raise OverrideError(f"{path}:{line}: action {get('action')!r} is not one of {list(ACTIONS)}")
             if action == "relabel" and not (get("attribute") and get("value")):
                 raise OverrideError(f"{path}:{line}: relabel needs an attribute and a value")
-            out.append(Override(
-                normalise_relpath(get("file")), action, get("attribute"), get("value"), get("note"), line
-            ))
+            out.append(
+                Override(normalise_relpath(get("file")), action, get("attribute"), get("value"), get("note"), line)
+            )
     return out
 
 
@@ -115,9 +115,7 @@ def review_dir(name: str) -> Path:
     return data_dir() / name / "prepared" / "review"
 
 
-def review_grids(
-    name: str, attribute: str, per_value: int = 48, columns: int = 8, seed: int = 0
-) -> list[Path]:
+def review_grids(name: str, attribute: str, per_value: int = 48, columns: int = 8, seed: int = 0) -> list[Path]:
     """One PNG per value of `attribute` in the prepared set `name`, tiles captioned by file.
 
     Shows up to `per_value` images per value (a seeded random sample, so every part of
@@ -139,7 +137,9 @@ def review_grids(
         idx = np.array([i for i, r in enumerate(rows) if r[attribute] == value], np.int64)
         shown = np.sort(rng.choice(idx, size=min(per_value, len(idx)), replace=False)) if len(idx) else idx
         fig = _grid_figure(
-            images[shown], [rows[i]["file"] for i in shown], columns,
+            images[shown],
+            [rows[i]["file"] for i in shown],
+            columns,
             f"{attribute} = {value}  ({len(idx)} images, {len(shown)} shown)",
         )
         path = out_dir / f"{attribute}={_safe(value)}.png"

@@ -28,13 +28,13 @@ import torch
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from heroportraits.attributes import Vocabulary
-from heroportraits.dataset import read_labels_csv, write_dataset, write_labels_csv
+from heroportraits.data.attributes import Vocabulary
+from heroportraits.data.dataset import read_labels_csv, write_dataset, write_labels_csv
+from heroportraits.data.prepare import PrepareError, read_prepare_meta
 from heroportraits.paths import data_dir
-from heroportraits.prepare import PrepareError, read_prepare_meta
 
-NEAR_GRID = 16                   # side of the downsampled image that near-duplicates are compared on
-NEAR_THRESHOLD = 4.0             # RMS colour difference (0-255) on that grid below which two images are one
+NEAR_GRID = 16  # side of the downsampled image that near-duplicates are compared on
+NEAR_THRESHOLD = 4.0  # RMS colour difference (0-255) on that grid below which two images are one
 
 
 class BuildError(ValueError):
@@ -44,13 +44,13 @@ class BuildError(ValueError):
 @dataclass
 class BuildResult:
     name: str
-    folder: Path                                 # data/<name>
-    n_prepared: int                              # images in the staging set
+    folder: Path  # data/<name>
+    n_prepared: int  # images in the staging set
     n_kept: int
     n_exact_duplicates: int
     n_near_duplicates: int
-    splits: dict[str, int]                       # {"train": n, "val": n}
-    counts: dict                                 # as in dataset.json
+    splits: dict[str, int]  # {"train": n, "val": n}
+    counts: dict  # as in dataset.json
     seconds: float
     paths: dict[str, Path] = field(default_factory=dict)
 
@@ -59,12 +59,14 @@ class BuildResult:
             f"built {self.name!r}: {self.n_prepared} prepared -> {self.n_kept} kept "
             f"({self.n_exact_duplicates} exact, {self.n_near_duplicates} near duplicates removed) "
             f"in {self.seconds:.1f} s",
-            f"  splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()),
+            "  splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()),
         ]
         for attr, counts in self.counts["per_attribute"].items():
             lines.append(f"  {attr}: " + ", ".join(f"{v} {n}" for v, n in counts.items()))
-        lines.append(f"  joint labels: {len(self.counts['joint'])} combinations, "
-                     f"smallest {min(c['count'] for c in self.counts['joint'])} images")
+        lines.append(
+            f"  joint labels: {len(self.counts['joint'])} combinations, "
+            f"smallest {min(c['count'] for c in self.counts['joint'])} images"
+        )
         return "\n".join(lines)
 
 
@@ -93,8 +95,12 @@ def downsample(images: np.ndarray, grid: int = NEAR_GRID) -> np.ndarray:
 
 
 def near_duplicates(
-    images: np.ndarray, threshold: float = NEAR_THRESHOLD, grid: int = NEAR_GRID,
-    candidates: np.ndarray | None = None, chunk: int = 1024, progress: bool = False,
+    images: np.ndarray,
+    threshold: float = NEAR_THRESHOLD,
+    grid: int = NEAR_GRID,
+    candidates: np.ndarray | None = None,
+    chunk: int = 1024,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy near-duplicate removal in file order.
 
@@ -110,21 +116,21 @@ def near_duplicates(
     idx = np.arange(n) if candidates is None else np.flatnonzero(candidates)
     if len(idx) < 2 or threshold <= 0:
         return dup_of, dist
-    feats = downsample(images[idx], grid)                  # (M, D)
+    feats = downsample(images[idx], grid)  # (M, D)
     d = feats.shape[1]
     x = torch.from_numpy(feats)
-    sq = (x * x).sum(1)                                     # (M,)
-    loose = (threshold + 1.0) ** 2 * d                      # squared-sum bound with a safety margin
+    sq = (x * x).sum(1)  # (M,)
+    loose = (threshold + 1.0) ** 2 * d  # squared-sum bound with a safety margin
     pairs: dict[int, list[int]] = {}
     starts = range(0, len(idx), chunk)
     for s in tqdm(starts, desc="near duplicates", disable=not progress or len(starts) < 2, unit="chunk"):
-        rows = x[s : s + chunk]                             # (C, D)
+        rows = x[s : s + chunk]  # (C, D)
         d2 = sq[s : s + chunk, None] + sq[None, : s + chunk] - 2 * rows @ x[: s + chunk].T  # (C, s+C)
         r, c = torch.nonzero(d2 < loose, as_tuple=True)
-        keep = c < r + s                                    # only earlier images
+        keep = c < r + s  # only earlier images
         for a, b in zip((r[keep] + s).tolist(), c[keep].tolist()):
             pairs.setdefault(a, []).append(b)
-    for a in sorted(pairs):                                 # file order: earlier images decide first
+    for a in sorted(pairs):  # file order: earlier images decide first
         kept = [b for b in pairs[a] if dup_of[idx[b]] < 0]
         if not kept:
             continue
@@ -180,21 +186,26 @@ def count_labels(rows: list[dict], vocab: Vocabulary) -> dict:
     return {
         "total": len(rows),
         "per_attribute": per,
-        "joint": [{**dict(zip(vocab.names, k)), "count": n}
-                  for k, n in sorted(joint.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "joint": [
+            {**dict(zip(vocab.names, k)), "count": n} for k, n in sorted(joint.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
     }
 
 
 # ---------------------------------------------------------------- main entry
 def build_dataset(
-    name: str, val_fraction: float = 0.1, seed: int = 0, near_duplicate_threshold: float = NEAR_THRESHOLD,
-    progress: bool = True, plot: bool = True,
+    name: str,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    near_duplicate_threshold: float = NEAR_THRESHOLD,
+    progress: bool = True,
+    plot: bool = True,
 ) -> BuildResult:
     """Deduplicate, split and write the final dataset data/<name>/ from data/<name>/prepared/."""
     t0 = time.perf_counter()
     prep = read_prepare_meta(name)
     prepared = data_dir() / name / "prepared"
-    images = np.load(prepared / "images.npy")               # (N, 64, 64, 3) uint8
+    images = np.load(prepared / "images.npy")  # (N, 64, 64, 3) uint8
     rows = read_labels_csv(prepared / "labels.csv")
     if len(rows) != len(images):
         raise BuildError(f"{prepared}: labels.csv has {len(rows)} rows, images.npy {len(images)}; prepare again")
@@ -207,11 +218,21 @@ def build_dataset(
     report = []
     for i, r in enumerate(rows):
         j = exact[i] if exact[i] >= 0 else near[i]
-        entry = {"file": r["file"], "status": "kept" if keep[i] else "removed", "reason": "",
-                 "duplicate_of": "", "distance": "", "split": "", "note": ""}
+        entry = {
+            "file": r["file"],
+            "status": "kept" if keep[i] else "removed",
+            "reason": "",
+            "duplicate_of": "",
+            "distance": "",
+            "split": "",
+            "note": "",
+        }
         if j >= 0:
-            entry.update(reason="exact_duplicate" if exact[i] >= 0 else "near_duplicate",
-                         duplicate_of=rows[j]["file"], distance=0.0 if exact[i] >= 0 else round(float(near_dist[i]), 3))
+            entry.update(
+                reason="exact_duplicate" if exact[i] >= 0 else "near_duplicate",
+                duplicate_of=rows[j]["file"],
+                distance=0.0 if exact[i] >= 0 else round(float(near_dist[i]), 3),
+            )
             differ = [a for a in vocab.names if r[a] != rows[j][a]]
             if differ:
                 entry["note"] = "labels differ: " + ", ".join(f"{a} {r[a]} vs {rows[j][a]}" for a in differ)
@@ -225,8 +246,9 @@ def build_dataset(
     for i, s in zip(kept, split):
         report[i]["split"] = s
     counts = count_labels(out_rows, vocab)
-    counts["per_split"] = {s: count_labels([r for r in out_rows if r["split"] == s], vocab)["per_attribute"]
-                           for s in ("train", "val")}
+    counts["per_split"] = {
+        s: count_labels([r for r in out_rows if r["split"] == s], vocab)["per_attribute"] for s in ("train", "val")
+    }
     splits = {s: int((split == s).sum()) for s in ("train", "val")}
     meta = {
         "name": name,
@@ -243,16 +265,20 @@ def build_dataset(
         },
         "removed": {"exact_duplicates": int((exact >= 0).sum()), "near_duplicates": int((near >= 0).sum())},
         "parameters": {
-            "val_fraction": val_fraction, "seed": seed, "near_duplicate_threshold": near_duplicate_threshold,
-            "near_duplicate_grid": NEAR_GRID, "prepare": prep.get("parameters", {}),
+            "val_fraction": val_fraction,
+            "seed": seed,
+            "near_duplicate_threshold": near_duplicate_threshold,
+            "near_duplicate_grid": NEAR_GRID,
+            "prepare": prep.get("parameters", {}),
         },
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     folder = data_dir() / name
     (folder / "duplicates.png").unlink(missing_ok=True)  # a previous build's picture would mislead
     write_dataset(folder, images[kept], out_rows, vocab, meta)
-    write_labels_csv(folder / "build_report.csv", report,
-                     ["file", "status", "reason", "duplicate_of", "distance", "split", "note"])
+    write_labels_csv(
+        folder / "build_report.csv", report, ["file", "status", "reason", "duplicate_of", "distance", "split", "note"]
+    )
     paths = {"dataset": folder / "dataset.json", "report": folder / "build_report.csv"}
     if plot:
         plot_counts(name)
@@ -261,9 +287,16 @@ def build_dataset(
     if empty:
         print(f"warning: no training images for {', '.join(empty)}; the model cannot learn these values")
     return BuildResult(
-        name=name, folder=folder, n_prepared=len(rows), n_kept=len(kept),
-        n_exact_duplicates=meta["removed"]["exact_duplicates"], n_near_duplicates=meta["removed"]["near_duplicates"],
-        splits=splits, counts=counts, seconds=time.perf_counter() - t0, paths=paths,
+        name=name,
+        folder=folder,
+        n_prepared=len(rows),
+        n_kept=len(kept),
+        n_exact_duplicates=meta["removed"]["exact_duplicates"],
+        n_near_duplicates=meta["removed"]["near_duplicates"],
+        splits=splits,
+        counts=counts,
+        seconds=time.perf_counter() - t0,
+        paths=paths,
     )
 
 
@@ -291,8 +324,12 @@ def plot_counts(name: str) -> Figure:
     position = {a: {v: i for i, v in enumerate(meta["attributes"][a])} for a in attrs}
     joint = sorted(counts["joint"], key=lambda j: tuple(position[a][j[a]] for a in attrs))  # vocabulary order
     ax.bar(range(len(joint)), [j["count"] for j in joint], color="#55a868")
-    ax.set_xticks(range(len(joint)), ["/".join(j[a] for a in attrs) for j in joint],
-                  rotation=90, fontsize=max(4, 8 - len(joint) // 30))
+    ax.set_xticks(
+        range(len(joint)),
+        ["/".join(j[a] for a in attrs) for j in joint],
+        rotation=90,
+        fontsize=max(4, 8 - len(joint) // 30),
+    )
     ax.set_title(f"joint labels ({len(joint)} combinations of {', '.join(attrs)})")
     ax.set_ylabel("images")
     fig.savefig(folder / "counts.png", dpi=100)
@@ -326,7 +363,7 @@ def plot_examples(
 
     Saved to data/<name>/examples_<attribute>.png.
     """
-    from heroportraits.dataset import load_dataset
+    from heroportraits.data.dataset import load_dataset
 
     data = load_dataset(name, split)
     attribute = attribute or data.vocab.names[0]
@@ -351,16 +388,21 @@ def plot_examples(
 # ---------------------------------------------------------------- CLI
 def add_cli(subparsers) -> None:
     p = subparsers.add_parser(
-        "build", help="data/NAME/prepared -> final dataset data/NAME (dedup, stratified split, dataset.json)",
+        "build",
+        help="data/NAME/prepared -> final dataset data/NAME (dedup, stratified split, dataset.json)",
         description="Remove exact and near duplicates, count labels, split train/val stratified on the joint "
         "label and write data/NAME/{images.npy,labels.csv,dataset.json,build_report.csv,counts.png}.",
     )
     p.add_argument("name", help="dataset name (reads data/NAME/prepared from `prepare`)")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
-    p.add_argument("--near-threshold", type=float, default=NEAR_THRESHOLD,
-                   help="RMS colour difference (0-255) on a 16x16 downsample below which images are near duplicates "
-                   "(0 turns near-duplicate removal off)")
+    p.add_argument(
+        "--near-threshold",
+        type=float,
+        default=NEAR_THRESHOLD,
+        help="RMS colour difference (0-255) on a 16x16 downsample below which images are near duplicates "
+        "(0 turns near-duplicate removal off)",
+    )
     p.set_defaults(func=_run_cli)
 
 

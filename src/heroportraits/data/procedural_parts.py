@@ -16,7 +16,7 @@ import numpy as np
 
 N = 32  # native grid size
 # Pixel-centre coordinates, (32, 32) each: shapes are tested at x + 0.5, y + 0.5.
-Y, X = (np.mgrid[0:N, 0:N].astype(np.float32) + 0.5)
+Y, X = np.mgrid[0:N, 0:N].astype(np.float32) + 0.5
 
 # Light comes from the upper left and a little from the front (normalised below).
 _LIGHT = np.array([-0.55, -0.65, 0.75], np.float32)
@@ -230,7 +230,9 @@ def draw_ears(cv: Canvas, h: Head, lk: Look) -> None:
 
 
 def draw_neck(cv: Canvas, h: Head, lk: Look, half: float = 3.0) -> None:
-    cv.shape(rect(h.cx - half, h.hy + 3, h.cx + half, 31), lk.skin, "cyl", center=(h.cx - 1, 0), radii=(half + 1, 1), lo=0.55)
+    cv.shape(
+        rect(h.cx - half, h.hy + 3, h.cx + half, 31), lk.skin, "cyl", center=(h.cx - 1, 0), radii=(half + 1, 1), lo=0.55
+    )
 
 
 def draw_face(cv: Canvas, h: Head, lk: Look, t: Traits, eyes: bool = True) -> None:
@@ -336,7 +338,9 @@ def hair_front(cv: Canvas, h: Head, lk: Look, style: str, under_hat: bool = Fals
         spikes = np.zeros((N, N), bool)
         for k in range(-2, 3):
             x0 = c + 2.6 * k
-            spikes |= polygon([(x0 - 1.6, h.top + 1.5), (x0 + 1.6, h.top + 1.5), (x0 + 0.7 * k, h.top - 3.2 + 0.6 * abs(k))])
+            spikes |= polygon(
+                [(x0 - 1.6, h.top + 1.5), (x0 + 1.6, h.top + 1.5), (x0 + 0.7 * k, h.top - 3.2 + 0.6 * abs(k))]
+            )
         cap |= spikes
     elif style == "mohawk":
         cap = rect(c - 1.5, h.top - 3.5, c + 1.5, h.top + 3) | ellipse(c, h.top, 2, 2.5)
@@ -348,7 +352,9 @@ def hair_front(cv: Canvas, h: Head, lk: Look, style: str, under_hat: bool = Fals
         raise ValueError(f"unknown hair style {style!r}")
     m = cap & (Y < line)
     if style in ("long", "braids_back"):
-        m |= rect(c - rx - 1.8, h.hy - 3, c - rx + 1.2, h.hy + 4.5) | rect(c + rx - 1.2, h.hy - 3, c + rx + 1.8, h.hy + 4.5)
+        m |= rect(c - rx - 1.8, h.hy - 3, c - rx + 1.2, h.hy + 4.5) | rect(
+            c + rx - 1.2, h.hy - 3, c + rx + 1.8, h.hy + 4.5
+        )
     if style == "bob":
         m |= (ax > rx - 1.3) & (ax < rx + 2.4) & (Y > h.hy - 4) & (Y < h.hy + h.ry - 1.0)
     if under_hat:
@@ -369,7 +375,7 @@ def braids_front(cv: Canvas, h: Head, lk: Look) -> None:
 
 
 def earrings(cv: Canvas, h: Head, lk: Look, style: int) -> None:
-    for s, x in ((-1, h.cx - int(h.rx) - 1), (1, h.cx + int(h.rx))):
+    for _s, x in ((-1, h.cx - int(h.rx) - 1), (1, h.cx + int(h.rx))):
         cells = [(x, h.er + 4)]
         if style > 1:
             cells.append((x, h.er + 5))
@@ -405,7 +411,15 @@ def pauldrons(cv: Canvas, h: Head, lk: Look, layered: bool, spiked: bool) -> Non
 
 def breastplate(cv: Canvas, h: Head, lk: Look, tabard: bool) -> None:
     c, st = h.cx, h.st
-    cv.shape(polygon([(c - 6, st), (c + 6, st), (c + 7.5, 32), (c - 7.5, 32)]), lk.metal, "cyl", center=(c - 2, 0), radii=(8, 1), lo=0.35, hi=0.85)
+    cv.shape(
+        polygon([(c - 6, st), (c + 6, st), (c + 7.5, 32), (c - 7.5, 32)]),
+        lk.metal,
+        "cyl",
+        center=(c - 2, 0),
+        radii=(8, 1),
+        lo=0.35,
+        hi=0.85,
+    )
     if tabard:
         cv.shape(rect(c - 2.5, st + 3.5, c + 2.5, 32), lk.cloth, "cyl", lo=0.2)
         cv.decal(px((c - 1, st + 5.5), (c, st + 5.5), (c - 1, st + 6.5), (c, st + 6.5)), lk.trim[1])
@@ -419,7 +433,9 @@ def helm_horned(cv: Canvas, h: Head, lk: Look, nasal: bool) -> None:
     for s in (-1, 1):
         horn = np.zeros((N, N), bool)
         for t in np.linspace(0, 1, 9):
-            horn |= ellipse(c + s * (rx - 0.5 + 5.0 * np.sin(t * 1.4)), er - 3.0 - 7.5 * t**1.5, 1.9 - 1.2 * t, 1.9 - 1.2 * t)
+            horn |= ellipse(
+                c + s * (rx - 0.5 + 5.0 * np.sin(t * 1.4)), er - 3.0 - 7.5 * t**1.5, 1.9 - 1.2 * t, 1.9 - 1.2 * t
+            )
         cv.shape(horn, lk.bone, "cyl", center=(c + s * (rx + 2), 0), radii=(4, 1), lo=0.3)
     dome = ellipse(c, h.hy - 1.0, rx + 1.4, h.ry + 1.3) & (Y < er - 0.5)
     cv.shape(dome, lk.metal, center=(c - 2, h.top + 1), radii=(rx + 2, 5.5), lo=0.4, hi=0.85)
@@ -461,7 +477,13 @@ def robe_collar(cv: Canvas, h: Head, lk: Look, high: bool) -> None:
     cv.shape(polygon([(c - 3.2, st - 0.5), (c + 3.2, st - 0.5), (c, st + 5.5)]), lk.cloth2, "flat")  # V neck
     rise = 5.5 if high else 2.0
     for s in (-1, 1):
-        pts = [(c + s * 2.6, st + 5.5), (c + s * 3.4, st - rise + 1.5), (c + s * 7.5, st - rise), (c + s * 9.0, st + 1.0), (c + s * 4.0, st + 6.5)]
+        pts = [
+            (c + s * 2.6, st + 5.5),
+            (c + s * 3.4, st - rise + 1.5),
+            (c + s * 7.5, st - rise),
+            (c + s * 9.0, st + 1.0),
+            (c + s * 4.0, st + 6.5),
+        ]
         cv.shape(polygon(pts), lk.cloth2, center=(c + s * 5 - 2, st - 1), radii=(4, 4), lo=0.35)
 
 
@@ -477,10 +499,24 @@ def staff(cv: Canvas, h: Head, lk: Look, side: int, head: str) -> None:
     x = h.cx + side * 12.0
     cv.shape(segment(x, 33, x - side * 0.4, 8.5, 1.7), lk.wood, "cyl", center=(x - 0.5, 0), radii=(1.2, 1), lo=0.3)
     if head == "orb":
-        cv.shape(segment(x - 2.2, 9.5, x + 2.2, 9.5, 1.2) | segment(x - 2.2, 9.5, x - 2.2, 5.5, 1.0) | segment(x + 2.2, 9.5, x + 2.2, 5.5, 1.0), lk.trim, "flat")
+        cv.shape(
+            segment(x - 2.2, 9.5, x + 2.2, 9.5, 1.2)
+            | segment(x - 2.2, 9.5, x - 2.2, 5.5, 1.0)
+            | segment(x + 2.2, 9.5, x + 2.2, 5.5, 1.0),
+            lk.trim,
+            "flat",
+        )
         cv.shape(ellipse(x, 6.3, 2.2, 2.3), lk.gem, lo=0.3, hi=0.75)
     elif head == "crystal":
-        cv.shape(polygon([(x, 0.5), (x + 2.3, 5.5), (x, 10.0), (x - 2.3, 5.5)]), lk.gem, "cyl", center=(x, 0), radii=(2.3, 1), lo=0.2, hi=0.8)
+        cv.shape(
+            polygon([(x, 0.5), (x + 2.3, 5.5), (x, 10.0), (x - 2.3, 5.5)]),
+            lk.gem,
+            "cyl",
+            center=(x, 0),
+            radii=(2.3, 1),
+            lo=0.2,
+            hi=0.8,
+        )
     else:  # crescent
         moon = ellipse(x, 5.5, 3.2, 3.2) & ~ellipse(x + side * 1.5, 4.0, 2.5, 2.6)
         cv.shape(moon, lk.trim, lo=0.3)
@@ -490,7 +526,15 @@ def staff(cv: Canvas, h: Head, lk: Look, side: int, head: str) -> None:
 def hat_pointed(cv: Canvas, h: Head, lk: Look, bend: float) -> None:
     c, rx = h.cx, h.rx
     by = h.er - 2.0
-    cone = polygon([(c - rx + 0.5, by), (c - 3.0 + 0.3 * bend, by - 6.0), (c + bend * 5, by - 12.5), (c + 3.0 + 0.6 * bend, by - 6.0), (c + rx - 0.5, by)])
+    cone = polygon(
+        [
+            (c - rx + 0.5, by),
+            (c - 3.0 + 0.3 * bend, by - 6.0),
+            (c + bend * 5, by - 12.5),
+            (c + 3.0 + 0.6 * bend, by - 6.0),
+            (c + rx - 0.5, by),
+        ]
+    )
     cv.shape(cone, lk.cloth, center=(c - 2, by - 4), radii=(6.5, 8), lo=0.35, hi=0.85)
     cv.shape(cone & (Y > by - 3), lk.cloth2, "cyl", center=(c - 2, 0), radii=(rx, 1), lo=0.3)
     cv.shape(ellipse(c, by + 0.3, rx + 5.0, 1.7), lk.cloth, center=(c - 3, by - 1), radii=(rx + 6, 3), lo=0.35)
@@ -525,7 +569,15 @@ def circlet(cv: Canvas, h: Head, lk: Look) -> None:
 
 def leather_collar(cv: Canvas, h: Head, lk: Look) -> None:
     c, st = h.cx, h.st
-    pts = [(c - 6.5, st - 1.0), (c + 6.5, st - 1.0), (c + 7.5, st + 2.0), (c + 2.0, st + 3.5), (c, st + 2.0), (c - 2.0, st + 3.5), (c - 7.5, st + 2.0)]
+    pts = [
+        (c - 6.5, st - 1.0),
+        (c + 6.5, st - 1.0),
+        (c + 7.5, st + 2.0),
+        (c + 2.0, st + 3.5),
+        (c, st + 2.0),
+        (c - 2.0, st + 3.5),
+        (c - 7.5, st + 2.0),
+    ]
     cv.shape(polygon(pts), lk.leather, center=(c - 2, st - 1), radii=(8, 4), lo=0.35)
 
 
@@ -561,7 +613,14 @@ def eye_mask(cv: Canvas, h: Head, lk: Look, tones) -> None:
 
 def bandana(cv: Canvas, h: Head, lk: Look, tones, side: int) -> None:
     c, er, rx = h.cx, h.er, h.rx
-    tails = polygon([(c + side * (rx - 0.5), er - 3), (c + side * (rx + 4.5), er + 1), (c + side * (rx + 2.5), er + 2.5), (c + side * (rx + 0.5), er - 0.5)])
+    tails = polygon(
+        [
+            (c + side * (rx - 0.5), er - 3),
+            (c + side * (rx + 4.5), er + 1),
+            (c + side * (rx + 2.5), er + 2.5),
+            (c + side * (rx + 0.5), er - 0.5),
+        ]
+    )
     cv.shape(tails, tones, lo=0.3)
     cap = ellipse(c, h.hy - 0.6, rx + 1.2, h.ry + 1.2) & (Y < er - 1.2)
     cv.shape(cap, tones, center=(c - 2, h.top + 1), radii=(rx + 2, 5), lo=0.4)
@@ -575,13 +634,24 @@ def lance(cv: Canvas, h: Head, lk: Look, side: int, forked: bool) -> None:
     cv.shape(segment(xb, 33, xt, 1.5, 1.6), lk.wood, "flat")
     cv.shape(polygon([(xt - 1.3, 2.5), (xt + 1.3, 2.5), (xt - 0.2, -2.5)]), lk.metal, "cyl", lo=0.4)
     y0, y1, far = 3.0, 9.5, xt + side * 9.5
-    pts = [(xt, y0), (far, (y0 + y1) / 2 - 1.0), (xt, y1)] if not forked else [(xt, y0), (far, y0 + 1.5), (far - side * 3.5, (y0 + y1) / 2), (far, y1 - 0.5), (xt, y1)]
+    pts = (
+        [(xt, y0), (far, (y0 + y1) / 2 - 1.0), (xt, y1)]
+        if not forked
+        else [(xt, y0), (far, y0 + 1.5), (far - side * 3.5, (y0 + y1) / 2), (far, y1 - 0.5), (xt, y1)]
+    )
     cv.shape(polygon(pts), lk.cloth2, "cyl", center=(xt, 0), radii=(9, 1), lo=-0.2, hi=0.6)
 
 
 def cloak(cv: Canvas, h: Head, lk: Look, clasp_gem: bool) -> None:
     c, st = h.cx, h.st
-    cv.shape(polygon([(c - 3.5, st), (c + 3.5, st), (c + 5.5, 32), (c - 5.5, 32)]), lk.metal, "cyl", center=(c - 1.5, 0), radii=(5, 1), lo=0.35)
+    cv.shape(
+        polygon([(c - 3.5, st), (c + 3.5, st), (c + 5.5, 32), (c - 5.5, 32)]),
+        lk.metal,
+        "cyl",
+        center=(c - 1.5, 0),
+        radii=(5, 1),
+        lo=0.35,
+    )
     for s in (-1, 1):
         cv.decal(segment(c + s * 9, st + 3.5, c + s * 10.5, 32, 0.8), lk.cloth[0])  # folds
         cv.shape(ellipse(c + s * 4.0, st + 1.6, 1.6, 1.6), lk.gem if clasp_gem else lk.trim, lo=0.3)
@@ -613,7 +683,9 @@ def hat_cavalier(cv: Canvas, h: Head, lk: Look, side: int) -> None:
     feather = np.zeros((N, N), bool)
     for t in np.linspace(0, 1, 12):
         r = 2.9 - 1.3 * t
-        feather |= ellipse(c + side * (1.5 + 10.5 * t), er - 7.0 - 2.0 * np.sin(np.pi * t * 0.8) + 7.5 * t**2, r, r * 0.85)
+        feather |= ellipse(
+            c + side * (1.5 + 10.5 * t), er - 7.0 - 2.0 * np.sin(np.pi * t * 0.8) + 7.5 * t**2, r, r * 0.85
+        )
     cv.shape(feather, lk.plume, center=(c + side * 4 - 2, er - 10), radii=(9, 4), lo=0.35)
     cv.decal(feather & segment(c + side * 2, er - 8, c + side * 11, er - 1, 0.9), lk.plume[0])  # quill
     crown = ellipse(c, er - 4.5, rx - 0.2, 4.2, p=2.6) & (Y < er - 2.5)

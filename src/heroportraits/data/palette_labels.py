@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from heroportraits.attributes import PALETTES
+from heroportraits.data.attributes import PALETTES
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,14 @@ class PaletteRules:
     own palette labels (notebook 01 prints the agreement) and tests/test_palette.py.
     """
 
-    dark_brightness: float = 0.30     # median value (max channel) below this -> dark
-    lit_value: float = 0.30           # saturation is read only from pixels at least this bright
-    neutral_saturation: float = 0.165 # median saturation of lit pixels below this -> neutral
-    muted_saturation: float = 0.42    # below this (and not neutral) -> muted; above: warm or cool
+    dark_brightness: float = 0.30  # median value (max channel) below this -> dark
+    lit_value: float = 0.30  # saturation is read only from pixels at least this bright
+    neutral_saturation: float = 0.165  # median saturation of lit pixels below this -> neutral
+    muted_saturation: float = 0.42  # below this (and not neutral) -> muted; above: warm or cool
     warm_hues: tuple[float, float] = (330.0, 70.0)  # hue arc counted as warm (wraps through 0)
-    warm_share: float = 0.5           # share of the colour weight in the warm arc -> warm, else cool
-    background_share: float = 0.5     # border share the backdrop colour needs before it is ignored
-    background_tolerance: int = 12    # max channel difference to the backdrop colour (0-255)
+    warm_share: float = 0.5  # share of the colour weight in the warm arc -> warm, else cool
+    background_share: float = 0.5  # border share the backdrop colour needs before it is ignored
+    background_tolerance: int = 12  # max channel difference to the backdrop colour (0-255)
 
 
 DEFAULT_RULES = PaletteRules()
@@ -67,7 +67,6 @@ class PaletteAgreement:
             lines.append(f"{v:<{w}}" + "".join(f"{c:>{w}}" for c in row))
         return "\n".join(lines)
 
-
     def plot(self):
         """Confusion matrix as a matplotlib Figure (counts in the cells)."""
         from matplotlib.figure import Figure
@@ -92,9 +91,7 @@ def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     chroma = mx - mn
     r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
     safe = np.maximum(chroma, 1e-6)
-    hue = np.where(
-        mx == r, ((g - b) / safe) % 6, np.where(mx == g, (b - r) / safe + 2, (r - g) / safe + 4)
-    ) * 60.0
+    hue = np.where(mx == r, ((g - b) / safe) % 6, np.where(mx == g, (b - r) / safe + 2, (r - g) / safe + 4)) * 60.0
     return hue, chroma, mx
 
 

@@ -75,7 +75,7 @@ class Vocabulary:
             out[name] = values[int(i)] if int(i) < len(values) else UNSPECIFIED
         return out
 
-    def without(self, *names: str) -> "Vocabulary":
+    def without(self, *names: str) -> Vocabulary:
         """A copy without some attributes (e.g. palette conditioning OFF)."""
         return Vocabulary({k: list(v) for k, v in self.attributes.items() if k not in names})
 
@@ -83,7 +83,7 @@ class Vocabulary:
         return {k: list(v) for k, v in self.attributes.items()}
 
     @classmethod
-    def from_json(cls, data: dict[str, list[str]]) -> "Vocabulary":
+    def from_json(cls, data: dict[str, list[str]]) -> Vocabulary:
         return cls({str(k): [str(x) for x in v] for k, v in data.items()})
 
 

@@ -10,68 +10,72 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 
 @dataclass
 class ModelConfig:
-    arch: str = "dcgan"          # network family: "dcgan" (Radford 2016) or "resnet" (SNGAN/BigGAN residual blocks)
-    z_dim: int = 128             # latent size
-    g_width: int = 64            # generator channels at the highest resolution (x2 per halving, capped at x8)
-    d_width: int = 64            # discriminator channels at the highest resolution (x2 per halving, capped at x8)
-    embed_dim: int = 16          # size of each attribute's learned embedding (concat conditioning)
-    g_cond: str = "concat"       # G conditioning: "concat" (embeddings joined to z), "cbn" (conditional batch-norm), "concat+cbn"
-    d_cond: str = "concat"       # D conditioning: "concat" (embedding maps after layer 1) or "projection" (Miyato & Koyama 2018)
-    use_palette: bool = True     # condition on the palette attribute (the study's key switch); OFF = no palette parameters
-    native_grid: bool = True     # generate/judge on the dataset's native pixel grid, upscale by nearest
+    arch: str = "dcgan"  # network family: "dcgan" (Radford 2016) or "resnet" (SNGAN/BigGAN residual blocks)
+    z_dim: int = 128  # latent size
+    g_width: int = 64  # generator channels at the highest resolution (x2 per halving, capped at x8)
+    d_width: int = 64  # discriminator channels at the highest resolution (x2 per halving, capped at x8)
+    embed_dim: int = 16  # size of each attribute's learned embedding (concat conditioning)
+    g_cond: str = (
+        "concat"  # G conditioning: "concat" (embeddings joined to z), "cbn" (conditional batch-norm), "concat+cbn"
+    )
+    d_cond: str = (
+        "concat"  # D conditioning: "concat" (embedding maps after layer 1) or "projection" (Miyato & Koyama 2018)
+    )
+    use_palette: bool = True  # condition on the palette attribute (the study's key switch); OFF = no palette parameters
+    native_grid: bool = True  # generate/judge on the dataset's native pixel grid, upscale by nearest
     g_spectral_norm: bool = False  # spectral normalisation of G's conv/linear weights (BigGAN)
     d_spectral_norm: bool = False  # spectral normalisation of D's weights (Miyato 2018); replaces D's batch-norm
-    d_mbstd: int = 0             # minibatch-stddev group size (Karras 2018): D sees how varied a group is; 0 = off
+    d_mbstd: int = 0  # minibatch-stddev group size (Karras 2018): D sees how varied a group is; 0 = off
 
 
 @dataclass
 class TrainConfig:
-    steps: int = 3000            # generator updates
-    batch_size: int = 64         # global batch: under torchrun each of N ranks draws batch_size / N (must divide)
-    g_lr: float = 2e-4           # generator Adam learning rate (TTUR: set g_lr < d_lr, Heusel 2017)
-    d_lr: float = 2e-4           # discriminator Adam learning rate
+    steps: int = 3000  # generator updates
+    batch_size: int = 64  # global batch: under torchrun each of N ranks draws batch_size / N (must divide)
+    g_lr: float = 2e-4  # generator Adam learning rate (TTUR: set g_lr < d_lr, Heusel 2017)
+    d_lr: float = 2e-4  # discriminator Adam learning rate
     g_betas: tuple[float, float] = (0.5, 0.999)  # generator Adam betas
     d_betas: tuple[float, float] = (0.5, 0.999)  # discriminator Adam betas
-    n_dis: int = 1               # discriminator updates per generator update
-    loss: str = "hinge"          # GAN loss: "hinge" (Lim & Ye 2017) or "ns" (non-saturating logistic, Goodfellow 2014)
-    attr_dropout: float = 0.0    # per-attribute probability of training with "unspecified" instead of its value
-    mode_seeking: float = 0.0    # MSGAN weight (Mao 2019): G penalised when two noises under one condition agree; 0 = off
-    r1_gamma: float = 0.0        # R1 penalty weight on real images (Mescheder 2018); 0 disables
-    r1_every: int = 1            # lazy R1: penalise every N D updates, scaled by N (StyleGAN2)
-    ema_decay: float = 0.999     # EMA of generator weights used for samples; 0 disables
-    ema_start: int = 0           # step from which EMA averages (copies before)
-    ema_rampup: float = 0.05     # EMA half-life <= rampup x images seen (stylegan2-ada); 0 = off. Without it
-                                 # a short run's EMA is mostly the random initial weights
-    augment: str = ""            # DiffAugment policy (Zhao 2020), e.g. "color,translation,cutout"; "" = off
-    augment_p: float = 1.0       # probability each augmentation op is applied per image (when ADA is off)
-    ada_target: float = 0.0      # ADA (Karras 2020): tune augment p so E[sign D(real)] -> target (0.6); 0 = off
-    ada_interval: int = 4        # ADA: adjust p every N steps
-    ada_kimg: float = 100.0      # ADA: thousands of real images D sees for p to move by 1
-    lecam_weight: float = 0.0    # LeCam regularisation weight (Tseng 2021); 0 disables
-    lecam_decay: float = 0.99    # LeCam: EMA decay of the anchors (D's mean real/fake outputs)
+    n_dis: int = 1  # discriminator updates per generator update
+    loss: str = "hinge"  # GAN loss: "hinge" (Lim & Ye 2017) or "ns" (non-saturating logistic, Goodfellow 2014)
+    attr_dropout: float = 0.0  # per-attribute probability of training with "unspecified" instead of its value
+    mode_seeking: float = 0.0  # MSGAN weight (Mao 2019): G penalised when two noises under one condition agree; 0 = off
+    r1_gamma: float = 0.0  # R1 penalty weight on real images (Mescheder 2018); 0 disables
+    r1_every: int = 1  # lazy R1: penalise every N D updates, scaled by N (StyleGAN2)
+    ema_decay: float = 0.999  # EMA of generator weights used for samples; 0 disables
+    ema_start: int = 0  # step from which EMA averages (copies before)
+    ema_rampup: float = 0.05  # EMA half-life <= rampup x images seen (stylegan2-ada); 0 = off. Without it
+    # a short run's EMA is mostly the random initial weights
+    augment: str = ""  # DiffAugment policy (Zhao 2020), e.g. "color,translation,cutout"; "" = off
+    augment_p: float = 1.0  # probability each augmentation op is applied per image (when ADA is off)
+    ada_target: float = 0.0  # ADA (Karras 2020): tune augment p so E[sign D(real)] -> target (0.6); 0 = off
+    ada_interval: int = 4  # ADA: adjust p every N steps
+    ada_kimg: float = 100.0  # ADA: thousands of real images D sees for p to move by 1
+    lecam_weight: float = 0.0  # LeCam regularisation weight (Tseng 2021); 0 disables
+    lecam_decay: float = 0.99  # LeCam: EMA decay of the anchors (D's mean real/fake outputs)
     instance_noise_std: float = 0.0  # Gaussian noise std added to D inputs at step 0 (Sonderby 2016); 0 disables
-    instance_noise_steps: int = 0    # steps over which that std anneals linearly to 0 (0 = over the whole run)
-    seed: int = 0                # seeds weights, noise and batches
-    device: str = "auto"         # "auto" (cuda if available), "cpu", "cuda", "cuda:1"...
-    amp: bool = False            # bf16 autocast on CUDA
+    instance_noise_steps: int = 0  # steps over which that std anneals linearly to 0 (0 = over the whole run)
+    seed: int = 0  # seeds weights, noise and batches
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1"...
+    amp: bool = False  # bf16 autocast on CUDA
     channels_last: bool = False  # G, D and their inputs in channels-last (NHWC) memory: the layout oneDNN (CPU) and
-                                 # cuDNN tensor cores (GPU) convolve fastest; same values (docs/performance.md)
-    compile: str = "off"         # torch.compile G and D: "off"; "cuda" = only when training on a GPU (the *_gpu
-                                 # presets); "on" = any device (CPU: needs a C++ compiler, no measured gain).
-                                 # A spectral-norm D stays eager (docs/performance.md)
-    sample_every: int = 500      # write a sample grid every N steps (and at the end)
+    # cuDNN tensor cores (GPU) convolve fastest; same values (docs/performance.md)
+    compile: str = "off"  # torch.compile G and D: "off"; "cuda" = only when training on a GPU (the *_gpu
+    # presets); "on" = any device (CPU: needs a C++ compiler, no measured gain).
+    # A spectral-norm D stays eager (docs/performance.md)
+    sample_every: int = 500  # write a sample grid every N steps (and at the end)
     checkpoint_every: int = 500  # write a checkpoint every N steps (and at the end)
-    log_every: int = 25          # append losses to metrics.csv every N steps
-    max_minutes: float = 0.0     # stop early after this wall time (0 = no limit); still checkpoints
-    eval_every: int = 0          # every N steps (and at the end): FD + conditional accuracy of eval_samples G_ema
-                                 # portraits (evaluate.quick_fd, the dataset's judge) -> eval.jsonl, best.pt; 0 = off
-    eval_samples: int = 500      # portraits per train-time evaluation (FD is biased by n: compare runs at equal n)
+    log_every: int = 25  # append losses to metrics.csv every N steps
+    max_minutes: float = 0.0  # stop early after this wall time (0 = no limit); still checkpoints
+    eval_every: int = 0  # every N steps (and at the end): FD + conditional accuracy of eval_samples G_ema
+    # portraits (evaluate.quick_fd, the dataset's judge) -> eval.jsonl, best.pt; 0 = off
+    eval_samples: int = 500  # portraits per train-time evaluation (FD is biased by n: compare runs at equal n)
 
 
 @dataclass
@@ -87,7 +91,7 @@ class Config:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
+    def from_dict(cls, d: dict) -> Config:
         return cls(
             preset=d.get("preset", "custom"),
             model=_from_fields(ModelConfig, d.get("model", {})),
@@ -140,8 +144,15 @@ def _dcgan_gpu() -> Config:
     return Config(
         preset="dcgan_gpu",
         model=ModelConfig(g_width=64, d_width=64, z_dim=128, native_grid=False),
-        train=TrainConfig(steps=30000, batch_size=128, amp=True, channels_last=True, compile="cuda",
-                          sample_every=2000, checkpoint_every=2000),
+        train=TrainConfig(
+            steps=30000,
+            batch_size=128,
+            amp=True,
+            channels_last=True,
+            compile="cuda",
+            sample_every=2000,
+            checkpoint_every=2000,
+        ),
     )
 
 
@@ -176,36 +187,47 @@ def _full(cfg: Config) -> Config:
     DiffAugment, annealed instance noise."""
     _sn_proj(cfg)
     t = cfg.train
-    t.g_lr, t.d_lr = 1e-4, 4e-4                      # TTUR
-    t.r1_gamma, t.r1_every = 0.2, 4                  # lazy R1
+    t.g_lr, t.d_lr = 1e-4, 4e-4  # TTUR
+    t.r1_gamma, t.r1_every = 0.2, 4  # lazy R1
     t.ema_decay, t.ema_rampup = 0.999, 0.05
     t.augment = "color,translation,cutout"
-    t.instance_noise_std = 0.1                       # annealed to 0 over the run
+    t.instance_noise_std = 0.1  # annealed to 0 over the run
     return cfg
 
 
 def _resnet_sn_proj() -> Config:
-    return _sn_proj(Config(
-        preset="resnet_sn_proj",
-        model=ModelConfig(g_width=32, d_width=32, z_dim=64),
-        train=TrainConfig(steps=2500, batch_size=32, channels_last=True, sample_every=250, checkpoint_every=250),
-    ))
+    return _sn_proj(
+        Config(
+            preset="resnet_sn_proj",
+            model=ModelConfig(g_width=32, d_width=32, z_dim=64),
+            train=TrainConfig(steps=2500, batch_size=32, channels_last=True, sample_every=250, checkpoint_every=250),
+        )
+    )
 
 
 def _resnet_sn_proj_gpu() -> Config:
-    return _sn_proj(Config(
-        preset="resnet_sn_proj_gpu",
-        model=ModelConfig(g_width=64, d_width=64, z_dim=128, native_grid=False),
-        train=TrainConfig(steps=30000, batch_size=128, amp=True, channels_last=True, compile="cuda",
-                          sample_every=2000, checkpoint_every=2000),
-    ))
+    return _sn_proj(
+        Config(
+            preset="resnet_sn_proj_gpu",
+            model=ModelConfig(g_width=64, d_width=64, z_dim=128, native_grid=False),
+            train=TrainConfig(
+                steps=30000,
+                batch_size=128,
+                amp=True,
+                channels_last=True,
+                compile="cuda",
+                sample_every=2000,
+                checkpoint_every=2000,
+            ),
+        )
+    )
 
 
 PRESETS: dict[str, Callable[[], Config]] = {
-    "cpu": _cpu,                      # the demo: dcgan + SN + projection
+    "cpu": _cpu,  # the demo: dcgan + SN + projection
     "gpu": _named("gpu", lambda: _sn_projection(_dcgan_gpu())),  # the same recipe at the study's GPU size
-    "smoke": _smoke,                  # tests and notebook smoke runs
-    "dcgan": _dcgan,                  # the study's plain cDCGAN baseline
+    "smoke": _smoke,  # tests and notebook smoke runs
+    "dcgan": _dcgan,  # the study's plain cDCGAN baseline
     "dcgan_gpu": _dcgan_gpu,
     "resnet_sn_proj": _resnet_sn_proj,
     "resnet_sn_proj_gpu": _resnet_sn_proj_gpu,
@@ -276,8 +298,10 @@ def validate_config(cfg: Config) -> Config:
     if bad:
         raise ConfigError(f"train.augment={t.augment!r}: unknown op(s) {bad}; use a comma list of {list(AUGMENT_OPS)}")
     if t.ada_target > 0 and not ops:
-        raise ConfigError("train.ada_target > 0 tunes the DiffAugment probability, so it needs train.augment "
-                          "(e.g. --set train.augment=color,translation,cutout)")
+        raise ConfigError(
+            "train.ada_target > 0 tunes the DiffAugment probability, so it needs train.augment "
+            "(e.g. --set train.augment=color,translation,cutout)"
+        )
     for name in ("attr_dropout", "augment_p", "ada_target", "ema_decay"):
         if not 0.0 <= getattr(t, name) <= 1.0:
             raise ConfigError(f"train.{name}={getattr(t, name)} must be in [0, 1]")

@@ -3,7 +3,8 @@
 Inception weights cannot be downloaded here and fit 64x64 pixel art poorly, so the
 feature space for FD / KID / precision-recall is learned from the data itself: one
 classification head per attribute on a shared trunk, the penultimate layer (standardised
-by a batch-norm without affine terms, before the heads' ReLU) being the feature vector. Its held-out accuracy on the VAL split is
+by a batch-norm without affine terms, before the heads' ReLU) being the feature vector.
+Its held-out accuracy on the VAL split is
 stored with it, because a metric in a feature space is only as meaningful as the
 features: a judge that cannot tell mages from rogues cannot score conditioning.
 
@@ -25,11 +26,11 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from heroportraits.attributes import Vocabulary
-from heroportraits.dataset import DatasetError, load_dataset
+from heroportraits.data.attributes import Vocabulary
+from heroportraits.data.dataset import DatasetError, load_dataset
 from heroportraits.paths import dataset_dir
 
-JUDGE_FORMAT = 2   # 2: features standardised by a non-affine batch-norm
+JUDGE_FORMAT = 2  # 2: features standardised by a non-affine batch-norm
 JUDGE_FILE = "judge.pt"
 
 
@@ -39,16 +40,16 @@ class JudgeError(ValueError):
 
 @dataclass
 class JudgeConfig:
-    width: int = 16            # channels after the stem; x2 per stage up to 8x (16 -> 128)
-    feature_dim: int = 128     # size of the penultimate layer = the metric feature space
-    epochs: int = 8            # passes over TRAIN
+    width: int = 16  # channels after the stem; x2 per stage up to 8x (16 -> 128)
+    feature_dim: int = 128  # size of the penultimate layer = the metric feature space
+    epochs: int = 8  # passes over TRAIN
     batch_size: int = 128
-    lr: float = 3e-3           # AdamW peak learning rate (linear warm-up, cosine decay)
+    lr: float = 3e-3  # AdamW peak learning rate (linear warm-up, cosine decay)
     weight_decay: float = 5e-4
-    dropout: float = 0.2       # before the heads only; features are taken before it
-    max_shift: int = 4         # random translation in pixels (augmentation), 0 disables
-    flip: bool = True          # random horizontal flip (augmentation)
-    seed: int = 0              # weights, batch order and augmentation
+    dropout: float = 0.2  # before the heads only; features are taken before it
+    max_shift: int = 4  # random translation in pixels (augmentation), 0 disables
+    flip: bool = True  # random horizontal flip (augmentation)
+    seed: int = 0  # weights, batch order and augmentation
 
 
 class JudgeNet(nn.Module):
@@ -64,11 +65,11 @@ class JudgeNet(nn.Module):
             return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
         w = cfg.width
-        layers = block(3, w, 1)                                  # 64x64
+        layers = block(3, w, 1)  # 64x64
         chans = [w, 2 * w, 4 * w, 8 * w]
-        for cin, cout in zip(chans[:-1], chans[1:]):             # 32x32, 16x16, 8x8
+        for cin, cout in zip(chans[:-1], chans[1:]):  # 32x32, 16x16, 8x8
             layers += block(cin, cout, 2) + block(cout, cout, 1)
-        layers += block(chans[-1], chans[-1], 2)                 # 4x4
+        layers += block(chans[-1], chans[-1], 2)  # 4x4
         self.trunk = nn.Sequential(*layers)
         side = resolution // 16
         self.fc = nn.Linear(chans[-1] * side * side, cfg.feature_dim)
@@ -80,7 +81,7 @@ class JudgeNet(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(cfg.feature_dim, n) for n in sizes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feats = self.norm(self.fc(self.trunk(x).flatten(1)))     # (N, D), standardised, pre-activation
+        feats = self.norm(self.fc(self.trunk(x).flatten(1)))  # (N, D), standardised, pre-activation
         h = self.drop(F.relu(feats))
         return feats, [head(h) for head in self.heads]
 
@@ -107,12 +108,12 @@ class Judge:
     net: JudgeNet
     vocab: Vocabulary
     config: JudgeConfig
-    accuracy: dict[str, float]                 # per attribute, on VAL
-    joint_accuracy: float                      # all attributes right, on VAL
-    fingerprint: str                           # of the dataset files it was trained on
+    accuracy: dict[str, float]  # per attribute, on VAL
+    joint_accuracy: float  # all attributes right, on VAL
+    fingerprint: str  # of the dataset files it was trained on
     resolution: int = 64
     train_seconds: float = 0.0
-    meta: dict = field(default_factory=dict)   # n_train, n_val, dataset folder
+    meta: dict = field(default_factory=dict)  # n_train, n_val, dataset folder
 
     @property
     def feature_dim(self) -> int:
@@ -187,7 +188,7 @@ def _augment(x: torch.Tensor, cfg: JudgeConfig, gen: torch.Generator) -> torch.T
 
 
 def _accuracy(preds: np.ndarray, labels: np.ndarray, names: list[str]) -> tuple[dict[str, float], float]:
-    right = preds == labels                                      # (N, A) bool
+    right = preds == labels  # (N, A) bool
     return {n: float(right[:, i].mean()) for i, n in enumerate(names)}, float(right.all(1).mean())
 
 
@@ -212,12 +213,14 @@ def train_judge(name_or_path: str | Path, cfg: JudgeConfig | None = None, progre
         net = JudgeNet(vocab.sizes, cfg, train.resolution).to(memory_format=torch.channels_last)
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         n = len(train)
-        steps_per_epoch = max(1, n // cfg.batch_size)            # drop the ragged last batch (BN)
+        steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch (BN)
         total = cfg.epochs * steps_per_epoch
         warmup = max(1, total // 20)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt,
-            lambda t: (t + 1) / warmup if t < warmup else 0.5 * (1 + np.cos(np.pi * (t - warmup) / max(1, total - warmup))),
+            lambda t: (
+                (t + 1) / warmup if t < warmup else 0.5 * (1 + np.cos(np.pi * (t - warmup) / max(1, total - warmup)))
+            ),
         )
         net.train()
         bar = tqdm(total=total, desc=f"judge ({Path(str(name_or_path)).name})", disable=not progress, leave=False)
@@ -227,9 +230,9 @@ def train_judge(name_or_path: str | Path, cfg: JudgeConfig | None = None, progre
                 idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
                 if len(idx) < 2:
                     continue
-                x = _augment(_to_float(train.images[idx]), cfg, gen)    # (B, 3, H, W)
+                x = _augment(_to_float(train.images[idx]), cfg, gen)  # (B, 3, H, W)
                 x = x.contiguous(memory_format=torch.channels_last)
-                y = train.labels[idx]                                   # (B, A)
+                y = train.labels[idx]  # (B, A)
                 _, logits = net(x)
                 loss = sum(F.cross_entropy(lg, y[:, a]) for a, lg in enumerate(logits))
                 opt.zero_grad(set_to_none=True)
@@ -244,7 +247,13 @@ def train_judge(name_or_path: str | Path, cfg: JudgeConfig | None = None, progre
     net.eval()
 
     judge = Judge(
-        net, vocab, cfg, {}, 0.0, dataset_fingerprint(name_or_path), train.resolution,
+        net,
+        vocab,
+        cfg,
+        {},
+        0.0,
+        dataset_fingerprint(name_or_path),
+        train.resolution,
         meta={"n_train": len(train), "n_val": len(val), "dataset": str(dataset_dir(name_or_path))},
     )
     judge.accuracy, judge.joint_accuracy = _accuracy(judge.predict(val.images), val.labels.numpy(), vocab.names)
@@ -291,8 +300,15 @@ def load_judge(path: str | Path) -> Judge:
     net.load_state_dict(state["state_dict"])
     net.eval()
     return Judge(
-        net, vocab, cfg, dict(state["accuracy"]), float(state["joint_accuracy"]), state["fingerprint"],
-        int(state["resolution"]), float(state["train_seconds"]), dict(state["meta"]),
+        net,
+        vocab,
+        cfg,
+        dict(state["accuracy"]),
+        float(state["joint_accuracy"]),
+        state["fingerprint"],
+        int(state["resolution"]),
+        float(state["train_seconds"]),
+        dict(state["meta"]),
     )
 
 

@@ -20,15 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from heroportraits import metrics as M
-from heroportraits.attributes import Vocabulary
-from heroportraits.dataset import load_dataset, read_labels_csv, read_meta
-from heroportraits.images import load_image, make_grid, to_resolution
-from heroportraits.judge import Judge, load_or_train_judge
+from heroportraits.data.attributes import Vocabulary
+from heroportraits.data.dataset import load_dataset, read_labels_csv, read_meta
+from heroportraits.data.images import load_image, make_grid, to_resolution
+from heroportraits.evaluation import metrics as M
+from heroportraits.evaluation.judge import Judge, load_or_train_judge
 from heroportraits.paths import dataset_dir
 
-MIN_CLASS = 10          # fewer samples of one attribute value than this: no intra-class FD
-MEMO_PERCENTILE = 1.0   # flag generated images nearer to TRAIN than this percentile of VAL->TRAIN
+MIN_CLASS = 10  # fewer samples of one attribute value than this: no intra-class FD
+MEMO_PERCENTILE = 1.0  # flag generated images nearer to TRAIN than this percentile of VAL->TRAIN
 MEMO_SPACE = "pixels: RMS difference per channel value (0-255)"
 
 
@@ -44,13 +44,13 @@ class Reference:
     name: str
     judge: Judge
     native_scale: int
-    val_images: np.ndarray        # (V, H, W, 3) uint8
-    val_labels: np.ndarray        # (V, A) value indices
-    val_feats: np.ndarray         # (V, D) judge features
-    val_mu: np.ndarray            # (D,)
-    val_sigma: np.ndarray         # (D, D)
-    train_images: np.ndarray      # (T, H, W, 3) uint8
-    train_labels: np.ndarray      # (T, A)
+    val_images: np.ndarray  # (V, H, W, 3) uint8
+    val_labels: np.ndarray  # (V, A) value indices
+    val_feats: np.ndarray  # (V, D) judge features
+    val_mu: np.ndarray  # (D,)
+    val_sigma: np.ndarray  # (D, D)
+    train_images: np.ndarray  # (T, H, W, 3) uint8
+    train_labels: np.ndarray  # (T, A)
     _cache: dict = field(default_factory=dict)
 
     @property
@@ -81,9 +81,15 @@ def reference(dataset_name: str | Path, progress: bool = True) -> Reference:
         val_images = val.images.permute(0, 2, 3, 1).numpy()
         val_feats, _ = judge.embed(val_images)
         _REFERENCES[key] = Reference(
-            str(dataset_name), judge, val.native_scale, val_images, val.labels.numpy(),
-            val_feats, *M.gaussian_stats(val_feats),
-            train.images.permute(0, 2, 3, 1).numpy(), train.labels.numpy(),
+            str(dataset_name),
+            judge,
+            val.native_scale,
+            val_images,
+            val.labels.numpy(),
+            val_feats,
+            *M.gaussian_stats(val_feats),
+            train.images.permute(0, 2, 3, 1).numpy(),
+            train.labels.numpy(),
         )
     return _REFERENCES[key]
 
@@ -125,7 +131,7 @@ def _memorisation(images: np.ndarray, ref: Reference, n_closest: int = 16) -> di
     idx, dist = M.nearest_neighbours(images, ref.train_images)
     _, val_dist = ref.val_to_train()
     threshold = float(np.percentile(val_dist, MEMO_PERCENTILE))
-    flagged = np.flatnonzero(dist <= threshold)                  # <=: exact copies flagged even at threshold 0
+    flagged = np.flatnonzero(dist <= threshold)  # <=: exact copies flagged even at threshold 0
     order = np.argsort(dist, kind="stable")[:n_closest]
     return {
         "space": MEMO_SPACE,
@@ -155,8 +161,8 @@ def evaluate_images(
     ref = reference(dataset_name, progress=progress)
     images = _check_images(images, label_rows, ref)
     vocab, judge = ref.vocab, ref.judge
-    labels = encode_rows(label_rows, vocab)                      # (N, A)
-    feats, preds = judge.embed(images)                           # (N, D), (N, A)
+    labels = encode_rows(label_rows, vocab)  # (N, A)
+    feats, preds = judge.embed(images)  # (N, D), (N, A)
 
     kid_mean, kid_std = M.kid(feats, ref.val_feats, n_subsets=n_subsets, seed=seed)
     precision, recall = M.precision_recall(ref.val_feats, feats, k=k)
@@ -169,7 +175,11 @@ def evaluate_images(
         for v, value in enumerate(vocab.attributes[name]):
             fake, real = feats[labels[:, a] == v], ref.val_feats[ref.val_labels[:, a] == v]
             ok = len(fake) >= MIN_CLASS and len(real) >= MIN_CLASS
-            intra[name][value] = {"fd": M.fd_from_features(fake, real) if ok else None, "n": int(len(fake)), "n_real": int(len(real))}
+            intra[name][value] = {
+                "fd": M.fd_from_features(fake, real) if ok else None,
+                "n": int(len(fake)),
+                "n_real": int(len(real)),
+            }
 
     pixel = _pixel_art_means(images, ref.native_scale)
     real_pixel = ref.pixel_art()
@@ -185,7 +195,12 @@ def evaluate_images(
             "fingerprint": judge.fingerprint,
         },
         "fd": M.frechet_distance(*M.gaussian_stats(feats), ref.val_mu, ref.val_sigma),
-        "kid": {"mean": kid_mean, "std": kid_std, "subsets": n_subsets, "subset_size": M.kid_subset_size(len(feats), len(ref.val_feats))},
+        "kid": {
+            "mean": kid_mean,
+            "std": kid_std,
+            "subsets": n_subsets,
+            "subset_size": M.kid_subset_size(len(feats), len(ref.val_feats)),
+        },
         "precision": precision,
         "recall": recall,
         "density": density,
@@ -228,7 +243,9 @@ def floor(dataset_name: str, n: int, n_subsets: int = 100, seed: int = 0, k: int
     if key not in stored["entries"]:
         pick = np.sort(np.random.default_rng(seed).choice(len(ref.train_images), n, replace=False))
         rows = [ref.vocab.decode(r) for r in ref.train_labels[pick]]
-        result = evaluate_images(ref.train_images[pick], rows, dataset_name, n_subsets, seed, k, memorisation=False, progress=progress)
+        result = evaluate_images(
+            ref.train_images[pick], rows, dataset_name, n_subsets, seed, k, memorisation=False, progress=progress
+        )
         _, val_dist = ref.val_to_train()
         threshold = float(np.percentile(val_dist, MEMO_PERCENTILE))
         result["memorisation"] = {
@@ -261,8 +278,14 @@ def quick_fd(images: np.ndarray, label_rows: list[dict], dataset_name: str, n: i
     _check_images(images, label_rows, ref)
     labels = encode_rows(label_rows, ref.vocab)
     feats, preds = ref.judge.embed(images)
-    acc = M.conditional_accuracy(preds, labels, ref.vocab.names, [ref.vocab.unspecified_index(a) for a in ref.vocab.names])
-    out = {"n": int(len(images)), "fd": M.frechet_distance(*M.gaussian_stats(feats), ref.val_mu, ref.val_sigma), "cond_acc": acc["joint"]}
+    acc = M.conditional_accuracy(
+        preds, labels, ref.vocab.names, [ref.vocab.unspecified_index(a) for a in ref.vocab.names]
+    )
+    out = {
+        "n": int(len(images)),
+        "fd": M.frechet_distance(*M.gaussian_stats(feats), ref.val_mu, ref.val_sigma),
+        "cond_acc": acc["joint"],
+    }
     out.update({f"cond_acc_{a}": acc[a] for a in ref.vocab.names})
     return out
 
@@ -325,10 +348,20 @@ def format_table(results: dict, floor: dict | None = None) -> str:
             d = d[p]
         return d
 
-    row("FD (judge features)  lower=better", _f(results["fd"], "{:.2f}"), _f(get(fl, "fd"), "{:.2f}"), f"judge joint acc {j['joint_accuracy']:.3f}")
+    row(
+        "FD (judge features)  lower=better",
+        _f(results["fd"], "{:.2f}"),
+        _f(get(fl, "fd"), "{:.2f}"),
+        f"judge joint acc {j['joint_accuracy']:.3f}",
+    )
     kid_g = f"{results['kid']['mean'] * 1e3:.2f}±{results['kid']['std'] * 1e3:.2f}"
     kid_f = f"{fl['kid']['mean'] * 1e3:.2f}±{fl['kid']['std'] * 1e3:.2f}" if "kid" in fl else "-"
-    row("KID x1000  lower=better", kid_g, kid_f, f"{results['kid']['subsets']} subsets of {results['kid']['subset_size']}")
+    row(
+        "KID x1000  lower=better",
+        kid_g,
+        kid_f,
+        f"{results['kid']['subsets']} subsets of {results['kid']['subset_size']}",
+    )
     row(f"precision (k={results['k']})  fidelity", _f(results["precision"]), _f(get(fl, "precision")))
     row(f"recall (k={results['k']})  diversity", _f(results["recall"]), _f(get(fl, "recall")))
     row(f"density (k={results['k_dc']})", _f(results["density"]), _f(get(fl, "density")), "~1 for matching sets")
@@ -336,14 +369,22 @@ def format_table(results: dict, floor: dict | None = None) -> str:
 
     lines.append("conditional accuracy (judge prediction = condition)")
     for a, v in results["cond_acc"].items():
-        note = f"judge VAL acc {j['accuracy'][a]:.3f}" if a in j["accuracy"] else f"judge VAL acc {j['joint_accuracy']:.3f}"
+        note = (
+            f"judge VAL acc {j['accuracy'][a]:.3f}"
+            if a in j["accuracy"]
+            else f"judge VAL acc {j['joint_accuracy']:.3f}"
+        )
         row(f"  {a}", _f(v), _f(get(fl, "cond_acc", a)), note)
 
     lines.append("intra-class FD (generated with value vs real VAL with value)")
     for a, values in results["intra_fd"].items():
         for value, r in values.items():
-            row(f"  {a}={value}", _f(r["fd"], "{:.2f}"), _f(get(fl, "intra_fd", a, value, "fd"), "{:.2f}"),
-                f"n={r['n']} vs {r['n_real']} real; judge {a} acc {j['accuracy'].get(a, float('nan')):.3f}")
+            row(
+                f"  {a}={value}",
+                _f(r["fd"], "{:.2f}"),
+                _f(get(fl, "intra_fd", a, value, "fd"), "{:.2f}"),
+                f"n={r['n']} vs {r['n_real']} real; judge {a} acc {j['accuracy'].get(a, float('nan')):.3f}",
+            )
 
     px = results["pixel_art"]
     lines.append(f"pixel-art fidelity (native scale {px['native_scale']}; floor = real TRAIN)")
@@ -354,14 +395,28 @@ def format_table(results: dict, floor: dict | None = None) -> str:
         "sharp_transitions": ("sharp share of colour steps", "{:.3f}"),
     }
     for m, (label, fmt) in names.items():
-        row(f"  {label}", _f(px[m]["generated"], fmt), _f(get(fl, "pixel_art", m, "generated"), fmt), f"real VAL {_f(px[m]['real'], fmt)}")
+        row(
+            f"  {label}",
+            _f(px[m]["generated"], fmt),
+            _f(get(fl, "pixel_art", m, "generated"), fmt),
+            f"real VAL {_f(px[m]['real'], fmt)}",
+        )
 
     mem = results.get("memorisation")
     if mem:
         lines.append(f"memorisation (nearest TRAIN image; {mem['space']}; floor = VAL vs TRAIN)")
-        row("  median nearest-neighbour distance", _f(mem["median_nn"], "{:.2f}"), _f(mem["val_median_nn"], "{:.2f}"), "larger = further from TRAIN")
-        row(f"  flagged (<= VAL p{mem['threshold_percentile']:g} = {mem['threshold']:.2f})",
-            f"{mem['flagged']} ({mem['flagged_share']:.1%})", _f(get(fl, "memorisation", "flagged_share"), "{:.1%}"), "exact copies are distance 0")
+        row(
+            "  median nearest-neighbour distance",
+            _f(mem["median_nn"], "{:.2f}"),
+            _f(mem["val_median_nn"], "{:.2f}"),
+            "larger = further from TRAIN",
+        )
+        row(
+            f"  flagged (<= VAL p{mem['threshold_percentile']:g} = {mem['threshold']:.2f})",
+            f"{mem['flagged']} ({mem['flagged_share']:.1%})",
+            _f(get(fl, "memorisation", "flagged_share"), "{:.1%}"),
+            "exact copies are distance 0",
+        )
     if floor:
         lines.append(f"floor: {floor['n']} real TRAIN images with their true labels, scored the same way")
     return "\n".join(lines)
@@ -388,7 +443,9 @@ def plot_nearest_neighbours(
         axes[r, 2 * c].set_title(f"gen {p['index']}{flag}", fontsize=7)
         axes[r, 2 * c + 1].imshow(ref.train_images[p["train_index"]], interpolation="nearest")
         axes[r, 2 * c + 1].set_title(f"train d={p['distance']:.1f}", fontsize=7)
-    fig.suptitle(f"closest generated | nearest TRAIN ({mem['space']}; ! = flagged, <= {mem['threshold']:.2f})", fontsize=8)
+    fig.suptitle(
+        f"closest generated | nearest TRAIN ({mem['space']}; ! = flagged, <= {mem['threshold']:.2f})", fontsize=8
+    )
     fig.tight_layout()
     if path:
         fig.savefig(path, dpi=110)
@@ -442,7 +499,7 @@ def plot_metric_curves(path: str | Path, keys: list[str] | None = None, out: str
     ncol = min(3, len(keys))
     nrow = (len(keys) + ncol - 1) // ncol
     fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 2.8 * nrow), squeeze=False)
-    for ax in axes.flat[len(keys):]:
+    for ax in axes.flat[len(keys) :]:
         ax.axis("off")
     for ax, k in zip(axes.flat, keys):
         y = np.asarray(cols[k], float)
@@ -465,17 +522,30 @@ class Evaluation:
 
     results: dict
     floor: dict | None
-    images: np.ndarray            # (N, H, W, 3) uint8, the images that were scored
+    images: np.ndarray  # (N, H, W, 3) uint8, the images that were scored
     json_path: Path | None = None
     nn_path: Path | None = None
-    seconds: dict = field(default_factory=dict)   # judge (training it, the first time), reference, generate, scores, floor
+    seconds: dict = field(
+        default_factory=dict
+    )  # judge (training it, the first time), reference, generate, scores, floor
 
     def table(self) -> str:
         return format_table(self.results, self.floor)
 
 
-def _score_and_write(images, rows, dataset: str, source: dict, out_json: Path | None, out_png: Path | None,
-                     n_subsets: int, seed: int, with_floor: bool, seconds: dict, progress: bool) -> Evaluation:
+def _score_and_write(
+    images,
+    rows,
+    dataset: str,
+    source: dict,
+    out_json: Path | None,
+    out_png: Path | None,
+    n_subsets: int,
+    seed: int,
+    with_floor: bool,
+    seconds: dict,
+    progress: bool,
+) -> Evaluation:
     """Scores, floor, then the JSON and the nearest-neighbour figure; `source` says what was scored."""
     t = time.time()
     results = {**source, **evaluate_images(images, rows, dataset, n_subsets=n_subsets, seed=seed, progress=progress)}
@@ -501,8 +571,15 @@ def _ready_judge(dataset: str, retrain: bool, progress: bool) -> dict:
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path, n: int = 2000, seed: int = 0, n_subsets: int = 100, with_floor: bool = True,
-    dataset: str | None = None, device: str = "cpu", write: bool = True, retrain_judge: bool = False,
+    checkpoint: str | Path,
+    n: int = 2000,
+    seed: int = 0,
+    n_subsets: int = 100,
+    with_floor: bool = True,
+    dataset: str | None = None,
+    device: str = "cpu",
+    write: bool = True,
+    retrain_judge: bool = False,
     progress: bool = True,
 ) -> Evaluation:
     """Draw n portraits from a checkpoint's EMA generator and score them (the `evaluate` verb).
@@ -511,8 +588,8 @@ def evaluate_checkpoint(
     measured even for models trained with attribute dropout. With `write`, saves
     `<stem>.eval.json` and `<stem>.nn.png` (closest pairs) next to the checkpoint.
     """
-    from heroportraits.checkpoint import resolve_checkpoint_path
     from heroportraits.sample import Sampler
+    from heroportraits.training.checkpoint import resolve_checkpoint_path
 
     ckpt = resolve_checkpoint_path(checkpoint)
     sampler = Sampler.from_checkpoint(ckpt, device=device)
@@ -524,11 +601,14 @@ def evaluate_checkpoint(
     out_json = ckpt.with_name(ckpt.stem + ".eval.json") if write else None
     out_png = ckpt.with_name(ckpt.stem + ".nn.png") if write else None
     source = {"checkpoint": str(ckpt), "step": sampler.step}
-    return _score_and_write(images, rows, dataset, source, out_json, out_png, n_subsets, seed, with_floor, seconds, progress)
+    return _score_and_write(
+        images, rows, dataset, source, out_json, out_png, n_subsets, seed, with_floor, seconds, progress
+    )
 
 
-def plot_attribute_grid(sampler, dataset: str | None = None, per_row: int = 8, seed: int = 0,
-                        path: str | Path | None = None):
+def plot_attribute_grid(
+    sampler, dataset: str | None = None, per_row: int = 8, seed: int = 0, path: str | Path | None = None
+):
     """One row per value of every conditioned attribute: `per_row` portraits with that value fixed
     (the rest from the training mix, the same noise down each column), labelled with how many
     of them the judge reads as that value. Saved if `path`."""
@@ -538,12 +618,14 @@ def plot_attribute_grid(sampler, dataset: str | None = None, per_row: int = 8, s
     pairs = [(a, v) for a in sampler.cvocab.names for v in sampler.vocab.attributes[a]]
     fig, axes = plt.subplots(len(pairs), 1, figsize=(0.75 * per_row + 1.8, 0.8 * len(pairs) + 0.4), squeeze=False)
     for ax, (a, v) in zip(axes[:, 0], pairs):
-        images, _ = sampler.generate(per_row, {a: v}, seed=seed, open_attributes="mix")   # (per_row, H, W, 3)
+        images, _ = sampler.generate(per_row, {a: v}, seed=seed, open_attributes="mix")  # (per_row, H, W, 3)
         agree = int((judge.predict(images)[:, judge.vocab.names.index(a)] == judge.vocab.encode_value(a, v)).sum())
         ax.imshow(make_grid(images, nrow=per_row, padding=2), interpolation="nearest")
         ax.set_xticks([]), ax.set_yticks([])
         ax.set_ylabel(f"{a}={v}\njudge {agree}/{per_row}", rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(f"one row per attribute value (step {sampler.step}; judge = samples it reads as that value)", fontsize=9)
+    fig.suptitle(
+        f"one row per attribute value (step {sampler.step}; judge = samples it reads as that value)", fontsize=9
+    )
     fig.tight_layout()
     if path:
         fig.savefig(path, dpi=110)
@@ -555,7 +637,8 @@ def plot_attribute_grid(sampler, dataset: str | None = None, per_row: int = 8, s
 def add_cli(sub) -> None:
     p = sub.add_parser(
         "evaluate",
-        help="score a checkpoint or a folder of portraits (FD, KID, precision/recall, conditioning, pixel art, memorisation)",
+        help="score a checkpoint or a folder of portraits (FD, KID, precision/recall, conditioning, "
+        "pixel art, memorisation)",
         description="Score generated portraits against the dataset's real VAL split in the feature space of a judge "
         "trained on its TRAIN split (cached as data/<name>/judge.pt), beside the floor (real TRAIN vs VAL). "
         "Writes <checkpoint stem>.eval.json and .nn.png next to the checkpoint, or eval.json and "
@@ -583,11 +666,30 @@ def _run_cli(args: argparse.Namespace) -> None:
         # Read the folder before anything slow, so a missing labels.csv fails in a second, not after judge training.
         images, rows = read_image_folder(folder, int(read_meta(args.dataset)["resolution"]))
         seconds = _ready_judge(args.dataset, args.retrain_judge, True)
-        ev = _score_and_write(images, rows, args.dataset, {"images": str(folder)}, folder / "eval.json",
-                              folder / "nearest_neighbours.png", args.subsets, args.seed, not args.no_floor, seconds, True)
+        ev = _score_and_write(
+            images,
+            rows,
+            args.dataset,
+            {"images": str(folder)},
+            folder / "eval.json",
+            folder / "nearest_neighbours.png",
+            args.subsets,
+            args.seed,
+            not args.no_floor,
+            seconds,
+            True,
+        )
     else:
-        ev = evaluate_checkpoint(args.checkpoint, args.n, args.seed, args.subsets, not args.no_floor, args.dataset,
-                                 args.device, retrain_judge=args.retrain_judge)
+        ev = evaluate_checkpoint(
+            args.checkpoint,
+            args.n,
+            args.seed,
+            args.subsets,
+            not args.no_floor,
+            args.dataset,
+            args.device,
+            retrain_judge=args.retrain_judge,
+        )
     print(ev.table())
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in ev.seconds.items()))
     print(f"wrote {ev.json_path} and {ev.nn_path}")

@@ -65,9 +65,7 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     m, n = len(x), len(y)
     kxx, kyy, kxy = _poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y)
     return float(
-        (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-        + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-        - 2 * kxy.mean()
+        (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2 * kxy.mean()
     )
 
 
@@ -90,7 +88,9 @@ def kid(
         raise ValueError(f"KID needs at least 2 samples on each side, got {len(fake)} and {len(real)}")
     rng = np.random.default_rng(seed)
     vals = [
-        mmd2_unbiased(fake[rng.choice(len(fake), size, replace=False)], real[rng.choice(len(real), size, replace=False)])
+        mmd2_unbiased(
+            fake[rng.choice(len(fake), size, replace=False)], real[rng.choice(len(real), size, replace=False)]
+        )
         for _ in range(n_subsets)
     ]
     return float(np.mean(vals)), float(np.std(vals))
@@ -121,7 +121,7 @@ def knn_radii(feats: np.ndarray, k: int) -> np.ndarray:
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
     """Precision: share of fake samples inside the real k-NN manifold; recall: the converse."""
     r_real, r_fake = knn_radii(real, k), knn_radii(fake, k)
-    d = pairwise_distances(fake, real)                           # (n_fake, n_real)
+    d = pairwise_distances(fake, real)  # (n_fake, n_real)
     precision = float((d <= r_real[None, :]).any(1).mean())
     recall = float((d.T <= r_fake[None, :]).any(1).mean())
     return precision, recall
@@ -136,7 +136,9 @@ def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[fl
 
 
 # ---------------------------------------------------------------- conditioning
-def conditional_accuracy(pred: np.ndarray, target: np.ndarray, names: list[str], unspecified: list[int] | None = None) -> dict:
+def conditional_accuracy(
+    pred: np.ndarray, target: np.ndarray, names: list[str], unspecified: list[int] | None = None
+) -> dict:
     """Per-attribute and joint agreement of predicted (N, A) with target (N, A) value indices.
 
     Entries where the target is "unspecified" (index `unspecified[a]`) are left out of
@@ -225,18 +227,18 @@ def nearest_neighbours(
     query (N, H, W, 3), reference (M, H, W, 3) uint8 -> (index (N,), distance (N,))
     """
     ref_flat = np.ascontiguousarray(reference, np.uint8).reshape(len(reference), -1)  # (M, P)
-    q_all = np.ascontiguousarray(query, np.uint8).reshape(len(query), -1)             # (N, P)
+    q_all = np.ascontiguousarray(query, np.uint8).reshape(len(query), -1)  # (N, P)
     ref = torch.from_numpy(ref_flat).float()
-    ref_sq = (ref * ref).sum(1)                                  # (M,)
+    ref_sq = (ref * ref).sum(1)  # (M,)
     c = min(candidates, len(ref_flat))
     idx, dist = np.empty(len(query), np.int64), np.empty(len(query))
     for i in range(0, len(query), chunk):
-        q_np = q_all[i : i + chunk]                              # (B, P) uint8
+        q_np = q_all[i : i + chunk]  # (B, P) uint8
         q = torch.from_numpy(q_np).float()
-        d2 = ref_sq[None, :] - 2 * q @ ref.T                     # (B, M); ||q||^2 is constant per row
+        d2 = ref_sq[None, :] - 2 * q @ ref.T  # (B, M); ||q||^2 is constant per row
         cand = d2.topk(c, dim=1, largest=False).indices.numpy()  # (B, c)
         exact = np.stack([_sq_distance(q_np, ref_flat[cand[:, j]]) for j in range(c)], 1)  # (B, c) int64, exact
-        best = exact.argmin(1)                                   # first minimum: ties go to the float32 order
+        best = exact.argmin(1)  # first minimum: ties go to the float32 order
         idx[i : i + chunk] = cand[np.arange(len(cand)), best]
         dist[i : i + chunk] = np.sqrt(exact[np.arange(len(cand)), best] / q_all.shape[1])
     return idx, dist

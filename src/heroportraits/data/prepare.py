@@ -39,11 +39,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from heroportraits import palette as palette_mod
-from heroportraits.attributes import DEFAULT_SCHEMA, UNSPECIFIED
-from heroportraits.curation import check_overrides, normalise_relpath, read_overrides, split_overrides
-from heroportraits.dataset import read_labels_csv, write_labels_csv
-from heroportraits.images import ImageReadError, detect_pixel_scale, list_images, load_image, to_resolution
+from heroportraits.data import palette_labels as palette_mod
+from heroportraits.data.attributes import DEFAULT_SCHEMA, UNSPECIFIED
+from heroportraits.data.curation import check_overrides, normalise_relpath, read_overrides, split_overrides
+from heroportraits.data.dataset import read_labels_csv, write_labels_csv
+from heroportraits.data.images import ImageReadError, detect_pixel_scale, list_images, load_image, to_resolution
 from heroportraits.paths import data_dir, project_root
 
 PALETTE = "palette"
@@ -68,16 +68,16 @@ class PrepareResult:
     """What prepare did; `summary()` prints the table the notebook shows."""
 
     name: str
-    folder: Path                         # data/<name>/prepared
+    folder: Path  # data/<name>/prepared
     input_dir: Path
-    n_files: int                         # image files found under the input folder
+    n_files: int  # image files found under the input folder
     n_accepted: int
-    rejected: dict[str, int]             # reason -> count (label rows without image included)
-    attributes: dict[str, list[str]]     # attribute -> ordered values
+    rejected: dict[str, int]  # reason -> count (label rows without image included)
+    attributes: dict[str, list[str]]  # attribute -> ordered values
     value_counts: dict[str, dict[str, int]]
-    native_scale: int                    # most common detected scale among accepted images
-    label_source: str                    # "csv" or "folders"
-    auto_attributes: list[str]           # attributes labelled automatically (["palette"] or [])
+    native_scale: int  # most common detected scale among accepted images
+    label_source: str  # "csv" or "folders"
+    auto_attributes: list[str]  # attributes labelled automatically (["palette"] or [])
     palette_agreement: palette_mod.PaletteAgreement | None
     seconds: float
     paths: dict[str, Path] = field(default_factory=dict)
@@ -89,7 +89,8 @@ class PrepareResult:
     def summary(self) -> str:
         lines = [
             f"prepared {self.name!r} from {self.input_dir} (labels from {self.label_source}"
-            + (f", automatic {', '.join(self.auto_attributes)}" if self.auto_attributes else "") + ")",
+            + (f", automatic {', '.join(self.auto_attributes)}" if self.auto_attributes else "")
+            + ")",
             f"  {'image files found':<28}{self.n_files:>7}",
             f"  {'accepted':<28}{self.n_accepted:>7}",
         ]
@@ -109,11 +110,11 @@ class PrepareResult:
 class _Labels:
     """Given labels for one input folder, before any image is read."""
 
-    columns: list[str]                     # attribute columns / folder levels found in the labels
-    by_file: dict[str, dict[str, str]]     # relative path -> {attribute: value}
-    source: str                            # "csv" or "folders"
-    extra_rows: list[dict]                 # report rows: duplicate label rows, label rows w/o image
-    given_palette: dict[str, str]          # relative path -> given palette (to measure agreement)
+    columns: list[str]  # attribute columns / folder levels found in the labels
+    by_file: dict[str, dict[str, str]]  # relative path -> {attribute: value}
+    source: str  # "csv" or "folders"
+    extra_rows: list[dict]  # report rows: duplicate label rows, label rows w/o image
+    given_palette: dict[str, str]  # relative path -> given palette (to measure agreement)
 
 
 def _read_csv_labels(path: Path, attributes: list[str] | None, want_auto: bool) -> _Labels:
@@ -137,8 +138,14 @@ def _read_csv_labels(path: Path, attributes: list[str] | None, want_auto: bool) 
     for line, row in enumerate(rows, start=2):
         rel = normalise_relpath(row.get("file", ""))
         if rel in by_file:
-            extra.append({"file": rel, "status": "rejected", "reason": "duplicate_label_row",
-                          "detail": f"{path.name} line {line}: the file already has a label row"})
+            extra.append(
+                {
+                    "file": rel,
+                    "status": "rejected",
+                    "reason": "duplicate_label_row",
+                    "detail": f"{path.name} line {line}: the file already has a label row",
+                }
+            )
             continue
         by_file[rel] = {a: row.get(a, "").strip() for a in columns}
         if PALETTE in row:
@@ -308,8 +315,14 @@ def prepare_dataset(
     image_set = set(rels)
     for rel in labels.by_file:
         if rel not in image_set:
-            report.append({"file": rel, "status": "rejected", "reason": "missing_image",
-                           "detail": "label row for a file that is not an image under the input folder"})
+            report.append(
+                {
+                    "file": rel,
+                    "status": "rejected",
+                    "reason": "missing_image",
+                    "detail": "label row for a file that is not an image under the input folder",
+                }
+            )
     report.extend(labels.extra_rows)
     folder = data_dir() / name / "prepared"
     report_columns = ["file", "status", "reason", "detail", "width", "height", "scale", *attr_names]
@@ -349,8 +362,12 @@ def prepare_dataset(
         "palette_agreement": agreement.to_json() if agreement else None,
         "counts": {"files": len(files), "accepted": len(accepted_rows), "rejected": rejected, "values": value_counts},
         "parameters": {
-            "size": size, "min_size": min_size, "background": list(background), "auto_palette": auto_palette,
-            "attributes": attributes, "values": values or None,
+            "size": size,
+            "min_size": min_size,
+            "background": list(background),
+            "auto_palette": auto_palette,
+            "attributes": attributes,
+            "values": values or None,
             "overrides_csv": _display_path(overrides_csv) if overrides_csv else None,
         },
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -360,13 +377,29 @@ def prepare_dataset(
     if agreement is not None:
         agreement.plot().savefig(folder / "palette_agreement.png", dpi=100)
     return PrepareResult(
-        name=name, folder=folder, input_dir=input_dir, n_files=len(files), n_accepted=len(accepted_rows),
-        rejected=rejected, attributes=vocab, value_counts=value_counts, native_scale=int(native_scale),
-        label_source=labels.source, auto_attributes=meta["auto_attributes"], palette_agreement=agreement,
+        name=name,
+        folder=folder,
+        input_dir=input_dir,
+        n_files=len(files),
+        n_accepted=len(accepted_rows),
+        rejected=rejected,
+        attributes=vocab,
+        value_counts=value_counts,
+        native_scale=int(native_scale),
+        label_source=labels.source,
+        auto_attributes=meta["auto_attributes"],
+        palette_agreement=agreement,
         seconds=time.perf_counter() - t0,
-        paths={k: folder / f for k, f in
-               [("images", "images.npy"), ("labels", "labels.csv"), ("report", "report.csv"), ("meta", "prepare.json")]
-               + ([("palette_agreement", "palette_agreement.png")] if agreement is not None else [])},
+        paths={
+            k: folder / f
+            for k, f in [
+                ("images", "images.npy"),
+                ("labels", "labels.csv"),
+                ("report", "report.csv"),
+                ("meta", "prepare.json"),
+            ]
+            + ([("palette_agreement", "palette_agreement.png")] if agreement is not None else [])
+        },
     )
 
 
@@ -401,7 +434,7 @@ def default_input(smoke: bool = False, n: int | None = None, seed: int = 0, prog
     own = project_root() / "train_images"
     if own.is_dir() and list_images(own):
         return own, {"kind": "folder", "path": "train_images"}
-    from heroportraits import procedural  # lazily: the drawing code is only needed without train_images/
+    from heroportraits.data import procedural  # lazily: the drawing code is only needed without train_images/
 
     n = n or (240 if smoke else 7600)
     out = data_dir() / "sources" / "procedural"
@@ -419,20 +452,30 @@ def default_input(smoke: bool = False, n: int | None = None, seed: int = 0, prog
 # ---------------------------------------------------------------- CLI
 def add_cli(subparsers) -> None:
     p = subparsers.add_parser(
-        "prepare", help="any folder of images + labels -> data/NAME/prepared (report of every file)",
+        "prepare",
+        help="any folder of images + labels -> data/NAME/prepared (report of every file)",
         description="Read every image under --input, label it (labels.csv or sub-folder names, automatic "
         "palette), apply --overrides, resize to 64x64 crisply; write data/NAME/prepared/.",
     )
     p.add_argument("--input", required=True, help="folder of images (searched recursively)")
     p.add_argument("--name", required=True, help="dataset name: writes data/NAME/prepared/")
     p.add_argument("--labels", help="labels CSV (default: INPUT/labels.csv if present, else folder names)")
-    p.add_argument("--attributes",
-                   help="comma-separated attribute columns / folder levels, e.g. gender,hero_class,palette")
-    p.add_argument("--values", action="append", metavar="ATTR=V1,V2",
-                   help="allowed values of an attribute, in order (repeatable); other values are rejected")
+    p.add_argument(
+        "--attributes", help="comma-separated attribute columns / folder levels, e.g. gender,hero_class,palette"
+    )
+    p.add_argument(
+        "--values",
+        action="append",
+        metavar="ATTR=V1,V2",
+        help="allowed values of an attribute, in order (repeatable); other values are rejected",
+    )
     p.add_argument("--overrides", help="curation CSV: file,action,attribute,value[,note] (exclude / relabel)")
-    p.add_argument("--auto-palette", action=argparse.BooleanOptionalAction, default=None,
-                   help="label palette from colours (default: only when the labels have no palette column)")
+    p.add_argument(
+        "--auto-palette",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="label palette from colours (default: only when the labels have no palette column)",
+    )
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--min-size", type=int, default=16, help="reject images smaller than this on their native grid")
     p.add_argument("--background", default="0,0,0", help="R,G,B that transparency is flattened onto")
@@ -453,14 +496,21 @@ def _run_cli(args) -> None:
     except (ValueError, AssertionError):
         raise PrepareError(f"--background expects R,G,B (e.g. 0,0,0), got {args.background!r}") from None
     result = prepare_dataset(
-        args.input, args.name, labels_csv=args.labels, attributes=args.attributes, auto_palette=args.auto_palette,
-        overrides_csv=args.overrides, size=args.size, min_size=args.min_size, background=background,
+        args.input,
+        args.name,
+        labels_csv=args.labels,
+        attributes=args.attributes,
+        auto_palette=args.auto_palette,
+        overrides_csv=args.overrides,
+        size=args.size,
+        min_size=args.min_size,
+        background=background,
         values=values or None,
     )
     print(result.summary())
     print(f"wrote {result.folder} (report: {result.paths['report']})")
     if args.review:
-        from heroportraits.curation import review_grids
+        from heroportraits.data.curation import review_grids
 
         for attr in result.attributes:
             paths = review_grids(args.name, attr)

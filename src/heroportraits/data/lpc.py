@@ -31,9 +31,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from heroportraits.images import make_grid, save_png
-from heroportraits.lpc_recipes import CREDIT_RULES, RECIPES, SLOT_ORDER, TINT_COLOURS
-from heroportraits.palette import label_palette
+from heroportraits.data.images import make_grid, save_png
+from heroportraits.data.lpc_recipes import CREDIT_RULES, RECIPES, SLOT_ORDER, TINT_COLOURS
+from heroportraits.data.palette_labels import label_palette
 from heroportraits.paths import preview_path
 
 UPSTREAM_URL = "https://github.com/makrohn/Universal-LPC-spritesheet"
@@ -81,7 +81,7 @@ class Background:
 
     def __str__(self) -> str:
         light = f"*{self.light:.2f}" if self.light != 1.0 else ""
-        return "#%02x%02x%02x-#%02x%02x%02x" % (*self.top, *self.bottom) + light
+        return "#{:02x}{:02x}{:02x}-#{:02x}{:02x}{:02x}".format(*self.top, *self.bottom) + light
 
 
 @dataclass
@@ -144,7 +144,8 @@ class LPCArt:
         if pattern not in self._match_cache:
             parts = pattern.split("/")
             self._match_cache[pattern] = [
-                f for f, seg in zip(self.files, self._segments)
+                f
+                for f, seg in zip(self.files, self._segments)
                 if len(seg) == len(parts) and all(fnmatch.fnmatchcase(s, p) for s, p in zip(seg, parts))
             ]
         return self._match_cache[pattern]
@@ -269,8 +270,9 @@ def choose_recipe(
     return choice
 
 
-def _resolve(art: LPCArt, patterns: list[str], values: dict, colour: str | None,
-             rng: np.random.Generator, where: str) -> list[Layer]:
+def _resolve(
+    art: LPCArt, patterns: list[str], values: dict, colour: str | None, rng: np.random.Generator, where: str
+) -> list[Layer]:
     """Patterns -> layers: fill in variables, pick one file per `*` match, skip optional misses."""
     layers = []
     for pattern in patterns:
@@ -310,8 +312,9 @@ def check_recipes(art: LPCArt, recipes: dict | None = None) -> list[str]:
                         p for ps in option.get("also", {}).values() for p in ps
                     ]
                     for body in option.get("genders", outfit.get("genders", ["male", "female"])):
-                        problems += _check_option(art, option, patterns, var_specs, body,
-                                                  f"{cls}/{outfit.get('name')}/{slot}")
+                        problems += _check_option(
+                            art, option, patterns, var_specs, body, f"{cls}/{outfit.get('name')}/{slot}"
+                        )
     return sorted(set(problems))
 
 
@@ -487,8 +490,9 @@ def _upstream_commit(root: Path) -> str | None:
     return None
 
 
-def preview_grid(groups: dict[tuple[str, str], list[np.ndarray]], classes: list[str], path: str | Path,
-                 per_row: int = 10) -> Path:
+def preview_grid(
+    groups: dict[tuple[str, str], list[np.ndarray]], classes: list[str], path: str | Path, per_row: int = 10
+) -> Path:
     """Like the procedural preview: one panel per gender, rows = hero class, columns = portraits.
 
     `groups` maps (hero_class, gender) to (64, 64, 3) portraits; a short group is padded white.
@@ -497,8 +501,9 @@ def preview_grid(groups: dict[tuple[str, str], list[np.ndarray]], classes: list[
 
     genders = [g for g in GENDER_LABELS.values() if any(k[1] == g for k in groups)]
     pad, blank = 2, np.full((OUTPUT_SIZE, OUTPUT_SIZE, 3), 255, np.uint8)
-    fig, axes = plt.subplots(len(genders), 1, figsize=(0.9 * per_row + 1.3, (0.9 * len(classes) + 0.5) * len(genders)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(genders), 1, figsize=(0.9 * per_row + 1.3, (0.9 * len(classes) + 0.5) * len(genders)), squeeze=False
+    )
     for ax, gender in zip(axes[:, 0], genders):
         tiles = []
         for cls in classes:
@@ -527,17 +532,21 @@ def generate_lpc_folder(
     progress: bool = True,
     recipes: dict | None = None,
 ) -> Path:
-    """Write n labelled portraits: images/00000.png..., labels.csv, CREDITS.txt, source.json; preview grid beside the folder."""
+    """Write n labelled portraits: images/00000.png..., labels.csv, CREDITS.txt, source.json;
+    preview grid beside the folder."""
     if art_dir is None:
-        raise LPCArtError(f"no LPC art folder given: pass --art (or LPC_ART in notebook 01) "
-                          f"pointing at a clone of {UPSTREAM_URL}")
+        raise LPCArtError(
+            f"no LPC art folder given: pass --art (or LPC_ART in notebook 01) pointing at a clone of {UPSTREAM_URL}"
+        )
     art = LPCArt(art_dir)
     recipes = recipes or RECIPES
     problems = check_recipes(art, recipes)  # before writing anything: an incomplete checkout fails here, not mid-run
     if problems:
         shown = "\n  ".join(problems[:10]) + (f"\n  ... ({len(problems)} problems)" if len(problems) > 10 else "")
-        raise LPCArtError(f"the recipe table does not fit the LPC art in {art.root} (is the checkout complete? "
-                          f"compare it with {UPSTREAM_URL}):\n  {shown}")
+        raise LPCArtError(
+            f"the recipe table does not fit the LPC art in {art.root} (is the checkout complete? "
+            f"compare it with {UPSTREAM_URL}):\n  {shown}"
+        )
     out = Path(out_dir)
     if (out / "images").exists():
         shutil.rmtree(out / "images")  # a rerun replaces the folder's images, never mixes runs
@@ -551,19 +560,23 @@ def generate_lpc_folder(
         save_png(img, out / "images" / name)
         layers = choice.ordered_layers()
         head = choice.layers.get("head", [])
-        rows.append({
-            "file": f"images/{name}",
-            "gender": choice.gender,
-            "hero_class": choice.hero_class,
-            "palette": label_palette(img),
-            "outfit": choice.outfit,
-            "body": choice.body,
-            "skin": choice.vars.get("skin", ""),
-            "hair": next((str(x) for x in choice.layers.get("hair", [])), "hidden" if choice.hair_hidden else "none"),
-            "headgear": ";".join(str(x) for x in head) or "none",
-            "background": str(choice.background),
-            "layers": ";".join(str(x) for x in layers),
-        })
+        rows.append(
+            {
+                "file": f"images/{name}",
+                "gender": choice.gender,
+                "hero_class": choice.hero_class,
+                "palette": label_palette(img),
+                "outfit": choice.outfit,
+                "body": choice.body,
+                "skin": choice.vars.get("skin", ""),
+                "hair": next(
+                    (str(x) for x in choice.layers.get("hair", [])), "hidden" if choice.hair_hidden else "none"
+                ),
+                "headgear": ";".join(str(x) for x in head) or "none",
+                "background": str(choice.background),
+                "layers": ";".join(str(x) for x in layers),
+            }
+        )
         group = previews.setdefault((choice.hero_class, choice.gender), [])
         if len(group) < 10:  # keep a few per group for the preview grid
             group.append(img)
@@ -594,7 +607,7 @@ def lpc_source_info(art: LPCArt, n: int, seed: int, recipes: dict | None = None)
         "upstream_commit": _upstream_commit(art.root),
         "licence": LICENCE,
         "credits": "CREDITS.txt",
-        "generator": "heroportraits.lpc",
+        "generator": "heroportraits.data.lpc",
         "n": n,
         "seed": seed,
         "frame": {"row": FACING_VIEWER_ROW, "column": STANDING_COLUMN, "size": FRAME},
@@ -602,7 +615,11 @@ def lpc_source_info(art: LPCArt, n: int, seed: int, recipes: dict | None = None)
         "native_scale": OUTPUT_SIZE // CROP_SIZE,
         "resolution": OUTPUT_SIZE,
         "hero_classes": list(recipes["classes"]),
-        "labels": {"gender": "body folder", "hero_class": "recipe", "palette": "heroportraits.palette.label_palette"},
+        "labels": {
+            "gender": "body folder",
+            "hero_class": "recipe",
+            "palette": "heroportraits.data.palette_labels.label_palette",
+        },
     }
 
 
@@ -610,8 +627,13 @@ def lpc_source_info(art: LPCArt, n: int, seed: int, recipes: dict | None = None)
 # Into a dataset: the same prepare and build as any other source
 
 
-def prepare_lpc_dataset(name: str, source_dir: str | Path, recipes: dict | None = None,
-                        overrides_csv: str | Path | None = None, progress: bool = True):
+def prepare_lpc_dataset(
+    name: str,
+    source_dir: str | Path,
+    recipes: dict | None = None,
+    overrides_csv: str | Path | None = None,
+    progress: bool = True,
+):
     """prepare_dataset on a generated LPC folder -> data/<name>/prepared/, CREDITS.txt into data/<name>/.
 
     The classes keep the recipe table's order; the palette is re-measured by prepare
@@ -619,32 +641,43 @@ def prepare_lpc_dataset(name: str, source_dir: str | Path, recipes: dict | None 
     same pixels). CREDITS.txt goes beside the dataset now, so that building it later (CLI
     `build` or notebook 02) leaves a final dataset that carries its licence.
     """
-    from heroportraits.attributes import GENDERS, PALETTES
+    from heroportraits.data.attributes import GENDERS, PALETTES
+    from heroportraits.data.prepare import prepare_dataset
     from heroportraits.paths import data_dir
-    from heroportraits.prepare import prepare_dataset
 
     source_dir = Path(source_dir)
     recipes = recipes or RECIPES
     if not (source_dir / "source.json").is_file() or not (source_dir / "CREDITS.txt").is_file():
-        raise LPCArtError(f"{source_dir} is not a generated LPC folder (no source.json / CREDITS.txt); "
-                          f"make one with generate_lpc_folder or `python -m heroportraits lpc --no-build`")
+        raise LPCArtError(
+            f"{source_dir} is not a generated LPC folder (no source.json / CREDITS.txt); "
+            f"make one with generate_lpc_folder or `python -m heroportraits lpc --no-build`"
+        )
     source = json.loads((source_dir / "source.json").read_text(encoding="utf-8"))
     result = prepare_dataset(
-        source_dir, name, labels_csv=source_dir / "labels.csv",
-        attributes=["gender", "hero_class", "palette"], auto_palette=True, overrides_csv=overrides_csv,
+        source_dir,
+        name,
+        labels_csv=source_dir / "labels.csv",
+        attributes=["gender", "hero_class", "palette"],
+        auto_palette=True,
+        overrides_csv=overrides_csv,
         values={"gender": GENDERS, "hero_class": list(recipes["classes"]), "palette": PALETTES},
-        source=source, progress=progress,
+        source=source,
+        progress=progress,
     )
     shutil.copy2(source_dir / "CREDITS.txt", data_dir() / name / "CREDITS.txt")  # the licence travels with the data
     return result
 
 
 def build_lpc_dataset(
-    name: str, source_dir: str | Path, recipes: dict | None = None, val_fraction: float = 0.1,
-    seed: int = 0, progress: bool = True,
+    name: str,
+    source_dir: str | Path,
+    recipes: dict | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    progress: bool = True,
 ):
     """prepare + build on a generated LPC folder -> data/<name>/ with CREDITS.txt: (PrepareResult, BuildResult)."""
-    from heroportraits.build import build_dataset
+    from heroportraits.data.build import build_dataset
 
     prepared = prepare_lpc_dataset(name, source_dir, recipes=recipes, progress=progress)
     built = build_dataset(name, val_fraction=val_fraction, seed=seed, progress=progress)
@@ -662,14 +695,18 @@ def _cli(args: argparse.Namespace) -> None:
     out = data_dir() / "sources" / args.name
     t0 = time.perf_counter()
     generate_lpc_folder(args.art, out, n=args.n, seed=args.seed, progress=not args.quiet, recipes=recipes)
-    print(f"wrote {args.n} LPC portraits to {out} in {time.perf_counter() - t0:.1f} s "
-          f"(labels.csv, CREDITS.txt; preview {preview_path(out)})")
+    print(
+        f"wrote {args.n} LPC portraits to {out} in {time.perf_counter() - t0:.1f} s "
+        f"(labels.csv, CREDITS.txt; preview {preview_path(out)})"
+    )
     if not args.no_build:
         prepared, built = build_lpc_dataset(args.name, out, recipes=recipes, seed=args.seed, progress=not args.quiet)
         print(prepared.summary())
         print(built.summary())
-        print(f"dataset ready: {built.folder} (credits in {built.folder / 'CREDITS.txt'}) "
-              f"after {time.perf_counter() - t0:.1f} s in all")
+        print(
+            f"dataset ready: {built.folder} (credits in {built.folder / 'CREDITS.txt'}) "
+            f"after {time.perf_counter() - t0:.1f} s in all"
+        )
 
 
 def add_cli(subparsers) -> None:
@@ -685,13 +722,16 @@ def add_cli(subparsers) -> None:
         "The art is CC-BY-SA 3.0 / GPL 3.0: share the portraits with their CREDITS.txt (docs/lpc.md).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--art", required=True,
-                   help="folder of the LPC art checkout (holds body/, hair/, head/..., AUTHORS.txt)")
-    p.add_argument("--n", type=int, default=7600,
-                   help="number of portraits, balanced over class x gender (default 7600)")
+    p.add_argument(
+        "--art", required=True, help="folder of the LPC art checkout (holds body/, hair/, head/..., AUTHORS.txt)"
+    )
+    p.add_argument(
+        "--n", type=int, default=7600, help="number of portraits, balanced over class x gender (default 7600)"
+    )
     p.add_argument("--name", default="lpc", help="dataset name: writes data/sources/NAME/ and data/NAME/ (default lpc)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="portrait i depends only on (seed, i); also seeds the split (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="portrait i depends only on (seed, i); also seeds the split (default 0)"
+    )
     p.add_argument("--recipes", default=None, help="JSON recipe table replacing lpc_recipes.RECIPES (same structure)")
     p.add_argument("--no-build", action="store_true", help="only write data/sources/NAME/ (prepare and build later)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -36,7 +36,7 @@ def ema_beta(decay: float, batch_size: int, images_seen: int, rampup: float = 0.
         raise ValueError(f"train.ema_decay={decay} must be in [0, 1] (0 disables the EMA, 0.999 is typical)")
     if decay <= 0:
         return 0.0
-    half_life = batch_size * math.log(0.5) / math.log(decay) if decay < 1 else math.inf   # in images
+    half_life = batch_size * math.log(0.5) / math.log(decay) if decay < 1 else math.inf  # in images
     if rampup > 0:
         half_life = min(half_life, images_seen * rampup)
     return 0.5 ** (batch_size / max(half_life, 1e-8))
@@ -48,8 +48,9 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     ema_params, params = list(ema.parameters()), [p.detach() for p in model.parameters()]
     ema_buffers, buffers = list(ema.buffers()), list(model.buffers())
     if len(ema_params) != len(params) or len(ema_buffers) != len(buffers):
-        raise ValueError("the EMA copy and the model have different parameters/buffers; "
-                         "build the EMA copy with make_ema(model)")
+        raise ValueError(
+            "the EMA copy and the model have different parameters/buffers; build the EMA copy with make_ema(model)"
+        )
     if ema_params:
         torch._foreach_lerp_(ema_params, params, 1.0 - decay)
     for b_ema, b in zip(ema_buffers, buffers):

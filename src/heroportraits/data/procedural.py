@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from heroportraits import procedural_parts as pp
-from heroportraits.attributes import DEFAULT_SCHEMA, GENDERS, HERO_CLASSES, PALETTES, LabelError
-from heroportraits.dataset import write_labels_csv
-from heroportraits.images import make_grid, nearest_upscale, save_png
+from heroportraits.data import procedural_parts as pp
+from heroportraits.data.attributes import DEFAULT_SCHEMA, GENDERS, HERO_CLASSES, PALETTES, LabelError
+from heroportraits.data.dataset import write_labels_csv
+from heroportraits.data.images import make_grid, nearest_upscale, save_png
+from heroportraits.data.procedural_parts import hsv, ramp
 from heroportraits.paths import data_dir, preview_path
-from heroportraits.procedural_parts import hsv, ramp
 
 NATIVE = pp.N  # drawn at 32x32 ...
 SCALE = 2  # ... stored at 64x64
@@ -36,11 +36,23 @@ COLUMNS = ["file", "gender", "hero_class", "palette"]
 # ----------------------------------------------------------------------------- colours
 
 # Skin and hair are independent of the palette label (HSV: hue degrees, sat, value).
-SKIN_TONES = [(26, 0.20, 0.98), (22, 0.30, 0.95), (24, 0.42, 0.86), (30, 0.45, 0.74), (22, 0.55, 0.60), (18, 0.60, 0.44)]
+SKIN_TONES = [
+    (26, 0.20, 0.98),
+    (22, 0.30, 0.95),
+    (24, 0.42, 0.86),
+    (30, 0.45, 0.74),
+    (22, 0.55, 0.60),
+    (18, 0.60, 0.44),
+]
 HAIR_COLOURS = {
-    "black": (230, 0.30, 0.22), "dark_brown": (20, 0.60, 0.32), "brown": (25, 0.62, 0.50),
-    "auburn": (10, 0.72, 0.58), "ginger": (20, 0.80, 0.85), "blonde": (45, 0.55, 0.93),
-    "platinum": (50, 0.15, 0.96), "grey": (220, 0.06, 0.78),
+    "black": (230, 0.30, 0.22),
+    "dark_brown": (20, 0.60, 0.32),
+    "brown": (25, 0.62, 0.50),
+    "auburn": (10, 0.72, 0.58),
+    "ginger": (20, 0.80, 0.85),
+    "blonde": (45, 0.55, 0.93),
+    "platinum": (50, 0.15, 0.96),
+    "grey": (220, 0.06, 0.78),
 }
 IRIS = [(25, 0.75, 0.42), (210, 0.65, 0.75), (120, 0.55, 0.55), (200, 0.15, 0.55)]
 
@@ -130,7 +142,13 @@ def make_look(rng: np.random.Generator, palette: str) -> pp.Look:
     sh, ss, sv = SKIN_TONES[rng.integers(len(SKIN_TONES))]
     hh, hs, hv = list(HAIR_COLOURS.values())[rng.integers(len(HAIR_COLOURS))]
     ih, is_, iv = IRIS[rng.integers(len(IRIS))]
-    leather_s, leather_v = {"warm": (0.6, 0.45), "cool": (0.35, 0.4), "dark": (0.4, 0.22), "neutral": (0.18, 0.45), "muted": (0.3, 0.42)}[palette]
+    leather_s, leather_v = {
+        "warm": (0.6, 0.45),
+        "cool": (0.35, 0.4),
+        "dark": (0.4, 0.22),
+        "neutral": (0.18, 0.45),
+        "muted": (0.3, 0.42),
+    }[palette]
     bh, bs, bv = f["bg"]
     return pp.Look(
         bg=ramp(bh, bs, bv, spread=0.6),
@@ -155,10 +173,31 @@ def make_look(rng: np.random.Generator, palette: str) -> pp.Look:
 # ----------------------------------------------------------------------------- gender cues
 
 HAIR_STYLES = {
-    "masculine": {"crop": 0.2, "spiky": 0.13, "swept_l": 0.07, "swept_r": 0.07, "bald": 0.1, "mohawk": 0.05,
-                  "fringe": 0.08, "long": 0.12, "ponytail_l": 0.04, "ponytail_r": 0.04, "bob": 0.1},
-    "feminine": {"long": 0.26, "bob": 0.12, "ponytail_l": 0.08, "ponytail_r": 0.08, "bun": 0.12, "braids": 0.12,
-                 "fringe": 0.08, "swept_l": 0.05, "swept_r": 0.05, "crop": 0.04},
+    "masculine": {
+        "crop": 0.2,
+        "spiky": 0.13,
+        "swept_l": 0.07,
+        "swept_r": 0.07,
+        "bald": 0.1,
+        "mohawk": 0.05,
+        "fringe": 0.08,
+        "long": 0.12,
+        "ponytail_l": 0.04,
+        "ponytail_r": 0.04,
+        "bob": 0.1,
+    },
+    "feminine": {
+        "long": 0.26,
+        "bob": 0.12,
+        "ponytail_l": 0.08,
+        "ponytail_r": 0.08,
+        "bun": 0.12,
+        "braids": 0.12,
+        "fringe": 0.08,
+        "swept_l": 0.05,
+        "swept_r": 0.05,
+        "crop": 0.04,
+    },
 }
 BEARDS = {"none": 0.4, "stubble": 0.14, "moustache": 0.12, "goatee": 0.12, "full": 0.22}
 
@@ -354,14 +393,18 @@ def _limit_colours(img: np.ndarray, max_colours: int = MAX_COLOURS) -> np.ndarra
     return cols[keep][d.argmin(1)][inv.reshape(-1)].reshape(img.shape)
 
 
-def draw_portrait_with_variant(rng: np.random.Generator, gender: str, hero_class: str, palette: str) -> tuple[np.ndarray, str]:
+def draw_portrait_with_variant(
+    rng: np.random.Generator, gender: str, hero_class: str, palette: str
+) -> tuple[np.ndarray, str]:
     """Like draw_portrait, also returning a short name of the gear variant drawn."""
     if hero_class not in CLASS_DRAWERS:
         raise LabelError(f"unknown hero_class {hero_class!r}; allowed: {HERO_CLASSES}")
     lk = make_look(rng, palette)
     t = sample_traits(rng, gender)
     dx = int(rng.choice([-1, 0, 0, 1]))
-    h = pp.Head(cx=16 + dx, hy=14.5 + float(rng.choice([-1.0, 0.0, 0.0, 1.0])), rx=t.rx, ry=_jit(rng, 7.0, 7.6), jaw=t.jaw)
+    h = pp.Head(
+        cx=16 + dx, hy=14.5 + float(rng.choice([-1.0, 0.0, 0.0, 1.0])), rx=t.rx, ry=_jit(rng, 7.0, 7.6), jaw=t.jaw
+    )
     cv = pp.Canvas(lk.outline)
     background(cv, rng, lk)
     variant = CLASS_DRAWERS[hero_class](cv, rng, h, lk, t)
@@ -404,7 +447,10 @@ def portrait_at(index: int, seed: int = 0, weights: Weights | None = None) -> tu
     so this equals row `index` of generate_portraits(n, seed) for any n.
     """
     rng = np.random.default_rng([seed, index])
-    row = {name: values[rng.choice(len(values), p=p)] for (name, values), p in zip(DEFAULT_SCHEMA.items(), _label_probs(weights).values())}
+    row = {
+        name: values[rng.choice(len(values), p=p)]
+        for (name, values), p in zip(DEFAULT_SCHEMA.items(), _label_probs(weights).values())
+    }
     img, variant = draw_portrait_with_variant(rng, row["gender"], row["hero_class"], row["palette"])
     return nearest_upscale(img, SCALE), {**row, "variant": variant}
 
@@ -438,7 +484,10 @@ def preview_grid(seed: int = 0, per_cell: int = 2, path: str | Path | None = Non
     size, pad = NATIVE * SCALE, 2
     # About one inch per portrait; one panel per gender, stacked.
     fig, axes = plt.subplots(
-        len(GENDERS), 1, figsize=(1.0 * len(PALETTES) * per_cell + 1.3, (1.0 * len(HERO_CLASSES) + 0.5) * len(GENDERS)), squeeze=False
+        len(GENDERS),
+        1,
+        figsize=(1.0 * len(PALETTES) * per_cell + 1.3, (1.0 * len(HERO_CLASSES) + 0.5) * len(GENDERS)),
+        squeeze=False,
     )
     for gi, gender in enumerate(GENDERS):
         tiles = []
@@ -504,6 +553,8 @@ def add_cli(subparsers) -> None:
     )
     p.add_argument("--n", type=int, default=7600, help="number of portraits (default 7600)")
     p.add_argument("--seed", type=int, default=0, help="random seed; image i depends only on (seed, i) (default 0)")
-    p.add_argument("--out", default=None, help="output folder (default: data/sources/procedural under the project root)")
+    p.add_argument(
+        "--out", default=None, help="output folder (default: data/sources/procedural under the project root)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_cli)

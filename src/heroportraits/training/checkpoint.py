@@ -55,8 +55,11 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 
 def check_compatible(saved_model_cfg: dict, model_cfg: dict, saved_vocab: dict, vocab: dict, path) -> None:
     """Refuse to resume a run with another architecture or another dataset vocabulary."""
-    diffs = [f"model.{k}: checkpoint {saved_model_cfg.get(k)!r} vs now {v!r}"
-             for k, v in model_cfg.items() if saved_model_cfg.get(k) != v]
+    diffs = [
+        f"model.{k}: checkpoint {saved_model_cfg.get(k)!r} vs now {v!r}"
+        for k, v in model_cfg.items()
+        if saved_model_cfg.get(k) != v
+    ]
     if diffs:
         raise CheckpointError(
             f"checkpoint {path} was made with another model config ({'; '.join(diffs)}). "

@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 
 OPS = ("color", "translation", "cutout")
-TRANSLATION_RATIO = 0.125   # max shift, as a fraction of the image (DiffAugment's default)
-CUTOUT_RATIO = 0.5          # cutout side, as a fraction of the image
+TRANSLATION_RATIO = 0.125  # max shift, as a fraction of the image (DiffAugment's default)
+CUTOUT_RATIO = 0.5  # cutout side, as a fraction of the image
 
 
 class AugmentError(ValueError):
@@ -39,7 +39,7 @@ class AugmentError(ValueError):
 
 
 def parse_policy(policy: str) -> list[str]:
-    """"color,translation,cutout" -> ["color", "translation", "cutout"]; "" -> []."""
+    """ "color,translation,cutout" -> ["color", "translation", "cutout"]; "" -> []."""
     ops = [op.strip() for op in policy.split(",") if op.strip()]
     bad = [op for op in ops if op not in OPS]
     if bad:
@@ -51,31 +51,39 @@ def parse_policy(policy: str) -> list[str]:
 class AugmentParams:
     """One random draw of every op in a policy, for a batch of n images (None = op not in policy)."""
 
-    pixel: int                                  # native pixel size, in image pixels
-    pad: int                                    # largest possible shift, in image pixels
-    brightness: torch.Tensor | None = None      # (N,) added
-    saturation: torch.Tensor | None = None      # (N,) factor around each pixel's grey value
-    contrast: torch.Tensor | None = None        # (N,) factor around the image mean
-    shift: torch.Tensor | None = None           # (N, 2) int64 (dy, dx) in image pixels
-    cut_start: torch.Tensor | None = None       # (N, 2) int64 top-left corner, in native pixels
-    cut_size: torch.Tensor | None = None        # (N,) int64 side in native pixels (0 = no cutout)
+    pixel: int  # native pixel size, in image pixels
+    pad: int  # largest possible shift, in image pixels
+    brightness: torch.Tensor | None = None  # (N,) added
+    saturation: torch.Tensor | None = None  # (N,) factor around each pixel's grey value
+    contrast: torch.Tensor | None = None  # (N,) factor around the image mean
+    shift: torch.Tensor | None = None  # (N, 2) int64 (dy, dx) in image pixels
+    cut_start: torch.Tensor | None = None  # (N, 2) int64 top-left corner, in native pixels
+    cut_size: torch.Tensor | None = None  # (N,) int64 side in native pixels (0 = no cutout)
 
 
-def sample_params(policy: str, n: int, size: int, *, p: float | torch.Tensor = 1.0, pixel: int = 1,
-                  generator: torch.Generator | None = None, device=None) -> AugmentParams:
+def sample_params(
+    policy: str,
+    n: int,
+    size: int,
+    *,
+    p: float | torch.Tensor = 1.0,
+    pixel: int = 1,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> AugmentParams:
     """Draw the random transform for n images of size x size (pixel = native pixel size)."""
     ops = parse_policy(policy)
     if size % pixel:
         raise AugmentError(f"image size {size} is not a multiple of the native pixel size {pixel}")
     device = torch.device(device) if device is not None else (generator.device if generator is not None else None)
-    cells = size // pixel                                           # native pixels per side
+    cells = size // pixel  # native pixels per side
     max_shift = int(cells * TRANSLATION_RATIO + 0.5)
     prm = AugmentParams(pixel=pixel, pad=max_shift * pixel)
 
     def rand(*shape):
         return torch.rand(*shape, generator=generator, device=device)
 
-    def gate():                                                     # (N,) True where the op applies
+    def gate():  # (N,) True where the op applies
         return rand(n) < p
 
     if "color" in ops:
@@ -113,27 +121,34 @@ def _translate(x: torch.Tensor, shift: torch.Tensor, pad: int) -> torch.Tensor:
     if pad == 0:
         return x
     n, _, h, w = x.shape
-    xp = F.pad(x, [pad, pad, pad, pad])                                   # (N, C, H+2p, W+2p)
-    iy = torch.arange(h, device=x.device)[None, :] - shift[:, :1] + pad   # (N, H)
-    ix = torch.arange(w, device=x.device)[None, :] - shift[:, 1:] + pad   # (N, W)
+    xp = F.pad(x, [pad, pad, pad, pad])  # (N, C, H+2p, W+2p)
+    iy = torch.arange(h, device=x.device)[None, :] - shift[:, :1] + pad  # (N, H)
+    ix = torch.arange(w, device=x.device)[None, :] - shift[:, 1:] + pad  # (N, W)
     rows = torch.arange(n, device=x.device)[:, None, None]
-    out = xp[rows, :, iy[:, :, None], ix[:, None, :]]                     # (N, H, W, C)
+    out = xp[rows, :, iy[:, :, None], ix[:, None, :]]  # (N, H, W, C)
     return out.permute(0, 3, 1, 2)
 
 
 def _cutout(x: torch.Tensor, start: torch.Tensor, side: torch.Tensor, pixel: int) -> torch.Tensor:
     # Zero the native-pixel square [start, start + side) of each image.
     h, w = x.shape[-2:]
-    cy = torch.arange(h, device=x.device)[None, :] // pixel                # (1, H) native row of each pixel
+    cy = torch.arange(h, device=x.device)[None, :] // pixel  # (1, H) native row of each pixel
     cx = torch.arange(w, device=x.device)[None, :] // pixel
-    in_y = (cy >= start[:, :1]) & (cy < start[:, :1] + side[:, None])      # (N, H)
-    in_x = (cx >= start[:, 1:]) & (cx < start[:, 1:] + side[:, None])      # (N, W)
-    keep = ~(in_y[:, :, None] & in_x[:, None, :])                          # (N, H, W)
+    in_y = (cy >= start[:, :1]) & (cy < start[:, :1] + side[:, None])  # (N, H)
+    in_x = (cx >= start[:, 1:]) & (cx < start[:, 1:] + side[:, None])  # (N, W)
+    keep = ~(in_y[:, :, None] & in_x[:, None, :])  # (N, H, W)
     return x * keep[:, None].to(x.dtype)
 
 
-def diff_augment(x: torch.Tensor, policy: str, *, p: float | torch.Tensor = 1.0, pixel: int = 1,
-                 generator: torch.Generator | None = None, params: AugmentParams | None = None) -> torch.Tensor:
+def diff_augment(
+    x: torch.Tensor,
+    policy: str,
+    *,
+    p: float | torch.Tensor = 1.0,
+    pixel: int = 1,
+    generator: torch.Generator | None = None,
+    params: AugmentParams | None = None,
+) -> torch.Tensor:
     """DiffAugment x with a fresh random draw (or the given `params`)."""
     if not policy and params is None:
         return x

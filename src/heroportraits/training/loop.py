@@ -19,30 +19,29 @@ import contextlib
 import csv
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from heroportraits import distributed
-from heroportraits.attributes import Vocabulary
-from heroportraits.augment import diff_augment, instance_noise_std, parse_policy
-from heroportraits.checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from heroportraits.config import PRESETS, Config, resolve_config, validate_config
-from heroportraits.dataset import PortraitData, load_dataset
-from heroportraits.distributed import DistInfo
-from heroportraits.ema import ema_beta, make_ema, update_ema
-from heroportraits.grids import fixed_noise, grid_layout, save_grid_figure
-from heroportraits.images import tensor_to_uint8
-from heroportraits.losses import get_losses, lecam_penalty, r1_penalty
+from heroportraits.data.attributes import Vocabulary
+from heroportraits.data.dataset import PortraitData, load_dataset
+from heroportraits.data.images import tensor_to_uint8
+from heroportraits.drawing import fixed_noise, grid_layout, plot_losses, save_grid_figure
 from heroportraits.models import build_models, conditioning_vocab, network_resolution, to_native, upscale_to_output
 from heroportraits.paths import checkpoints_dir, samples_dir
-from heroportraits.plots import plot_losses
 from heroportraits.sample import Sampler
+from heroportraits.training import distributed
+from heroportraits.training.augment import diff_augment, instance_noise_std, parse_policy
+from heroportraits.training.checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from heroportraits.training.config import PRESETS, Config, resolve_config, validate_config
+from heroportraits.training.distributed import DistInfo
+from heroportraits.training.ema import ema_beta, make_ema, update_ema
+from heroportraits.training.losses import get_losses, lecam_penalty, r1_penalty
 
 # What `Trainer.step` returns, all 0-dim tensors; metrics.csv adds step, time and noise std.
 STEP_STATS = ["d_loss", "g_loss", "d_real", "d_fake", "r1", "lecam", "ada_p", "rt"]
@@ -52,8 +51,8 @@ METRIC_COLUMNS = ["step", "seconds", "images_per_s", *STEP_STATS, "noise_std"]
 @dataclass
 class TrainResult:
     run: str
-    checkpoint: Path        # last.pt
-    samples: Path           # folder of sample grids
+    checkpoint: Path  # last.pt
+    samples: Path  # folder of sample grids
     step: int
     seconds: float
     best: dict | None = None  # {"fd", "step"} of best.pt, the lowest train-time FD (eval_every > 0; rank 0)
@@ -71,9 +70,14 @@ def label_mix(labels: torch.Tensor) -> dict:
     return {"rows": rows.tolist(), "counts": counts.tolist()}
 
 
-def batch_sampler(data: PortraitData, batch_size: int, resolution: int, cond_cols: torch.Tensor,
-                  generator: torch.Generator, channels_last: bool = False,
-                  ) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+def batch_sampler(
+    data: PortraitData,
+    batch_size: int,
+    resolution: int,
+    cond_cols: torch.Tensor,
+    generator: torch.Generator,
+    channels_last: bool = False,
+) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
     """A callable drawing random training batches on the data's device, without host syncs.
 
     Returns (real (B, 3, R, R) float in [-1, 1] on the network grid, labels (B, A') over
@@ -81,13 +85,12 @@ def batch_sampler(data: PortraitData, batch_size: int, resolution: int, cond_col
     networks' layout with train.channels_last). The images are cut to the network grid
     once, here, so a batch gathers and converts only the pixels the networks see.
     """
-    grid = PortraitData(to_native(data.images, resolution).contiguous(), data.labels, data.vocab, data.meta,
-                        data.files)
+    grid = PortraitData(to_native(data.images, resolution).contiguous(), data.labels, data.vocab, data.meta, data.files)
     layout = torch.channels_last if channels_last else torch.contiguous_format
 
     def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(len(grid), (batch_size,), generator=generator, device=grid.images.device)
-        real, labels = grid.batch(idx)                                   # (B, 3, R, R), (B, A)
+        real, labels = grid.batch(idx)  # (B, 3, R, R), (B, A)
         return real.contiguous(memory_format=layout), labels[:, cond_cols]
 
     return next_batch
@@ -99,7 +102,7 @@ def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     give two different portraits.   fake: (2H, 3, R, R), z: (2H, Z) -> 0-dim."""
     x1, x2 = fake.chunk(2)
     z1, z2 = z.chunk(2)
-    ratio = (x1 - x2).abs().mean(dim=(1, 2, 3)) / (z1 - z2).abs().mean(dim=1)    # (H,)
+    ratio = (x1 - x2).abs().mean(dim=(1, 2, 3)) / (z1 - z2).abs().mean(dim=1)  # (H,)
     return 1.0 / (ratio.mean() + 1e-5)
 
 
@@ -136,9 +139,17 @@ class Trainer:
     buffers broadcast from rank 0 each step, so every rank carries the same state.
     """
 
-    def __init__(self, G: nn.Module, D: nn.Module, cfg: Config, vocab: Vocabulary,
-                 generator: torch.Generator, pixel: int = 1, G_ema: nn.Module | None = None,
-                 dist_info: DistInfo | None = None):
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        cfg: Config,
+        vocab: Vocabulary,
+        generator: torch.Generator,
+        pixel: int = 1,
+        G_ema: nn.Module | None = None,
+        dist_info: DistInfo | None = None,
+    ):
         tc = cfg.train
         self.G, self.D, self.tc, self.z_dim = G, D, tc, cfg.model.z_dim
         self.dist = dist_info or DistInfo()
@@ -151,13 +162,14 @@ class Trainer:
         self.compiled = [n for n, m in (("G", G), ("D", D)) if hasattr(_no_ddp(m), "_orig_mod")]  # torch.compile'd
         self.policy = ",".join(parse_policy(tc.augment))
         self.ada = tc.ada_target > 0
-        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                       enabled=tc.amp and self.device.type == "cuda")
+        self.autocast = torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=tc.amp and self.device.type == "cuda"
+        )
         self.unspecified = torch.tensor(vocab.sizes, dtype=torch.long, device=self.device)  # (A,)
         # State that exact resume needs (see state_dict).
-        self.iteration = 0                                                  # G updates done
+        self.iteration = 0  # G updates done
         self.ada_p = torch.tensor(0.0 if self.ada else tc.augment_p, device=self.device)
-        self.ada_stats = torch.zeros(2, device=self.device)   # sum of sign(D(real)), count since last adjust
+        self.ada_stats = torch.zeros(2, device=self.device)  # sum of sign(D(real)), count since last adjust
         self.lecam_anchors = torch.zeros(2, device=self.device)  # EMA of mean D(real), mean D(fake)
         self._zero = torch.zeros((), device=self.device)
 
@@ -250,14 +262,21 @@ class Trainer:
         if self.ada and self.iteration % tc.ada_interval == 0:
             self.adjust_ada(images=batch * tc.n_dis * tc.ada_interval)
 
-        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "d_real": d_real.detach().mean(),
-                "d_fake": d_fake.detach().mean(), "r1": r1.detach(), "lecam": lecam.detach(),
-                "ada_p": self.ada_p.clone(), "rt": d_real.detach().sign().mean()}
+        return {
+            "d_loss": d_loss.detach(),
+            "g_loss": g_loss.detach(),
+            "d_real": d_real.detach().mean(),
+            "d_fake": d_fake.detach().mean(),
+            "r1": r1.detach(),
+            "lecam": lecam.detach(),
+            "ada_p": self.ada_p.clone(),
+            "rt": d_real.detach().sign().mean(),
+        }
 
     def adjust_ada(self, images: int) -> None:
         """ADA (Karras et al. 2020): r_t = E[sign D(real)] over the last interval (all ranks); p moves
         up if D is over-confident on reals (r_t > target), down otherwise, by images / ada_kimg k."""
-        stats = distributed.mean_over_ranks(self.ada_stats, self.dist)   # same ratio as the sums
+        stats = distributed.mean_over_ranks(self.ada_stats, self.dist)  # same ratio as the sums
         rt = stats[0] / stats[1].clamp(min=1)
         step = torch.sign(rt - self.tc.ada_target) * images / (self.tc.ada_kimg * 1000)
         self.ada_p = (self.ada_p + step).clamp(0.0, 1.0)
@@ -266,8 +285,12 @@ class Trainer:
     # ---- exact resume
     def state_dict(self) -> dict:
         """Everything besides the networks, optimisers and RNG that resuming needs."""
-        return {"iteration": self.iteration, "ada_p": self.ada_p.detach().cpu(),
-                "ada_stats": self.ada_stats.cpu(), "lecam_anchors": self.lecam_anchors.cpu()}
+        return {
+            "iteration": self.iteration,
+            "ada_p": self.ada_p.detach().cpu(),
+            "ada_stats": self.ada_stats.cpu(),
+            "lecam_anchors": self.lecam_anchors.cpu(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.iteration = int(state["iteration"])
@@ -281,23 +304,25 @@ class Trainer:
 class TrainingSetup:
     """Everything one training process needs, built from a config and a dataset split."""
 
-    trainer: Trainer            # networks (DDP-wrapped when distributed), EMA, optimisers, step state
+    trainer: Trainer  # networks (DDP-wrapped when distributed), EMA, optimisers, step state
     next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]]  # this rank's batches, on the device
-    gen: torch.Generator        # this rank's stream: batches, noise, attribute dropout, augmentation
-    vocab: Vocabulary           # the dataset's attributes (checkpoints store it)
-    cvocab: Vocabulary          # the attributes the networks condition on (palette dropped when OFF)
-    cond_cols: torch.Tensor     # (A',) columns of the dataset's labels that make up cvocab
-    out_res: int                # the dataset's image size (64)
-    net_res: int                # the networks' grid: out_res, or the native grid out_res / native_scale
-    native_scale: int           # the dataset's native pixel size at out_res
-    pixel: int                  # native pixel size on the grid D sees (translation moves whole ones)
-    label_mix: dict             # joint label rows/counts of the whole split: what sampling draws from
-    shard: PortraitData         # this rank's rows of the split (all of them in one process), on the device
-    info: DistInfo              # rank and world size (world size 1 outside torchrun)
+    gen: torch.Generator  # this rank's stream: batches, noise, attribute dropout, augmentation
+    vocab: Vocabulary  # the dataset's attributes (checkpoints store it)
+    cvocab: Vocabulary  # the attributes the networks condition on (palette dropped when OFF)
+    cond_cols: torch.Tensor  # (A',) columns of the dataset's labels that make up cvocab
+    out_res: int  # the dataset's image size (64)
+    net_res: int  # the networks' grid: out_res, or the native grid out_res / native_scale
+    native_scale: int  # the dataset's native pixel size at out_res
+    pixel: int  # native pixel size on the grid D sees (translation moves whole ones)
+    label_mix: dict  # joint label rows/counts of the whole split: what sampling draws from
+    shard: PortraitData  # this rank's rows of the split (all of them in one process), on the device
+    info: DistInfo  # rank and world size (world size 1 outside torchrun)
     device: torch.device
 
 
-def setup_training(cfg: Config, data: PortraitData, device: torch.device, info: DistInfo | None = None) -> TrainingSetup:
+def setup_training(
+    cfg: Config, data: PortraitData, device: torch.device, info: DistInfo | None = None
+) -> TrainingSetup:
     """Build a run's pieces from the data's own metadata: conditioning vocabulary, network and
     native resolution, models on `device`, Trainer, random stream and batch sampler.
 
@@ -319,8 +344,9 @@ def setup_training(cfg: Config, data: PortraitData, device: torch.device, info: 
     if info.enabled:
         idx = distributed.shard_indices(len(data), info, seed=tc.seed)
         files = [data.files[i] for i in idx.tolist()] if data.files else []
-        shard = PortraitData(data.images[idx.to(data.images.device)], data.labels[idx.to(data.labels.device)],
-                             vocab, data.meta, files)
+        shard = PortraitData(
+            data.images[idx.to(data.images.device)], data.labels[idx.to(data.labels.device)], vocab, data.meta, files
+        )
     shard = shard.to(device)
 
     # ---- models (same seed on every rank; DDP also broadcasts rank 0's), EMA copy, optimisers
@@ -332,14 +358,29 @@ def setup_training(cfg: Config, data: PortraitData, device: torch.device, info: 
     if compile_enabled(tc.compile, device):  # inside DDP: distributed.unwrap finds the plain module
         G = torch.compile(G)
         if not mc.d_spectral_norm:  # compiled spectral norm saves its power-iteration buffers for
-            D = torch.compile(D)    # backward, and D's second forward overwrites them: D stays eager
+            D = torch.compile(D)  # backward, and D's second forward overwrites them: D stays eager
     G, D = distributed.wrap(G, info, device), distributed.wrap(D, info, device)
     gen = torch.Generator(device=device).manual_seed(distributed.rank_seed(tc.seed, info))
     trainer = Trainer(G, D, cfg, cvocab, gen, pixel=pixel, dist_info=info)
-    next_batch = batch_sampler(shard, distributed.per_rank_batch(tc.batch_size, info), net_res, cond_cols, gen,
-                               channels_last=tc.channels_last)
-    return TrainingSetup(trainer, next_batch, gen, vocab, cvocab, cond_cols, out_res, net_res, data.native_scale,
-                         pixel, label_mix(data.labels), shard, info, device)
+    next_batch = batch_sampler(
+        shard, distributed.per_rank_batch(tc.batch_size, info), net_res, cond_cols, gen, channels_last=tc.channels_last
+    )
+    return TrainingSetup(
+        trainer,
+        next_batch,
+        gen,
+        vocab,
+        cvocab,
+        cond_cols,
+        out_res,
+        net_res,
+        data.native_scale,
+        pixel,
+        label_mix(data.labels),
+        shard,
+        info,
+        device,
+    )
 
 
 def training_state(s: TrainingSetup, cfg: Config, dataset: str, best: dict | None, rng_states: list) -> dict:
@@ -349,16 +390,24 @@ def training_state(s: TrainingSetup, cfg: Config, dataset: str, best: dict | Non
         "step": t.iteration,
         "config": cfg.to_dict(),
         "vocab": s.vocab.to_json(),
-        "dataset": {"name": str(dataset), "native_scale": s.native_scale, "resolution": s.out_res,
-                    "network_resolution": s.net_res, "label_mix": s.label_mix},
-        "G": _unwrap(t.G).state_dict(), "D": _unwrap(t.D).state_dict(), "G_ema": t.G_ema.state_dict(),
-        "opt_G": t.opt_G.state_dict(), "opt_D": t.opt_D.state_dict(),
+        "dataset": {
+            "name": str(dataset),
+            "native_scale": s.native_scale,
+            "resolution": s.out_res,
+            "network_resolution": s.net_res,
+            "label_mix": s.label_mix,
+        },
+        "G": _unwrap(t.G).state_dict(),
+        "D": _unwrap(t.D).state_dict(),
+        "G_ema": t.G_ema.state_dict(),
+        "opt_G": t.opt_G.state_dict(),
+        "opt_D": t.opt_D.state_dict(),
         "trainer": t.state_dict(),
         "rng": {"batches": rng_states[0], "torch": torch.get_rng_state()},
         "best": best,
     }
     if len(rng_states) > 1:
-        state["rng"]["ranks"] = rng_states   # rank r's batch/noise stream, for exact multi-process resume
+        state["rng"]["ranks"] = rng_states  # rank r's batch/noise stream, for exact multi-process resume
     return state
 
 
@@ -370,8 +419,12 @@ def restore(s: TrainingSetup, state: dict, cfg: Config, path: Path) -> dict | No
     _unwrap(t.G).load_state_dict(state["G"]), _unwrap(t.D).load_state_dict(state["D"])
     t.G_ema.load_state_dict(state["G_ema"])
     t.opt_G.load_state_dict(state["opt_G"]), t.opt_D.load_state_dict(state["opt_D"])
-    t.load_state_dict(state.get("trainer", {"iteration": state["step"], "ada_p": t.ada_p,
-                                            "ada_stats": t.ada_stats, "lecam_anchors": t.lecam_anchors}))
+    t.load_state_dict(
+        state.get(
+            "trainer",
+            {"iteration": state["step"], "ada_p": t.ada_p, "ada_stats": t.ada_stats, "lecam_anchors": t.lecam_anchors},
+        )
+    )
     rng, ranks = state["rng"], state["rng"].get("ranks")
     if ranks is not None and len(ranks) == info.world_size:
         s.gen.set_state(ranks[info.rank].cpu())
@@ -412,7 +465,7 @@ def _drop_rows_after(path: Path, step: int) -> None:
 def prepare_evaluation(dataset: str, progress: bool = True) -> None:
     """Load (or train once and cache) the dataset's judge and embed its VAL split, so the first
     evaluation does not stall the progress bar; fails early if the dataset has no VAL split."""
-    from heroportraits import evaluate
+    from heroportraits.evaluation import evaluate
 
     with torch.random.fork_rng(devices=[]):  # training a judge reseeds the global RNG
         evaluate.reference(dataset, progress=progress)
@@ -422,7 +475,7 @@ def evaluate_generator(state: dict, dataset: str, n: int, device: torch.device) 
     """quick_fd (FD, conditional accuracy) of n portraits from the EMA generator in a checkpoint
     dict, conditions drawn from the training label mix, through the `sample` verb's Sampler.
     Fixed noise and conditions (seed 0), so successive evaluations differ only by the weights."""
-    from heroportraits import evaluate
+    from heroportraits.evaluation import evaluate
 
     with torch.random.fork_rng(devices=[]):  # building the sampler's network draws from the global RNG
         images, rows = Sampler(state, device).generate(n, seed=0, open_attributes="mix")
@@ -439,7 +492,7 @@ def train(cfg: Config, dataset: str, run: str, resume: bool = True, progress: bo
     validate_config(cfg)
     tc, mc = cfg.train, cfg.model
     info, device = distributed.setup(resolve_device(tc.device))
-    main = info.is_main                                  # rank 0 writes every file
+    main = info.is_main  # rank 0 writes every file
     ckpt_dir, sample_dir = checkpoints_dir() / run, samples_dir() / run
     ckpt_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
     metrics_path, eval_path = ckpt_dir / "metrics.csv", ckpt_dir / "eval.jsonl"
@@ -457,7 +510,7 @@ def train(cfg: Config, dataset: str, run: str, resume: bool = True, progress: bo
     del data  # the loop needs only this rank's shard, already on the device
 
     # ---- resume: every rank reads last.pt (networks, optimisers, ADA p / LeCam anchors, its RNG, step)
-    best = None                                          # {"fd", "step"}: lowest train-time FD so far
+    best = None  # {"fd", "step"}: lowest train-time FD so far
     if resume and _checkpoint_exists(ckpt_path, info):
         best = restore(s, load_checkpoint(ckpt_path, map_location=device), cfg, ckpt_path)
     step = trainer.iteration
@@ -494,15 +547,15 @@ def train(cfg: Config, dataset: str, run: str, resume: bool = True, progress: bo
     def evaluate_now(rng_states: list) -> dict:
         """FD of G_ema now -> a row of eval.jsonl; best.pt (= last.pt's content) when the lowest yet."""
         nonlocal best
-        result = evaluate_generator(training_state(s, cfg, dataset, best, rng_states), dataset,
-                                    tc.eval_samples, device)
+        result = evaluate_generator(training_state(s, cfg, dataset, best, rng_states), dataset, tc.eval_samples, device)
         is_best = best is None or result["fd"] < best["fd"]
         if is_best:
             best = {"fd": result["fd"], "step": step}
             save(best_path, rng_states)
         with open(eval_path, "a") as f:
-            f.write(json.dumps({"step": step, "seconds": round(time.time() - start, 2), **result,
-                                "best": is_best}) + "\n")
+            f.write(
+                json.dumps({"step": step, "seconds": round(time.time() - start, 2), **result, "best": is_best}) + "\n"
+            )
         return result
 
     start, start_step, window = time.time(), step, time.time()
@@ -524,8 +577,13 @@ def train(cfg: Config, dataset: str, run: str, resume: bool = True, progress: bo
             means = distributed.mean_over_ranks(torch.stack([stats[k] for k in STEP_STATS]), info)
             values = {k: round(v, 5) for k, v in zip(STEP_STATS, means.tolist())}
             if main:
-                row = [step, round(now - start, 2), round(ips, 1), *(values[k] for k in STEP_STATS),
-                       round(noise_std, 5)]
+                row = [
+                    step,
+                    round(now - start, 2),
+                    round(ips, 1),
+                    *(values[k] for k in STEP_STATS),
+                    round(noise_std, 5),
+                ]
                 with open(metrics_path, "a", newline="") as f:
                     csv.writer(f).writerow(row)
             postfix.update(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}")
@@ -588,19 +646,43 @@ def add_cli(sub) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--dataset", default="procedural", help="final dataset name under data/ or a path (default: procedural)")
+    p.add_argument(
+        "--dataset", default="procedural", help="final dataset name under data/ or a path (default: procedural)"
+    )
     p.add_argument("--preset", default="cpu", choices=sorted(PRESETS), help="named config preset (default: cpu)")
-    p.add_argument("--run", "--run-name", dest="run", default=None,
-                   help="run name (default: <dataset>_<preset>); spell it --run-name under torchrun")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a config field, e.g. --set train.steps=5000 --set model.use_palette=false")
+    p.add_argument(
+        "--run",
+        "--run-name",
+        dest="run",
+        default=None,
+        help="run name (default: <dataset>_<preset>); spell it --run-name under torchrun",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field, e.g. --set train.steps=5000 --set model.use_palette=false",
+    )
     p.add_argument("--steps", type=int, help="shortcut for --set train.steps=N")
-    p.add_argument("--device", help="shortcut for --set train.device=... (auto, cpu, cuda); under torchrun "
-                   "each rank uses cuda:LOCAL_RANK")
-    p.add_argument("--eval-every", type=int, metavar="N", help="shortcut for --set train.eval_every=N: FD and "
-                   "conditional accuracy every N steps -> eval.jsonl, best.pt (default 0 = off)")
-    p.add_argument("--eval-samples", type=int, metavar="N", help="shortcut for --set train.eval_samples=N: "
-                   "portraits per evaluation (default 500)")
+    p.add_argument(
+        "--device",
+        help="shortcut for --set train.device=... (auto, cpu, cuda); under torchrun each rank uses cuda:LOCAL_RANK",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        metavar="N",
+        help="shortcut for --set train.eval_every=N: FD and "
+        "conditional accuracy every N steps -> eval.jsonl, best.pt (default 0 = off)",
+    )
+    p.add_argument(
+        "--eval-samples",
+        type=int,
+        metavar="N",
+        help="shortcut for --set train.eval_samples=N: portraits per evaluation (default 500)",
+    )
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if the run has a checkpoint")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config (every switch) and exit")
     p.set_defaults(func=_run_cli)
@@ -608,8 +690,12 @@ def add_cli(sub) -> None:
 
 def _run_cli(args: argparse.Namespace) -> None:
     overrides = list(args.overrides)
-    for flag, field in ((args.steps, "steps"), (args.device, "device"), (args.eval_every, "eval_every"),
-                        (args.eval_samples, "eval_samples")):
+    for flag, field in (
+        (args.steps, "steps"),
+        (args.device, "device"),
+        (args.eval_every, "eval_every"),
+        (args.eval_samples, "eval_samples"),
+    ):
         if flag is not None:
             overrides.append(f"train.{field}={flag}")
     cfg = resolve_config(args.preset, overrides)
@@ -620,7 +706,17 @@ def _run_cli(args: argparse.Namespace) -> None:
     result = train(cfg, args.dataset, run, resume=not args.no_resume)
     info = distributed.detect()
     if info.is_main:
-        print(json.dumps({"run": result.run, "step": result.step, "checkpoint": str(result.checkpoint),
-                          "samples": str(result.samples), "minutes": round(result.seconds / 60, 2),
-                          "best": result.best}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "run": result.run,
+                    "step": result.step,
+                    "checkpoint": str(result.checkpoint),
+                    "samples": str(result.samples),
+                    "minutes": round(result.seconds / 60, 2),
+                    "best": result.best,
+                },
+                indent=2,
+            )
+        )
     distributed.cleanup(info)

@@ -8,14 +8,15 @@ common value.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from heroportraits.attributes import Vocabulary
-from heroportraits.images import make_grid
+from heroportraits.data.attributes import Vocabulary
+from heroportraits.data.images import make_grid
 
 
 @dataclass
@@ -23,7 +24,7 @@ class GridLayout:
     rows: str | None
     cols: str | None
     blocks: str | None
-    labels: torch.Tensor      # (N, A) conditions, block-major then row-major
+    labels: torch.Tensor  # (N, A) conditions, block-major then row-major
     n_rows: int
     n_cols: int
     n_blocks: int
@@ -71,7 +72,10 @@ def save_grid_figure(images: np.ndarray, layout: GridLayout, path: str | Path, t
     per_block = layout.n_rows * layout.n_cols
     h = images.shape[1]
     fig, axes = plt.subplots(
-        1, layout.n_blocks, figsize=(1.0 + 0.9 * layout.n_cols * layout.n_blocks, 0.6 + 0.9 * layout.n_rows), squeeze=False
+        1,
+        layout.n_blocks,
+        figsize=(1.0 + 0.9 * layout.n_cols * layout.n_blocks, 0.6 + 0.9 * layout.n_rows),
+        squeeze=False,
     )
     for b, ax in enumerate(axes[0]):
         block = make_grid(images[b * per_block : (b + 1) * per_block], nrow=layout.n_cols, padding=2)
@@ -91,3 +95,35 @@ def save_grid_figure(images: np.ndarray, layout: GridLayout, path: str | Path, t
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def read_metrics(path: str | Path) -> dict[str, list[float]]:
+    """metrics.csv -> column name -> values (empty cells become NaN)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    cols: dict[str, list[float]] = {}
+    for r in rows:
+        for k, v in r.items():
+            cols.setdefault(k, []).append(float(v) if v not in ("", None) else float("nan"))
+    return cols
+
+
+def plot_losses(metrics_csv: str | Path, out: str | Path | None = None):
+    """D and G losses (and D's mean logits on real/fake) against step."""
+    import matplotlib.pyplot as plt
+
+    m = read_metrics(metrics_csv)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for key in ("d_loss", "g_loss"):
+        if key in m:
+            a.plot(m["step"], m[key], label=key, lw=1)
+    a.set_xlabel("step"), a.set_title("losses"), a.legend()
+    for key in ("d_real", "d_fake"):
+        if key in m:
+            b.plot(m["step"], m[key], label=key, lw=1)
+    b.set_xlabel("step"), b.set_title("D logits (mean)"), b.legend()
+    fig.tight_layout()
+    if out:
+        fig.savefig(out, dpi=100)
+        plt.close(fig)
+    return fig

@@ -1,0 +1,1 @@
+"""Data stage: sources (procedural, LPC, your own folder) -> prepare -> build -> dataset in memory."""

@@ -1,0 +1,1 @@
+"""Evaluation stage: a judge trained on the dataset, metrics, and the evaluation suite."""

@@ -1,0 +1,1 @@
+"""Training stage: config and presets, losses, augmentation, EMA, checkpoints, multi-GPU, the loop."""
