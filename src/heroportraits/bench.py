@@ -54,6 +54,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from heroportraits.data.attributes import DEFAULT_SCHEMA, Vocabulary
 from heroportraits.data.dataset import PortraitData
+from heroportraits.errors import HeroError
 from heroportraits.paths import project_root
 from heroportraits.training.config import PRESETS, Config, resolve_config
 
@@ -61,7 +62,7 @@ from heroportraits.training.config import PRESETS, Config, resolve_config
 DEFAULT_PRESETS = {"cpu": ("cpu", "dcgan", "resnet_full"), "cuda": ("gpu", "dcgan_gpu", "resnet_full_gpu")}
 
 
-class BenchError(ValueError):
+class BenchError(HeroError):
     """A benchmark request that cannot run (unknown preset, no CUDA, ...)."""
 
 

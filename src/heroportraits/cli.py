@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from heroportraits.errors import HeroError
+
 # Modules that register a verb, in the order `--help` lists them.
 COMMAND_MODULES = [
     "heroportraits.data.procedural",
@@ -22,10 +24,6 @@ COMMAND_MODULES = [
     "heroportraits.evaluation.evaluate",
     "heroportraits.bench",
 ]
-
-
-class UserError(Exception):
-    """An error caused by the user's input; printed without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (UserError, ValueError, FileNotFoundError) as e:
+    except HeroError as e:
         # Input problems (bad labels, missing files, wrong checkpoint) get a clear
-        # one-line message; real bugs still raise with a traceback.
+        # one-line message; anything else is a bug and keeps its traceback.
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

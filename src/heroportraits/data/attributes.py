@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from heroportraits.errors import HeroError
+
 GENDERS = ["masculine", "feminine"]
 HERO_CLASSES = ["warrior", "mage", "rogue", "cavalry"]
 PALETTES = ["warm", "cool", "dark", "neutral", "muted"]
@@ -23,7 +25,7 @@ DEFAULT_SCHEMA: dict[str, list[str]] = {
 UNSPECIFIED = "any"
 
 
-class LabelError(ValueError):
+class LabelError(HeroError):
     """A label value or attribute name that the vocabulary does not know."""
 
 

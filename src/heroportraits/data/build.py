@@ -31,13 +31,14 @@ from tqdm import tqdm
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import read_labels_csv, write_dataset, write_labels_csv
 from heroportraits.data.prepare import PrepareError, read_prepare_meta
+from heroportraits.errors import HeroError
 from heroportraits.paths import data_dir
 
 NEAR_GRID = 16  # side of the downsampled image that near-duplicates are compared on
 NEAR_THRESHOLD = 4.0  # RMS colour difference (0-255) on that grid below which two images are one
 
 
-class BuildError(ValueError):
+class BuildError(HeroError):
     """A staging set that cannot be built into a dataset; the message says what to do."""
 
 

@@ -24,13 +24,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from heroportraits.data.dataset import read_labels_csv
+from heroportraits.errors import HeroError
 from heroportraits.paths import data_dir
 
 OVERRIDE_COLUMNS = ["file", "action", "attribute", "value", "note"]
 ACTIONS = ("exclude", "relabel")
 
 
-class OverrideError(ValueError):
+class OverrideError(HeroError):
     """An overrides file that cannot be applied; the message names the row and the fix."""
 
 
@@ -123,10 +124,10 @@ def review_grids(name: str, attribute: str, per_value: int = 48, columns: int = 
     """
     prepared = data_dir() / name / "prepared"
     if not (prepared / "labels.csv").exists():
-        raise FileNotFoundError(f"no prepared set at {prepared}; run `python -m heroportraits prepare` first")
+        raise OverrideError(f"no prepared set at {prepared}; run `python -m heroportraits prepare` first")
     rows = read_labels_csv(prepared / "labels.csv")
     if rows and attribute not in rows[0]:
-        raise ValueError(f"attribute {attribute!r} not in {prepared / 'labels.csv'}; columns: {list(rows[0])}")
+        raise OverrideError(f"attribute {attribute!r} not in {prepared / 'labels.csv'}; columns: {list(rows[0])}")
     images = np.load(prepared / "images.npy", mmap_mode="r")  # (N, H, W, 3)
     values = _vocab_order(prepared, attribute, rows)
     out_dir = review_dir(name)

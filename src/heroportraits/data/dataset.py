@@ -21,12 +21,13 @@ import numpy as np
 import torch
 
 from heroportraits.data.attributes import Vocabulary
+from heroportraits.errors import HeroError
 from heroportraits.paths import dataset_dir
 
 FORMAT_VERSION = 1
 
 
-class DatasetError(ValueError):
+class DatasetError(HeroError):
     """A dataset folder that is missing, incomplete or inconsistent."""
 
 

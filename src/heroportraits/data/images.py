@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from heroportraits.errors import HeroError
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
 
 
-class ImageReadError(ValueError):
+class ImageReadError(HeroError):
     """An image file that cannot be decoded; the message names the file."""
 
 

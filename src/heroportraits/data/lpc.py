@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from heroportraits.data.images import make_grid, save_png
 from heroportraits.data.lpc_recipes import CREDIT_RULES, RECIPES, SLOT_ORDER, TINT_COLOURS
 from heroportraits.data.palette_labels import label_palette
+from heroportraits.errors import HeroError
 from heroportraits.paths import preview_path
 
 UPSTREAM_URL = "https://github.com/makrohn/Universal-LPC-spritesheet"
@@ -52,7 +53,7 @@ OUTPUT_SIZE = 64  # CROP_SIZE enlarged by nearest neighbour -> 2x2 blocks per ar
 GENDER_LABELS = {"male": "masculine", "female": "feminine"}  # body folder -> label
 
 
-class LPCArtError(ValueError):
+class LPCArtError(HeroError):
     """A folder that does not hold the LPC art, or a recipe that names missing layers."""
 
 

@@ -44,6 +44,7 @@ from heroportraits.data.attributes import DEFAULT_SCHEMA, UNSPECIFIED
 from heroportraits.data.curation import check_overrides, normalise_relpath, read_overrides, split_overrides
 from heroportraits.data.dataset import read_labels_csv, write_labels_csv
 from heroportraits.data.images import ImageReadError, detect_pixel_scale, list_images, load_image, to_resolution
+from heroportraits.errors import HeroError
 from heroportraits.paths import data_dir, project_root
 
 PALETTE = "palette"
@@ -59,7 +60,7 @@ REASONS = {  # why an input is rejected: the `reason` column of report.csv
 }
 
 
-class PrepareError(ValueError):
+class PrepareError(HeroError):
     """Input that cannot be prepared (missing folder, inconsistent labels); says how to fix it."""
 
 

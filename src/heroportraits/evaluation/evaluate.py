@@ -23,6 +23,7 @@ import numpy as np
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import load_dataset, read_labels_csv, read_meta
 from heroportraits.data.images import load_image, make_grid, to_resolution
+from heroportraits.errors import HeroError
 from heroportraits.evaluation import metrics as M
 from heroportraits.evaluation.judge import Judge, load_or_train_judge
 from heroportraits.paths import dataset_dir
@@ -32,7 +33,7 @@ MEMO_PERCENTILE = 1.0  # flag generated images nearer to TRAIN than this percent
 MEMO_SPACE = "pixels: RMS difference per channel value (0-255)"
 
 
-class EvaluationError(ValueError):
+class EvaluationError(HeroError):
     """Images or labels that cannot be evaluated; the message names the fix."""
 
 

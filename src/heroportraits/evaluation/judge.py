@@ -28,13 +28,14 @@ from tqdm.auto import tqdm
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import DatasetError, load_dataset
+from heroportraits.errors import HeroError
 from heroportraits.paths import dataset_dir
 
 JUDGE_FORMAT = 2  # 2: features standardised by a non-affine batch-norm
 JUDGE_FILE = "judge.pt"
 
 
-class JudgeError(ValueError):
+class JudgeError(HeroError):
     """A judge cache that cannot be used, or images the judge cannot read."""
 
 

@@ -29,12 +29,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from heroportraits.errors import HeroError
+
 OPS = ("color", "translation", "cutout")
 TRANSLATION_RATIO = 0.125  # max shift, as a fraction of the image (DiffAugment's default)
 CUTOUT_RATIO = 0.5  # cutout side, as a fraction of the image
 
 
-class AugmentError(ValueError):
+class AugmentError(HeroError):
     """A DiffAugment policy with an unknown op."""
 
 

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import torch
 
+from heroportraits.errors import HeroError
+
 CHECKPOINT_FORMAT = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(HeroError):
     """A missing, unreadable or incompatible checkpoint."""
 
 

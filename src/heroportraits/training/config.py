@@ -13,6 +13,8 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from heroportraits.errors import HeroError
+
 
 @dataclass
 class ModelConfig:
@@ -236,7 +238,7 @@ PRESETS: dict[str, Callable[[], Config]] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(HeroError):
     """An unknown preset or an override that does not name a config field."""
 
 

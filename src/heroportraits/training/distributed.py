@@ -25,6 +25,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from heroportraits.errors import HeroError
+
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 # How long a rank waits in a collective for the others. Generous: rank 0 alone trains the
 # evaluation judge (once per dataset), writes sample grids and checkpoints while the others wait.
@@ -37,7 +39,7 @@ _NO_FORWARD_BUFFER_SYNC = (
 )
 
 
-class DistributedError(ValueError):
+class DistributedError(HeroError):
     """A half-set launcher environment or a device the ranks cannot share."""
 
 
