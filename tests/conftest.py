@@ -119,3 +119,31 @@ def synthetic_shapes_dataset(root, name="shapes", n=1000, seed=0, val_every=5):
     vocab = Vocabulary({"shape": shapes, "colour": list(colours)})
     meta = {"name": name, "native_scale": 2, "source": {"kind": "synthetic-test"}}
     return write_dataset(root / "data" / name, np.stack(images), rows, vocab, meta)
+
+
+@pytest.fixture(scope="session")
+def smoke_checkpoint(tmp_path_factory):
+    """Factory: a checkpoint of a 2-step smoke run on the toy dataset, per set of overrides,
+    trained once per test session (in its own project root) and shared by the tests that only read it."""
+    from heroportraits.training.config import resolve_config
+    from heroportraits.training.loop import train
+
+    root = make_project_root(tmp_path_factory.mktemp("smoke_ckpt"))
+    synthetic_blocks_dataset(root)
+    made: dict[str, object] = {}
+
+    def make(**overrides):
+        key = repr(sorted(overrides.items()))
+        if key not in made:
+            cfg = resolve_config("smoke", {"train.steps": 2, "train.ema_start": 0, **overrides})
+            threads = torch.get_num_threads()
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("HEROPORTRAITS_ROOT", str(root))
+                torch.set_num_threads(1)
+                try:
+                    made[key] = train(cfg, "toy", f"run{len(made)}", progress=False).checkpoint
+                finally:
+                    torch.set_num_threads(threads)
+        return made[key]
+
+    return make

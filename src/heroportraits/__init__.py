@@ -6,6 +6,7 @@ The subpackages are the pipeline, in order (docs/architecture.md draws it):
     training/    config and presets, losses, augmentation, EMA, checkpoints, DDP, the loop
     evaluation/  the dataset's judge, metrics, the evaluation suite
     sample       draw portraits from a checkpoint
+    export       the EMA generator as one ONNX / TorchScript file (docs/export.md)
     bench        speed of a training step against the machine's roof
     drawing      sample grids and every plot
     cli          `python -m heroportraits VERB`

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "heroportraits.data.build",
     "heroportraits.training.loop",
     "heroportraits.sample",
+    "heroportraits.export",
     "heroportraits.evaluation.evaluate",
     "heroportraits.bench",
 ]

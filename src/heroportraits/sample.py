@@ -108,17 +108,24 @@ class Sampler:
         return rows
 
     @torch.no_grad()
+    def render(self, z: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Noise (N, z_dim) and conditions in the conditioning vocabulary's attribute order -> (N, 64, 64, 3)
+        uint8. labels: (N, A) indices, or (N, A, K) float weights over each attribute's rows (see
+        models.soft_labels), which walks between attribute values use."""
+        out = []
+        for i in range(0, len(z), batch_size):
+            x = self.G(z[i : i + batch_size].to(self.device), labels[i : i + batch_size].to(self.device))
+            out.append(tensor_to_uint8(upscale_to_output(x, self.resolution)))
+        return np.concatenate(out) if out else np.zeros((0, self.resolution, self.resolution, 3), np.uint8)
+
+    def noise(self, n: int, seed: int = 0) -> torch.Tensor:
+        """(n, z_dim) standard-normal noise; sample i of seed s is the same whatever n is."""
+        return torch.randn(n, self.config.model.z_dim, generator=torch.Generator().manual_seed(seed))
+
     def generate_from_labels(self, labels: torch.Tensor, seed: int = 0, batch_size: int = 256) -> np.ndarray:
         """(N, A) full-vocab label indices -> (N, 64, 64, 3) uint8 images."""
         cols = [self.vocab.names.index(n) for n in self.cvocab.names]
-        g = torch.Generator().manual_seed(seed)
-        z = torch.randn(len(labels), self.config.model.z_dim, generator=g)
-        out = []
-        for i in range(0, len(labels), batch_size):
-            y = labels[i : i + batch_size, cols].to(self.device)
-            x = self.G(z[i : i + batch_size].to(self.device), y)
-            out.append(tensor_to_uint8(upscale_to_output(x, self.resolution)))
-        return np.concatenate(out) if out else np.zeros((0, self.resolution, self.resolution, 3), np.uint8)
+        return self.render(self.noise(len(labels), seed), labels[:, cols], batch_size)
 
     def generate(
         self,

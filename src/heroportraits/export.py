@@ -1,0 +1,204 @@
+"""Export the EMA generator for game engines and other runtimes: ONNX or TorchScript.
+
+    python -m heroportraits export artifacts_gan/checkpoints/demo --format onnx --out hero.onnx
+
+The exported graph (docs/export.md) is the whole way from noise to pixels:
+    noise  (N, z_dim) float32  standard normal
+    labels (N, A)     int64    one value index per attribute, attributes in the metadata's order
+    -> image (N, 64, 64, 3) uint8 RGB
+N is dynamic. The nearest upscale from the native grid and the [-1, 1] -> uint8 conversion are
+inside the graph (as `tensor_to_uint8` does them in Python), and so is whatever the generator's
+eval forward does, e.g. a palette model's hard argmax colours. The attributes, their values and
+z_dim travel inside the file (ONNX metadata / a TorchScript extra file), so a caller needs
+nothing else to build valid inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from heroportraits.errors import HeroError
+from heroportraits.models import upscale_to_output
+from heroportraits.sample import Sampler
+from heroportraits.training.checkpoint import resolve_checkpoint_path
+
+FORMATS = ("onnx", "torchscript")
+METADATA_KEY = "heroportraits"  # ONNX metadata_props key / TorchScript extra file "heroportraits.json"
+EXPORT_FORMAT = 1  # version of the signature below; bump when inputs or outputs change
+ONNX_OPSET = 18
+
+
+class ExportError(HeroError):
+    """An export that cannot be made: unknown format, missing exporter package."""
+
+
+class PortraitGraph(nn.Module):
+    """G plus the post-processing `Sampler` does in Python, as one traceable module.
+
+    noise (N, z_dim) float32, labels (N, A) int64 -> (N, R, R, 3) uint8, R = output resolution.
+    """
+
+    def __init__(self, G: nn.Module, output_resolution: int):
+        super().__init__()
+        self.G, self.output_resolution = G, output_resolution
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        x = upscale_to_output(self.G(noise, labels), self.output_resolution)  # (N, 3, R, R) in [-1, 1]
+        x = x.clamp(-1, 1).add(1).mul(127.5).round()  # the same steps as images.tensor_to_uint8
+        return x.to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def frozen_generator(G: nn.Module) -> nn.Module:
+    """An eval-mode copy of G with spectral norm folded into plain weights (W / sigma at its
+    stored estimate), so the exported graph holds constants, not a power-iteration subgraph."""
+    G = copy.deepcopy(G).eval()
+    for module in G.modules():
+        if parametrize.is_parametrized(module):
+            for name in list(module.parametrizations):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    return G
+
+
+def export_metadata(sampler: Sampler) -> dict:
+    """What a caller needs to build inputs and read outputs, stored inside the exported file."""
+    return {
+        "export_format": EXPORT_FORMAT,
+        "inputs": {
+            "noise": ["N", sampler.config.model.z_dim, "float32"],
+            "labels": ["N", len(sampler.cvocab.names), "int64"],
+        },
+        "output": {"image": ["N", sampler.resolution, sampler.resolution, 3, "uint8"]},
+        "z_dim": sampler.config.model.z_dim,
+        "resolution": sampler.resolution,
+        # label index of a value = its position in the list; index len(values) = unspecified
+        "attributes": sampler.cvocab.to_json(),
+        "unspecified_allowed": sampler.attr_dropout > 0,
+        "dataset": sampler.dataset_name,
+        "step": sampler.step,
+        "preset": sampler.config.preset,
+    }
+
+
+def example_inputs(sampler: Sampler, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """n standard-normal noises and n label rows of the conditioning vocabulary (values at random)."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(n, sampler.config.model.z_dim, generator=g)
+    columns = [torch.randint(0, s, (n,), generator=g) for s in sampler.cvocab.sizes]
+    return noise, torch.stack(columns, 1) if columns else torch.zeros(n, 0, dtype=torch.long)
+
+
+def _export_onnx(graph: PortraitGraph, inputs, out: Path, meta: dict) -> None:
+    try:
+        import onnx  # noqa: F401  (the exporter needs onnx and onnxscript)
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        raise ExportError(f"ONNX export needs onnx and onnxscript ({e}); pip install 'heroportraits[export]'") from e
+    batch = torch.export.Dim("batch")
+    registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry_log.level
+    with warnings.catch_warnings():
+        # Upstream noise that says nothing about this graph: torchvision ops it skips, a deprecation
+        # inside torch.export, and a note that both inputs share the one batch axis (they do, by design).
+        registry_log.setLevel(logging.ERROR)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", message=".*axis name", category=UserWarning)
+        try:
+            program = torch.onnx.export(
+                graph,
+                inputs,
+                input_names=["noise", "labels"],
+                output_names=["image"],
+                dynamic_shapes={"noise": {0: batch}, "labels": {0: batch}},
+                opset_version=ONNX_OPSET,
+                dynamo=True,
+                verbose=False,
+            )
+        finally:
+            registry_log.setLevel(level)
+    model = program.model_proto
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+    onnx.save_model(model, str(out))  # one self-contained file (weights inline, a few MB)
+
+
+def _export_torchscript(graph: PortraitGraph, inputs, out: Path, meta: dict) -> None:
+    with warnings.catch_warnings():
+        # torch.jit is deprecated upstream (ONNX is the format to prefer), and the tracer warns about
+        # shape checks on the attribute count, which the export fixes anyway; the batch stays dynamic
+        # (tests run batch sizes other than the traced one).
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(graph, inputs, check_trace=False)
+        torch.jit.save(traced, str(out), _extra_files={f"{METADATA_KEY}.json": json.dumps(meta)})
+
+
+def export_generator(checkpoint: str | Path, out: str | Path, fmt: str = "onnx") -> Path:
+    """Write the checkpoint's EMA generator as `fmt` to `out`, with its metadata inside."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {list(FORMATS)}")
+    sampler = Sampler.from_checkpoint(resolve_checkpoint_path(checkpoint))
+    graph = PortraitGraph(frozen_generator(sampler.G), sampler.resolution).eval()
+    inputs = example_inputs(sampler, 2)  # batch 2: a traced batch of 1 could be specialised to a constant
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        (_export_onnx if fmt == "onnx" else _export_torchscript)(graph, inputs, out, export_metadata(sampler))
+    return out
+
+
+def run_exported(path: str | Path, noise: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Run an exported file (format from its suffix: .onnx under onnxruntime, else TorchScript)."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(["image"], {"noise": noise, "labels": labels})[0]
+    module = torch.jit.load(str(path))
+    with torch.no_grad():
+        return module(torch.from_numpy(noise), torch.from_numpy(labels)).numpy()
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The metadata stored in an exported file."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        return json.loads(props[METADATA_KEY])
+    files = {f"{METADATA_KEY}.json": ""}
+    torch.jit.load(str(path), _extra_files=files)
+    return json.loads(files[f"{METADATA_KEY}.json"])
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export the EMA generator to ONNX or TorchScript",
+        description="Export the EMA generator of CHECKPOINT (a .pt file or a run folder) as one file: noise "
+        "(N, z_dim) float32 and label indices (N, A) int64 in, uint8 RGB (N, 64, 64, 3) out, dynamic N. "
+        "The attribute values and z_dim are stored inside the file. See docs/export.md.",
+    )
+    p.add_argument("checkpoint", help="checkpoint file, or run folder (uses its last.pt)")
+    p.add_argument("--format", dest="fmt", choices=FORMATS, default="onnx", help="onnx (default) or torchscript")
+    p.add_argument("--out", required=True, help="output file, e.g. hero.onnx or hero.pt")
+    p.set_defaults(func=_run_cli)
+
+
+def _run_cli(args: argparse.Namespace) -> None:
+    out = export_generator(args.checkpoint, args.out, args.fmt)
+    meta = read_metadata(out)
+    attrs = ", ".join(f"{k} ({len(v)})" for k, v in meta["attributes"].items())
+    print(f"wrote {out} ({args.fmt}, z_dim {meta['z_dim']}, attributes: {attrs or 'none'})")

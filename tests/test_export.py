@@ -1,0 +1,88 @@
+"""Export: the ONNX and TorchScript files give PyTorch's portraits, at any batch size."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from heroportraits.cli import main as cli_main
+from heroportraits.export import example_inputs, export_generator, read_metadata, run_exported
+from heroportraits.sample import Sampler
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
+
+# The plain smoke model, and one with conditional batch-norm, spectral norm and residual blocks
+# (the parametrisations must fold into plain weights).
+MODELS = {
+    "dcgan": {},
+    "resnet_cbn_sn": {"model.arch": "resnet", "model.g_cond": "concat+cbn", "model.g_spectral_norm": True},
+}
+
+
+def torch_portraits(sampler: Sampler, noise: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """What the package draws in Python for these inputs (labels in conditioning-vocab order)."""
+    return sampler.render(noise, labels)
+
+
+@pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])
+@pytest.mark.parametrize("model", list(MODELS))
+def test_exported_generator_matches_pytorch_at_batch_1_and_5(smoke_checkpoint, tmp_path, model, fmt, suffix):
+    ckpt = smoke_checkpoint(**MODELS[model])
+    out = export_generator(ckpt, tmp_path / f"g{suffix}", fmt)
+    sampler = Sampler.from_checkpoint(ckpt)
+    for n in (1, 5):
+        noise, labels = example_inputs(sampler, n, seed=n)
+        got = run_exported(out, noise.numpy(), labels.numpy())
+        assert got.dtype == np.uint8 and got.shape == (n, 64, 64, 3)
+        want = torch_portraits(sampler, noise, labels)
+        diff = np.abs(got.astype(int) - want.astype(int))
+        assert diff.max() <= 1, f"{fmt} {model} n={n}: max difference {diff.max()}"
+        assert (diff == 0).mean() > 0.99
+        # native grid 32x32 upscaled x2 inside the graph: every 2x2 block is one colour
+        assert (got[:, ::2, ::2] == got[:, 1::2, 1::2]).all()
+
+
+def test_metadata_describes_the_inputs(smoke_checkpoint, tmp_path):
+    out = export_generator(smoke_checkpoint(), tmp_path / "g.onnx", "onnx")
+    meta = read_metadata(out)
+    assert meta["z_dim"] == 16 and meta["resolution"] == 64
+    assert meta["attributes"]["palette"] == ["warm", "cool", "dark", "neutral", "muted"]
+    assert list(meta["attributes"]) == ["gender", "hero_class", "palette"]
+    assert meta["inputs"]["labels"] == ["N", 3, "int64"]
+
+
+def test_export_cli_writes_file_and_rejects_unknown_format(smoke_checkpoint, tmp_path, capsys):
+    out = tmp_path / "hero.pt"
+    assert cli_main(["export", str(smoke_checkpoint()), "--format", "torchscript", "--out", str(out)]) == 0
+    assert out.exists() and "z_dim 16" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli_main(["export", str(smoke_checkpoint()), "--format", "tflite", "--out", str(out)])
+    assert cli_main(["export", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def docs_example() -> str:
+    """The python block after the `<!-- export-example -->` marker in docs/export.md."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "export.md").read_text()
+    after = text.split("<!-- export-example -->", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_docs_example_runs_with_onnxruntime_and_numpy_alone(smoke_checkpoint, tmp_path):
+    export_generator(smoke_checkpoint(), tmp_path / "hero.onnx", "onnx")
+    (tmp_path / "example.py").write_text(docs_example())
+    # `import torch` fails in this interpreter (a None entry in sys.modules), as on a machine without it
+    runner = "import runpy, sys; sys.modules['torch'] = None; runpy.run_path('example.py')"
+    done = subprocess.run([sys.executable, "-c", runner], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "(4, 64, 64, 3) uint8" in done.stdout
+    ppm = (tmp_path / "mage.ppm").read_bytes()
+    header = b"P6 64 64 255\n"
+    assert ppm.startswith(header) and len(ppm) == len(header) + 64 * 64 * 3
+    pixels = np.frombuffer(ppm[len(header) :], np.uint8).reshape(64, 64, 3)
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 1
