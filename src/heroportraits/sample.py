@@ -2,6 +2,7 @@
 
     python -m heroportraits sample artifacts_gan/checkpoints/demo/last.pt --n 2000 --out out/
     python -m heroportraits sample RUN_DIR --set hero_class=mage --n 64 --grid --out mages.png
+    python -m heroportraits sample RUN_DIR --interpolate palette=warm:cool --out warm_cool.png  (walks.py)
 
 Conditions are drawn from the training label mix unless fixed with --set; samples
 always come from the EMA generator. A model trained with attribute dropout
@@ -119,7 +120,8 @@ class Sampler:
         return np.concatenate(out) if out else np.zeros((0, self.resolution, self.resolution, 3), np.uint8)
 
     def noise(self, n: int, seed: int = 0) -> torch.Tensor:
-        """(n, z_dim) standard-normal noise; sample i of seed s is the same whatever n is."""
+        """(n, z_dim) standard-normal noise, a function of (n, seed): torch draws another stream for
+        other sizes, so noise(1, s) is not the first row of noise(5, s)."""
         return torch.randn(n, self.config.model.z_dim, generator=torch.Generator().manual_seed(seed))
 
     def generate_from_labels(self, labels: torch.Tensor, seed: int = 0, batch_size: int = 256) -> np.ndarray:
@@ -220,6 +222,13 @@ def add_cli(sub) -> None:
         "to the model (default: unspecified if it was trained with attribute dropout, else mix)",
     )
     p.add_argument("--grid", action="store_true", help="write one grid image instead of individual files")
+    p.add_argument(
+        "--interpolate",
+        metavar="SPEC",
+        help="write a latent walk (strip .png + animated .gif) instead: seed=0:1[:2...] walks the noise between "
+        "seeds under one condition, ATTR=A:B[:C...] (e.g. palette=warm:cool) walks an attribute at fixed noise",
+    )
+    p.add_argument("--frames", type=int, default=8, help="frames per walk segment, ends included (default 8)")
     p.add_argument("--seed", type=int, default=0, help="noise and condition seed")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
     p.set_defaults(func=_run_cli)
@@ -228,7 +237,16 @@ def add_cli(sub) -> None:
 def _run_cli(args: argparse.Namespace) -> None:
     sampler = Sampler.from_checkpoint(resolve_checkpoint_path(args.checkpoint), args.device)
     conditions = parse_assignments(args.conditions)
-    if args.grid:
+    if args.interpolate:
+        from heroportraits.walks import write_walk  # walks builds on this module
+
+        out = Path(args.out)
+        out = out if out.suffix.lower() in (".png", ".gif") else out / "walk.png"
+        strip, gif = write_walk(
+            sampler, args.interpolate, out, args.frames, conditions, args.seed, args.open_attributes
+        )
+        print(f"wrote {strip} and {gif}")
+    elif args.grid:
         out = Path(args.out)
         if out.suffix.lower() != ".png":
             out = out / "grid.png"

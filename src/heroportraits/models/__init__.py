@@ -4,6 +4,8 @@
 `native_grid` is on, in which case `upscale_to_output` brings samples back to 64x64.
 Every architecture takes (z, labels) / (x, labels) with labels (N, A) indices into the
 conditioning vocabulary, and honours `g_cond`, `d_cond` and the spectral-norm switches.
+Labels may also be (N, A, K) float weights over each attribute's rows (conditioning.soft_labels):
+mixed conditions, which latent walks between attribute values use.
 """
 
 from __future__ import annotations

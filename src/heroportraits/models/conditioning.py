@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from heroportraits.data.attributes import Vocabulary
+
+
+def lookup(table: nn.Embedding, labels: torch.Tensor, i: int) -> torch.Tensor:
+    """Attribute i's table rows for each sample -> (N, dim).
+
+    labels: (N, A) int64 indices, or (N, A, K) float weights over each table's rows (K >= rows,
+    see `soft_labels`): then the weighted sum of rows, so a mix of two one-hots is the straight
+    line between two values' embeddings (a latent walk from warm to cool). A one-hot weight row
+    gives exactly the indexed row.
+    """
+    if labels.is_floating_point():
+        return labels[:, i, : table.num_embeddings] @ table.weight
+    return table(labels[:, i])
+
+
+def soft_labels(labels: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """(N, A) indices -> (N, A, K) one-hot float weights, K = the largest table (values + unspecified)."""
+    return F.one_hot(labels, max(sizes, default=0) + 1).float()
 
 
 class AttributeEmbedding(nn.Module):
@@ -13,7 +32,7 @@ class AttributeEmbedding(nn.Module):
 
     Each table has one extra row for "unspecified" (index = number of values), so a
     model can be asked for e.g. a mage of any gender.
-    labels: (N, A) int64  ->  (N, A * dim)
+    labels: (N, A) int64 (or (N, A, K) weights, see `lookup`)  ->  (N, A * dim)
     """
 
     def __init__(self, vocab: Vocabulary, dim: int):
@@ -29,7 +48,7 @@ class AttributeEmbedding(nn.Module):
             )
         if not self.tables:  # nothing to condition on (palette-only data, palette OFF)
             return labels.new_zeros(labels.shape[0], 0, dtype=torch.float)
-        return torch.cat([t(labels[:, i]) for i, t in enumerate(self.tables)], dim=1)
+        return torch.cat([lookup(t, labels, i) for i, t in enumerate(self.tables)], dim=1)
 
 
 def join_label_maps(h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:

@@ -13,13 +13,14 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from heroportraits.data.attributes import Vocabulary
+from heroportraits.models.conditioning import lookup
 
 
 class ConditionalBatchNorm2d(nn.Module):
     """Batch-norm whose gain and bias come from the labels (de Vries 2017; Miyato & Koyama 2018).
 
     gain = 1 + sum_a G_a[y_a], bias = sum_a B_a[y_a]; tables start at zero, so at
-    initialisation this is plain batch-norm.   x: (N, C, H, W), labels: (N, A)
+    initialisation this is plain batch-norm.   x: (N, C, H, W), labels: (N, A) (or weights, see `lookup`)
     """
 
     def __init__(self, channels: int, vocab: Vocabulary):
@@ -35,8 +36,8 @@ class ConditionalBatchNorm2d(nn.Module):
         h = self.bn(x)
         if not self.names:
             return h
-        gain = 1.0 + sum(t(labels[:, i]) for i, t in enumerate(self.gain))  # (N, C)
-        bias = sum(t(labels[:, i]) for i, t in enumerate(self.bias))  # (N, C)
+        gain = 1.0 + sum(lookup(t, labels, i) for i, t in enumerate(self.gain))  # (N, C)
+        bias = sum(lookup(t, labels, i) for i, t in enumerate(self.bias))  # (N, C)
         return h * gain[:, :, None, None] + bias[:, :, None, None]
 
 
@@ -69,7 +70,7 @@ class ProjectionHead(nn.Module):
     def forward(self, phi: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         out = phi.new_zeros(phi.shape[0])
         for i, t in enumerate(self.tables):
-            out = out + (t(labels[:, i]) * phi).sum(dim=1)
+            out = out + (lookup(t, labels, i) * phi).sum(dim=1)
         return out
 
 
