@@ -10,10 +10,11 @@ import pytest
 from PIL import Image
 
 from heroportraits import cli
-from heroportraits.data.build import build_dataset, near_duplicates, plot_counts, stratified_split
+from heroportraits.data.build import build_dataset, near_duplicates, stratified_split
 from heroportraits.data.dataset import load_dataset, read_labels_csv, read_meta
 from heroportraits.data.images import nearest_upscale
 from heroportraits.data.prepare import prepare_dataset
+from heroportraits.drawing import plot_counts
 
 
 def art(rng) -> np.ndarray:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import make_project_root, synthetic_shapes_dataset
 
+from heroportraits import drawing
 from heroportraits.cli import main as cli_main
 from heroportraits.data.dataset import load_dataset
 from heroportraits.evaluation import evaluate as E
@@ -156,7 +157,7 @@ def test_evaluate_verb_errors_clearly_and_before_training_a_judge(toy_dataset, p
 
 def test_attribute_grid_and_metric_curves(shapes, tmp_path):
     sampler = Sampler.from_checkpoint(shapes["run"] / "last.pt")
-    fig = E.plot_attribute_grid(sampler, per_row=4, path=tmp_path / "attrs.png")
+    fig = drawing.plot_attribute_grid(sampler, per_row=4, path=tmp_path / "attrs.png")
     assert [ax.get_ylabel().split("\n")[0] for ax in fig.axes] == [
         "shape=square",
         "shape=ring",
@@ -170,8 +171,8 @@ def test_attribute_grid_and_metric_curves(shapes, tmp_path):
 
     log = tmp_path / "eval.jsonl"
     log.write_text("".join(json.dumps({"step": s, "fd": 10.0 / s, "cond_acc": 0.1 * s}) + "\n" for s in (1, 2, 3)))
-    fig = E.plot_metric_curves(log, ["fd", "cond_acc"])
+    fig = drawing.plot_metric_curves(log, ["fd", "cond_acc"])
     assert [ax.get_title() for ax in fig.axes] == ["fd", "cond_acc"]
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [10.0, 5.0, 10.0 / 3])
-    with pytest.raises(E.EvaluationError, match="no column"):
-        E.plot_metric_curves(log, ["kid"])
+    with pytest.raises(drawing.DrawingError, match="no column"):
+        drawing.plot_metric_curves(log, ["kid"])

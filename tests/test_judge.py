@@ -38,7 +38,8 @@ def test_judge_learns_the_attributes_and_stores_its_val_accuracy(shapes):
     assert judge.joint_accuracy <= min(judge.accuracy.values())
     assert judge.meta["n_train"] == 800 and judge.meta["n_val"] == 200
     assert (root / "data" / "shapes" / "judge.pt").exists()
-    assert "shape " in J.describe_accuracy(judge) and "joint" in J.describe_accuracy(judge)
+    described = J.describe_accuracy(judge.accuracy, judge.joint_accuracy)
+    assert "shape " in described and "joint" in described
 
 
 def test_conditional_accuracy_of_real_val_with_true_labels_equals_the_stored_accuracy(shapes):

@@ -208,3 +208,12 @@ def test_discriminator_with_minibatch_stddev_builds_and_backpropagates(arch):
     labels = torch.zeros(8, len(VOCAB.names), dtype=torch.long)
     D(G(torch.randn(8, 8), labels), labels).sum().backward()
     assert all(p.grad is not None for p in G.parameters() if p.requires_grad)
+
+
+def test_every_architecture_name_has_networks_and_no_more():
+    from heroportraits.models import ARCHITECTURES
+    from heroportraits.training.config import CHOICES
+    from heroportraits.training.losses import LOSSES
+
+    assert sorted(ARCHITECTURES) == sorted(CHOICES["model.arch"])
+    assert sorted(LOSSES) == sorted(CHOICES["train.loss"])

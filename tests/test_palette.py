@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from heroportraits.data.attributes import PALETTES
-from heroportraits.data.palette_labels import agreement, foreground_mask, label_palette, label_palettes
+from heroportraits.data.palette_labels import agreement, foreground_mask, label_palette
 
 # Each palette as HSV ranges (hue in degrees, may wrap), straight from its definition.
 DEFINITIONS = {
@@ -54,7 +54,7 @@ def portrait(rng, palette: str, backdrop: str = "painted") -> np.ndarray:
 def test_labeller_agrees_with_definitions(palette, backdrop):
     rng = np.random.default_rng(PALETTES.index(palette))
     images = np.stack([portrait(rng, palette, backdrop) for _ in range(40)])
-    labels = label_palettes(images)
+    labels = [label_palette(im) for im in images]
     share = labels.count(palette) / len(labels)
     got = {value: labels.count(value) for value in set(labels)}
     assert share >= 0.9, f"{palette}: {share:.0%} labelled {palette}; got {got}"
@@ -77,7 +77,7 @@ def test_agreement_on_procedural_portraits():
     """The built-in generator paints each palette by the same definitions: the labeller should agree."""
     procedural = pytest.importorskip("heroportraits.data.procedural")
     images, rows = procedural.generate_portraits(150, seed=123, progress=False)
-    agr = agreement([r["palette"] for r in rows], label_palettes(images))
+    agr = agreement([r["palette"] for r in rows], [label_palette(im) for im in images])
     assert agr.accuracy >= 0.9, agr.table()
 
 

@@ -246,3 +246,23 @@ def test_review_grids_and_cli(project_root, tmp_path, capsys):
     # A bad input is a one-line error, not a traceback.
     rc = cli.main(["prepare", "--input", str(tmp_path / "missing"), "--name", "x"])
     assert rc == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_default_input_never_deletes_a_folder_it_did_not_make(project_root):
+    from heroportraits.data.prepare import default_input
+
+    theirs = project_root / "data" / "sources" / "procedural"
+    (theirs / "images").mkdir(parents=True)
+    (theirs / "images" / "mine.png").write_bytes(b"a user's file")
+    folder, source = default_input(n=3, seed=1, progress=False)
+    assert (theirs / "images" / "mine.png").read_bytes() == b"a user's file"  # untouched
+    assert folder == project_root / "data" / "sources" / "procedural_n3_seed1"
+    assert source == {"kind": "procedural", "n": 3, "seed": 1}
+    assert len(read_labels_csv(folder / "labels.csv")) == 3
+    stamp = (folder / "images").stat().st_mtime_ns
+    assert default_input(n=3, seed=1, progress=False)[0] == folder  # reused, not redrawn
+    assert (folder / "images").stat().st_mtime_ns == stamp
+    (folder / "images" / "extra.png").write_bytes(b"another user's file")
+    with pytest.raises(PrepareError, match="hold other files"):
+        default_input(n=3, seed=1, progress=False)
+    assert (folder / "images" / "extra.png").exists()

@@ -118,7 +118,7 @@ def test_dry_run_and_help_show_evaluation_and_multi_gpu_options(capsys):
 
 
 def test_eval_every_writes_curve_and_keeps_best_checkpoint(toy_dataset, project_root):
-    from heroportraits.evaluation.evaluate import read_metric_file
+    from heroportraits.drawing import read_metric_file
     from heroportraits.evaluation.judge import JudgeConfig, load_or_train_judge
 
     load_or_train_judge(toy_dataset, JudgeConfig(epochs=2), progress=False)  # cached: train() loads it

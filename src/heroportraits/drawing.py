@@ -1,14 +1,17 @@
-"""Sample grids whose layout is the attributes: rows = class, columns = palette, a block per gender.
+"""Every picture the project draws, in one place: sample grids, plots, previews and review grids.
 
-The layout is read from the vocabulary, so any attribute set gets a sensible grid:
-rows and columns take the two attributes with the most values (hero_class and
+Sample grids take their layout from the vocabulary, so any attribute set gets a sensible
+grid: rows and columns take the two attributes with the most values (hero_class and
 palette preferred), blocks the next one; any further attribute is held at its most
-common value.
+common value. The plots read the files the pipeline writes (metrics.csv, eval.jsonl,
+dataset.json, build_report.csv), so a notebook can redraw them at any time.
+Pixels are always shown with nearest-neighbour interpolation, so pixel art stays crisp.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +20,12 @@ import torch
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.images import make_grid
+from heroportraits.errors import HeroError
+from heroportraits.paths import data_dir
+
+
+class DrawingError(HeroError):
+    """A file with nothing to draw, or without the column asked for."""
 
 
 @dataclass
@@ -90,40 +99,318 @@ def save_grid_figure(images: np.ndarray, layout: GridLayout, path: str | Path, t
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    _finish(fig, path, dpi=110)
+    return Path(path)
+
+
+def _finish(fig, path: str | Path | None, dpi: int = 100):
+    """Save `fig` to `path` (making its folder) when given. A saved pyplot figure is closed,
+    so a notebook does not show it twice; the figure is returned either way."""
+    if path is not None:
+        import matplotlib.pyplot as plt
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+    return fig
+
+
+def _image_axes(ax, image: np.ndarray, title: str = "", fontsize: int = 7) -> None:
+    """One portrait on an axis, pixels crisp, no frame."""
+    ax.imshow(image, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=fontsize)
+
+
+# ---------------------------------------------------------------- metric files and curves
+def _flatten(d: dict, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[key] = float(v)
+    return out
+
+
+def _numbers(row: dict) -> dict[str, float]:
+    """A CSV row's numeric cells (empty and text cells left out)."""
+    rec = {}
+    for k, v in row.items():
+        try:
+            rec[k] = float(v)
+        except (TypeError, ValueError):
+            pass
+    return rec
+
+
+def read_metric_file(path: str | Path) -> dict[str, list[float]]:
+    """metrics.csv or eval.jsonl (nested keys joined with '.') -> column -> values (NaN where absent)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def read_metrics(path: str | Path) -> dict[str, list[float]]:
-    """metrics.csv -> column name -> values (empty cells become NaN)."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    cols: dict[str, list[float]] = {}
-    for r in rows:
-        for k, v in r.items():
-            cols.setdefault(k, []).append(float(v) if v not in ("", None) else float("nan"))
-    return cols
+    if path.suffix == ".jsonl":
+        recs = [_flatten(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    else:
+        with open(path, newline="") as f:
+            recs = [_numbers(r) for r in csv.DictReader(f)]
+    keys = list(dict.fromkeys(k for r in recs for k in r))
+    return {k: [r.get(k, float("nan")) for r in recs] for k in keys}
 
 
 def plot_losses(metrics_csv: str | Path, out: str | Path | None = None):
     """D and G losses (and D's mean logits on real/fake) against step."""
     import matplotlib.pyplot as plt
 
-    m = read_metrics(metrics_csv)
+    m = read_metric_file(metrics_csv)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for key in ("d_loss", "g_loss"):
-        if key in m:
-            a.plot(m["step"], m[key], label=key, lw=1)
-    a.set_xlabel("step"), a.set_title("losses"), a.legend()
-    for key in ("d_real", "d_fake"):
-        if key in m:
-            b.plot(m["step"], m[key], label=key, lw=1)
-    b.set_xlabel("step"), b.set_title("D logits (mean)"), b.legend()
+    for ax, keys, title in ((a, ("d_loss", "g_loss"), "losses"), (b, ("d_real", "d_fake"), "D logits (mean)")):
+        for key in keys:
+            if key in m:
+                ax.plot(m["step"], m[key], label=key, lw=1)
+        ax.set_xlabel("step"), ax.set_title(title), ax.legend()
     fig.tight_layout()
-    if out:
-        fig.savefig(out, dpi=100)
-        plt.close(fig)
+    return _finish(fig, out)
+
+
+def plot_metric_curves(path: str | Path, keys: list[str] | None = None, out: str | Path | None = None):
+    """One panel per metric against `step` (or row number) from a metrics CSV/JSONL; saved if `out`."""
+    import matplotlib.pyplot as plt
+
+    cols = read_metric_file(path)
+    if not cols:
+        raise DrawingError(f"{path} has no numeric rows to plot")
+    x = cols.get("step") or list(range(len(next(iter(cols.values())))))
+    keys = keys or [k for k in cols if k not in ("step", "seconds", "images_per_s")]
+    missing = [k for k in keys if k not in cols]
+    if missing:
+        raise DrawingError(f"{path} has no column(s) {missing}; it has {sorted(cols)}")
+    ncol = min(3, len(keys))
+    nrow = (len(keys) + ncol - 1) // ncol
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 2.8 * nrow), squeeze=False)
+    for ax in axes.flat[len(keys) :]:
+        ax.axis("off")
+    for ax, k in zip(axes.flat, keys):
+        y = np.asarray(cols[k], float)
+        ok = ~np.isnan(y)
+        ax.plot(np.asarray(x, float)[ok], y[ok], marker="." if ok.sum() < 50 else None, lw=1)
+        ax.set_title(k, fontsize=9)
+        ax.set_xlabel("step" if "step" in cols else "row")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, out)
+
+
+# ---------------------------------------------------------------- source previews and review grids
+def preview_grid(
+    panels: dict[str, list[list[np.ndarray]]],
+    row_labels: list[str],
+    col_labels: list[str] | None = None,
+    path: str | Path | None = None,
+):
+    """A generated source at a glance: one panel per key of `panels` (e.g. gender), one row of
+    (H, W, 3) portraits per `row_labels` entry (e.g. hero class). Short rows are padded white.
+
+    With `col_labels`, each label names an equal run of columns (e.g. a palette over two portraits).
+    """
+    import matplotlib.pyplot as plt
+
+    per_row = max(len(r) for rows in panels.values() for r in rows)
+    size, pad = next(t for rows in panels.values() for r in rows for t in r).shape[0], 2
+    blank = np.full((size, size, 3), 255, np.uint8)
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(1.0 * per_row + 1.3, (1.0 * len(row_labels) + 0.5) * len(panels)), squeeze=False
+    )
+    for ax, (title, rows) in zip(axes[:, 0], panels.items()):
+        tiles = [t for r in rows for t in list(r) + [blank] * (per_row - len(r))]
+        ax.imshow(make_grid(np.stack(tiles), nrow=per_row, padding=pad), interpolation="nearest")
+        span = (size + pad) * per_row / len(col_labels) if col_labels else 0
+        ax.set_xticks([pad + span * (i + 0.5) - pad / 2 for i in range(len(col_labels or []))], col_labels or [])
+        ax.set_yticks([pad + (size + pad) * (i + 0.5) - pad / 2 for i in range(len(row_labels))], row_labels)
+        ax.tick_params(length=0)
+        ax.set_title(title)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def captioned_grid(images: np.ndarray, captions: list[str], columns: int, title: str):
+    """Tiles with a small caption under each (a file name, to copy into an overrides row)."""
+    from matplotlib.figure import Figure
+
+    n = max(len(images), 1)
+    nrows = (n + columns - 1) // columns
+    fig = Figure(figsize=(columns * 1.1, nrows * 1.25 + 0.4))
+    fig.suptitle(title, fontsize=9)
+    for i in range(nrows * columns):
+        ax = fig.add_subplot(nrows, columns, i + 1)
+        ax.set_axis_off()
+        if i < len(images):
+            caption = captions[i] if len(captions[i]) <= 18 else "…" + captions[i][-17:]
+            _image_axes(ax, images[i], caption, fontsize=5)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.4 / (nrows * 1.25 + 0.4), hspace=0.3, wspace=0.05)
     return fig
+
+
+def plot_palette_agreement(agreement):
+    """A PaletteAgreement's confusion matrix as a Figure (counts in the cells)."""
+    from matplotlib.figure import Figure
+
+    values, m = agreement.values, np.array(agreement.confusion)
+    fig = Figure(figsize=(1.0 + 0.7 * len(values), 0.8 + 0.6 * len(values)), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(m, cmap="Blues")
+    for (i, j), c in np.ndenumerate(m):
+        ax.text(j, i, str(c), ha="center", va="center", color="white" if c > m.max() / 2 else "black", fontsize=8)
+    ax.set_xticks(range(len(values)), values, rotation=45)
+    ax.set_yticks(range(len(values)), values)
+    ax.set_xlabel("automatic")
+    ax.set_ylabel("given")
+    ax.set_title(f"palette agreement {agreement.accuracy:.1%} (n={agreement.n})", fontsize=10)
+    return fig
+
+
+# ---------------------------------------------------------------- a final dataset
+def plot_counts(name: str):
+    """Bars per attribute value (train/val stacked) and per joint label; saved to data/<name>/counts.png."""
+    from matplotlib.figure import Figure
+
+    folder = data_dir() / name
+    meta = json.loads((folder / "dataset.json").read_text())
+    counts = meta["counts"]
+    attrs = list(meta["attributes"])
+    fig = Figure(figsize=(max(10, 3.2 * len(attrs)), 7.5), layout="constrained")
+    gs = fig.add_gridspec(2, len(attrs))
+    for c, a in enumerate(attrs):
+        ax = fig.add_subplot(gs[0, c])
+        values = meta["attributes"][a]
+        train = [counts["per_split"]["train"][a].get(v, 0) for v in values]
+        val = [counts["per_split"]["val"][a].get(v, 0) for v in values]
+        ax.bar(values, train, color="#4c72b0", label="train")
+        ax.bar(values, val, bottom=train, color="#dd8452", label="val")
+        ax.set_title(a)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+        if c == 0:
+            ax.set_ylabel("images")
+            ax.legend(fontsize=8)
+    ax = fig.add_subplot(gs[1, :])
+    position = {a: {v: i for i, v in enumerate(meta["attributes"][a])} for a in attrs}
+    joint = sorted(counts["joint"], key=lambda j: tuple(position[a][j[a]] for a in attrs))  # vocabulary order
+    ax.bar(range(len(joint)), [j["count"] for j in joint], color="#55a868")
+    ax.set_xticks(
+        range(len(joint)),
+        ["/".join(j[a] for a in attrs) for j in joint],
+        rotation=90,
+        fontsize=max(4, 8 - len(joint) // 30),
+    )
+    ax.set_title(f"joint labels ({len(joint)} combinations of {', '.join(attrs)})")
+    ax.set_ylabel("images")
+    return _finish(fig, folder / "counts.png")
+
+
+def plot_duplicates(name: str, max_pairs: int = 8):
+    """Removed duplicates above the image they duplicate; saved to data/<name>/duplicates.png. None if none."""
+    from matplotlib.figure import Figure
+
+    from heroportraits.data.dataset import read_labels_csv
+
+    folder = data_dir() / name
+    report = read_labels_csv(folder / "build_report.csv")
+    removed = [r for r in report if r["status"] == "removed"][:max_pairs]
+    if not removed:
+        return None
+    images = np.load(folder / "prepared" / "images.npy", mmap_mode="r")  # prepared order = report order
+    index = {r["file"]: i for i, r in enumerate(report)}
+    fig = Figure(figsize=(2.4 * len(removed), 2.8), layout="constrained")
+    for c, r in enumerate(removed):
+        for k, (f, what) in enumerate([(r["duplicate_of"], "kept"), (r["file"], r["reason"].replace("_", " "))]):
+            ax = fig.add_subplot(2, len(removed), 1 + c + k * len(removed))
+            _image_axes(ax, images[index[f]], f"{what}\n{f[-18:]}", fontsize=6)
+    return _finish(fig, folder / "duplicates.png")
+
+
+def plot_examples(name: str, attribute: str | None = None, per_value: int = 8, split: str = "train", seed: int = 0):
+    """A row of random images per value of `attribute` (default: the first attribute).
+
+    Saved to data/<name>/examples_<attribute>.png.
+    """
+    from matplotlib.figure import Figure
+
+    from heroportraits.data.dataset import load_dataset
+
+    data = load_dataset(name, split)
+    attribute = attribute or data.vocab.names[0]
+    a = data.vocab.names.index(attribute)
+    values = data.vocab.attributes[attribute]
+    rng = np.random.default_rng(seed)
+    fig = Figure(figsize=(1.1 * per_value, 1.2 * len(values)), layout="constrained")
+    for r, v in enumerate(values):
+        idx = np.flatnonzero(data.labels[:, a].numpy() == r)
+        idx = rng.choice(idx, size=min(per_value, len(idx)), replace=False) if len(idx) else idx
+        for c in range(per_value):
+            ax = fig.add_subplot(len(values), per_value, r * per_value + c + 1)
+            ax.set_axis_off()
+            if c < len(idx):
+                _image_axes(ax, data.images[idx[c]].permute(1, 2, 0).numpy())
+            if c == 0:
+                ax.set_title(f"{attribute}={v}", fontsize=7, loc="left")
+    return _finish(fig, data_dir() / name / f"examples_{attribute}.png")
+
+
+# ---------------------------------------------------------------- a trained model
+def plot_nearest_neighbours(
+    generated: np.ndarray,
+    train_images: np.ndarray,
+    memorisation: dict,
+    path: str | Path | None = None,
+    n_pairs: int = 16,
+):
+    """The closest generated | nearest-TRAIN pairs (an evaluation's `memorisation` entry), 4 pairs
+    a row, distance above each; saved if `path`."""
+    import matplotlib.pyplot as plt
+
+    mem = memorisation
+    pairs = mem["closest"][:n_pairs]
+    cols = 4
+    rows = max(1, (len(pairs) + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, 2 * cols, figsize=(2 * cols * 1.3, rows * 1.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, p in enumerate(pairs):
+        r, c = divmod(i, cols)
+        flag = " !" if p["distance"] <= mem["threshold"] else ""
+        _image_axes(axes[r, 2 * c], generated[p["index"]], f"gen {p['index']}{flag}")
+        _image_axes(axes[r, 2 * c + 1], train_images[p["train_index"]], f"train d={p['distance']:.1f}")
+    fig.suptitle(
+        f"closest generated | nearest TRAIN ({mem['space']}; ! = flagged, <= {mem['threshold']:.2f})", fontsize=8
+    )
+    fig.tight_layout()
+    return _finish(fig, path, dpi=110)
+
+
+def plot_attribute_grid(
+    sampler, dataset: str | None = None, per_row: int = 8, seed: int = 0, path: str | Path | None = None
+):
+    """One row per value of every conditioned attribute: `per_row` portraits with that value fixed
+    (the rest from the training mix, the same noise down each column), labelled with how many
+    of them the dataset's judge reads as that value. Saved if `path`."""
+    import matplotlib.pyplot as plt
+
+    from heroportraits.evaluation.judge import load_or_train_judge
+
+    judge = load_or_train_judge(dataset or sampler.dataset_name, progress=False)
+    pairs = [(a, v) for a in sampler.cvocab.names for v in sampler.vocab.attributes[a]]
+    fig, axes = plt.subplots(len(pairs), 1, figsize=(0.75 * per_row + 1.8, 0.8 * len(pairs) + 0.4), squeeze=False)
+    for ax, (a, v) in zip(axes[:, 0], pairs):
+        images, _ = sampler.generate(per_row, {a: v}, seed=seed, open_attributes="mix")  # (per_row, H, W, 3)
+        agree = int((judge.predict(images)[:, judge.vocab.names.index(a)] == judge.vocab.encode_value(a, v)).sum())
+        ax.imshow(make_grid(images, nrow=per_row, padding=2), interpolation="nearest")
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_ylabel(f"{a}={v}\njudge {agree}/{per_row}", rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(
+        f"one row per attribute value (step {sampler.step}; judge = samples it reads as that value)", fontsize=9
+    )
+    fig.tight_layout()
+    return _finish(fig, path, dpi=110)

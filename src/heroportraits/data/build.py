@@ -16,7 +16,6 @@ combinations land in both splits and val measures all of them.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import read_labels_csv, write_dataset, write_labels_csv
 from heroportraits.data.prepare import PrepareError, read_prepare_meta
+from heroportraits.drawing import plot_counts
 from heroportraits.errors import HeroError
 from heroportraits.paths import data_dir
 
@@ -299,91 +298,6 @@ def build_dataset(
         seconds=time.perf_counter() - t0,
         paths=paths,
     )
-
-
-def plot_counts(name: str) -> Figure:
-    """Bars per attribute value (train/val stacked) and per joint label; saved to data/<name>/counts.png."""
-    folder = data_dir() / name
-    meta = json.loads((folder / "dataset.json").read_text())
-    counts = meta["counts"]
-    attrs = list(meta["attributes"])
-    fig = Figure(figsize=(max(10, 3.2 * len(attrs)), 7.5), layout="constrained")
-    gs = fig.add_gridspec(2, len(attrs))
-    for c, a in enumerate(attrs):
-        ax = fig.add_subplot(gs[0, c])
-        values = meta["attributes"][a]
-        train = [counts["per_split"]["train"][a].get(v, 0) for v in values]
-        val = [counts["per_split"]["val"][a].get(v, 0) for v in values]
-        ax.bar(values, train, color="#4c72b0", label="train")
-        ax.bar(values, val, bottom=train, color="#dd8452", label="val")
-        ax.set_title(a)
-        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
-        if c == 0:
-            ax.set_ylabel("images")
-            ax.legend(fontsize=8)
-    ax = fig.add_subplot(gs[1, :])
-    position = {a: {v: i for i, v in enumerate(meta["attributes"][a])} for a in attrs}
-    joint = sorted(counts["joint"], key=lambda j: tuple(position[a][j[a]] for a in attrs))  # vocabulary order
-    ax.bar(range(len(joint)), [j["count"] for j in joint], color="#55a868")
-    ax.set_xticks(
-        range(len(joint)),
-        ["/".join(j[a] for a in attrs) for j in joint],
-        rotation=90,
-        fontsize=max(4, 8 - len(joint) // 30),
-    )
-    ax.set_title(f"joint labels ({len(joint)} combinations of {', '.join(attrs)})")
-    ax.set_ylabel("images")
-    fig.savefig(folder / "counts.png", dpi=100)
-    return fig
-
-
-def plot_duplicates(name: str, max_pairs: int = 8) -> Figure | None:
-    """Removed duplicates above the image they duplicate; saved to data/<name>/duplicates.png. None if none."""
-    folder = data_dir() / name
-    report = read_labels_csv(folder / "build_report.csv")
-    removed = [r for r in report if r["status"] == "removed"][:max_pairs]
-    if not removed:
-        return None
-    images = np.load(folder / "prepared" / "images.npy", mmap_mode="r")  # prepared order = report order
-    index = {r["file"]: i for i, r in enumerate(report)}
-    fig = Figure(figsize=(2.4 * len(removed), 2.8), layout="constrained")
-    for c, r in enumerate(removed):
-        for k, (f, what) in enumerate([(r["duplicate_of"], "kept"), (r["file"], r["reason"].replace("_", " "))]):
-            ax = fig.add_subplot(2, len(removed), 1 + c + k * len(removed))
-            ax.imshow(images[index[f]], interpolation="nearest")
-            ax.set_title(f"{what}\n{f[-18:]}", fontsize=6)
-            ax.set_axis_off()
-    fig.savefig(folder / "duplicates.png", dpi=100)
-    return fig
-
-
-def plot_examples(
-    name: str, attribute: str | None = None, per_value: int = 8, split: str = "train", seed: int = 0
-) -> Figure:
-    """A row of random images per value of `attribute` (default: the first attribute).
-
-    Saved to data/<name>/examples_<attribute>.png.
-    """
-    from heroportraits.data.dataset import load_dataset
-
-    data = load_dataset(name, split)
-    attribute = attribute or data.vocab.names[0]
-    a = data.vocab.names.index(attribute)
-    values = data.vocab.attributes[attribute]
-    rng = np.random.default_rng(seed)
-    fig = Figure(figsize=(1.1 * per_value, 1.2 * len(values)), layout="constrained")
-    for r, v in enumerate(values):
-        idx = np.flatnonzero(data.labels[:, a].numpy() == r)
-        idx = rng.choice(idx, size=min(per_value, len(idx)), replace=False) if len(idx) else idx
-        for c in range(per_value):
-            ax = fig.add_subplot(len(values), per_value, r * per_value + c + 1)
-            ax.set_axis_off()
-            if c < len(idx):
-                ax.imshow(data.images[idx[c]].permute(1, 2, 0).numpy(), interpolation="nearest")
-            if c == 0:
-                ax.set_title(f"{attribute}={v}", fontsize=7, loc="left")
-    fig.savefig(data_dir() / name / f"examples_{attribute}.png", dpi=100)
-    return fig
 
 
 # ---------------------------------------------------------------- CLI

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from heroportraits.data.dataset import read_labels_csv
+from heroportraits.drawing import captioned_grid
 from heroportraits.errors import HeroError
 from heroportraits.paths import data_dir
 
@@ -102,15 +102,6 @@ def split_overrides(overrides: list[Override]) -> tuple[dict[str, str], dict[str
     return excluded, relabels
 
 
-def write_overrides_template(path: str | Path) -> Path:
-    """An overrides CSV with just the header, ready to fill in (format in this module's docstring)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerow(OVERRIDE_COLUMNS)
-    return path
-
-
 # ---------------------------------------------------------------- review grids
 def review_dir(name: str) -> Path:
     return data_dir() / name / "prepared" / "review"
@@ -137,7 +128,7 @@ def review_grids(name: str, attribute: str, per_value: int = 48, columns: int = 
     for value in values:
         idx = np.array([i for i, r in enumerate(rows) if r[attribute] == value], np.int64)
         shown = np.sort(rng.choice(idx, size=min(per_value, len(idx)), replace=False)) if len(idx) else idx
-        fig = _grid_figure(
+        fig = captioned_grid(
             images[shown],
             [rows[i]["file"] for i in shown],
             columns,
@@ -160,20 +151,3 @@ def _vocab_order(prepared: Path, attribute: str, rows: list[dict]) -> list[str]:
 
 def _safe(value: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in value)
-
-
-def _grid_figure(images: np.ndarray, captions: list[str], columns: int, title: str) -> Figure:
-    """Tiles with a small caption under each (the file name, to copy into an overrides row)."""
-    n = max(len(images), 1)
-    nrows = (n + columns - 1) // columns
-    fig = Figure(figsize=(columns * 1.1, nrows * 1.25 + 0.4))
-    fig.suptitle(title, fontsize=9)
-    for i in range(nrows * columns):
-        ax = fig.add_subplot(nrows, columns, i + 1)
-        ax.set_axis_off()
-        if i < len(images):
-            ax.imshow(images[i], interpolation="nearest")
-            caption = captions[i] if len(captions[i]) <= 18 else "…" + captions[i][-17:]
-            ax.set_title(caption, fontsize=5, pad=2)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.4 / (nrows * 1.25 + 0.4), hspace=0.3, wspace=0.05)
-    return fig

@@ -31,9 +31,10 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from heroportraits.data.images import make_grid, save_png
+from heroportraits.data.images import save_png
 from heroportraits.data.lpc_recipes import CREDIT_RULES, RECIPES, SLOT_ORDER, TINT_COLOURS
 from heroportraits.data.palette_labels import label_palette
+from heroportraits.drawing import preview_grid
 from heroportraits.errors import HeroError
 from heroportraits.paths import preview_path
 
@@ -491,40 +492,6 @@ def _upstream_commit(root: Path) -> str | None:
     return None
 
 
-def preview_grid(
-    groups: dict[tuple[str, str], list[np.ndarray]], classes: list[str], path: str | Path, per_row: int = 10
-) -> Path:
-    """Like the procedural preview: one panel per gender, rows = hero class, columns = portraits.
-
-    `groups` maps (hero_class, gender) to (64, 64, 3) portraits; a short group is padded white.
-    """
-    import matplotlib.pyplot as plt
-
-    genders = [g for g in GENDER_LABELS.values() if any(k[1] == g for k in groups)]
-    pad, blank = 2, np.full((OUTPUT_SIZE, OUTPUT_SIZE, 3), 255, np.uint8)
-    fig, axes = plt.subplots(
-        len(genders), 1, figsize=(0.9 * per_row + 1.3, (0.9 * len(classes) + 0.5) * len(genders)), squeeze=False
-    )
-    for ax, gender in zip(axes[:, 0], genders):
-        tiles = []
-        for cls in classes:
-            imgs = groups.get((cls, gender), [])[:per_row]
-            tiles += imgs + [blank] * (per_row - len(imgs))
-        ax.imshow(make_grid(np.stack(tiles), nrow=per_row, padding=pad), interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([pad + (OUTPUT_SIZE + pad) * (i + 0.5) - pad / 2 for i in range(len(classes))], classes)
-        ax.tick_params(length=0)
-        ax.set_title(gender)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
 def generate_lpc_folder(
     art_dir: str | Path | None,
     out_dir: str | Path,
@@ -593,7 +560,9 @@ def generate_lpc_folder(
     source["seconds"] = round(seconds, 1)
     (out / "source.json").write_text(json.dumps(source, indent=2), encoding="utf-8")
     if previews:
-        preview_grid(previews, list(recipes["classes"]), preview_path(out))
+        genders = [g for g in GENDER_LABELS.values() if any(k[1] == g for k in previews)]
+        panels = {g: [previews.get((c, g), []) for c in recipes["classes"]] for g in genders}
+        preview_grid(panels, list(recipes["classes"]), path=preview_path(out))
     return out
 
 

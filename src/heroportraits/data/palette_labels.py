@@ -67,23 +67,6 @@ class PaletteAgreement:
             lines.append(f"{v:<{w}}" + "".join(f"{c:>{w}}" for c in row))
         return "\n".join(lines)
 
-    def plot(self):
-        """Confusion matrix as a matplotlib Figure (counts in the cells)."""
-        from matplotlib.figure import Figure
-
-        m = np.array(self.confusion)
-        fig = Figure(figsize=(1.0 + 0.7 * len(self.values), 0.8 + 0.6 * len(self.values)), layout="constrained")
-        ax = fig.add_subplot()
-        ax.imshow(m, cmap="Blues")
-        for (i, j), c in np.ndenumerate(m):
-            ax.text(j, i, str(c), ha="center", va="center", color="white" if c > m.max() / 2 else "black", fontsize=8)
-        ax.set_xticks(range(len(self.values)), self.values, rotation=45)
-        ax.set_yticks(range(len(self.values)), self.values)
-        ax.set_xlabel("automatic")
-        ax.set_ylabel("given")
-        ax.set_title(f"palette agreement {self.accuracy:.1%} (n={self.n})", fontsize=10)
-        return fig
-
 
 def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(P, 3) float in [0, 1] -> hue in degrees [0, 360), chroma and value, each (P,)."""
@@ -152,13 +135,6 @@ def label_palette(
 ) -> str:
     """One of PALETTES for an (H, W, 3) uint8 image; `backdrop` is the transparency fill to ignore."""
     return label_from_features(palette_features(img, backdrop, rules), rules)
-
-
-def label_palettes(
-    images: np.ndarray, backdrop: tuple[int, int, int] | None = (0, 0, 0), rules: PaletteRules = DEFAULT_RULES
-) -> list[str]:
-    """Labels for a batch (N, H, W, 3) uint8."""
-    return [label_palette(im, backdrop, rules) for im in images]
 
 
 def agreement(given: list[str], automatic: list[str], values: list[str] | None = None) -> PaletteAgreement:

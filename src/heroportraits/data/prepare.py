@@ -44,6 +44,7 @@ from heroportraits.data.attributes import DEFAULT_SCHEMA, UNSPECIFIED
 from heroportraits.data.curation import check_overrides, normalise_relpath, read_overrides, split_overrides
 from heroportraits.data.dataset import read_labels_csv, write_labels_csv
 from heroportraits.data.images import ImageReadError, detect_pixel_scale, list_images, load_image, to_resolution
+from heroportraits.drawing import plot_palette_agreement
 from heroportraits.errors import HeroError
 from heroportraits.paths import data_dir, project_root
 
@@ -199,6 +200,139 @@ def vocabulary_order(attr: str, values: set[str] | list[str]) -> list[str]:
     return sorted(values)
 
 
+# ---------------------------------------------------------------- the plan: labels, attributes, overrides
+@dataclass
+class _Plan:
+    """Everything decided before the first image is read."""
+
+    labels: _Labels
+    labels_csv: Path | None
+    columns: list[str]  # given attribute columns that are used (palette left out when automatic)
+    attr_names: list[str]  # every attribute of the prepared set, in order
+    use_auto: bool  # palette labelled from colours
+    has_given_palette: bool  # the labels have a palette column (agreement can be measured)
+    values: dict[str, list[str]]  # allowed values per attribute (may be empty)
+    excluded: dict[str, str]  # file -> note, from the overrides
+    relabels: dict[str, dict[str, str]]  # file -> {attribute: value}, from the overrides
+
+    def where_labels(self) -> str:
+        return f"row in {self.labels_csv.name}" if self.labels.source == "csv" else "label folder"
+
+
+def _resolve_labels(
+    input_dir: Path,
+    rels: list[str],
+    labels_csv: str | Path | None,
+    attributes: list[str] | None,
+    auto_palette: bool | None,
+    values: dict[str, list[str]],
+    overrides_csv: str | Path | None,
+) -> _Plan:
+    """Read the labels (CSV or folders), decide which attributes exist and which is automatic,
+    and check the allowed values and the overrides against them: all before any image is read."""
+    if labels_csv is None and (input_dir / "labels.csv").exists():
+        labels_csv = input_dir / "labels.csv"
+    want_auto = auto_palette is not False and (attributes is None or PALETTE in attributes)
+    if labels_csv is not None:
+        labels_csv = Path(labels_csv)
+        if not labels_csv.exists():
+            raise PrepareError(f"labels file {labels_csv} does not exist")
+        labels = _read_csv_labels(labels_csv, attributes, want_auto)
+    else:
+        labels = _folder_labels(rels, attributes, want_auto)
+    has_given_palette = PALETTE in labels.columns
+    use_auto = want_auto and (auto_palette is True or not has_given_palette)
+    columns = [c for c in labels.columns if not (use_auto and c == PALETTE)]
+    order = attributes or labels.columns + ([PALETTE] if use_auto and PALETTE not in labels.columns else [])
+    attr_names = [a for a in order if a in columns or (use_auto and a == PALETTE)]
+    if not attr_names:
+        raise PrepareError("no attributes to label with: the labels have no attribute columns")
+    unknown = sorted(set(values) - set(attr_names))
+    if unknown:
+        raise PrepareError(f"allowed values given for unknown attribute(s) {unknown}; attributes are {attr_names}")
+    excluded, relabels = {}, {}
+    if overrides_csv is not None:
+        ovr = read_overrides(overrides_csv)
+        check_overrides(ovr, set(rels), attr_names, overrides_csv)
+        excluded, relabels = split_overrides(ovr)
+    return _Plan(labels, labels_csv, columns, attr_names, use_auto, has_given_palette, values, excluded, relabels)
+
+
+# ---------------------------------------------------------------- one file
+@dataclass
+class _Accepted:
+    """What the accepted images add up to, in file order."""
+
+    images: list[np.ndarray] = field(default_factory=list)  # (size, size, 3) uint8 each
+    rows: list[dict] = field(default_factory=list)  # file + one value per attribute
+    scales: list[int] = field(default_factory=list)
+    given_palette: list[str] = field(default_factory=list)  # given vs automatic palette, for the agreement
+    auto_palette: list[str] = field(default_factory=list)
+
+
+def _process_file(
+    path: Path, rel: str, plan: _Plan, size: int, min_size: int, background: tuple[int, int, int], acc: _Accepted
+) -> dict:
+    """Read, check, label and resize one image; add it to `acc` if accepted. Returns its report row."""
+    row = {"file": rel, "status": "rejected", "reason": "", "detail": ""}
+    if rel in plan.excluded:
+        return {**row, "reason": "excluded_by_override", "detail": plan.excluded[rel]}
+    try:
+        img = load_image(path, background)
+    except ImageReadError as e:
+        return {**row, "reason": "unreadable", "detail": str(e.__cause__ or e)[:200]}
+    h, w = img.shape[:2]
+    k = detect_pixel_scale(img)
+    row.update(width=w, height=h)
+    if min(h, w) // k < min_size:
+        return {
+            **row,
+            "reason": "too_small",
+            "detail": f"{w}x{h} stored at x{k}: native {w // k}x{h // k} < {min_size}",
+        }
+    given = plan.labels.by_file.get(rel)
+    if given is None and rel not in plan.relabels:
+        return {**row, "reason": "unlabelled", "detail": f"no {plan.where_labels()}"}
+    out, scale = to_resolution(img[::k, ::k], size)  # grid already undone: detection is not repeated at full size
+    label = {c: (given or {}).get(c, "") for c in plan.columns}
+    auto = palette_mod.label_palette(out, backdrop=background) if plan.use_auto else ""
+    if plan.use_auto:
+        label[PALETTE] = auto
+    label.update(plan.relabels.get(rel, {}))
+    row.update({a: label[a] for a in plan.attr_names}, scale=scale)
+    if plan.use_auto and rel in plan.labels.given_palette:
+        row["palette_given"] = plan.labels.given_palette[rel]
+    problems = [p for a in plan.attr_names if (p := _check_value(a, label[a], plan.values))]
+    if problems:
+        return {**row, "reason": "bad_label", "detail": "; ".join(problems)}
+    if rel in plan.relabels:
+        row["detail"] = "relabelled by override: " + ", ".join(f"{a}={v}" for a, v in plan.relabels[rel].items())
+    acc.images.append(out)
+    acc.rows.append({"file": rel, **{a: label[a] for a in plan.attr_names}})
+    acc.scales.append(scale)
+    given_palette = plan.labels.given_palette.get(rel, "")
+    if plan.use_auto and plan.has_given_palette and given_palette not in ("", UNSPECIFIED):
+        acc.given_palette.append(given_palette)
+        acc.auto_palette.append(auto)
+    return {**row, "status": "accepted"}
+
+
+def _missing_image_rows(plan: _Plan, rels: list[str]) -> list[dict]:
+    """Report rows for label rows that name no image (and for duplicate label rows)."""
+    image_set = set(rels)
+    missing = [
+        {
+            "file": rel,
+            "status": "rejected",
+            "reason": "missing_image",
+            "detail": "label row for a file that is not an image under the input folder",
+        }
+        for rel in plan.labels.by_file
+        if rel not in image_set
+    ]
+    return missing + plan.labels.extra_rows
+
+
 # ---------------------------------------------------------------- main entry
 def prepare_dataset(
     input_dir: str | Path,
@@ -228,125 +362,86 @@ def prepare_dataset(
         raise PrepareError(f"input folder {input_dir} does not exist")
     if isinstance(attributes, str):
         attributes = [a.strip() for a in attributes.split(",") if a.strip()]
-    values = {k: list(v) for k, v in (values or {}).items()}
     files = list_images(input_dir)
     rels = [p.relative_to(input_dir).as_posix() for p in files]
     if not files:
         raise PrepareError(f"no images (png, jpg, gif, webp, bmp) under {input_dir}")
+    values = {k: list(v) for k, v in (values or {}).items()}
+    plan = _resolve_labels(input_dir, rels, labels_csv, attributes, auto_palette, values, overrides_csv)
 
-    # Labels: CSV or folders; then decide which attribute (palette) is automatic.
-    if labels_csv is None and (input_dir / "labels.csv").exists():
-        labels_csv = input_dir / "labels.csv"
-    want_auto = auto_palette is not False and (attributes is None or PALETTE in attributes)
-    if labels_csv is not None:
-        labels_csv = Path(labels_csv)
-        if not labels_csv.exists():
-            raise PrepareError(f"labels file {labels_csv} does not exist")
-        labels = _read_csv_labels(labels_csv, attributes, want_auto)
-    else:
-        labels = _folder_labels(rels, attributes, want_auto)
-    has_given_palette = PALETTE in labels.columns
-    use_auto = want_auto and (auto_palette is True or not has_given_palette)
-    columns = [c for c in labels.columns if not (use_auto and c == PALETTE)]
-    order = attributes or labels.columns + ([PALETTE] if use_auto and PALETTE not in labels.columns else [])
-    attr_names = [a for a in order if a in columns or (use_auto and a == PALETTE)]
-    if not attr_names:
-        raise PrepareError("no attributes to label with: the labels have no attribute columns")
-    unknown = sorted(set(values) - set(attr_names))
-    if unknown:
-        raise PrepareError(f"allowed values given for unknown attribute(s) {unknown}; attributes are {attr_names}")
-
-    # Overrides: checked against the files and attributes before any work is done.
-    excluded, relabels = {}, {}
-    if overrides_csv is not None:
-        ovr = read_overrides(overrides_csv)
-        check_overrides(ovr, set(rels), attr_names, overrides_csv)
-        excluded, relabels = split_overrides(ovr)
-
-    # Every image: read, check size, label, resize.
-    report: list[dict] = []
-    accepted_imgs, accepted_rows, scales = [], [], []
-    given_pal, auto_pal = [], []
-    for path, rel in zip(tqdm(files, desc="prepare", disable=not progress, unit="img"), rels):
-        row = {"file": rel, "status": "rejected", "reason": "", "detail": ""}
-        report.append(row)
-        if rel in excluded:
-            row.update(reason="excluded_by_override", detail=excluded[rel])
-            continue
-        try:
-            img = load_image(path, background)
-        except ImageReadError as e:
-            row.update(reason="unreadable", detail=str(e.__cause__ or e)[:200])
-            continue
-        h, w = img.shape[:2]
-        k = detect_pixel_scale(img)
-        row.update(width=w, height=h)
-        if min(h, w) // k < min_size:
-            row.update(reason="too_small", detail=f"{w}x{h} stored at x{k}: native {w // k}x{h // k} < {min_size}")
-            continue
-        given = labels.by_file.get(rel)
-        if given is None and rel not in relabels:
-            where = f"row in {Path(labels_csv).name}" if labels.source == "csv" else "label folder"
-            row.update(reason="unlabelled", detail=f"no {where}")
-            continue
-        out, scale = to_resolution(img[::k, ::k], size)  # grid already undone: detection is not repeated at full size
-        label = {c: (given or {}).get(c, "") for c in columns}
-        auto = palette_mod.label_palette(out, backdrop=background) if use_auto else ""
-        if use_auto:
-            label[PALETTE] = auto
-        label.update(relabels.get(rel, {}))
-        problems = [p for a in attr_names if (p := _check_value(a, label[a], values))]
-        row.update({a: label[a] for a in attr_names}, scale=scale)
-        if use_auto and rel in labels.given_palette:
-            row["palette_given"] = labels.given_palette[rel]
-        if problems:
-            row.update(reason="bad_label", detail="; ".join(problems))
-            continue
-        if rel in relabels:
-            row["detail"] = "relabelled by override: " + ", ".join(f"{a}={v}" for a, v in relabels[rel].items())
-        row.update(status="accepted")
-        accepted_imgs.append(out)
-        accepted_rows.append({"file": rel, **{a: label[a] for a in attr_names}})
-        scales.append(scale)
-        if use_auto and has_given_palette and labels.given_palette.get(rel, "") not in ("", UNSPECIFIED):
-            given_pal.append(labels.given_palette[rel])
-            auto_pal.append(auto)
-
-    # Label rows that name no image are reported too.
-    image_set = set(rels)
-    for rel in labels.by_file:
-        if rel not in image_set:
-            report.append(
-                {
-                    "file": rel,
-                    "status": "rejected",
-                    "reason": "missing_image",
-                    "detail": "label row for a file that is not an image under the input folder",
-                }
-            )
-    report.extend(labels.extra_rows)
+    acc = _Accepted()
+    report = [
+        _process_file(path, rel, plan, size, min_size, background, acc)
+        for path, rel in zip(tqdm(files, desc="prepare", disable=not progress, unit="img"), rels)
+    ]
+    report += _missing_image_rows(plan, rels)
     folder = data_dir() / name / "prepared"
-    report_columns = ["file", "status", "reason", "detail", "width", "height", "scale", *attr_names]
-    report_columns += ["palette_given"] if use_auto and has_given_palette else []
-    write_labels_csv(folder / "report.csv", report, report_columns)
-    if not accepted_rows:
+    _write_report(folder, report, plan)
+    if not acc.rows:
         for stale in ("images.npy", "labels.csv", "prepare.json"):  # a previous run's set must not be built
             (folder / stale).unlink(missing_ok=True)
         reasons = dict(Counter(r["reason"] for r in report))
         raise PrepareError(f"no image of {input_dir} was accepted (rejections: {reasons}); see {folder / 'report.csv'}")
+    parameters = {
+        "size": size,
+        "min_size": min_size,
+        "background": list(background),
+        "auto_palette": auto_palette,
+        "attributes": attributes,
+        "values": values or None,
+        "overrides_csv": _display_path(overrides_csv) if overrides_csv else None,
+    }
+    meta, agreement = _write_outputs(folder, name, input_dir, source, plan, acc, report, len(files), parameters)
+    paths = {"images": "images.npy", "labels": "labels.csv", "report": "report.csv", "meta": "prepare.json"}
+    if agreement is not None:
+        paths["palette_agreement"] = "palette_agreement.png"
+    return PrepareResult(
+        name=name,
+        folder=folder,
+        input_dir=input_dir,
+        n_files=len(files),
+        n_accepted=len(acc.rows),
+        rejected=meta["counts"]["rejected"],
+        attributes=meta["attributes"],
+        value_counts=meta["counts"]["values"],
+        native_scale=meta["native_scale"],
+        label_source=plan.labels.source,
+        auto_attributes=meta["auto_attributes"],
+        palette_agreement=agreement,
+        seconds=time.perf_counter() - t0,
+        paths={k: folder / f for k, f in paths.items()},
+    )
 
+
+# ---------------------------------------------------------------- outputs
+def _write_report(folder: Path, report: list[dict], plan: _Plan) -> None:
+    columns = ["file", "status", "reason", "detail", "width", "height", "scale", *plan.attr_names]
+    columns += ["palette_given"] if plan.use_auto and plan.has_given_palette else []
+    write_labels_csv(folder / "report.csv", report, columns)
+
+
+def _write_outputs(
+    folder: Path,
+    name: str,
+    input_dir: Path,
+    source: dict | None,
+    plan: _Plan,
+    acc: _Accepted,
+    report: list[dict],
+    n_files: int,
+    parameters: dict,
+) -> tuple[dict, palette_mod.PaletteAgreement | None]:
+    """images.npy, labels.csv, prepare.json (and the palette agreement figure); returns (meta, agreement)."""
+    attr_names = plan.attr_names
     # Vocabulary: the allowed values when given, else what was seen (canonical/sorted order).
-    vocab = {a: values[a] if a in values else vocabulary_order(a, {r[a] for r in accepted_rows}) for a in attr_names}
-    value_counts = {a: dict(Counter(r[a] for r in accepted_rows)) for a in attr_names}
-    scale_counts = Counter(scales)
-    native_scale = max(scale_counts, key=lambda s: (scale_counts[s], s))
-    agreement = palette_mod.agreement(given_pal, auto_pal) if given_pal else None
-    rejected = dict(Counter(r["reason"] for r in report if r["status"] == "rejected"))
-
-    # Write the rest of data/<name>/prepared/.
-    shutil.rmtree(folder / "review", ignore_errors=True)  # grids of a previous run may show stale values
-    np.save(folder / "images.npy", np.stack(accepted_imgs).astype(np.uint8))
-    write_labels_csv(folder / "labels.csv", accepted_rows, ["file", *attr_names])
+    vocab = {
+        a: plan.values[a] if a in plan.values else vocabulary_order(a, {r[a] for r in acc.rows}) for a in attr_names
+    }
+    scale_counts = Counter(acc.scales)
+    agreement = palette_mod.agreement(acc.given_palette, acc.auto_palette) if acc.given_palette else None
+    shutil.rmtree(folder / "review", ignore_errors=True)  # our own grids of a previous run may show stale values
+    np.save(folder / "images.npy", np.stack(acc.images).astype(np.uint8))
+    write_labels_csv(folder / "labels.csv", acc.rows, ["file", *attr_names])
     if source is None:
         described = input_dir / "source.json"
         source = json.loads(described.read_text()) if described.exists() else {"kind": "folder"}
@@ -354,54 +449,27 @@ def prepare_dataset(
         "name": name,
         "input_dir": _display_path(input_dir),
         "source": {**source, "input_dir": _display_path(input_dir)},
-        "label_source": labels.source,
-        "labels_csv": _display_path(labels_csv) if labels_csv else None,
+        "label_source": plan.labels.source,
+        "labels_csv": _display_path(plan.labels_csv) if plan.labels_csv else None,
         "attributes": vocab,
-        "auto_attributes": [PALETTE] if use_auto else [],
-        "native_scale": int(native_scale),
+        "auto_attributes": [PALETTE] if plan.use_auto else [],
+        "native_scale": int(max(scale_counts, key=lambda s: (scale_counts[s], s))),  # the most common scale
         "native_scale_counts": {str(k): v for k, v in sorted(scale_counts.items())},
         "palette_agreement": agreement.to_json() if agreement else None,
-        "counts": {"files": len(files), "accepted": len(accepted_rows), "rejected": rejected, "values": value_counts},
-        "parameters": {
-            "size": size,
-            "min_size": min_size,
-            "background": list(background),
-            "auto_palette": auto_palette,
-            "attributes": attributes,
-            "values": values or None,
-            "overrides_csv": _display_path(overrides_csv) if overrides_csv else None,
+        "counts": {
+            "files": n_files,
+            "accepted": len(acc.rows),
+            "rejected": dict(Counter(r["reason"] for r in report if r["status"] == "rejected")),
+            "values": {a: dict(Counter(r[a] for r in acc.rows)) for a in attr_names},
         },
+        "parameters": parameters,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     (folder / "prepare.json").write_text(json.dumps(meta, indent=2))
     (folder / "palette_agreement.png").unlink(missing_ok=True)
     if agreement is not None:
-        agreement.plot().savefig(folder / "palette_agreement.png", dpi=100)
-    return PrepareResult(
-        name=name,
-        folder=folder,
-        input_dir=input_dir,
-        n_files=len(files),
-        n_accepted=len(accepted_rows),
-        rejected=rejected,
-        attributes=vocab,
-        value_counts=value_counts,
-        native_scale=int(native_scale),
-        label_source=labels.source,
-        auto_attributes=meta["auto_attributes"],
-        palette_agreement=agreement,
-        seconds=time.perf_counter() - t0,
-        paths={
-            k: folder / f
-            for k, f in [
-                ("images", "images.npy"),
-                ("labels", "labels.csv"),
-                ("report", "report.csv"),
-                ("meta", "prepare.json"),
-            ]
-            + ([("palette_agreement", "palette_agreement.png")] if agreement is not None else [])
-        },
-    )
+        plot_palette_agreement(agreement).savefig(folder / "palette_agreement.png", dpi=100)
+    return meta, agreement
 
 
 def _display_path(p: str | Path) -> str:
@@ -425,29 +493,45 @@ def read_prepare_meta(name: str) -> dict:
 
 
 # ---------------------------------------------------------------- defaults for the notebooks
-def default_input(smoke: bool = False, n: int | None = None, seed: int = 0, progress: bool = True) -> tuple[Path, dict]:
-    """`train_images/` when it holds images, else the built-in procedural portraits.
+def default_input(n: int = 7600, seed: int = 0, progress: bool = True) -> tuple[Path, dict]:
+    """`train_images/` when it holds images, else n built-in procedural portraits drawn with `seed`.
 
-    Returns (folder, source description). Procedural portraits are generated into
-    data/sources/procedural (7,600, or 240 when smoke) and reused when the same n and
-    seed are already there (recorded in its source.json, which prepare also reads).
+    Returns (folder, source description). The portraits go to data/sources/procedural, the
+    folder `make demo` fills, and are reused when its source.json records the same n and seed
+    and every image is there. A folder holding anything else is never touched: the portraits
+    then go to data/sources/procedural_n<N>_seed<S> (reused the same way).
     """
     own = project_root() / "train_images"
     if own.is_dir() and list_images(own):
         return own, {"kind": "folder", "path": "train_images"}
     from heroportraits.data import procedural  # lazily: the drawing code is only needed without train_images/
 
-    n = n or (240 if smoke else 7600)
-    out = data_dir() / "sources" / "procedural"
-    labels = out / "labels.csv"
-    meta = out / "source.json"
     wanted = {"kind": "procedural", "n": n, "seed": seed}
-    fresh = meta.exists() and json.loads(meta.read_text()) == wanted and labels.exists()
-    if not (fresh and len(read_labels_csv(labels)) == n and len(list_images(out / "images")) == n):
-        shutil.rmtree(out, ignore_errors=True)  # our own generated folder: another n or seed leaves stale files
-        procedural.write_procedural_folder(out, n, seed, progress=progress)
-        meta.write_text(json.dumps(wanted))
-    return out, wanted
+    sources = data_dir() / "sources"
+    candidates = [sources / "procedural", sources / f"procedural_n{n}_seed{seed}"]
+    for out in candidates:
+        if _holds_procedural(out, wanted):
+            return out, wanted
+        if not out.exists():
+            procedural.write_procedural_folder(out, n, seed, progress=progress)
+            return out, wanted
+    raise PrepareError(
+        f"{' and '.join(str(c) for c in candidates)} hold other files (not {n} procedural portraits of seed {seed}); "
+        f"move them away, or prepare them with `python -m heroportraits prepare --input FOLDER`"
+    )
+
+
+def _holds_procedural(folder: Path, wanted: dict) -> bool:
+    """True if `folder` is a complete procedural folder made with exactly these settings."""
+    meta, labels = folder / "source.json", folder / "labels.csv"
+    if not (meta.is_file() and labels.is_file()):
+        return False
+    try:
+        same = json.loads(meta.read_text()) == wanted
+    except json.JSONDecodeError:
+        return False
+    n = wanted["n"]
+    return same and len(read_labels_csv(labels)) == n and len(list_images(folder / "images")) == n
 
 
 # ---------------------------------------------------------------- CLI

@@ -23,8 +23,9 @@ from tqdm import tqdm
 from heroportraits.data import procedural_parts as pp
 from heroportraits.data.attributes import DEFAULT_SCHEMA, GENDERS, HERO_CLASSES, PALETTES, LabelError
 from heroportraits.data.dataset import write_labels_csv
-from heroportraits.data.images import make_grid, nearest_upscale, save_png
+from heroportraits.data.images import nearest_upscale, save_png
 from heroportraits.data.procedural_parts import hsv, ramp
+from heroportraits.drawing import preview_grid
 from heroportraits.paths import data_dir, preview_path
 
 NATIVE = pp.N  # drawn at 32x32 ...
@@ -474,44 +475,23 @@ def generate_portraits(
     return images, rows
 
 
-def preview_grid(seed: int = 0, per_cell: int = 2, path: str | Path | None = None):
-    """Matplotlib figure: for each gender, rows = hero_class, columns = palette, `per_cell` portraits a cell.
+def preview_portraits(seed: int = 0, per_cell: int = 2) -> dict[str, list[list[np.ndarray]]]:
+    """gender -> one row per hero_class of `per_cell` portraits per palette (drawing.preview_grid's input).
 
     Drawn fresh from Generators seeded (seed, 'preview', cell) so it shows every combination.
     """
-    import matplotlib.pyplot as plt
 
-    size, pad = NATIVE * SCALE, 2
-    # About one inch per portrait; one panel per gender, stacked.
-    fig, axes = plt.subplots(
-        len(GENDERS),
-        1,
-        figsize=(1.0 * len(PALETTES) * per_cell + 1.3, (1.0 * len(HERO_CLASSES) + 0.5) * len(GENDERS)),
-        squeeze=False,
-    )
-    for gi, gender in enumerate(GENDERS):
-        tiles = []
-        for ci, cls in enumerate(HERO_CLASSES):
-            for pi, pal in enumerate(PALETTES):
-                for k in range(per_cell):
-                    rng = np.random.default_rng([seed, 7919, gi, ci, pi, k])
-                    tiles.append(nearest_upscale(draw_portrait(rng, gender, cls, pal), SCALE))
-        grid = make_grid(np.stack(tiles), nrow=len(PALETTES) * per_cell, padding=pad)
-        ax = axes[gi, 0]
-        ax.imshow(grid, interpolation="nearest")
-        cell_w = per_cell * (size + pad)
-        ax.set_xticks([pad + cell_w * (i + 0.5) - pad / 2 for i in range(len(PALETTES))], PALETTES)
-        ax.set_yticks([pad + (size + pad) * (i + 0.5) - pad / 2 for i in range(len(HERO_CLASSES))], HERO_CLASSES)
-        ax.tick_params(length=0)
-        ax.set_title(gender)
-        for s in ax.spines.values():
-            s.set_visible(False)
-    fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-    return fig
+    def cell(gi: int, ci: int, pi: int, k: int) -> np.ndarray:
+        rng = np.random.default_rng([seed, 7919, gi, ci, pi, k])
+        return nearest_upscale(draw_portrait(rng, GENDERS[gi], HERO_CLASSES[ci], PALETTES[pi]), SCALE)
+
+    return {
+        gender: [
+            [cell(gi, ci, pi, k) for pi in range(len(PALETTES)) for k in range(per_cell)]
+            for ci in range(len(HERO_CLASSES))
+        ]
+        for gi, gender in enumerate(GENDERS)
+    }
 
 
 def write_procedural_folder(out_dir: str | Path, n: int = 7600, seed: int = 0, progress: bool = True) -> Path:
@@ -526,7 +506,7 @@ def write_procedural_folder(out_dir: str | Path, n: int = 7600, seed: int = 0, p
         save_png(img, out / rows[i]["file"])
     write_labels_csv(out / "labels.csv", rows, COLUMNS)
     (out / "source.json").write_text(json.dumps({"kind": "procedural", "n": n, "seed": seed}))
-    preview_grid(seed, path=preview_path(out))
+    preview_grid(preview_portraits(seed), HERO_CLASSES, PALETTES, preview_path(out))
     return out
 
 

@@ -12,7 +12,6 @@ The floor (`floor`) scores n real TRAIN images the same way, so a reader knows w
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,10 +21,11 @@ import numpy as np
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import load_dataset, read_labels_csv, read_meta
-from heroportraits.data.images import load_image, make_grid, to_resolution
+from heroportraits.data.images import load_image, to_resolution
+from heroportraits.drawing import plot_nearest_neighbours
 from heroportraits.errors import HeroError
 from heroportraits.evaluation import metrics as M
-from heroportraits.evaluation.judge import Judge, load_or_train_judge
+from heroportraits.evaluation.judge import Judge, describe_accuracy, load_or_train_judge
 from heroportraits.paths import dataset_dir
 
 MIN_CLASS = 10  # fewer samples of one attribute value than this: no intra-class FD
@@ -128,23 +128,63 @@ def _pixel_art_means(images: np.ndarray, k: int) -> dict[str, float]:
     }
 
 
-def _memorisation(images: np.ndarray, ref: Reference, n_closest: int = 16) -> dict:
-    idx, dist = M.nearest_neighbours(images, ref.train_images)
+def _memorisation_summary(dist: np.ndarray, ref: Reference, space: str = MEMO_SPACE) -> dict:
+    """How many of these nearest-TRAIN distances fall at or below VAL's p1 distance to TRAIN."""
     _, val_dist = ref.val_to_train()
     threshold = float(np.percentile(val_dist, MEMO_PERCENTILE))
     flagged = np.flatnonzero(dist <= threshold)  # <=: exact copies flagged even at threshold 0
-    order = np.argsort(dist, kind="stable")[:n_closest]
     return {
-        "space": MEMO_SPACE,
+        "space": space,
         "threshold": threshold,
         "threshold_percentile": MEMO_PERCENTILE,
         "flagged": int(len(flagged)),
-        "flagged_share": float(len(flagged) / len(images)),
+        "flagged_share": float(len(flagged) / len(dist)),
         "flagged_indices": flagged[:1000].tolist(),
         "median_nn": float(np.median(dist)),
         "val_median_nn": float(np.median(val_dist)),
+    }
+
+
+def _memorisation(images: np.ndarray, ref: Reference, n_closest: int = 16) -> dict:
+    idx, dist = M.nearest_neighbours(images, ref.train_images)
+    order = np.argsort(dist, kind="stable")[:n_closest]
+    return {
+        **_memorisation_summary(dist, ref),
         "closest": [{"index": int(i), "train_index": int(idx[i]), "distance": float(dist[i])} for i in order],
     }
+
+
+def _fd_and_conditioning(images: np.ndarray, label_rows: list[dict], ref: Reference) -> dict:
+    """The two scores every evaluation starts from (FD against VAL, the judge's conditional
+    accuracy), plus the features, predictions and labels the other scores reuse."""
+    images = _check_images(images, label_rows, ref)
+    labels = encode_rows(label_rows, ref.vocab)  # (N, A)
+    feats, preds = ref.judge.embed(images)  # (N, D), (N, A)
+    unspecified = [ref.vocab.unspecified_index(n) for n in ref.vocab.names]
+    return {
+        "images": images,
+        "labels": labels,
+        "feats": feats,
+        "preds": preds,
+        "fd": M.frechet_distance(*M.gaussian_stats(feats), ref.val_mu, ref.val_sigma),
+        "cond_acc": M.conditional_accuracy(preds, labels, ref.vocab.names, unspecified),
+    }
+
+
+def _intra_class_fd(feats: np.ndarray, labels: np.ndarray, ref: Reference) -> dict[str, dict[str, dict]]:
+    """FD of the generated images with each attribute value against real VAL images with it."""
+    intra: dict[str, dict[str, dict]] = {}
+    for a, name in enumerate(ref.vocab.names):
+        intra[name] = {}
+        for v, value in enumerate(ref.vocab.attributes[name]):
+            fake, real = feats[labels[:, a] == v], ref.val_feats[ref.val_labels[:, a] == v]
+            ok = len(fake) >= MIN_CLASS and len(real) >= MIN_CLASS
+            intra[name][value] = {
+                "fd": M.fd_from_features(fake, real) if ok else None,
+                "n": int(len(fake)),
+                "n_real": int(len(real)),
+            }
+    return intra
 
 
 def evaluate_images(
@@ -160,28 +200,11 @@ def evaluate_images(
 ) -> dict:
     """Every score for uint8 images (N, H, W, 3) conditioned on `label_rows`, against real VAL."""
     ref = reference(dataset_name, progress=progress)
-    images = _check_images(images, label_rows, ref)
-    vocab, judge = ref.vocab, ref.judge
-    labels = encode_rows(label_rows, vocab)  # (N, A)
-    feats, preds = judge.embed(images)  # (N, D), (N, A)
-
+    core = _fd_and_conditioning(images, label_rows, ref)
+    images, feats, judge = core["images"], core["feats"], ref.judge
     kid_mean, kid_std = M.kid(feats, ref.val_feats, n_subsets=n_subsets, seed=seed)
     precision, recall = M.precision_recall(ref.val_feats, feats, k=k)
     density, coverage = M.density_coverage(ref.val_feats, feats, k=k_dc)
-    unspecified = [vocab.unspecified_index(n) for n in vocab.names]
-
-    intra: dict[str, dict[str, dict]] = {}
-    for a, name in enumerate(vocab.names):
-        intra[name] = {}
-        for v, value in enumerate(vocab.attributes[name]):
-            fake, real = feats[labels[:, a] == v], ref.val_feats[ref.val_labels[:, a] == v]
-            ok = len(fake) >= MIN_CLASS and len(real) >= MIN_CLASS
-            intra[name][value] = {
-                "fd": M.fd_from_features(fake, real) if ok else None,
-                "n": int(len(fake)),
-                "n_real": int(len(real)),
-            }
-
     pixel = _pixel_art_means(images, ref.native_scale)
     real_pixel = ref.pixel_art()
     return {
@@ -195,7 +218,7 @@ def evaluate_images(
             "joint_accuracy": judge.joint_accuracy,
             "fingerprint": judge.fingerprint,
         },
-        "fd": M.frechet_distance(*M.gaussian_stats(feats), ref.val_mu, ref.val_sigma),
+        "fd": core["fd"],
         "kid": {
             "mean": kid_mean,
             "std": kid_std,
@@ -208,8 +231,8 @@ def evaluate_images(
         "coverage": coverage,
         "k": k,
         "k_dc": k_dc,
-        "cond_acc": M.conditional_accuracy(preds, labels, vocab.names, unspecified),
-        "intra_fd": intra,
+        "cond_acc": core["cond_acc"],
+        "intra_fd": _intra_class_fd(feats, core["labels"], ref),
         "pixel_art": {
             "native_scale": ref.native_scale,
             **{m: {"generated": pixel[m], "real": real_pixel[m]} for m in pixel},
@@ -248,16 +271,7 @@ def floor(dataset_name: str, n: int, n_subsets: int = 100, seed: int = 0, k: int
             ref.train_images[pick], rows, dataset_name, n_subsets, seed, k, memorisation=False, progress=progress
         )
         _, val_dist = ref.val_to_train()
-        threshold = float(np.percentile(val_dist, MEMO_PERCENTILE))
-        result["memorisation"] = {
-            "space": MEMO_SPACE + " (VAL images against TRAIN)",
-            "threshold": threshold,
-            "threshold_percentile": MEMO_PERCENTILE,
-            "flagged": int((val_dist <= threshold).sum()),
-            "flagged_share": float((val_dist <= threshold).mean()),
-            "median_nn": float(np.median(val_dist)),
-            "val_median_nn": float(np.median(val_dist)),
-        }
+        result["memorisation"] = _memorisation_summary(val_dist, ref, MEMO_SPACE + " (VAL images against TRAIN)")
         stored["entries"][key] = result
         try:
             path.write_text(json.dumps(stored, indent=1))
@@ -275,20 +289,14 @@ def quick_fd(images: np.ndarray, label_rows: list[dict], dataset_name: str, n: i
     FD on 500 samples is biased upwards; compare runs at the same n, not with `evaluate`.
     """
     ref = reference(dataset_name, progress=False)
-    images, label_rows = np.asarray(images)[:n], list(label_rows)[:n]
-    _check_images(images, label_rows, ref)
-    labels = encode_rows(label_rows, ref.vocab)
-    feats, preds = ref.judge.embed(images)
-    acc = M.conditional_accuracy(
-        preds, labels, ref.vocab.names, [ref.vocab.unspecified_index(a) for a in ref.vocab.names]
-    )
-    out = {
-        "n": int(len(images)),
-        "fd": M.frechet_distance(*M.gaussian_stats(feats), ref.val_mu, ref.val_sigma),
+    core = _fd_and_conditioning(np.asarray(images)[:n], list(label_rows)[:n], ref)
+    acc = core["cond_acc"]
+    return {
+        "n": int(len(core["images"])),
+        "fd": core["fd"],
         "cond_acc": acc["joint"],
+        **{f"cond_acc_{a}": acc[a] for a in ref.vocab.names},
     }
-    out.update({f"cond_acc_{a}": acc[a] for a in ref.vocab.names})
-    return out
 
 
 # ---------------------------------------------------------------- folders
@@ -314,13 +322,6 @@ def read_image_folder(folder: str | Path, resolution: int = 64) -> tuple[np.ndar
     return np.stack(images), [{k: v for k, v in r.items() if k != "file"} for r in rows]
 
 
-def evaluate_folder(folder: str | Path, dataset_name: str, **kwargs) -> dict:
-    """`evaluate_images` on a folder of PNGs + labels.csv."""
-    ref = reference(dataset_name, progress=kwargs.get("progress", True))
-    images, rows = read_image_folder(folder, ref.val_images.shape[1])
-    return evaluate_images(images, rows, dataset_name, **kwargs)
-
-
 # ---------------------------------------------------------------- reporting
 def _f(x, fmt: str = "{:.3f}") -> str:
     return "-" if x is None else fmt.format(x)
@@ -330,7 +331,7 @@ def format_table(results: dict, floor: dict | None = None) -> str:
     """A plain-text table: generated | floor (real TRAIN vs VAL) | notes, judge accuracies beside."""
     fl = floor or {}
     j = results["judge"]
-    acc_line = ", ".join(f"{a} {v:.3f}" for a, v in j["accuracy"].items()) + f"; joint {j['joint_accuracy']:.3f}"
+    acc_line = describe_accuracy(j["accuracy"], j["joint_accuracy"])
     lines = [
         f"Evaluation of {results['n']} images against dataset {results['dataset']!r} (real VAL n={results['n_val']})",
         f"Feature space: judge penultimate layer ({j['feature_dim']}-d). Judge VAL accuracy: {acc_line}",
@@ -423,99 +424,6 @@ def format_table(results: dict, floor: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def plot_nearest_neighbours(
-    generated: np.ndarray, results: dict, dataset_name: str, path: str | Path | None = None, n_pairs: int = 16
-):
-    """The closest generated | nearest-TRAIN pairs, 4 pairs a row, distance above each; saved if `path`."""
-    import matplotlib.pyplot as plt
-
-    mem = results.get("memorisation", results)
-    pairs = mem["closest"][:n_pairs]
-    ref = reference(dataset_name, progress=False)
-    cols = 4
-    rows = max(1, (len(pairs) + cols - 1) // cols)
-    fig, axes = plt.subplots(rows, 2 * cols, figsize=(2 * cols * 1.3, rows * 1.5), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, p in enumerate(pairs):
-        r, c = divmod(i, cols)
-        flag = " !" if p["distance"] <= mem["threshold"] else ""
-        axes[r, 2 * c].imshow(generated[p["index"]], interpolation="nearest")
-        axes[r, 2 * c].set_title(f"gen {p['index']}{flag}", fontsize=7)
-        axes[r, 2 * c + 1].imshow(ref.train_images[p["train_index"]], interpolation="nearest")
-        axes[r, 2 * c + 1].set_title(f"train d={p['distance']:.1f}", fontsize=7)
-    fig.suptitle(
-        f"closest generated | nearest TRAIN ({mem['space']}; ! = flagged, <= {mem['threshold']:.2f})", fontsize=8
-    )
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-    return fig
-
-
-def _flatten(d: dict, prefix: str = "") -> dict[str, float]:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[key] = float(v)
-    return out
-
-
-def read_metric_file(path: str | Path) -> dict[str, list[float]]:
-    """metrics.csv or .jsonl (nested keys joined with '.') -> column -> values (NaN where absent)."""
-    path = Path(path)
-    if path.suffix == ".jsonl":
-        recs = [_flatten(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
-    else:
-        with open(path, newline="") as f:
-            recs = []
-            for r in csv.DictReader(f):
-                rec = {}
-                for k, v in r.items():
-                    try:
-                        rec[k] = float(v)
-                    except (TypeError, ValueError):
-                        pass
-                recs.append(rec)
-    keys = list(dict.fromkeys(k for r in recs for k in r))
-    return {k: [r.get(k, float("nan")) for r in recs] for k in keys}
-
-
-def plot_metric_curves(path: str | Path, keys: list[str] | None = None, out: str | Path | None = None):
-    """One panel per metric against `step` (or row number) from a metrics CSV/JSONL; saved if `out`."""
-    import matplotlib.pyplot as plt
-
-    cols = read_metric_file(path)
-    if not cols:
-        raise EvaluationError(f"{path} has no numeric rows to plot")
-    x = cols.get("step") or list(range(len(next(iter(cols.values())))))
-    keys = keys or [k for k in cols if k not in ("step", "seconds", "images_per_s")]
-    missing = [k for k in keys if k not in cols]
-    if missing:
-        raise EvaluationError(f"{path} has no column(s) {missing}; it has {sorted(cols)}")
-    ncol = min(3, len(keys))
-    nrow = (len(keys) + ncol - 1) // ncol
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 2.8 * nrow), squeeze=False)
-    for ax in axes.flat[len(keys) :]:
-        ax.axis("off")
-    for ax, k in zip(axes.flat, keys):
-        y = np.asarray(cols[k], float)
-        ok = ~np.isnan(y)
-        ax.plot(np.asarray(x, float)[ok], y[ok], marker="." if ok.sum() < 50 else None, lw=1)
-        ax.set_title(k, fontsize=9)
-        ax.set_xlabel("step" if "step" in cols else "row")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    if out:
-        fig.savefig(out, dpi=100)
-        plt.close(fig)
-    return fig
-
-
 # ---------------------------------------------------------------- a checkpoint, end to end
 @dataclass
 class Evaluation:
@@ -558,7 +466,9 @@ def _score_and_write(
     if out_json:
         out_json.write_text(json.dumps({"results": results, "floor": fl}, indent=1))
     if out_png:
-        plot_nearest_neighbours(images, results, dataset, out_png)
+        plot_nearest_neighbours(
+            images, reference(dataset, progress=False).train_images, results["memorisation"], out_png
+        )
     return Evaluation(results, fl, images, out_json, out_png, seconds)
 
 
@@ -605,33 +515,6 @@ def evaluate_checkpoint(
     return _score_and_write(
         images, rows, dataset, source, out_json, out_png, n_subsets, seed, with_floor, seconds, progress
     )
-
-
-def plot_attribute_grid(
-    sampler, dataset: str | None = None, per_row: int = 8, seed: int = 0, path: str | Path | None = None
-):
-    """One row per value of every conditioned attribute: `per_row` portraits with that value fixed
-    (the rest from the training mix, the same noise down each column), labelled with how many
-    of them the judge reads as that value. Saved if `path`."""
-    import matplotlib.pyplot as plt
-
-    judge = load_or_train_judge(dataset or sampler.dataset_name, progress=False)
-    pairs = [(a, v) for a in sampler.cvocab.names for v in sampler.vocab.attributes[a]]
-    fig, axes = plt.subplots(len(pairs), 1, figsize=(0.75 * per_row + 1.8, 0.8 * len(pairs) + 0.4), squeeze=False)
-    for ax, (a, v) in zip(axes[:, 0], pairs):
-        images, _ = sampler.generate(per_row, {a: v}, seed=seed, open_attributes="mix")  # (per_row, H, W, 3)
-        agree = int((judge.predict(images)[:, judge.vocab.names.index(a)] == judge.vocab.encode_value(a, v)).sum())
-        ax.imshow(make_grid(images, nrow=per_row, padding=2), interpolation="nearest")
-        ax.set_xticks([]), ax.set_yticks([])
-        ax.set_ylabel(f"{a}={v}\njudge {agree}/{per_row}", rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(
-        f"one row per attribute value (step {sampler.step}; judge = samples it reads as that value)", fontsize=9
-    )
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-    return fig
 
 
 # ---------------------------------------------------------------- CLI

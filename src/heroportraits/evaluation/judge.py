@@ -342,7 +342,7 @@ def load_or_train_judge(
     return judge
 
 
-def describe_accuracy(judge: Judge) -> str:
+def describe_accuracy(accuracy: dict[str, float], joint_accuracy: float) -> str:
     """'gender 0.97, hero_class 0.91, palette 0.88; joint 0.80' for printing beside scores."""
-    parts = ", ".join(f"{n} {a:.3f}" for n, a in judge.accuracy.items())
-    return f"{parts}; joint {judge.joint_accuracy:.3f}"
+    parts = ", ".join(f"{n} {a:.3f}" for n, a in accuracy.items())
+    return f"{parts}; joint {joint_accuracy:.3f}"

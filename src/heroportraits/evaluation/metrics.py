@@ -204,12 +204,6 @@ def sharp_transition_ratio(images: np.ndarray, flat: int = 4, sharp: int = 32) -
 
 
 # ---------------------------------------------------------------- memorisation
-def pixel_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """RMS difference per channel value (0-255) between paired images (N, H, W, 3)."""
-    d = np.asarray(a, np.float64).reshape(len(a), -1) - np.asarray(b, np.float64).reshape(len(b), -1)
-    return np.sqrt((d * d).mean(1))
-
-
 def _sq_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Exact summed squared difference of paired flat uint8 rows (N, P) -> (N,) int64 (int32 maths: P*255^2 < 2^31)."""
     d = a.astype(np.int32) - b.astype(np.int32)

@@ -17,9 +17,9 @@ from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from heroportraits.models.layers import apply_spectral_norm
 from heroportraits.models.resnet import ResNetDiscriminator, ResNetGenerator
-from heroportraits.training.config import CHOICES, ModelConfig
+from heroportraits.training.config import ModelConfig, check_choices
 
-ARCHITECTURES = {
+ARCHITECTURES = {  # keyed by config.CHOICES["model.arch"]
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
     "resnet": (ResNetGenerator, ResNetDiscriminator),
 }
@@ -36,12 +36,7 @@ def network_resolution(cfg: ModelConfig, output_resolution: int, native_scale: i
 
 def build_models(cfg: ModelConfig, vocab: Vocabulary, resolution: int):
     """(G, D) for `vocab`'s attributes (palette dropped when use_palette is off)."""
-    if cfg.arch not in ARCHITECTURES:
-        raise ValueError(f"unknown model.arch {cfg.arch!r}; choose one of {sorted(ARCHITECTURES)}")
-    for key in ("model.g_cond", "model.d_cond"):  # a typo here would silently drop the conditioning
-        value = getattr(cfg, key.split(".")[1])
-        if value not in CHOICES[key]:
-            raise ValueError(f"unknown {key} {value!r}; choose one of {list(CHOICES[key])}")
+    check_choices(cfg)
     gen_cls, dis_cls = ARCHITECTURES[cfg.arch]
     cvocab = conditioning_vocab(cfg, vocab)
     G, D = gen_cls(cfg, cvocab, resolution), dis_cls(cfg, cvocab, resolution)

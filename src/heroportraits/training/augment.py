@@ -159,12 +159,6 @@ def diff_augment(
     return apply_params(x, params)
 
 
-def diff_augment_pair(a: torch.Tensor, b: torch.Tensor, policy: str, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    """The SAME random transform applied to two batches of equal shape."""
-    prm = sample_params(policy, a.shape[0], a.shape[-1], device=a.device, **kwargs)
-    return apply_params(a, prm), apply_params(b, prm)
-
-
 def instance_noise_std(std: float, anneal_steps: int, step: int, total_steps: int) -> float:
     """Instance-noise std at `step`: linear from `std` to 0 over anneal_steps (0 = the whole run)."""
     if std <= 0:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from heroportraits.training.config import check_choice
+
 
 def d_hinge_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """Hinge loss (Lim & Ye 2017; Miyato 2018): D only pushes logits past the +-1 margin."""
@@ -25,14 +27,13 @@ def g_ns_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_logits).mean()
 
 
-D_LOSSES = {"hinge": d_hinge_loss, "ns": d_ns_loss}
-G_LOSSES = {"hinge": g_hinge_loss, "ns": g_ns_loss}
+LOSSES = {"hinge": (d_hinge_loss, g_hinge_loss), "ns": (d_ns_loss, g_ns_loss)}  # keyed by CHOICES["train.loss"]
 
 
 def get_losses(name: str):
-    if name not in D_LOSSES:
-        raise ValueError(f"unknown train.loss {name!r}; choose one of {sorted(D_LOSSES)}")
-    return D_LOSSES[name], G_LOSSES[name]
+    """(D loss, G loss) for a train.loss name."""
+    check_choice("train.loss", name)
+    return LOSSES[name]
 
 
 def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
