@@ -1,16 +1,45 @@
 """hero-portrait-generator: conditional GANs for 64x64 pixel-art hero portraits.
 
-The subpackages are the pipeline, in order (docs/architecture.md draws it):
-    data/        sources (procedural, LPC, your own images) -> prepare -> build -> dataset
-    models/      generators and discriminators
-    training/    config and presets, losses, augmentation, EMA, checkpoints, DDP, the loop
-    evaluation/  the dataset's judge, metrics, the evaluation suite
-    sample       draw portraits from a checkpoint
-    export       the EMA generator as one ONNX / TorchScript file (docs/export.md)
-    bench        speed of a training step against the machine's roof
-    drawing      sample grids and every plot
-    cli          `python -m heroportraits VERB`
-    paths        where datasets and artifacts live
+The subpackages are the pipeline, in order (docs/architecture.md draws it). Every module:
+
+data                     sources (procedural, LPC, your own images) -> prepare -> build -> dataset
+  data.procedural        the built-in portraits: labelled pixel art drawn from code, no download
+  data.procedural_parts  the procedural drawing kit: index canvas, shape masks, colour ramps
+  data.lpc               a labelled portrait folder composed from a Universal LPC spritesheet checkout
+  data.lpc_recipes       the LPC tables: which art layers make which hero class, credit rules
+  data.images            reading any image, crisp resizing to 64x64, tiling (numpy, no torch)
+  data.palette_labels    automatic palette labels from colour statistics
+  data.attributes        attribute vocabularies: the names and values that condition every model
+  data.curation          review grids and the overrides file (exclude / relabel)
+  data.prepare           any folder of images + labels -> a checked staging set with a report
+  data.build             staging set -> final dataset: duplicates removed, stratified split
+  data.dataset           the final dataset format, loaded into memory for training
+models                   build_models: G and D from a ModelConfig and the vocabulary
+  models.conditioning    learned attribute embeddings
+  models.layers          conditional batch-norm, projection head, spectral normalisation
+  models.dcgan           the conditional DCGAN
+  models.resnet          residual G and D (SNGAN / BigGAN)
+training                 the training stage
+  training.config        typed config dataclasses, named presets, --set parsing and range checks
+  training.losses        GAN losses and regularisers as free functions
+  training.augment       DiffAugment / ADA operations and the instance-noise schedule
+  training.ema           the EMA copy of G
+  training.checkpoint    atomic checkpoint saves and safe loads
+  training.distributed   DDP: process group, sharding, wrapping and unwrapping networks
+  training.loop          train(): the loop, and the `train` verb
+evaluation               the evaluation stage
+  evaluation.judge       a CNN trained on the dataset's TRAIN split; every metric uses its features
+  evaluation.metrics     metric functions: arrays in, numbers out
+  evaluation.evaluate    the evaluation suite (scores beside the floor) and the `evaluate` verb
+sample                   portraits from a checkpoint's EMA generator, the `sample` verb
+walks                    latent walks (noise or an attribute) as a strip PNG and a GIF, `sample --interpolate`
+export                   the EMA generator as one ONNX / TorchScript file, the `export` verb
+bench                    speed of a training step against the machine's roof, the `bench` verb
+drawing                  every picture: sample grids, plots, source previews, review grids
+cli                      `python -m heroportraits VERB`: one verb per pipeline step
+__main__                 runs cli.main
+paths                    where datasets and artifacts live
+errors                   HeroError, the one base of errors a user can fix
 """
 
 __version__ = "0.1.0"

@@ -56,7 +56,7 @@ from heroportraits.data.attributes import DEFAULT_SCHEMA, Vocabulary
 from heroportraits.data.dataset import PortraitData
 from heroportraits.errors import HeroError
 from heroportraits.paths import project_root
-from heroportraits.training.config import PRESETS, Config, resolve_config
+from heroportraits.training.config import Config, preset_choices, resolve_config
 
 # Benchmarked by default, per device type: the demo, the plain baseline, the full technique set.
 DEFAULT_PRESETS = {"cpu": ("cpu", "dcgan", "resnet_full"), "cuda": ("gpu", "dcgan_gpu", "resnet_full_gpu")}
@@ -524,7 +524,7 @@ def format_table(r: PresetBench) -> str:
 
 
 def default_presets(device_type: str = "cpu") -> list[str]:
-    return [p for p in DEFAULT_PRESETS.get(device_type, DEFAULT_PRESETS["cpu"]) if p in PRESETS]
+    return [p for p in DEFAULT_PRESETS.get(device_type, DEFAULT_PRESETS["cpu"]) if p in preset_choices()]
 
 
 def run_bench(
@@ -536,9 +536,9 @@ def run_bench(
     opts = opts or BenchOptions()
     device = resolve_device(opts.device)
     presets = list(presets or default_presets(device.type))
-    unknown = [p for p in presets if p not in PRESETS]
+    unknown = [p for p in presets if p not in preset_choices()]
     if unknown:
-        raise BenchError(f"unknown preset(s) {unknown}; choose from {sorted(PRESETS)}")
+        raise BenchError(f"unknown preset(s) {unknown}; choose from {preset_choices()}")
     if opts.threads > 0:
         torch.set_num_threads(opts.threads)
     results = []

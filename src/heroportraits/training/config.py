@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -112,40 +115,29 @@ def _from_fields(cls, values: dict):
 
 
 # ---------------------------------------------------------------- presets
-# CPU presets run the networks on the native grid (32x32 for the built-in data) and
-# fit a ~10 minute run on 2 cores; *_gpu presets are sized like the study's RTX 2070
-# runs (64x64 networks, full width, long schedules).
-def _dcgan() -> Config:
-    """The study's baseline: plain conditional DCGAN (concat embeddings in G and D) on the native grid."""
+# A preset's name says what it is: the networks, then the techniques on top. CPU-sized
+# presets run the networks on the native grid (32x32 for the built-in data) and fit a
+# ~10 minute run on 2 cores; *_gpu twins are sized like the study's RTX 2070 runs
+# (64x64 networks, full width, long schedules).
+def _cpu_dcgan() -> Config:
+    """The DCGAN body (concat embeddings in G and D) on the native grid, CPU-sized."""
     return Config(
-        preset="dcgan",
         model=ModelConfig(g_width=48, d_width=48, z_dim=64),
         train=TrainConfig(steps=6000, batch_size=64, channels_last=True, sample_every=1000, checkpoint_every=1000),
     )
 
 
-def _sn_projection(cfg: Config) -> Config:
-    """Spectral-norm D with a projection head and label-driven batch-norm in G (Miyato 2018,
-    Miyato & Koyama 2018) on the DCGAN body: in a CPU budget's 2,000 steps the classes show
-    (helmets, hoods, pennants) where the plain baseline still draws one figure for all."""
-    cfg.model.g_cond, cfg.model.d_cond, cfg.model.d_spectral_norm = "concat+cbn", "projection", True
-    cfg.train.g_betas = cfg.train.d_betas = (0.0, 0.9)
-    cfg.train.mode_seeking = 1.0  # without it each condition collapses to one portrait (recall 0.00 -> 0.80)
-    return cfg
-
-
-def _cpu() -> Config:
-    """The demo: the DCGAN body with SN + projection conditioning and mode seeking, ~10 minutes on 2 CPU cores."""
-    cfg = _sn_projection(_dcgan())
-    cfg.preset = "cpu"
-    return cfg
-
-
-def _dcgan_gpu() -> Config:
-    """The baseline sized like the study's RTX 2070 runs: full-width DCGAN, 64x64, long schedule."""
+def _cpu_resnet() -> Config:
     return Config(
-        preset="dcgan_gpu",
-        model=ModelConfig(g_width=64, d_width=64, z_dim=128, native_grid=False),
+        model=ModelConfig(arch="resnet", g_width=32, d_width=32, z_dim=64),
+        train=TrainConfig(steps=2500, batch_size=32, channels_last=True, sample_every=250, checkpoint_every=250),
+    )
+
+
+def _gpu(arch: str) -> Config:
+    """Full width at 64x64, bf16, compiled on CUDA, 30,000 steps of 128."""
+    return Config(
+        model=ModelConfig(arch=arch, g_width=64, d_width=64, z_dim=128, native_grid=False),
         train=TrainConfig(
             steps=30000,
             batch_size=128,
@@ -158,27 +150,19 @@ def _dcgan_gpu() -> Config:
     )
 
 
-def _smoke() -> Config:
-    """A few steps of a tiny model: for tests and notebook smoke runs."""
-    return Config(
-        preset="smoke",
-        model=ModelConfig(g_width=8, d_width=8, z_dim=16, embed_dim=4),
-        train=TrainConfig(steps=6, batch_size=16, sample_every=3, checkpoint_every=3, log_every=1),
-    )
-
-
-def _named(preset: str, make: Callable[[], Config]) -> Callable[[], Config]:
-    def build() -> Config:
-        cfg = make()
-        cfg.preset = preset
-        return cfg
-
-    return build
+def _sn_projection_ms(cfg: Config) -> Config:
+    """Spectral-norm D with a projection head and label-driven batch-norm in G (Miyato 2018,
+    Miyato & Koyama 2018) on the DCGAN body: in a CPU budget's 2,000 steps the classes show
+    (helmets, hoods, pennants) where the plain baseline still draws one figure for all."""
+    cfg.model.g_cond, cfg.model.d_cond, cfg.model.d_spectral_norm = "concat+cbn", "projection", True
+    cfg.train.g_betas = cfg.train.d_betas = (0.0, 0.9)
+    cfg.train.mode_seeking = 1.0  # without it each condition collapses to one portrait (recall 0.00 -> 0.80)
+    return cfg
 
 
 def _sn_proj(cfg: Config) -> Config:
-    """SNGAN-style (Miyato 2018): residual nets, conditional BN in G, projection D with spectral norm, hinge."""
-    cfg.model.arch, cfg.model.g_cond, cfg.model.d_cond = "resnet", "cbn", "projection"
+    """SNGAN-style (Miyato 2018): conditional BN in G, projection D with spectral norm, hinge."""
+    cfg.model.g_cond, cfg.model.d_cond = "cbn", "projection"
     cfg.model.d_spectral_norm = True
     cfg.train.g_betas = cfg.train.d_betas = (0.0, 0.9)
     return cfg
@@ -197,84 +181,185 @@ def _full(cfg: Config) -> Config:
     return cfg
 
 
-def _resnet_sn_proj() -> Config:
-    return _sn_proj(
-        Config(
-            preset="resnet_sn_proj",
-            model=ModelConfig(g_width=32, d_width=32, z_dim=64),
-            train=TrainConfig(steps=2500, batch_size=32, channels_last=True, sample_every=250, checkpoint_every=250),
-        )
+def _smoke() -> Config:
+    return Config(
+        model=ModelConfig(g_width=8, d_width=8, z_dim=16, embed_dim=4),
+        train=TrainConfig(steps=6, batch_size=16, sample_every=3, checkpoint_every=3, log_every=1),
     )
 
 
-def _resnet_sn_proj_gpu() -> Config:
-    return _sn_proj(
-        Config(
-            preset="resnet_sn_proj_gpu",
-            model=ModelConfig(g_width=64, d_width=64, z_dim=128, native_grid=False),
-            train=TrainConfig(
-                steps=30000,
-                batch_size=128,
-                amp=True,
-                channels_last=True,
-                compile="cuda",
-                sample_every=2000,
-                checkpoint_every=2000,
-            ),
-        )
-    )
+@dataclass(frozen=True)
+class Preset:
+    make: Callable[[], Config]  # a fresh Config each call
+    description: str  # one line: what the preset is (printed by `train --dry-run`, tabled in the README)
 
 
-PRESETS: dict[str, Callable[[], Config]] = {
-    "cpu": _cpu,  # the demo: dcgan + SN + projection
-    "gpu": _named("gpu", lambda: _sn_projection(_dcgan_gpu())),  # the same recipe at the study's GPU size
-    "smoke": _smoke,  # tests and notebook smoke runs
-    "dcgan": _dcgan,  # the study's plain cDCGAN baseline
-    "dcgan_gpu": _dcgan_gpu,
-    "resnet_sn_proj": _resnet_sn_proj,
-    "resnet_sn_proj_gpu": _resnet_sn_proj_gpu,
-    "resnet_full": _named("resnet_full", lambda: _full(_resnet_sn_proj())),
-    "resnet_full_gpu": _named("resnet_full_gpu", lambda: _full(_resnet_sn_proj_gpu())),
+_SN_PROJ_MS = "DCGAN + spectral-norm projection D + conditional BN in G + mode seeking"
+_SN_PROJ = "residual G and D, spectral-norm projection D, conditional BN in G"
+_FULL = "resnet_sn_proj + R1, TTUR, EMA ramp-up, DiffAugment, instance noise"
+PRESETS: dict[str, Preset] = {
+    "dcgan_sn_proj_ms": Preset(lambda: _sn_projection_ms(_cpu_dcgan()), f"{_SN_PROJ_MS}; CPU-sized (the demo)"),
+    "dcgan_sn_proj_ms_gpu": Preset(lambda: _sn_projection_ms(_gpu("dcgan")), f"{_SN_PROJ_MS}; GPU-sized"),
+    "dcgan": Preset(_cpu_dcgan, "plain conditional DCGAN (concat embeddings in G and D), the baseline; CPU-sized"),
+    "dcgan_gpu": Preset(lambda: _gpu("dcgan"), "plain conditional DCGAN, the baseline; GPU-sized"),
+    "resnet_sn_proj": Preset(lambda: _sn_proj(_cpu_resnet()), f"{_SN_PROJ}; CPU-sized"),
+    "resnet_sn_proj_gpu": Preset(lambda: _sn_proj(_gpu("resnet")), f"{_SN_PROJ}; GPU-sized"),
+    "resnet_full": Preset(lambda: _full(_cpu_resnet()), f"{_FULL}; CPU-sized"),
+    "resnet_full_gpu": Preset(lambda: _full(_gpu("resnet")), f"{_FULL}; GPU-sized"),
+    "smoke": Preset(_smoke, "a few steps of a tiny DCGAN: tests and notebook smoke runs"),
 }
+# Short names kept so `make demo`, the README's commands and old notebooks keep working.
+PRESET_ALIASES = {"cpu": "dcgan_sn_proj_ms", "gpu": "dcgan_sn_proj_ms_gpu"}
 
 
 class ConfigError(HeroError):
-    """An unknown preset or an override that does not name a config field."""
+    """An unknown preset, or an override that does not name a config field or has a value it cannot take."""
+
+
+def preset_name(name: str) -> str:
+    """The preset an alias stands for (`cpu` -> `dcgan_sn_proj_ms`); refuses unknown names."""
+    name = PRESET_ALIASES.get(name, name)
+    if name not in PRESETS:
+        aliases = ", ".join(f"{a} = {p}" for a, p in PRESET_ALIASES.items())
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)} (aliases: {aliases})")
+    return name
+
+
+def preset_choices() -> list[str]:
+    """Every name `--preset` accepts: the presets, then their aliases."""
+    return sorted(PRESETS) + sorted(PRESET_ALIASES)
 
 
 def get_preset(name: str) -> Config:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[name]()
+    """A fresh Config of the preset `name` (or alias), recording the preset's full name."""
+    name = preset_name(name)
+    cfg = PRESETS[name].make()
+    cfg.preset = name
+    return cfg
+
+
+# ---------------------------------------------------------------- overrides: parsed by type, checked by range
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric field may take; None = no bound. `low_open`: the low bound itself is refused."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+
+    def __contains__(self, v: float) -> bool:
+        above = self.low is None or (v > self.low if self.low_open else v >= self.low)
+        return above and (self.high is None or v <= self.high)
+
+    def __str__(self) -> str:
+        if self.high is not None:
+            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+        return f"{'>' if self.low_open else '>='} {self.low:g}"
+
+
+AT_LEAST_0, AT_LEAST_1, UNIT, POSITIVE = Range(0), Range(1), Range(0, 1), Range(0, low_open=True)
+# Every numeric field's range: checked for presets, --set, notebooks and --dry-run alike.
+RANGES: dict[str, Range] = {
+    **{f"model.{f}": AT_LEAST_1 for f in ("z_dim", "g_width", "d_width", "embed_dim")},
+    "model.d_mbstd": AT_LEAST_0,
+    **{f"train.{f}": AT_LEAST_1 for f in ("steps", "batch_size", "n_dis", "r1_every", "ada_interval")},
+    **{f"train.{f}": AT_LEAST_1 for f in ("sample_every", "checkpoint_every", "log_every", "eval_samples")},
+    **{f"train.{f}": POSITIVE for f in ("g_lr", "d_lr", "ada_kimg")},
+    **{f"train.{f}": Range(0, 1) for f in ("g_betas", "d_betas")},
+    **{f"train.{f}": UNIT for f in ("attr_dropout", "augment_p", "ada_target", "ema_decay", "lecam_decay")},
+    **{f"train.{f}": AT_LEAST_0 for f in ("mode_seeking", "r1_gamma", "ema_start", "ema_rampup", "lecam_weight")},
+    **{f"train.{f}": AT_LEAST_0 for f in ("instance_noise_std", "instance_noise_steps", "seed", "max_minutes")},
+    "train.eval_every": AT_LEAST_0,
+}
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+_INT = re.compile(r"[+-]?\d+")
+
+
+def _field_types(section: str) -> dict[str, type]:
+    """Field name -> declared type (int, float, bool, str, tuple[float, float]) of one config section."""
+    cls = {"model": ModelConfig, "train": TrainConfig}[section]
+    return typing.get_type_hints(cls)
+
+
+def _parse_scalar(key: str, kind: type, raw) -> int | float | bool | str:
+    """One value of a declared scalar type, from a --set string or a Python value; refuses what it is not."""
+    text = raw.strip() if isinstance(raw, str) else None
+    if kind is bool:
+        if isinstance(raw, bool) or (text is not None and text.lower() in ("true", "false")):
+            return raw if isinstance(raw, bool) else text.lower() == "true"
+        raise ConfigError(f"{key}={raw!r}: expects true or false")
+    if kind is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if text is not None and _INT.fullmatch(text):
+            return int(text)
+        raise ConfigError(f"{key}={raw!r}: expects a whole number (int)")
+    if kind is float:
+        try:
+            value = float(text if text is not None else raw) if not isinstance(raw, bool) else None
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not math.isfinite(value):
+            raise ConfigError(f"{key}={raw!r}: expects a finite number (float)")
+        return value
+    if isinstance(raw, str):  # str fields: a quoted value ("" for empty) is unquoted, anything else kept as written
+        return text[1:-1] if len(text) > 1 and text[0] == text[-1] == '"' else raw
+    raise ConfigError(f"{key}={raw!r}: expects text")
+
+
+def parse_value(key: str, kind, raw):
+    """A field's value from its declared type; tuples take `[a, b]` or `a,b`."""
+    if typing.get_origin(kind) is tuple:
+        items = raw
+        if isinstance(raw, str):
+            text = raw.strip()
+            items = json.loads(text) if text.startswith("[") else text.split(",")
+        args = typing.get_args(kind)
+        if not isinstance(items, (list, tuple)) or len(items) != len(args):
+            raise ConfigError(f"{key}={raw!r}: expects {len(args)} values, e.g. {key}=[0.0,0.9]")
+        return tuple(_parse_scalar(key, k, v) for k, v in zip(args, items))
+    return _parse_scalar(key, kind, raw)
+
+
+def _split_override(item) -> tuple[str, object]:
+    if isinstance(item, tuple):
+        return item
+    if "=" not in str(item):
+        raise ConfigError(f"override {item!r} has no value: write section.field=value, e.g. train.steps=2000")
+    key, raw = str(item).split("=", 1)
+    return key.strip(), raw
 
 
 def apply_overrides(cfg: Config, overrides: list[str] | dict | None) -> Config:
-    """Apply `section.field=value` overrides; values are parsed as JSON where possible."""
-    if not overrides:
-        return cfg
-    items = overrides.items() if isinstance(overrides, dict) else (o.split("=", 1) for o in overrides)
-    for key, raw in items:
+    """Apply `section.field=value` overrides, each parsed by the field's declared type (a wrong
+    type or an unknown field is refused here, naming it; ranges are checked by validate_config)."""
+    items = (overrides or {}).items() if isinstance(overrides, dict) else overrides or []
+    for key, raw in (_split_override(i) for i in items):
         section, _, name = str(key).partition(".")
-        target = getattr(cfg, section, None)
-        if not name or not dataclasses.is_dataclass(target) or name not in {f.name for f in dataclasses.fields(target)}:
-            raise ConfigError(f"unknown config field {key!r}; fields are model.* and train.* (see --dry-run)")
-        value = raw
-        if isinstance(raw, str):
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError:
-                value = raw  # plain strings like hinge / cpu
-        current = getattr(target, name)
-        if isinstance(current, tuple):
-            if not isinstance(value, (list, tuple)) or len(value) != len(current):
-                raise ConfigError(f"{key} expects {len(current)} values like {list(current)}, got {raw!r}")
-            value = tuple(type(c)(v) for c, v in zip(current, value))  # [0, 0.9] -> (0.0, 0.9)
-        elif isinstance(current, bool) and not isinstance(value, bool):
-            raise ConfigError(f"{key} expects true/false, got {raw!r}")
-        elif isinstance(current, float) and isinstance(value, int):
-            value = float(value)
-        setattr(target, name, value)
+        if section not in ("model", "train"):
+            raise ConfigError(f"unknown config field {key!r}: fields are model.<name> or train.<name>")
+        types = _field_types(section)
+        if name not in types:
+            raise ConfigError(f"unknown config field {key!r}; {section} fields are: {', '.join(types)}")
+        setattr(getattr(cfg, section), name, parse_value(key, types[name], raw))
     return cfg
+
+
+def _check_types_and_ranges(cfg: Config) -> None:
+    """Every field holds its declared type, every number its range, the device a device name."""
+    for section in ("model", "train"):
+        target = getattr(cfg, section)
+        for name, kind in _field_types(section).items():
+            key, value = f"{section}.{name}", getattr(target, name)
+            parsed = parse_value(key, kind, value)  # a hand-built Config with z_dim=1.5 is refused too
+            setattr(target, name, parsed)
+            allowed = RANGES.get(key)
+            if allowed is not None and not all(
+                v in allowed for v in (parsed if isinstance(parsed, tuple) else [parsed])
+            ):
+                raise ConfigError(f"{key}={value!r} is out of range: must be {allowed}")
+    if not DEVICE_PATTERN.fullmatch(cfg.train.device):
+        raise ConfigError(f"train.device={cfg.train.device!r}: use auto, cpu, cuda, cuda:N or mps")
 
 
 # The one list of names for every field that takes a name; models and losses index their
@@ -307,6 +392,7 @@ def validate_config(cfg: Config) -> Config:
     """Reject values the code cannot run, naming the field and the allowed values."""
     from heroportraits.training.augment import AugmentError, parse_policy  # the op names live with the ops
 
+    _check_types_and_ranges(cfg)
     check_choices(cfg.model)
     check_choices(cfg.train)
     t = cfg.train
@@ -319,16 +405,6 @@ def validate_config(cfg: Config) -> Config:
             "train.ada_target > 0 tunes the DiffAugment probability, so it needs train.augment "
             "(e.g. --set train.augment=color,translation,cutout)"
         )
-    for name in ("attr_dropout", "augment_p", "ada_target", "ema_decay"):
-        if not 0.0 <= getattr(t, name) <= 1.0:
-            raise ConfigError(f"train.{name}={getattr(t, name)} must be in [0, 1]")
-    if t.mode_seeking < 0:
-        raise ConfigError(f"train.mode_seeking={t.mode_seeking} must be >= 0 (0 = off)")
-    for name in ("n_dis", "r1_every", "ada_interval", "batch_size", "log_every"):
-        if getattr(t, name) < 1:
-            raise ConfigError(f"train.{name}={getattr(t, name)} must be >= 1")
-    if t.eval_every < 0:
-        raise ConfigError(f"train.eval_every={t.eval_every} must be >= 0 (0 = no evaluation while training)")
     if t.eval_every > 0 and t.eval_samples < 10:
         raise ConfigError(f"train.eval_samples={t.eval_samples}: FD needs at least 10 portraits (500 is typical)")
     return cfg

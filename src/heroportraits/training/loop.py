@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import csv
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from heroportraits.sample import Sampler
 from heroportraits.training import distributed
 from heroportraits.training.augment import diff_augment, instance_noise_std, parse_policy
 from heroportraits.training.checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from heroportraits.training.config import PRESETS, Config, resolve_config, validate_config
+from heroportraits.training.config import PRESETS, Config, preset_choices, resolve_config, validate_config
 from heroportraits.training.distributed import DistInfo
 from heroportraits.training.ema import ema_beta, make_ema, update_ema
 from heroportraits.training.losses import get_losses, lecam_penalty, r1_penalty
@@ -649,7 +650,12 @@ def add_cli(sub) -> None:
     p.add_argument(
         "--dataset", default="procedural", help="final dataset name under data/ or a path (default: procedural)"
     )
-    p.add_argument("--preset", default="cpu", choices=sorted(PRESETS), help="named config preset (default: cpu)")
+    p.add_argument(
+        "--preset",
+        default="cpu",
+        choices=preset_choices(),
+        help="named config preset (default: cpu = dcgan_sn_proj_ms); --dry-run says what it is",
+    )
     p.add_argument(
         "--run",
         "--run-name",
@@ -700,6 +706,8 @@ def _run_cli(args: argparse.Namespace) -> None:
             overrides.append(f"train.{field}={flag}")
     cfg = resolve_config(args.preset, overrides)
     if args.dry_run:
+        # What the preset is goes to stderr, so that stdout stays the JSON (`--dry-run | jq`).
+        print(f"preset {cfg.preset}: {PRESETS[cfg.preset].description}", file=sys.stderr)
         print(cfg.to_json())
         return
     run = args.run or f"{Path(str(args.dataset)).name}_{args.preset}"
