@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 import torch
@@ -26,6 +28,15 @@ def make_project_root(path):
     (path / "artifacts_gan" / "samples").mkdir(parents=True, exist_ok=True)
     (path / "artifacts_gan" / "checkpoints").mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextmanager
+def shared_project_root(tmp_path_factory, name: str):
+    """A project root that paths.project_root() resolves to for a whole module (module-scoped fixtures)."""
+    root = make_project_root(tmp_path_factory.mktemp(name))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HEROPORTRAITS_ROOT", str(root))
+        yield root
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ the figures, and the `evaluate` verb on a checkpoint and on a folder of PNGs."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -176,3 +177,31 @@ def test_attribute_grid_and_metric_curves(shapes, tmp_path):
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [10.0, 5.0, 10.0 / 3])
     with pytest.raises(drawing.DrawingError, match="no column"):
         drawing.plot_metric_curves(log, ["kid"])
+
+
+def test_evaluate_prints_the_table_then_names_what_it_could_not_write(shapes, tmp_path, capsys):
+    folder = write_samples(Sampler.from_checkpoint(shapes["run"] / "last.pt"), tmp_path / "ro", 40, progress=False)
+    # Both output names taken by folders: the writes fail as in a read-only folder (which root could still write).
+    (folder / "eval.json").mkdir()
+    (folder / "nearest_neighbours.png").mkdir()
+    argv = ["evaluate", "--images", str(folder), "--dataset", "shapes", "--subsets", "5", "--no-floor"]
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.index("FD (judge features)") < out.index("could not write")  # the scores are never lost
+    assert f"could not write {folder / 'eval.json'}" in out
+    assert f"could not write {folder / 'nearest_neighbours.png'}" in out and "wrote" not in out
+    if os.geteuid() != 0:  # a truly read-only folder, where the user can make one
+        ro = write_samples(Sampler.from_checkpoint(shapes["run"] / "last.pt"), tmp_path / "ro2", 40, progress=False)
+        ro.chmod(0o555)
+        try:
+            assert (
+                cli_main(["evaluate", "--images", str(ro), "--dataset", "shapes", "--subsets", "5", "--no-floor"]) == 0
+            )
+            assert "could not write" in capsys.readouterr().out
+        finally:
+            ro.chmod(0o755)
+
+
+def test_kid_needs_a_subset(shapes):
+    with pytest.raises(E.EvaluationError, match="n_subsets=0"):
+        E.evaluate_images(shapes["val"][:40], shapes["val_rows"][:40], "shapes", n_subsets=0, progress=False)

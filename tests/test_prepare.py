@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +126,10 @@ def test_every_input_is_accounted_for(project_root, tmp_path):
     res = prepare_dataset(folder, "acct", values={"hero_class": ["mage", "rogue"]}, auto_palette=False, progress=False)
     report = {r["file"]: r for r in read_report("acct")}
     n_image_files = 8 + 3
-    assert len(read_report("acct")) == n_image_files + 1 + 1  # + label row w/o image + duplicate row
+    # + label row w/o image + duplicate row + labels.csv itself (skipped: not an image)
+    assert len(read_report("acct")) == n_image_files + 1 + 1 + 1
+    assert report["labels.csv"]["status"] == "skipped" and report["labels.csv"]["reason"] == "not_an_image"
+    assert res.n_skipped == 1
     assert report["img/corrupt.png"]["reason"] == "unreadable"
     assert report["img/tiny.png"]["reason"] == "too_small"
     assert report["img/nolabel.png"]["reason"] == "unlabelled"
@@ -149,7 +155,7 @@ def test_nothing_accepted_is_an_error_that_points_at_the_report(project_root, tm
     write_csv(tmp_path / "in" / "labels.csv", [{"file": "elsewhere.png", "hero_class": "mage"}])
     with pytest.raises(PrepareError, match="report.csv"):
         prepare_dataset(tmp_path / "in", "none", progress=False)
-    assert [r["reason"] for r in read_report("none")] == ["unlabelled"] * 3 + ["missing_image"]
+    assert [r["reason"] for r in read_report("none")] == ["unlabelled"] * 3 + ["not_an_image", "missing_image"]
     assert not (project_root / "data/none/prepared/images.npy").exists()
 
 
@@ -266,3 +272,147 @@ def test_default_input_never_deletes_a_folder_it_did_not_make(project_root):
     with pytest.raises(PrepareError, match="hold other files"):
         default_input(n=3, seed=1, progress=False)
     assert (folder / "images" / "extra.png").exists()
+
+
+def png_bomb(path: Path, side: int = 20000) -> Path:
+    """A decompression bomb: a valid 1-bit PNG of side x side black pixels, in a file of ~60 KB
+    (written row by row, so the test never holds the 400-megapixel image)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z, row = zlib.compressobj(9), b"\0" * (1 + (side + 7) // 8)
+    parts = [z.compress(row) for _ in range(side)] + [z.flush()]
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+    )
+    assert path.stat().st_size < 200_000
+    return path
+
+
+def png16(path: Path, values: np.ndarray) -> Path:
+    """A 16-bit greyscale PNG (values 0..65535)."""
+    Image.fromarray(values.astype(np.uint16)).save(path)
+    assert Image.open(path).mode.startswith("I;16")
+    return path
+
+
+def test_every_path_under_the_input_appears_with_a_true_reason(project_root, tmp_path):
+    folder = tmp_path / "in"
+    labelled_folder(folder, {"hero_class": ["mage", "rogue"]}, n=4)
+    img = folder / "img"
+    (img / "dangling.png").symlink_to(img / "nowhere.png")
+    (img / "loop_a.png").symlink_to(img / "loop_b.png")
+    (img / "loop_b.png").symlink_to(img / "loop_a.png")
+    (img / "folder.png").mkdir()
+    Image.fromarray(random_art(np.random.default_rng(1))).save(img / "scan.tiff")
+    (img / "notes.txt").write_text("not an image")
+    png_bomb(img / "bomb.png")
+    rows = read_labels_csv(folder / "labels.csv")
+    rows += [{"file": f"img/{n}", "hero_class": "mage"} for n in ("bomb.png", "scan.tiff", "dangling.png")]
+    write_csv(folder / "labels.csv", rows)
+    res = prepare_dataset(folder, "paths", auto_palette=False, progress=False)
+    report = {r["file"]: r for r in read_report("paths")}
+    expected = {
+        "img/dangling.png": ("rejected", "broken_link", "does not exist"),
+        "img/loop_a.png": ("rejected", "broken_link", "loop"),
+        "img/loop_b.png": ("rejected", "broken_link", "loop"),
+        "img/folder.png": ("rejected", "not_a_file", "folder"),
+        "img/scan.tiff": ("rejected", "unsupported_type", "convert it to PNG"),
+        "img/notes.txt": ("skipped", "not_an_image", ""),
+        "img/bomb.png": ("rejected", "too_large", "400000000 pixels"),
+        "labels.csv": ("skipped", "not_an_image", ""),
+    }
+    for path, (status, reason, detail) in expected.items():
+        assert (report[path]["status"], report[path]["reason"]) == (status, reason), path
+        assert detail in report[path]["detail"], path
+    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.name != "img"}
+    assert set(report) == on_disk  # every path, once (label rows for them add no second row)
+    assert res.n_accepted == 4 and res.rejected["too_large"] == 1
+
+
+def test_sixteen_bit_greyscale_is_scaled_not_clipped(tmp_path):
+    from heroportraits.data.images import load_image
+
+    ramp = np.repeat(np.linspace(0, 65535, 64)[None, :], 64, axis=0)  # black -> white, left to right
+    img = load_image(png16(tmp_path / "ramp.png", ramp))
+    assert img.shape == (64, 64, 3) and img.dtype == np.uint8
+    assert img[0, 0, 0] == 0 and img[0, -1, 0] == 255
+    np.testing.assert_allclose(img[0, :, 0], np.round(ramp[0] / 257), atol=1)  # a ramp, not a silhouette
+    assert len(np.unique(img)) > 32
+
+
+def test_sixteen_bit_pixel_art_is_accepted_at_its_true_scale(project_root, tmp_path):
+    rng = np.random.default_rng(3)
+    (tmp_path / "in" / "mage").mkdir(parents=True)
+    for i in range(3):  # 16x16 native art stored x4, in 16-bit greyscale
+        png16(tmp_path / "in" / "mage" / f"{i}.png", nearest_upscale(rng.integers(0, 65536, (16, 16, 1)), 4)[..., 0])
+    res = prepare_dataset(tmp_path / "in", "grey16", auto_palette=False, progress=False)
+    assert res.n_accepted == 3 and res.native_scale == 4
+    assert all(r["scale"] == "4" for r in read_report("grey16") if r["status"] == "accepted")
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path):
+    from heroportraits.data.images import load_image
+
+    art = np.zeros((32, 64, 3), np.uint8)
+    art[:, :32] = (250, 250, 250)  # wide: white left half
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    Image.fromarray(art).save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    img = load_image(tmp_path / "rotated.jpg")
+    assert img.shape[:2] == (64, 32)  # displayed upright: tall
+    assert img[:28].mean() > 200 and img[36:].mean() < 50  # the white half is now on top
+
+
+@pytest.mark.parametrize(
+    "content,expect",
+    [
+        ("file,hero_class\nimg/000.png,mage\u00e9\n".encode("latin-1"), "not a UTF-8 text CSV"),
+        ("file,hero_class\nimg/000.png,mage\n".encode("utf-16"), "it is UTF-16"),
+        (bytes(range(256)) * 4, "not a UTF-8 text CSV"),
+        (b"file,hero_class,hero_class\nimg/000.png,mage,rogue\n", "names column(s) ['hero_class'] more than once"),
+    ],
+    ids=["latin-1", "utf-16", "binary", "repeated-column"],
+)
+def test_bad_label_files_name_the_file(project_root, tmp_path, content, expect):
+    labelled_folder(tmp_path / "in", {"hero_class": ["mage"]}, n=2)
+    bad = tmp_path / "labels_bad.csv"
+    bad.write_bytes(content)
+    with pytest.raises(PrepareError, match=re.escape(expect)) as e:
+        prepare_dataset(tmp_path / "in", "badcsv", labels_csv=bad, progress=False)
+    assert str(bad) in str(e.value)
+
+
+def test_labels_option_given_a_folder_is_a_clear_error(project_root, tmp_path, capsys):
+    labelled_folder(tmp_path / "in", {"hero_class": ["mage"]}, n=2)
+    argv = ["prepare", "--input", str(tmp_path / "in"), "--name", "x", "--labels", str(tmp_path / "in")]
+    assert cli.main(argv) == 2
+    assert f"--labels {tmp_path / 'in'} is a folder" in capsys.readouterr().err
+
+
+def test_value_slips_are_accepted_but_flagged(project_root, tmp_path, capsys):
+    rows = labelled_folder(tmp_path / "in", {"gender": ["masculine", "feminine"], "hero_class": ["mage"]}, n=12)
+    rows[0]["gender"] = "MASCULINE"  # a case-only twin of masculine
+    rows[1]["hero_class"] = "mgae"  # a typo with one image
+    write_csv(tmp_path / "in" / "labels.csv", rows)
+    assert cli.main(["prepare", "--input", str(tmp_path / "in"), "--name", "slips", "--no-auto-palette"]) == 0
+    out = capsys.readouterr().out
+    assert "gender: masculine 5, feminine 6, MASCULINE 1" in out or "MASCULINE 1" in out  # every value, counted
+    assert "check: gender values 'MASCULINE' (1), 'masculine' (5) differ only in case" in out
+    assert "check: hero_class='mgae' has only 1 image(s)" in out
+    assert "check: gender='MASCULINE' has only 1 image(s)" in out
+    assert read_prepare_meta("slips")["checks"] and read_prepare_meta("slips")["counts"]["accepted"] == 12
+    # With the allowed values given, the slips are bad labels instead, and no check is needed.
+    values = {"gender": ["masculine", "feminine"], "hero_class": ["mage"]}
+    res = prepare_dataset(tmp_path / "in", "slips2", values=values, auto_palette=False, progress=False)
+    assert res.rejected == {"bad_label": 2} and res.checks == []
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
+    from heroportraits.data.images import MAX_PIXELS, ImageTooLarge, load_image
+
+    side = int(MAX_PIXELS**0.5) + 1  # just over our limit, under PIL's own bomb check
+    with pytest.raises(ImageTooLarge, match=f"is {side}x{side}: more than"):
+        load_image(png_bomb(tmp_path / "big.png", side))

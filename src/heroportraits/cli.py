@@ -1,7 +1,8 @@
 """`python -m heroportraits VERB ...`: one command-line verb per pipeline step.
 
 Each verb lives in its own module, which exposes `add_cli(subparsers)`; that function
-registers the verb's options and sets `func` to a function taking the parsed args.
+registers the verb (`add_verb`) and its options, with the helpers below for the options
+several verbs share (counts, seeds, devices, progress), so they read and check alike.
 The notebooks call the same package functions that these verbs call.
 """
 
@@ -25,6 +26,48 @@ COMMAND_MODULES = [
     "heroportraits.evaluation.evaluate",
     "heroportraits.bench",
 ]
+
+
+def add_verb(subparsers, name: str, run, help: str, description: str, **kwargs) -> argparse.ArgumentParser:
+    """Register verb `name`; `run(args)` is called with the parsed options."""
+    p = subparsers.add_parser(name, help=help, description=description, **kwargs)
+    p.set_defaults(func=run)
+    return p
+
+
+def at_least(low: int):
+    """An argparse type: a whole number >= low, refused with one clear line otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expects a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"whole number >= {low}"
+    return parse
+
+
+def add_count(p: argparse.ArgumentParser, flag: str, default: int, help: str, low: int = 1) -> None:
+    """A count option (--n, --subsets, --steps...): a whole number >= low, its default in the help."""
+    p.add_argument(flag, type=at_least(low), default=default, help=f"{help} (default {default})")
+
+
+def add_seed(p: argparse.ArgumentParser, help: str = "random seed") -> None:
+    p.add_argument("--seed", type=at_least(0), default=0, help=f"{help} (default 0)")
+
+
+def add_device(p: argparse.ArgumentParser, default: str = "cpu") -> None:
+    p.add_argument(
+        "--device", default=default, help=f"auto (cuda if available), cpu, cuda, cuda:1 ... (default {default})"
+    )
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -110,9 +110,11 @@ def _finish(fig, path: str | Path | None, dpi: int = 100):
         import matplotlib.pyplot as plt
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi)
-        plt.close(fig)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=dpi)
+        finally:
+            plt.close(fig)
     return fig
 
 

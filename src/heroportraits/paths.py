@@ -8,7 +8,16 @@ HEROPORTRAITS_ROOT says otherwise. Outside a checkout, the working directory is 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from heroportraits.errors import HeroError
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # dataset and run names: one folder, never a path
+
+
+class PathError(HeroError):
+    """A name that is not a plain name, or an output path already taken by a file."""
 
 
 def project_root() -> Path:
@@ -47,3 +56,25 @@ def preview_path(source_dir: str | Path) -> Path:
     so that `prepare` (which reads every image in the folder) never sees it."""
     source_dir = Path(source_dir)
     return source_dir.parent / f"{source_dir.name}_preview.png"
+
+
+def plain_name(name: str, what: str) -> str:
+    """`name` if it is a plain folder name (letters, digits, - _ .; not `.` or `..`), else a PathError.
+
+    Dataset and run names become folders under data/ and artifacts_gan/: a name such as
+    `../../x` would write outside them. Options that take a path say so in their help.
+    """
+    if not PLAIN_NAME.fullmatch(str(name)) or set(str(name)) == {"."}:
+        raise PathError(
+            f"{what} {name!r} is not a plain name: use letters, digits, '-', '_' and '.' only "
+            f"(it names a folder under the project; it cannot be a path)"
+        )
+    return str(name)
+
+
+def output_folder(path: str | Path, what: str) -> Path:
+    """`path` as a folder to write into: refused with a clear line when a file already has that name."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise PathError(f"{what} {path} is a file, not a folder; give a folder path (or move the file)")
+    return path

@@ -14,18 +14,22 @@ generator pick them; `--open mix` draws them from the training mix instead.
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from heroportraits.cli import add_count, add_device, add_seed, add_verb
 from heroportraits.data.attributes import UNSPECIFIED, LabelError, Vocabulary, parse_assignments
 from heroportraits.data.dataset import write_labels_csv
 from heroportraits.data.images import make_grid, save_png, tensor_to_uint8
 from heroportraits.drawing import grid_layout, save_grid_figure
+from heroportraits.errors import HeroError
 from heroportraits.models import build_models, conditioning_vocab, upscale_to_output
-from heroportraits.training.checkpoint import load_checkpoint, resolve_checkpoint_path
+from heroportraits.paths import output_folder
+from heroportraits.training.checkpoint import foreign_weights, load_checkpoint, resolve_checkpoint_path
 from heroportraits.training.config import Config
 
 OPEN_MODES = ("mix", "unspecified")
@@ -59,7 +63,10 @@ class Sampler:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device="cpu") -> Sampler:
-        return cls(load_checkpoint(path, map_location="cpu"), device)
+        path = resolve_checkpoint_path(path)
+        state = load_checkpoint(path, map_location="cpu")
+        with foreign_weights(path):
+            return cls(state, device)
 
     def _open_mode(self, open_attributes: str | None) -> str:
         mode = open_attributes or self.default_open
@@ -151,6 +158,30 @@ def most_common_labels(rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor
     return torch.stack([torch.bincount(rows[:, a], weights=counts.float()).argmax() for a in range(rows.shape[1])])
 
 
+class SampleError(HeroError):
+    """An output folder that would mix new portraits with old ones."""
+
+
+SAMPLE_FILE = re.compile(r"\d+\.png")  # the portraits write_samples names: 00000.png, 00001.png, ...
+
+
+def clear_sample_folder(out_dir: Path, overwrite: bool) -> None:
+    """Make `out_dir` ready for a fresh set: refused when it holds anything unless `overwrite`,
+    which removes only this verb's own files (numbered PNGs and labels.csv); others stay."""
+    present = sorted(p.name for p in out_dir.iterdir()) if out_dir.is_dir() else []
+    if not present:
+        return
+    if not overwrite:
+        shown = ", ".join(present[:3]) + (" ..." if len(present) > 3 else "")
+        raise SampleError(
+            f"{out_dir} already holds {len(present)} file(s) ({shown}); choose an empty --out, or pass "
+            f"--overwrite to replace its portraits (only numbered PNGs and labels.csv are removed)"
+        )
+    for name in present:
+        if SAMPLE_FILE.fullmatch(name) or name == "labels.csv":
+            (out_dir / name).unlink()
+
+
 def write_samples(
     sampler: Sampler,
     out_dir: str | Path,
@@ -159,9 +190,17 @@ def write_samples(
     seed: int = 0,
     progress=True,
     open_attributes: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """n PNGs + labels.csv (file + the attribute values each image was conditioned on; `any` = unspecified)."""
-    out_dir = Path(out_dir)
+    """n PNGs + labels.csv (file + the attribute values each image was conditioned on; `any` = unspecified).
+
+    The folder must be empty (or new) unless `overwrite`: stale PNGs that labels.csv does not
+    list would otherwise be scored with the new ones.
+    """
+    out_dir = output_folder(out_dir, "sample folder")
+    if n < 1:
+        raise SampleError(f"n={n}: the number of portraits must be >= 1")
+    clear_sample_folder(out_dir, overwrite)
     images, rows = sampler.generate(n, conditions, seed, open_attributes=open_attributes)
     digits = max(5, len(str(n - 1)))
     records = []
@@ -196,15 +235,23 @@ def write_grid(
 
 
 def add_cli(sub) -> None:
-    p = sub.add_parser(
+    p = add_verb(
+        sub,
         "sample",
+        _run_cli,
         help="generate portraits from a checkpoint",
         description="Generate portraits with the EMA generator of CHECKPOINT (a .pt file or a run folder). "
         "Writes individual PNGs plus labels.csv to --out, or one grid image with --grid.",
     )
     p.add_argument("checkpoint", help="checkpoint file, or run folder (uses its last.pt)")
-    p.add_argument("--n", type=int, default=64, help="number of portraits (default 64)")
-    p.add_argument("--out", required=True, help="output folder (or .png file with --grid)")
+    add_count(p, "--n", 64, "number of portraits")
+    p.add_argument("--out", required=True, help="output folder path (or .png file with --grid)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a folder that already holds files: its numbered PNGs and labels.csv are replaced, "
+        "anything else is left",
+    )
     p.add_argument(
         "--set",
         dest="conditions",
@@ -229,9 +276,8 @@ def add_cli(sub) -> None:
         "seeds under one condition, ATTR=A:B[:C...] (e.g. palette=warm:cool) walks an attribute at fixed noise",
     )
     p.add_argument("--frames", type=int, default=8, help="frames per walk segment, ends included (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="noise and condition seed")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
-    p.set_defaults(func=_run_cli)
+    add_seed(p, "noise and condition seed")
+    add_device(p)
 
 
 def _run_cli(args: argparse.Namespace) -> None:
@@ -241,7 +287,7 @@ def _run_cli(args: argparse.Namespace) -> None:
         from heroportraits.walks import write_walk  # walks builds on this module
 
         out = Path(args.out)
-        out = out if out.suffix.lower() in (".png", ".gif") else out / "walk.png"
+        out = out if out.suffix.lower() in (".png", ".gif") else output_folder(out, "--out") / "walk.png"
         strip, gif = write_walk(
             sampler, args.interpolate, out, args.frames, conditions, args.seed, args.open_attributes
         )
@@ -249,8 +295,16 @@ def _run_cli(args: argparse.Namespace) -> None:
     elif args.grid:
         out = Path(args.out)
         if out.suffix.lower() != ".png":
-            out = out / "grid.png"
+            out = output_folder(out, "--out") / "grid.png"
         print(f"wrote {write_grid(sampler, out, conditions, args.n, args.seed, args.open_attributes)}")
     else:
-        out = write_samples(sampler, args.out, args.n, conditions, args.seed, open_attributes=args.open_attributes)
+        out = write_samples(
+            sampler,
+            args.out,
+            args.n,
+            conditions,
+            args.seed,
+            open_attributes=args.open_attributes,
+            overwrite=args.overwrite,
+        )
         print(f"wrote {args.n} portraits and labels.csv to {out}")

@@ -26,12 +26,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from heroportraits.cli import add_seed, add_verb
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import read_labels_csv, write_dataset, write_labels_csv
 from heroportraits.data.prepare import PrepareError, read_prepare_meta
 from heroportraits.drawing import plot_counts
 from heroportraits.errors import HeroError
-from heroportraits.paths import data_dir
+from heroportraits.paths import data_dir, plain_name
 
 NEAR_GRID = 16  # side of the downsampled image that near-duplicates are compared on
 NEAR_THRESHOLD = 4.0  # RMS colour difference (0-255) on that grid below which two images are one
@@ -203,7 +204,7 @@ def build_dataset(
 ) -> BuildResult:
     """Deduplicate, split and write the final dataset data/<name>/ from data/<name>/prepared/."""
     t0 = time.perf_counter()
-    prep = read_prepare_meta(name)
+    prep = read_prepare_meta(plain_name(name, "dataset name"))
     prepared = data_dir() / name / "prepared"
     images = np.load(prepared / "images.npy")  # (N, 64, 64, 3) uint8
     rows = read_labels_csv(prepared / "labels.csv")
@@ -302,15 +303,17 @@ def build_dataset(
 
 # ---------------------------------------------------------------- CLI
 def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
+    p = add_verb(
+        subparsers,
         "build",
+        _run_cli,
         help="data/NAME/prepared -> final dataset data/NAME (dedup, stratified split, dataset.json)",
         description="Remove exact and near duplicates, count labels, split train/val stratified on the joint "
         "label and write data/NAME/{images.npy,labels.csv,dataset.json,build_report.csv,counts.png}.",
     )
     p.add_argument("name", help="dataset name (reads data/NAME/prepared from `prepare`)")
     p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
+    add_seed(p, "seed of the train/val split")
     p.add_argument(
         "--near-threshold",
         type=float,
@@ -318,7 +321,6 @@ def add_cli(subparsers) -> None:
         help="RMS colour difference (0-255) on a 16x16 downsample below which images are near duplicates "
         "(0 turns near-duplicate removal off)",
     )
-    p.set_defaults(func=_run_cli)
 
 
 def _run_cli(args) -> None:

@@ -6,40 +6,99 @@ data stages need no torch. `tensor_to_uint8` bridges from model outputs in [-1, 
 
 from __future__ import annotations
 
+import errno
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from heroportraits.errors import HeroError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
+# Image types that are seen but not read (multi-page, float or layered formats): reported, not guessed at.
+UNSUPPORTED_SUFFIXES = {".tif", ".tiff", ".psd", ".ico", ".tga", ".ppm", ".pgm", ".heic", ".avif", ".svg", ".jxl"}
+MAX_PIXELS = 4096 * 4096  # larger than any portrait source; refuses decompression bombs before decoding
 
 
 class ImageReadError(HeroError):
     """An image file that cannot be decoded; the message names the file."""
 
 
+class ImageTooLarge(ImageReadError):
+    """An image with more than MAX_PIXELS pixels (a 90 KB PNG can claim 20000x20000)."""
+
+
+def scan_folder(folder: str | Path) -> tuple[list[Path], list[tuple[Path, str, str]]]:
+    """Every path below `folder` (recursive, sorted): (image files, [(path, reason, detail)] for the rest).
+
+    Reasons for the rest: `broken_link` (a link to nothing, or a link loop), `not_a_file`
+    (a folder or device named like an image), `unsupported_type` (an image type that is not
+    read), `not_an_image` (any other file, e.g. labels.csv). Plain folders are not listed.
+    """
+    images, others = [], []
+    for p in sorted(Path(folder).rglob("*")):
+        suffix = p.suffix.lower()
+        if p.is_symlink() and not p.exists():
+            others.append((p, "broken_link", _broken_link(p)))
+        elif suffix in IMAGE_SUFFIXES and p.is_file():
+            images.append(p)
+        elif suffix in IMAGE_SUFFIXES | UNSUPPORTED_SUFFIXES and not p.is_file():
+            others.append((p, "not_a_file", "a folder (or device) named like an image"))
+        elif suffix in UNSUPPORTED_SUFFIXES:
+            others.append((p, "unsupported_type", f"{suffix} images are not read; convert it to PNG"))
+        elif p.is_file():
+            others.append((p, "not_an_image", ""))
+    return images, others
+
+
+def _broken_link(path: Path) -> str:
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop"
+    return f"a symbolic link to {os.readlink(path)}, which does not exist"
+
+
 def list_images(folder: str | Path) -> list[Path]:
     """Every image file below `folder` (recursive), sorted for determinism."""
-    folder = Path(folder)
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return scan_folder(folder)[0]
 
 
 def load_image(path: str | Path, background: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
     """Decode any PIL-readable image to (H, W, 3) uint8, flattening transparency onto `background`.
 
-    Animated GIF/WebP: the first frame. Palette and greyscale modes are converted.
+    Animated GIF/WebP: the first frame. Palette and greyscale modes are converted; 16-bit
+    greyscale is scaled (0..65535 -> 0..255), not clipped; a JPEG's EXIF orientation is applied.
+    More than MAX_PIXELS pixels: ImageTooLarge, read from the header before any decoding.
     """
     path = Path(path)
     try:
-        with Image.open(path) as im:
-            im.seek(0)
-            im.load()
-            rgba = im.convert("RGBA")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise ImageTooLarge(f"{path} is {im.width}x{im.height}: more than {MAX_PIXELS:,} pixels")
+                im.seek(0)
+                im.load()
+                rgba = _to_rgba(ImageOps.exif_transpose(im))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLarge(f"{path}: {e}") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, ImageReadError):
+            raise
         raise ImageReadError(f"cannot read image {path}: {e}. Re-export it as PNG or remove it.") from e
-    return flatten_alpha(np.asarray(rgba), background)
+    return flatten_alpha(rgba, background)
+
+
+def _to_rgba(im: Image.Image) -> np.ndarray:
+    """(H, W, 4) uint8 of any mode; 16/32-bit greyscale scaled from 0..65535 (PNG's 16-bit range)."""
+    if im.mode.startswith("I"):  # I;16, I;16B, I (a 16-bit greyscale PNG decodes to one of these)
+        grey = np.clip(np.round(np.asarray(im, np.float64) / 257.0), 0, 255).astype(np.uint8)
+        return np.dstack([grey, grey, grey, np.full_like(grey, 255)])
+    return np.asarray(im.convert("RGBA"))
 
 
 def flatten_alpha(rgba: np.ndarray, background: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:

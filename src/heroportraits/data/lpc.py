@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from heroportraits.cli import add_count, add_quiet, add_seed, add_verb
 from heroportraits.data.images import save_png
 from heroportraits.data.lpc_recipes import CREDIT_RULES, RECIPES, SLOT_ORDER, TINT_COLOURS
 from heroportraits.data.palette_labels import label_palette
@@ -659,10 +660,10 @@ def build_lpc_dataset(
 
 
 def _cli(args: argparse.Namespace) -> None:
-    from heroportraits.paths import data_dir
+    from heroportraits.paths import data_dir, plain_name
 
     recipes = load_recipes(args.recipes)
-    out = data_dir() / "sources" / args.name
+    out = data_dir() / "sources" / plain_name(args.name, "--name")
     t0 = time.perf_counter()
     generate_lpc_folder(args.art, out, n=args.n, seed=args.seed, progress=not args.quiet, recipes=recipes)
     print(
@@ -680,8 +681,10 @@ def _cli(args: argparse.Namespace) -> None:
 
 
 def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
+    p = add_verb(
+        subparsers,
         "lpc",
+        _cli,
         help="compose labelled portraits from a Universal LPC spritesheet checkout",
         description="Compose labelled hero portraits (gender, hero_class, palette) from the LPC art into\n"
         "data/sources/NAME/ (images/, labels.csv, CREDITS.txt, source.json; preview grid\n"
@@ -695,14 +698,9 @@ def add_cli(subparsers) -> None:
     p.add_argument(
         "--art", required=True, help="folder of the LPC art checkout (holds body/, hair/, head/..., AUTHORS.txt)"
     )
-    p.add_argument(
-        "--n", type=int, default=7600, help="number of portraits, balanced over class x gender (default 7600)"
-    )
+    add_count(p, "--n", 7600, "number of portraits, balanced over class x gender")
     p.add_argument("--name", default="lpc", help="dataset name: writes data/sources/NAME/ and data/NAME/ (default lpc)")
-    p.add_argument(
-        "--seed", type=int, default=0, help="portrait i depends only on (seed, i); also seeds the split (default 0)"
-    )
+    add_seed(p, "portrait i depends only on (seed, i); also seeds the split")
     p.add_argument("--recipes", default=None, help="JSON recipe table replacing lpc_recipes.RECIPES (same structure)")
     p.add_argument("--no-build", action="store_true", help="only write data/sources/NAME/ (prepare and build later)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cli)
+    add_quiet(p)

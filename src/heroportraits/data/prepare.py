@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import shutil
 import time
@@ -39,19 +40,34 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from heroportraits.cli import add_count, add_verb
 from heroportraits.data import palette_labels as palette_mod
 from heroportraits.data.attributes import DEFAULT_SCHEMA, UNSPECIFIED
 from heroportraits.data.curation import check_overrides, normalise_relpath, read_overrides, split_overrides
 from heroportraits.data.dataset import read_labels_csv, write_labels_csv
-from heroportraits.data.images import ImageReadError, detect_pixel_scale, list_images, load_image, to_resolution
+from heroportraits.data.images import (
+    MAX_PIXELS,
+    ImageReadError,
+    ImageTooLarge,
+    detect_pixel_scale,
+    list_images,
+    load_image,
+    scan_folder,
+    to_resolution,
+)
 from heroportraits.drawing import plot_palette_agreement
 from heroportraits.errors import HeroError
-from heroportraits.paths import data_dir, project_root
+from heroportraits.paths import data_dir, plain_name, project_root
 
 PALETTE = "palette"
 FOLDER_ATTRIBUTE = "hero_class"  # what one level of sub-folders means when nothing else is said
-REASONS = {  # why an input is rejected: the `reason` column of report.csv
+REASONS = {  # why an input path is not used: the `reason` column of report.csv
     "unreadable": "the file cannot be decoded as an image",
+    "too_large": f"more than {MAX_PIXELS:,} pixels (e.g. a decompression bomb)",
+    "broken_link": "a symbolic link to nothing, or a link loop",
+    "not_a_file": "a folder or device named like an image",
+    "unsupported_type": "an image type that is not read (convert it to PNG)",
+    "not_an_image": "not an image file (skipped, e.g. labels.csv)",
     "too_small": "the image (on its native pixel grid) is smaller than min_size",
     "unlabelled": "no label row / folder for this image",
     "bad_label": "a label value is empty, reserved or not allowed",
@@ -83,6 +99,8 @@ class PrepareResult:
     palette_agreement: palette_mod.PaletteAgreement | None
     seconds: float
     paths: dict[str, Path] = field(default_factory=dict)
+    n_skipped: int = 0  # other files under the input folder (labels.csv, notes...): listed in the report
+    checks: list[str] = field(default_factory=list)  # label values that look like slips (value_checks)
 
     @property
     def n_rejected(self) -> int:
@@ -98,10 +116,13 @@ class PrepareResult:
         ]
         for reason, n in sorted(self.rejected.items()):
             lines.append(f"  {'rejected: ' + reason:<28}{n:>7}   {REASONS.get(reason, '')}")
+        if self.n_skipped:
+            lines.append(f"  {'skipped: not_an_image':<28}{self.n_skipped:>7}   {REASONS['not_an_image']}")
         lines.append(f"  native pixel scale: x{self.native_scale}   ({self.seconds:.1f} s)")
         for attr, values in self.attributes.items():
             counts = self.value_counts[attr]
             lines.append(f"  {attr}: " + ", ".join(f"{v} {counts.get(v, 0)}" for v in values))
+        lines += [f"  check: {c}" for c in self.checks]
         if self.palette_agreement is not None:
             lines.append(self.palette_agreement.table())
         return "\n".join(lines)
@@ -119,11 +140,32 @@ class _Labels:
     given_palette: dict[str, str]  # relative path -> given palette (to measure agreement)
 
 
+def _read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """(header, rows) of a UTF-8 CSV; a folder, another encoding, binary data or a repeated
+    column name is one clear error naming the file (never a silent last-column-wins)."""
+    if path.is_dir():
+        raise PrepareError(f"--labels {path} is a folder; give the labels CSV file (e.g. {path / 'labels.csv'})")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            text = f.read()
+        if "\0" in text:
+            raise UnicodeError("it holds NUL bytes")
+        table = list(csv.reader(io.StringIO(text)))
+    except (UnicodeError, csv.Error) as e:
+        utf16 = path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+        hint = "it is UTF-16" if utf16 else str(e)
+        raise PrepareError(
+            f"labels file {path} is not a UTF-8 text CSV ({hint}); save it as 'CSV UTF-8' and try again"
+        ) from None
+    header = [h.strip() for h in (table[0] if table else [])]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise PrepareError(f"labels file {path} names column(s) {repeated} more than once; keep one of each")
+    return header, [dict(zip(header, r)) for r in table[1:] if any(c.strip() for c in r)]
+
+
 def _read_csv_labels(path: Path, attributes: list[str] | None, want_auto: bool) -> _Labels:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in reader.fieldnames or []]
-        rows = [{(k or "").strip(): (v or "") for k, v in r.items()} for r in reader]
+    header, rows = _read_csv_rows(path)
     if "file" not in header:
         raise PrepareError(f"{path} has no 'file' column (columns: {header}); the first column must name each image")
     available = [h for h in header if h != "file"]
@@ -190,6 +232,28 @@ def _check_value(attr: str, value: str, allowed: dict[str, list[str]]) -> str | 
     if attr in allowed and value not in allowed[attr]:
         return f"{attr}={value!r} not allowed (allowed: {', '.join(allowed[attr])})"
     return None
+
+
+NEAR_EMPTY = 2  # a label value with this many images or fewer is flagged as a possible slip
+
+
+def value_checks(value_counts: dict[str, dict[str, int]], attributes: list[str]) -> list[str]:
+    """Label values that look like slips, one line each: values of an attribute that differ only
+    in case (`MASCULINE` beside `masculine`), and values with NEAR_EMPTY images or fewer. They are
+    kept as classes of their own (no --values was given); the lines say what to look at."""
+    checks = []
+    for attr in attributes:
+        counts = value_counts[attr]
+        by_fold: dict[str, list[str]] = {}
+        for v in sorted(counts):
+            by_fold.setdefault(v.casefold(), []).append(v)
+        for same in (g for g in by_fold.values() if len(g) > 1):
+            shown = ", ".join(f"{v!r} ({counts[v]})" for v in same)
+            checks.append(f"{attr} values {shown} differ only in case: each is a class of its own")
+        for v, n in sorted(counts.items()):
+            if n <= NEAR_EMPTY and len(counts) > 1:
+                checks.append(f"{attr}={v!r} has only {n} image(s): a typo? (fix the label or pass --values)")
+    return checks
 
 
 def vocabulary_order(attr: str, values: set[str] | list[str]) -> list[str]:
@@ -279,6 +343,8 @@ def _process_file(
         return {**row, "reason": "excluded_by_override", "detail": plan.excluded[rel]}
     try:
         img = load_image(path, background)
+    except ImageTooLarge as e:
+        return {**row, "reason": "too_large", "detail": str(e)[:200]}
     except ImageReadError as e:
         return {**row, "reason": "unreadable", "detail": str(e.__cause__ or e)[:200]}
     h, w = img.shape[:2]
@@ -317,9 +383,16 @@ def _process_file(
     return {**row, "status": "accepted"}
 
 
-def _missing_image_rows(plan: _Plan, rels: list[str]) -> list[dict]:
-    """Report rows for label rows that name no image (and for duplicate label rows)."""
-    image_set = set(rels)
+def _other_row(input_dir: Path, path: Path, reason: str, detail: str) -> dict:
+    """The report row of a path that is not read as an image (a broken link, a .tiff, labels.csv...)."""
+    status = "skipped" if reason == "not_an_image" else "rejected"
+    return {"file": path.relative_to(input_dir).as_posix(), "status": status, "reason": reason, "detail": detail}
+
+
+def _missing_image_rows(plan: _Plan, rels: list[str], reported: set[str]) -> list[dict]:
+    """Report rows for label rows that name no image (and for duplicate label rows); a label
+    row for a path already reported (a broken link, a .tiff) adds nothing: that row says why."""
+    image_set = set(rels) | reported
     missing = [
         {
             "file": rel,
@@ -357,15 +430,17 @@ def prepare_dataset(
         present, else {"kind": "folder"}).
     """
     t0 = time.perf_counter()
+    plain_name(name, "dataset name")
     input_dir = Path(input_dir).expanduser().resolve()
     if not input_dir.is_dir():
         raise PrepareError(f"input folder {input_dir} does not exist")
     if isinstance(attributes, str):
         attributes = [a.strip() for a in attributes.split(",") if a.strip()]
-    files = list_images(input_dir)
+    files, others = scan_folder(input_dir)
     rels = [p.relative_to(input_dir).as_posix() for p in files]
     if not files:
         raise PrepareError(f"no images (png, jpg, gif, webp, bmp) under {input_dir}")
+    other_rows = [_other_row(input_dir, path, reason, detail) for path, reason, detail in others]
     values = {k: list(v) for k, v in (values or {}).items()}
     plan = _resolve_labels(input_dir, rels, labels_csv, attributes, auto_palette, values, overrides_csv)
 
@@ -374,7 +449,7 @@ def prepare_dataset(
         _process_file(path, rel, plan, size, min_size, background, acc)
         for path, rel in zip(tqdm(files, desc="prepare", disable=not progress, unit="img"), rels)
     ]
-    report += _missing_image_rows(plan, rels)
+    report += other_rows + _missing_image_rows(plan, rels, {r["file"] for r in other_rows})
     folder = data_dir() / name / "prepared"
     _write_report(folder, report, plan)
     if not acc.rows:
@@ -410,6 +485,8 @@ def prepare_dataset(
         palette_agreement=agreement,
         seconds=time.perf_counter() - t0,
         paths={k: folder / f for k, f in paths.items()},
+        n_skipped=sum(r["status"] == "skipped" for r in report),
+        checks=meta["checks"],
     )
 
 
@@ -438,6 +515,8 @@ def _write_outputs(
         a: plan.values[a] if a in plan.values else vocabulary_order(a, {r[a] for r in acc.rows}) for a in attr_names
     }
     scale_counts = Counter(acc.scales)
+    value_counts = {a: dict(Counter(r[a] for r in acc.rows)) for a in attr_names}
+    auto = [PALETTE] if plan.use_auto else []
     agreement = palette_mod.agreement(acc.given_palette, acc.auto_palette) if acc.given_palette else None
     shutil.rmtree(folder / "review", ignore_errors=True)  # our own grids of a previous run may show stale values
     np.save(folder / "images.npy", np.stack(acc.images).astype(np.uint8))
@@ -452,7 +531,7 @@ def _write_outputs(
         "label_source": plan.labels.source,
         "labels_csv": _display_path(plan.labels_csv) if plan.labels_csv else None,
         "attributes": vocab,
-        "auto_attributes": [PALETTE] if plan.use_auto else [],
+        "auto_attributes": auto,
         "native_scale": int(max(scale_counts, key=lambda s: (scale_counts[s], s))),  # the most common scale
         "native_scale_counts": {str(k): v for k, v in sorted(scale_counts.items())},
         "palette_agreement": agreement.to_json() if agreement else None,
@@ -460,9 +539,10 @@ def _write_outputs(
             "files": n_files,
             "accepted": len(acc.rows),
             "rejected": dict(Counter(r["reason"] for r in report if r["status"] == "rejected")),
-            "values": {a: dict(Counter(r[a] for r in acc.rows)) for a in attr_names},
+            "values": value_counts,
         },
         "parameters": parameters,
+        "checks": value_checks(value_counts, [a for a in attr_names if a not in plan.values and a not in auto]),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     (folder / "prepare.json").write_text(json.dumps(meta, indent=2))
@@ -536,15 +616,17 @@ def _holds_procedural(folder: Path, wanted: dict) -> bool:
 
 # ---------------------------------------------------------------- CLI
 def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
+    p = add_verb(
+        subparsers,
         "prepare",
+        _run_cli,
         help="any folder of images + labels -> data/NAME/prepared (report of every file)",
         description="Read every image under --input, label it (labels.csv or sub-folder names, automatic "
         "palette), apply --overrides, resize to 64x64 crisply; write data/NAME/prepared/.",
     )
-    p.add_argument("--input", required=True, help="folder of images (searched recursively)")
-    p.add_argument("--name", required=True, help="dataset name: writes data/NAME/prepared/")
-    p.add_argument("--labels", help="labels CSV (default: INPUT/labels.csv if present, else folder names)")
+    p.add_argument("--input", required=True, help="path of the folder of images (searched recursively)")
+    p.add_argument("--name", required=True, help="dataset name (a plain name): writes data/NAME/prepared/")
+    p.add_argument("--labels", help="path of a labels CSV (default: INPUT/labels.csv if present, else folder names)")
     p.add_argument(
         "--attributes", help="comma-separated attribute columns / folder levels, e.g. gender,hero_class,palette"
     )
@@ -561,11 +643,10 @@ def add_cli(subparsers) -> None:
         default=None,
         help="label palette from colours (default: only when the labels have no palette column)",
     )
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--min-size", type=int, default=16, help="reject images smaller than this on their native grid")
+    add_count(p, "--size", 64, "output side in pixels")
+    add_count(p, "--min-size", 16, "reject images smaller than this on their native grid")
     p.add_argument("--background", default="0,0,0", help="R,G,B that transparency is flattened onto")
     p.add_argument("--review", action="store_true", help="also write review grids for every attribute")
-    p.set_defaults(func=_run_cli)
 
 
 def _run_cli(args) -> None:

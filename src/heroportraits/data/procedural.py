@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from heroportraits.cli import add_count, add_quiet, add_seed, add_verb
 from heroportraits.data import procedural_parts as pp
 from heroportraits.data.attributes import DEFAULT_SCHEMA, GENDERS, HERO_CLASSES, PALETTES, LabelError
 from heroportraits.data.dataset import write_labels_csv
 from heroportraits.data.images import nearest_upscale, save_png
 from heroportraits.data.procedural_parts import hsv, ramp
 from heroportraits.drawing import preview_grid
-from heroportraits.paths import data_dir, preview_path
+from heroportraits.paths import data_dir, output_folder, preview_path
 
 NATIVE = pp.N  # drawn at 32x32 ...
 SCALE = 2  # ... stored at 64x64
@@ -514,7 +515,7 @@ def write_procedural_folder(out_dir: str | Path, n: int = 7600, seed: int = 0, p
 
 
 def _run_cli(args: argparse.Namespace) -> None:
-    out = Path(args.out) if args.out else data_dir() / "sources" / "procedural"
+    out = output_folder(args.out, "--out") if args.out else data_dir() / "sources" / "procedural"
     t0 = time.perf_counter()
     write_procedural_folder(out, n=args.n, seed=args.seed, progress=not args.quiet)
     dt = time.perf_counter() - t0
@@ -523,18 +524,17 @@ def _run_cli(args: argparse.Namespace) -> None:
 
 
 def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
+    p = add_verb(
+        subparsers,
         "procedural",
+        _run_cli,
         help="draw the built-in labelled pixel-art portraits (no download)",
         description="Draw labelled pixel-art hero portraits from code: 32x32 native pixel art "
         "stored 2x upscaled at 64x64, labelled gender / hero_class / palette. Writes "
         "OUT/images/*.png, OUT/labels.csv (file,gender,hero_class,palette) and OUT_preview.png beside it. "
         "The same --seed always gives the same images.",
     )
-    p.add_argument("--n", type=int, default=7600, help="number of portraits (default 7600)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; image i depends only on (seed, i) (default 0)")
-    p.add_argument(
-        "--out", default=None, help="output folder (default: data/sources/procedural under the project root)"
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_run_cli)
+    add_count(p, "--n", 7600, "number of portraits")
+    add_seed(p, "random seed; image i depends only on (seed, i)")
+    p.add_argument("--out", default=None, help="output folder path (default: data/sources/procedural)")
+    add_quiet(p)

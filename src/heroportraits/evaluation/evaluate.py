@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from heroportraits.cli import add_count, add_device, add_seed, add_verb
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import load_dataset, read_labels_csv, read_meta
 from heroportraits.data.images import load_image, to_resolution
@@ -28,6 +29,7 @@ from heroportraits.evaluation import metrics as M
 from heroportraits.evaluation.judge import Judge, describe_accuracy, load_or_train_judge
 from heroportraits.paths import dataset_dir
 
+MIN_IMAGES = 10  # fewer generated images than this: no evaluation (FD needs a covariance)
 MIN_CLASS = 10  # fewer samples of one attribute value than this: no intra-class FD
 MEMO_PERCENTILE = 1.0  # flag generated images nearer to TRAIN than this percentile of VAL->TRAIN
 MEMO_SPACE = "pixels: RMS difference per channel value (0-255)"
@@ -113,8 +115,8 @@ def _check_images(images: np.ndarray, rows: list[dict], ref: Reference) -> np.nd
         )
     if len(rows) != len(images):
         raise EvaluationError(f"{len(rows)} label rows for {len(images)} images")
-    if len(images) < 10:
-        raise EvaluationError(f"need at least 10 images to evaluate, got {len(images)}")
+    if len(images) < MIN_IMAGES:
+        raise EvaluationError(f"need at least {MIN_IMAGES} images to evaluate, got {len(images)}")
     return images
 
 
@@ -199,6 +201,8 @@ def evaluate_images(
     progress: bool = True,
 ) -> dict:
     """Every score for uint8 images (N, H, W, 3) conditioned on `label_rows`, against real VAL."""
+    if n_subsets < 1:
+        raise EvaluationError(f"n_subsets={n_subsets}: KID needs at least one subset (100 is typical)")
     ref = reference(dataset_name, progress=progress)
     core = _fd_and_conditioning(images, label_rows, ref)
     images, feats, judge = core["images"], core["feats"], ref.judge
@@ -442,20 +446,10 @@ class Evaluation:
         return format_table(self.results, self.floor)
 
 
-def _score_and_write(
-    images,
-    rows,
-    dataset: str,
-    source: dict,
-    out_json: Path | None,
-    out_png: Path | None,
-    n_subsets: int,
-    seed: int,
-    with_floor: bool,
-    seconds: dict,
-    progress: bool,
+def _score(
+    images, rows, dataset: str, source: dict, n_subsets: int, seed: int, with_floor: bool, seconds: dict, progress: bool
 ) -> Evaluation:
-    """Scores, floor, then the JSON and the nearest-neighbour figure; `source` says what was scored."""
+    """Scores and floor; `source` says what was scored (a checkpoint and step, or a folder)."""
     t = time.time()
     results = {**source, **evaluate_images(images, rows, dataset, n_subsets=n_subsets, seed=seed, progress=progress)}
     seconds["scores"] = round(time.time() - t, 2)
@@ -463,13 +457,30 @@ def _score_and_write(
     fl = floor(dataset, len(images), n_subsets=n_subsets, seed=seed, progress=progress) if with_floor else None
     seconds["floor"] = round(time.time() - t, 2)
     results["seconds"] = seconds
-    if out_json:
-        out_json.write_text(json.dumps({"results": results, "floor": fl}, indent=1))
-    if out_png:
-        plot_nearest_neighbours(
-            images, reference(dataset, progress=False).train_images, results["memorisation"], out_png
-        )
-    return Evaluation(results, fl, images, out_json, out_png, seconds)
+    return Evaluation(results, fl, images, seconds=seconds)
+
+
+def write_evaluation(ev: Evaluation, out_json: Path, out_png: Path) -> list[str]:
+    """The scores as JSON and the closest pairs as a figure. Each file that cannot be written (a
+    read-only folder, a full disk) is skipped and named in the returned list; the scores stay in `ev`."""
+    problems = []
+    try:
+        out_json.write_text(json.dumps({"results": ev.results, "floor": ev.floor}, indent=1))
+        ev.json_path = out_json
+    except OSError as e:
+        problems.append(f"{out_json} ({e.strerror or e})")
+    try:
+        train_images = reference(ev.results["dataset"], progress=False).train_images
+        plot_nearest_neighbours(ev.images, train_images, ev.results["memorisation"], out_png)
+        ev.nn_path = out_png
+    except OSError as e:
+        problems.append(f"{out_png} ({e.strerror or e})")
+    return problems
+
+
+def checkpoint_outputs(checkpoint: Path) -> tuple[Path, Path]:
+    """Where a checkpoint's evaluation goes: <stem>.eval.json and <stem>.nn.png beside it."""
+    return checkpoint.with_name(checkpoint.stem + ".eval.json"), checkpoint.with_name(checkpoint.stem + ".nn.png")
 
 
 def _ready_judge(dataset: str, retrain: bool, progress: bool) -> dict:
@@ -497,7 +508,8 @@ def evaluate_checkpoint(
 
     Conditions follow the training label mix (never "unspecified"), so conditioning is
     measured even for models trained with attribute dropout. With `write`, saves
-    `<stem>.eval.json` and `<stem>.nn.png` (closest pairs) next to the checkpoint.
+    `<stem>.eval.json` and `<stem>.nn.png` (closest pairs) next to the checkpoint (a file
+    that cannot be written is named in a warning; the returned scores are complete).
     """
     from heroportraits.sample import Sampler
     from heroportraits.training.checkpoint import resolve_checkpoint_path
@@ -509,35 +521,35 @@ def evaluate_checkpoint(
     t = time.time()
     images, rows = sampler.generate(n, seed=seed, open_attributes="mix")
     seconds["generate"] = round(time.time() - t, 2)
-    out_json = ckpt.with_name(ckpt.stem + ".eval.json") if write else None
-    out_png = ckpt.with_name(ckpt.stem + ".nn.png") if write else None
     source = {"checkpoint": str(ckpt), "step": sampler.step}
-    return _score_and_write(
-        images, rows, dataset, source, out_json, out_png, n_subsets, seed, with_floor, seconds, progress
-    )
+    ev = _score(images, rows, dataset, source, n_subsets, seed, with_floor, seconds, progress)
+    for problem in write_evaluation(ev, *checkpoint_outputs(ckpt)) if write else []:
+        print(f"warning: could not write {problem}")
+    return ev
 
 
 # ---------------------------------------------------------------- CLI
 def add_cli(sub) -> None:
-    p = sub.add_parser(
+    p = add_verb(
+        sub,
         "evaluate",
+        _run_cli,
         help="score a checkpoint or a folder of portraits (FD, KID, precision/recall, conditioning, "
         "pixel art, memorisation)",
         description="Score generated portraits against the dataset's real VAL split in the feature space of a judge "
         "trained on its TRAIN split (cached as data/<name>/judge.pt), beside the floor (real TRAIN vs VAL). "
-        "Writes <checkpoint stem>.eval.json and .nn.png next to the checkpoint, or eval.json and "
-        "nearest_neighbours.png into --images DIR.",
+        "Prints the table, then writes <checkpoint stem>.eval.json and .nn.png next to the checkpoint, or "
+        "eval.json and nearest_neighbours.png into --images DIR.",
     )
     p.add_argument("checkpoint", nargs="?", help="checkpoint file or run folder (uses its last.pt)")
     p.add_argument("--images", metavar="DIR", help="evaluate a folder of PNGs + labels.csv instead of a checkpoint")
-    p.add_argument("--dataset", help="dataset name (default: the checkpoint's; required with --images)")
-    p.add_argument("--n", type=int, default=2000, help="samples to draw from the checkpoint (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="noise, condition and KID-subset seed")
-    p.add_argument("--subsets", type=int, default=100, help="KID subsets (default 100)")
+    p.add_argument("--dataset", help="dataset name or path (default: the checkpoint's; required with --images)")
+    add_count(p, "--n", 2000, "samples to draw from the checkpoint", low=MIN_IMAGES)
+    add_seed(p, "noise, condition and KID-subset seed")
+    add_count(p, "--subsets", 100, "KID subsets")
     p.add_argument("--no-floor", action="store_true", help="skip the real TRAIN vs VAL floor")
     p.add_argument("--retrain-judge", action="store_true", help="retrain the judge even if a valid cache exists")
-    p.add_argument("--device", default="cpu", help="device for the generator (default cpu)")
-    p.set_defaults(func=_run_cli)
+    add_device(p)
 
 
 def _run_cli(args: argparse.Namespace) -> None:
@@ -550,19 +562,9 @@ def _run_cli(args: argparse.Namespace) -> None:
         # Read the folder before anything slow, so a missing labels.csv fails in a second, not after judge training.
         images, rows = read_image_folder(folder, int(read_meta(args.dataset)["resolution"]))
         seconds = _ready_judge(args.dataset, args.retrain_judge, True)
-        ev = _score_and_write(
-            images,
-            rows,
-            args.dataset,
-            {"images": str(folder)},
-            folder / "eval.json",
-            folder / "nearest_neighbours.png",
-            args.subsets,
-            args.seed,
-            not args.no_floor,
-            seconds,
-            True,
-        )
+        source = {"images": str(folder)}
+        ev = _score(images, rows, args.dataset, source, args.subsets, args.seed, not args.no_floor, seconds, True)
+        outputs = (folder / "eval.json", folder / "nearest_neighbours.png")
     else:
         ev = evaluate_checkpoint(
             args.checkpoint,
@@ -572,8 +574,16 @@ def _run_cli(args: argparse.Namespace) -> None:
             not args.no_floor,
             args.dataset,
             args.device,
+            write=False,
             retrain_judge=args.retrain_judge,
         )
+        outputs = checkpoint_outputs(Path(ev.results["checkpoint"]))
+    # The table first: a folder that cannot be written must not cost the scores.
     print(ev.table())
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in ev.seconds.items()))
-    print(f"wrote {ev.json_path} and {ev.nn_path}")
+    problems = write_evaluation(ev, *outputs)
+    written = [str(p) for p in (ev.json_path, ev.nn_path) if p is not None]
+    if written:
+        print(f"wrote {' and '.join(written)}")
+    for problem in problems:
+        print(f"could not write {problem}; the table above is the whole result")

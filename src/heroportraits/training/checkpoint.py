@@ -8,6 +8,7 @@ Never pickled modules, so a checkpoint loads after the code changes.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -44,15 +45,50 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
     return path
 
 
+REQUIRED_KEYS = ("step", "config", "vocab", "dataset", "G_ema")  # what sample, evaluate and resume read
+
+
+def not_ours(path: str | Path, why: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is not a checkpoint of this project, or of another version ({why}); pass a last.pt "
+        f"from artifacts_gan/checkpoints/<run>/ or train again"
+    )
+
+
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """The checkpoint dict at `path` (a file or a run folder), loaded with weights_only=True.
+
+    Anything else is one CheckpointError naming the file: a file torch cannot read (its own
+    message would suggest weights_only=False, which runs arbitrary code: never do that), or a
+    dict that lacks what this project writes.
+    """
     path = resolve_checkpoint_path(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated file, not a torch file, ...
-        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
+        state, failure = torch.load(path, map_location=map_location, weights_only=True), None
+    except Exception as e:  # truncated file, random bytes, a pickle of arbitrary objects...
+        state, failure = None, type(e).__name__
+    if failure:  # raised outside the handler, so no traceback carries torch's advice either
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: it is truncated, corrupt or not a PyTorch file ({failure})"
+        )
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a heroportraits checkpoint (format {CHECKPOINT_FORMAT})")
+        raise not_ours(path, f"no format {CHECKPOINT_FORMAT} marker")
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        raise not_ours(path, f"it has no {', '.join(missing)}")
     return state
+
+
+@contextmanager
+def foreign_weights(path: str | Path):
+    """Inside: weights that do not fit the networks the checkpoint's own config builds (other
+    tensor shapes or names) become one CheckpointError naming the file, not a size-mismatch trace."""
+    try:
+        yield
+    except HeroError:
+        raise
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+        raise not_ours(path, f"its weights do not fit its config: {str(e).splitlines()[0][:160]}") from e
 
 
 def check_compatible(saved_model_cfg: dict, model_cfg: dict, saved_vocab: dict, vocab: dict, path) -> None:

@@ -38,7 +38,7 @@ from heroportraits.paths import checkpoints_dir, samples_dir
 from heroportraits.sample import Sampler
 from heroportraits.training import distributed
 from heroportraits.training.augment import diff_augment, instance_noise_std, parse_policy
-from heroportraits.training.checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from heroportraits.training.checkpoint import check_compatible, foreign_weights, load_checkpoint, save_checkpoint
 from heroportraits.training.config import PRESETS, Config, preset_choices, resolve_config, validate_config
 from heroportraits.training.distributed import DistInfo
 from heroportraits.training.ema import ema_beta, make_ema, update_ema
@@ -513,7 +513,8 @@ def train(cfg: Config, dataset: str, run: str, resume: bool = True, progress: bo
     # ---- resume: every rank reads last.pt (networks, optimisers, ADA p / LeCam anchors, its RNG, step)
     best = None  # {"fd", "step"}: lowest train-time FD so far
     if resume and _checkpoint_exists(ckpt_path, info):
-        best = restore(s, load_checkpoint(ckpt_path, map_location=device), cfg, ckpt_path)
+        with foreign_weights(ckpt_path):
+            best = restore(s, load_checkpoint(ckpt_path, map_location=device), cfg, ckpt_path)
     step = trainer.iteration
 
     # ---- run folder (rank 0): resolved config; metrics and evaluations cut back to the resumed step

@@ -1,0 +1,108 @@
+"""Bad command-line input gets one clear line: counts, output paths that are files, names that are
+paths, and sample folders that already hold portraits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import shared_project_root, synthetic_blocks_dataset
+
+from heroportraits.cli import main as cli_main
+from heroportraits.data.dataset import read_labels_csv
+from heroportraits.training.checkpoint import CheckpointError, load_checkpoint
+from heroportraits.training.config import resolve_config
+from heroportraits.training.loop import train
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A smoke checkpoint on the toy set, shared by the sample tests."""
+    with shared_project_root(tmp_path_factory, "inputs") as root:
+        synthetic_blocks_dataset(root)
+        yield train(resolve_config("smoke"), "toy", "inputs", progress=False).checkpoint.parent
+
+
+def usage_error(argv: list[str], capsys) -> str:
+    """argparse's refusal: exit status 2 and the message on stderr."""
+    with pytest.raises(SystemExit) as e:
+        cli_main(argv)
+    assert e.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n", ["0", "-5", "many"])
+def test_sample_refuses_a_count_below_one(run, tmp_path, capsys, n):
+    err = usage_error(["sample", str(run), "--n", n, "--out", str(tmp_path / "s")], capsys)
+    assert "argument --n:" in err and ("must be >= 1" in err or "expects a whole number" in err)
+    assert not (tmp_path / "s").exists()
+
+
+def test_evaluate_refuses_too_few_samples_and_no_kid_subsets(capsys):
+    assert "argument --n: must be >= 10, got 0" in usage_error(["evaluate", "RUN", "--n", "0"], capsys)
+    assert "argument --subsets: must be >= 1, got 0" in usage_error(["evaluate", "RUN", "--subsets", "0"], capsys)
+
+
+def test_sample_refuses_a_folder_with_portraits_unless_overwrite(run, tmp_path, capsys):
+    out = tmp_path / "s"
+    assert cli_main(["sample", str(run), "--n", "6", "--out", str(out)]) == 0
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert cli_main(["sample", str(run), "--n", "3", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds 8 file(s)" in err and "--overwrite" in err
+    assert len(read_labels_csv(out / "labels.csv")) == 6  # nothing touched
+    assert cli_main(["sample", str(run), "--n", "3", "--out", str(out), "--overwrite"]) == 0
+    # Only its own kind was replaced: three portraits listed and present, no stale ones, the note kept.
+    assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00001.png", "00002.png", "labels.csv", "notes.txt"]
+    assert [r["file"] for r in read_labels_csv(out / "labels.csv")] == ["00000.png", "00001.png", "00002.png"]
+
+
+def test_output_paths_that_are_files_are_clear_errors(run, tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    for argv in (
+        ["sample", str(run), "--n", "2", "--out", str(taken)],
+        ["sample", str(run), "--grid", "--out", str(taken)],
+        ["procedural", "--n", "2", "--out", str(taken), "--quiet"],
+    ):
+        assert cli_main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and f"{taken} is a file, not a folder" in err
+    assert taken.read_text() == "a file"
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "..", "/tmp/x", "with space"])
+def test_dataset_names_are_plain_names(project_root, tmp_path, capsys, name):
+    (tmp_path / "in" / "warrior").mkdir(parents=True)
+    assert cli_main(["prepare", "--input", str(tmp_path / "in"), "--name", name]) == 2
+    assert f"dataset name {name!r} is not a plain name" in capsys.readouterr().err
+    assert cli_main(["build", name]) == 2
+    assert "is not a plain name" in capsys.readouterr().err
+    assert sorted(p.name for p in project_root.iterdir()) == ["artifacts_gan", "data"]  # nothing written outside
+
+
+def test_random_bytes_checkpoint_never_suggests_weights_only_false(run, tmp_path, capsys):
+    bad = tmp_path / "random.pt"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    assert cli_main(["sample", str(bad), "--n", "2", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot read checkpoint {bad}" in err and "weights_only" not in err
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(bad)
+    chained = [e.value, e.value.__cause__, e.value.__context__]
+    assert not any("weights_only" in str(x) for x in chained if x is not None)  # not even in a traceback
+
+
+def test_a_foreign_dict_is_not_a_checkpoint_of_this_project(run, tmp_path, capsys):
+    state = torch.load(run / "last.pt", weights_only=True)
+    no_config = {k: v for k, v in state.items() if k != "config"}
+    torch.save(no_config, tmp_path / "no_config.pt")
+    other_shapes = {**state, "G_ema": {k: v[..., :1] if v.ndim else v for k, v in state["G_ema"].items()}}
+    torch.save(other_shapes, tmp_path / "shapes.pt")
+    for name in ("no_config.pt", "shapes.pt"):
+        path = tmp_path / name
+        assert cli_main(["sample", str(path), "--n", "2", "--out", str(tmp_path / name.replace(".pt", ""))]) == 2
+        err = capsys.readouterr().err
+        assert f"{path} is not a checkpoint of this project, or of another version" in err, err
+        assert err.count("\n") == 1
