@@ -3,6 +3,7 @@ and the speed options it measures (train.channels_last, train.compile), run for 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import time
@@ -15,8 +16,10 @@ from heroportraits.bench import BenchOptions, bench_preset, count_flops, matmul_
 from heroportraits.cli import main as cli_main
 from heroportraits.models import build_models, to_native
 from heroportraits.models.conditioning import join_label_maps
-from heroportraits.training import loop as train
+from heroportraits.training import setup as train_setup
 from heroportraits.training.config import PRESETS, resolve_config
+from heroportraits.training.distributed import unwrap
+from heroportraits.training.trainer import Trainer
 
 TINY = dict(
     steps=2,
@@ -63,13 +66,13 @@ def test_synthetic_data_has_native_grid_and_default_schema():
 
 def test_bench_drives_the_real_trainer_step(monkeypatch):
     calls = []
-    real_step = train.Trainer.step
+    real_step = Trainer.step
 
-    def counting_step(self, next_batch):
+    def counting_step(self, next_batch, bare=False):
         calls.append(self)
-        return real_step(self, next_batch)
+        return real_step(self, next_batch, bare)
 
-    monkeypatch.setattr(train.Trainer, "step", counting_step)
+    monkeypatch.setattr(Trainer, "step", counting_step)
     r = bench_preset("smoke", BenchOptions(**TINY))
     # warm-up (full + bare), FLOP count, 2 windows x 1 step x (full + bare), one for the logging part
     assert len(calls) >= 1 + 1 + 1 + 2 * 2 + 1
@@ -87,7 +90,7 @@ def test_bench_drives_the_real_trainer_step(monkeypatch):
 
 def test_overhead_share_sees_slow_batch_assembly(monkeypatch):
     """A data pipeline that costs 150 ms per batch must show up as time outside the networks."""
-    real_sampler = train.batch_sampler
+    real_sampler = train_setup.batch_sampler
 
     def slow_sampler(*args, **kwargs):
         inner = real_sampler(*args, **kwargs)
@@ -98,24 +101,57 @@ def test_overhead_share_sees_slow_batch_assembly(monkeypatch):
 
         return next_batch
 
-    monkeypatch.setattr(train, "batch_sampler", slow_sampler)
+    monkeypatch.setattr(train_setup, "batch_sampler", slow_sampler)
     r = bench_preset("smoke", BenchOptions(**TINY))
     assert r.parts_ms["batch"] >= 150
     assert r.overhead_share > 0.3
     assert r.step_ms - r.bare_step_ms >= 100
 
 
-def test_bare_step_stubs_are_removed_afterwards():
-    data = synthetic_data(n=32)
-    setup = train.setup_training(resolve_config("smoke"), data, torch.device("cpu"))
-    t = setup.trainer
-    batch = setup.next_batch()
-    with bench._bare(t, batch) as cached:
-        assert cached() is batch
-        x = torch.randn(2, 3, 8, 8)
-        assert t.d_input(x, 0.5) is x
-    assert "d_input" not in vars(t) and "drop_attributes" not in vars(t)
-    assert train.update_ema is not None and train.update_ema.__module__ == "heroportraits.training.ema"
+def test_bare_step_runs_the_networks_only():
+    """Trainer.step(bare=True): G and D update, but no augmentation / noise, dropout or EMA update."""
+    cfg = resolve_config("smoke", ["train.augment=color,translation", "train.attr_dropout=0.5"])
+    setup = train_setup.setup_training(cfg, synthetic_data(n=32), torch.device("cpu"))
+    t, batch = setup.trainer, setup.next_batch()
+    seen = []
+    t.d_input = lambda x, std: seen.append("d_input") or x
+    t.drop_attributes = lambda y: seen.append("dropout") or y
+    g0, ema0 = [p.clone() for p in t.G.parameters()], [p.clone() for p in t.G_ema.parameters()]
+    t.step(lambda: batch, bare=True)
+    assert seen == [] and t.iteration == 1
+    assert all(torch.equal(a, b) for a, b in zip(ema0, t.G_ema.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(g0, t.G.parameters()))
+    t.step(lambda: batch)  # the full step goes through all of them
+    assert "d_input" in seen and "dropout" in seen
+    assert not all(torch.equal(a, b) for a, b in zip(ema0, t.G_ema.parameters()))
+
+
+def test_roof_is_the_best_of_probes_interleaved_with_the_steps():
+    order = []
+    roofs = iter([(3.0, "a"), (9.0, "b"), (1.0, "c")])
+    timing = bench.time_steps(
+        lambda: order.append("full"),
+        lambda: order.append("bare"),
+        lambda: order.append("roof") or next(roofs),
+        torch.device("cpu"),
+        calls=1,
+        windows=2,
+    )
+    assert order == ["roof", "full", "bare", "roof", "full", "bare", "roof"]
+    assert max(timing.roofs) == (9.0, "b") and len(timing.full) == len(timing.bare) == 2
+
+
+def test_a_share_above_the_roof_is_marked_invalid(monkeypatch):
+    """A roof probe slower than the step itself (a loaded machine) must not print as a share > 100 %."""
+    probes = []
+    monkeypatch.setattr(bench, "matmul_peak", lambda *a, **k: probes.append(1) or (1e3, "slow probe"))
+    r = bench_preset("smoke", BenchOptions(**TINY))
+    assert len(probes) == TINY["windows"] + 1  # one before the windows, one after each
+    assert r.peak_fraction > 1 and not r.peak_valid
+    text = bench.format_table(r)
+    assert "INVALID" in text and "rerun on a quiet machine" in text
+    ok = dataclasses.replace(r, peak_fraction=0.5, peak_valid=True, notes=[])
+    assert "INVALID" not in bench.format_table(ok)
 
 
 def test_cli_writes_json_report(project_root, capsys, monkeypatch):
@@ -144,7 +180,7 @@ def test_default_presets_per_device_and_profile_report(monkeypatch):
 
 def test_layer_flops_add_up_to_the_networks_forward():
     data = synthetic_data(n=16)
-    s = train.setup_training(resolve_config("smoke"), data, torch.device("cpu"))
+    s = train_setup.setup_training(resolve_config("smoke"), data, torch.device("cpu"))
     G, D = s.trainer.G, s.trainer.D
     x, y = s.next_batch()
     z = s.trainer.noise(x.shape[0])
@@ -202,16 +238,17 @@ def test_gpu_presets_turn_the_speed_options_on():
 
 def test_compile_cuda_mode_leaves_cpu_runs_uncompiled():
     cfg = resolve_config("smoke", ["train.compile=cuda", "train.channels_last=true"])
-    s = train.setup_training(cfg, synthetic_data(n=16), torch.device("cpu"))
+    s = train_setup.setup_training(cfg, synthetic_data(n=16), torch.device("cpu"))
     assert not s.trainer.compiled and not hasattr(s.trainer.G, "_orig_mod")
-    assert train.compile_enabled("cuda", torch.device("cuda")) and train.compile_enabled("on", torch.device("cpu"))
+    assert train_setup.compile_enabled("cuda", torch.device("cuda"))
+    assert train_setup.compile_enabled("on", torch.device("cpu"))
 
 
 def test_channels_last_batches_hold_the_same_pixels():
     data = synthetic_data(n=32)
     cols = torch.arange(3)
-    plain = train.batch_sampler(data, 8, 32, cols, torch.Generator().manual_seed(1))
-    nhwc = train.batch_sampler(data, 8, 32, cols, torch.Generator().manual_seed(1), channels_last=True)
+    plain = train_setup.batch_sampler(data, 8, 32, cols, torch.Generator().manual_seed(1))
+    nhwc = train_setup.batch_sampler(data, 8, 32, cols, torch.Generator().manual_seed(1), channels_last=True)
     (a, ya), (b, yb) = plain(), nhwc()
     assert b.is_contiguous(memory_format=torch.channels_last) and a.is_contiguous()
     assert torch.equal(a, b) and torch.equal(ya, yb)
@@ -242,17 +279,17 @@ def test_channels_last_compiled_run_steps_and_saves_plain_checkpoints(preset, mo
         cfg = resolve_config(
             preset, common + ([f"train.channels_last={str(fast).lower()}", f"train.compile={'on' if fast else 'off'}"])
         )
-        runs[fast] = (cfg, train.setup_training(cfg, data, torch.device("cpu")))
+        runs[fast] = (cfg, train_setup.setup_training(cfg, data, torch.device("cpu")))
     (cfg, plain), (_, fast) = runs[False], runs[True]
     # spectral norm (resnet_full's D) keeps D eager: its compiled power iteration breaks two forwards per backward
     assert fast.trainer.compiled == (["G"] if cfg.model.d_spectral_norm else ["G", "D"]) and not plain.trainer.compiled
-    conv = next(p for p in train._unwrap(fast.trainer.D).parameters() if p.dim() == 4 and p.shape[1] > 1)
+    conv = next(p for p in unwrap(fast.trainer.D).parameters() if p.dim() == 4 and p.shape[1] > 1)
     assert conv.is_contiguous(memory_format=torch.channels_last)
 
     (x, y), (x_cl, y_cl) = plain.next_batch(), fast.next_batch()  # same stream: same batch, NHWC
     assert torch.equal(x, x_cl) and torch.equal(y, y_cl) and x_cl.is_contiguous(memory_format=torch.channels_last)
     with torch.no_grad():  # same initial weights, same function
-        d_plain = train._unwrap(plain.trainer.D)(x, y)
+        d_plain = unwrap(plain.trainer.D)(x, y)
         d_fast = fast.trainer.D(x_cl, y)
     torch.testing.assert_close(d_fast, d_plain, rtol=1e-4, atol=1e-4)
 
@@ -261,10 +298,7 @@ def test_channels_last_compiled_run_steps_and_saves_plain_checkpoints(preset, mo
     assert stats["fast"]["r1"] > 0
     torch.testing.assert_close(stats["fast"]["d_loss"], stats["plain"]["d_loss"], rtol=1e-3, atol=1e-3)
 
-    states = {
-        k: train.training_state(s, cfg, "synthetic", None, [s.gen.get_state()])
-        for k, s in (("plain", plain), ("fast", fast))
-    }
+    states = {k: train_setup.checkpoint_state(s, cfg, "synthetic") for k, s in (("plain", plain), ("fast", fast))}
     assert _state_keys(states["fast"]) == _state_keys(states["plain"])
     assert not any("_orig_mod" in k or k.startswith("module.") for k in states["fast"]["G"])
     G, D = build_models(cfg.model, data.vocab, plain.net_res)

@@ -104,25 +104,25 @@ def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
     )
     torch.set_num_threads(1)
     from heroportraits.data import dataset
-    from heroportraits.training import loop as train
+    from heroportraits.training import loop, run_files, trainer
     from heroportraits.training.config import resolve_config
 
     calls: list[dict] = []
-    batch, setup, step = dataset.PortraitData.batch, train.setup_training, train.Trainer.step
-    save_ckpt, save_grid = train.save_checkpoint, train.save_grid_figure
+    batch, setup_training, step = dataset.PortraitData.batch, loop.setup_training, trainer.Trainer.step
+    save_ckpt, save_grid = run_files.save_checkpoint, run_files.save_grid_figure
 
     def spy_batch(self, idx):
         calls[-1]["drawn"] += [self.files[i] for i in idx.tolist()]
         return batch(self, idx)
 
     def spy_setup(*args, **kwargs):
-        s = setup(*args, **kwargs)
+        s = setup_training(*args, **kwargs)
         calls[-1].update(shard=list(s.shard.files), setup=s)
         return s
 
-    def spy_step(self, next_batch):
+    def spy_step(self, next_batch, bare=False):
         calls[-1]["iterations"].append(self.iteration)
-        return step(self, next_batch)
+        return step(self, next_batch, bare)
 
     def spy_write(save, path_arg: int):
         def wrapped(*args, **kwargs):
@@ -131,24 +131,32 @@ def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
 
         return wrapped
 
-    dataset.PortraitData.batch, train.setup_training, train.Trainer.step = spy_batch, spy_setup, spy_step
-    train.save_checkpoint, train.save_grid_figure = spy_write(save_ckpt, 1), spy_write(save_grid, 2)
+    dataset.PortraitData.batch, loop.setup_training, trainer.Trainer.step = spy_batch, spy_setup, spy_step
+    run_files.save_checkpoint, run_files.save_grid_figure = spy_write(save_ckpt, 1), spy_write(save_grid, 2)
 
-    for run, steps in (("straight", 6), ("resumed", 3), ("resumed", 6)):
-        calls.append({"run": run, "drawn": [], "iterations": [], "writes": []})
-        cfg = resolve_config("smoke", {**OVERRIDES, "train.steps": steps})
-        result = train.train(cfg, "toy", run, progress=False)
-        s = calls[-1].pop("setup")
-        calls[-1].update(
-            step=result.step,
-            batch=len(s.next_batch()[0]),
-            G=_digest(train._unwrap(s.trainer.G).state_dict()),
-            D=_digest(train._unwrap(s.trainer.D).state_dict()),
-            G_ema=_digest(s.trainer.G_ema.state_dict()),
-        )
+    # One process group for the three runs: train() joins the group only if none is open (and
+    # then leaves it when done), so here it keeps this one.
+    with distributed.process_group(torch.device("cpu")):
+        for run, steps in (("straight", 6), ("resumed", 3), ("resumed", 6)):
+            calls.append({"run": run, "drawn": [], "iterations": [], "writes": []})
+            cfg = resolve_config("smoke", {**OVERRIDES, "train.steps": steps})
+            result = loop.train(cfg, "toy", run, progress=False)
+            s = calls[-1].pop("setup")
+            calls[-1].update(
+                step=result.step,
+                batch=len(s.next_batch()[0]),
+                G=_digest(distributed.unwrap(s.trainer.G).state_dict()),
+                D=_digest(distributed.unwrap(s.trainer.D).state_dict()),
+                G_ema=_digest(s.trainer.G_ema.state_dict()),
+            )
+        kept = torch.distributed.is_initialized()  # train() left the group it did not open
+    # A notebook calling train() under torchrun: train() opens the group and closes it again.
+    calls.append({"run": "again", "drawn": [], "iterations": [], "writes": []})
+    loop.train(resolve_config("smoke", {**OVERRIDES, "train.steps": 6}), "toy", "straight", progress=False)
+    calls[-1].update(kept=kept, closed=not torch.distributed.is_initialized())
+    calls[-1].pop("setup")
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(calls, f)
-    distributed.cleanup(distributed.detect())
 
 
 @pytest.fixture
@@ -173,6 +181,8 @@ def test_two_ranks_shard_data_agree_on_weights_and_resume_exactly(trained_judge,
                 p.kill()
             pytest.fail("two-process training did not finish in 240 s (a collective one rank never joined?)")
     r0, r1 = (json.loads((out / f"rank{r}.json").read_text()) for r in range(2))
+    for again in (r0.pop(), r1.pop()):  # nothing left to train; the group opened by train() is closed
+        assert again["kept"] and again["closed"] and again["iterations"] == []
     train_files = load_dataset("toy", "train").files
 
     for a, b in zip(r0, r1):

@@ -14,7 +14,7 @@ from heroportraits.models import build_models
 from heroportraits.models.layers import apply_spectral_norm
 from heroportraits.training.config import resolve_config
 from heroportraits.training.ema import ema_beta, make_ema, update_ema
-from heroportraits.training.loop import Trainer
+from heroportraits.training.trainer import Trainer
 
 VOCAB = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"]})
 

@@ -83,7 +83,7 @@ def test_lecam_is_zero_when_outputs_equal_the_anchors():
 
 
 def test_mode_seeking_penalty_is_inverse_image_over_noise_distance():
-    from heroportraits.training.loop import mode_seeking_penalty
+    from heroportraits.training.losses import mode_seeking_penalty
 
     z = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0], [1.0, 3.0]])  # pairs (row 0, row 2), (row 1, row 3)
     fake = torch.zeros(4, 3, 2, 2)
@@ -98,7 +98,7 @@ def test_mode_seeking_penalty_is_inverse_image_over_noise_distance():
 def test_mode_seeking_pairs_share_labels_in_the_g_step(toy_dataset):
     from heroportraits.data.dataset import load_dataset
     from heroportraits.training.config import resolve_config
-    from heroportraits.training.loop import setup_training
+    from heroportraits.training.setup import setup_training
 
     cfg = resolve_config("smoke", {"train.mode_seeking": 1.0, "train.device": "cpu"})
     s = setup_training(cfg, load_dataset(toy_dataset, "train"), torch.device("cpu"))

@@ -21,7 +21,9 @@ from heroportraits.models.layers import ConditionalBatchNorm2d
 from heroportraits.sample import Sampler, most_common_labels
 from heroportraits.training.config import PRESETS, resolve_config
 from heroportraits.training.ema import ema_beta
-from heroportraits.training.loop import Trainer, setup_training, train
+from heroportraits.training.loop import train
+from heroportraits.training.setup import setup_training
+from heroportraits.training.trainer import Trainer
 
 VOCAB = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"]})
 

@@ -139,13 +139,13 @@ def test_eval_every_writes_curve_and_keeps_best_checkpoint(toy_dataset, project_
 
 def test_best_fd_survives_resume(toy_dataset, project_root, monkeypatch):
     from heroportraits.evaluation import evaluate
-    from heroportraits.training import loop as train_module
+    from heroportraits.training import run_files
 
     fds = iter([5.0, 1.0, 3.0, 2.0])  # steps 2, 4, 6, then 8 after the resume
     monkeypatch.setattr(
         evaluate, "quick_fd", lambda images, rows, name, n=500: {"n": len(images), "fd": next(fds), "cond_acc": 0.5}
     )
-    monkeypatch.setattr(train_module, "prepare_evaluation", lambda *a, **k: None)  # no judge needed
+    monkeypatch.setattr(run_files, "prepare_evaluation", lambda *a, **k: None)  # no judge needed
     cfg = resolve_config("smoke", {"train.eval_every": 2, "train.eval_samples": 10})
     train(cfg, toy_dataset, "rb", progress=False)
     run_dir = project_root / "artifacts_gan" / "checkpoints" / "rb"

@@ -5,8 +5,8 @@
     python -m heroportraits bench --preset cpu --profile   # where the step's time and FLOPs go
     python -m heroportraits bench --quality 10 --dataset procedural   # FD after 10 minutes of training
 
-Every figure of a preset comes from one run of the real training step (`train.Trainer`,
-built by `train.setup_training`, with that preset's regularisers, channels-last and
+Every figure of a preset comes from one run of the real training step (`Trainer.step`,
+built by `setup_training`, with that preset's regularisers, channels-last and
 compile options on) on a synthetic in-memory dataset (random uint8 images, default
 schema, native scale 2), so no prepared data is needed:
   * time per step and images/s: best of several timed windows (the machine may be
@@ -14,11 +14,13 @@ schema, native scale 2), so no prepared data is needed:
   * FLOPs per step, counted by `FlopCounterMode` over one regularisation period, and the
     achieved FLOP/s as a share of the fastest large GEMM timed in the same run (the roof):
     torch.mm (MKL / cuBLAS) and, on CPU, the same kind of GEMM as a 1x1 convolution
-    (oneDNN, the library the networks' convolutions run in);
-  * the share of the step spent outside the networks: the same step timed with the
-    batch assembly, augmentation, attribute dropout, EMA and logging stubbed out,
-    interleaved window by window with the full step; each part is also timed alone,
-    and their sum is a second, steadier estimate on a busy machine;
+    (oneDNN, the library the networks' convolutions run in); the roof is the best of
+    several probes interleaved with the step timings, and a share above 100 % (the probes
+    saw a busier machine than the step) is reported as invalid, never as a figure;
+  * the share of the step spent outside the networks: the bare step (`Trainer.step(...,
+    bare=True)`: no augmentation, attribute dropout or EMA, one cached batch, no logging)
+    timed window by window with the full step; each part is also timed alone, and their
+    sum is a second, steadier estimate on a busy machine;
   * sampling throughput at batch 256 and single-portrait latency of the EMA generator
     through `sample.Sampler` (the code the `sample` verb runs);
   * peak memory: host RSS and, on CUDA, torch.cuda.max_memory_allocated.
@@ -46,7 +48,6 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +58,10 @@ from heroportraits.data.dataset import PortraitData
 from heroportraits.errors import HeroError
 from heroportraits.paths import project_root
 from heroportraits.training.config import Config, preset_choices, resolve_config
+from heroportraits.training.distributed import unwrap
+from heroportraits.training.ema import update_ema
+from heroportraits.training.setup import TrainingSetup, checkpoint_state, resolve_device, setup_training
+from heroportraits.training.trainer import STEP_STATS, Trainer
 
 # Benchmarked by default, per device type: the demo, the plain baseline, the full technique set.
 DEFAULT_PRESETS = {"cpu": ("cpu", "dcgan", "resnet_full"), "cuda": ("gpu", "dcgan_gpu", "resnet_full_gpu")}
@@ -102,6 +107,7 @@ class PresetBench:
     peak_gflops: float  # measured GEMM roof in compute_dtype (the fastest engine)
     peak_source: str  # which GEMM gave the roof
     peak_fraction: float  # achieved / peak
+    peak_valid: bool  # peak_fraction <= 1; False: the roof probes saw a busier machine than the step (see notes)
     bare_step_ms: float  # the step with everything outside the networks stubbed out
     overhead_share: float  # 1 - bare / full: share of the step outside the networks
     parts_ms: dict  # each outside-the-network part timed alone, per step
@@ -231,7 +237,7 @@ def synthetic_data(
 
 
 # ---------------------------------------------------------------- one preset
-def _compute_dtype(trainer) -> torch.dtype:
+def _compute_dtype(trainer: Trainer) -> torch.dtype:
     """The dtype the step's matmuls run in: autocast's when it is on, else the parameters'."""
     ac = getattr(trainer, "autocast", None)
     if ac is not None and getattr(ac, "_enabled", False):
@@ -248,29 +254,8 @@ def _period(cfg: Config) -> int:
     return math.lcm(tc.r1_every, n_dis) // n_dis
 
 
-@contextlib.contextmanager
-def _bare(trainer, batch: tuple) -> Callable:
-    """The same Trainer step with everything outside the networks stubbed out.
-
-    Yields a next_batch that returns one cached batch; augmentation / instance noise,
-    attribute dropout and the EMA update become no-ops. What is left is the networks'
-    forward and backward passes, the losses and the optimiser updates.
-    """
-    from heroportraits.training import loop as T
-
-    trainer.d_input = lambda x, noise_std: x
-    trainer.drop_attributes = lambda y: y
-    try:
-        with mock.patch.object(T, "update_ema", lambda *a, **k: None):
-            yield lambda: batch
-    finally:
-        del trainer.d_input, trainer.drop_attributes
-
-
-def _logger(trainer, log_every: int) -> Callable[[dict], None]:
+def _logger(log_every: int) -> Callable[[dict], None]:
     """What train() does every log_every steps: read the stats on the host, append a CSV row."""
-    from heroportraits.training.loop import STEP_STATS
-
     buf, count = io.StringIO(), [0]
 
     def log(stats: dict) -> None:
@@ -282,114 +267,84 @@ def _logger(trainer, log_every: int) -> Callable[[dict], None]:
     return log
 
 
-def _sampler(trainer, cfg: Config, data: PortraitData, net_res: int, device: torch.device):
-    """A `sample.Sampler` around the trainer's EMA generator, built from an in-memory checkpoint dict."""
-    from heroportraits.sample import Sampler
-    from heroportraits.training.loop import label_mix
-
-    state = {
-        "config": cfg.to_dict(),
-        "vocab": data.vocab.to_json(),
-        "step": trainer.iteration,
-        "dataset": {
-            "name": "synthetic",
-            "native_scale": data.native_scale,
-            "resolution": data.resolution,
-            "network_resolution": net_res,
-            "label_mix": label_mix(data.labels),
-        },
-        "G_ema": {k: v.detach().cpu() for k, v in trainer.G_ema.state_dict().items()},
-    }
-    return Sampler(state, device)
-
-
-def _eager(trainer) -> contextlib.AbstractContextManager:
+def _eager(trainer: Trainer) -> contextlib.AbstractContextManager:
     """Run compiled networks eagerly (FLOP counting needs the individual ops)."""
     return torch.compiler.set_stance("force_eager") if trainer.compiled else contextlib.nullcontext()
 
 
-def _setup(name: str, opts: BenchOptions):
-    """(config, device, synthetic data, train.setup_training's objects) for one preset."""
-    from heroportraits.training import loop as T
-
+def _setup(name: str, opts: BenchOptions) -> tuple[Config, torch.device, PortraitData, TrainingSetup]:
+    """(config, device, synthetic data, setup_training's objects) for one preset."""
     if opts.threads > 0:
         torch.set_num_threads(opts.threads)
     cfg = resolve_config(name, list(opts.overrides))
     cfg.train.device = opts.device
-    device = T.resolve_device(opts.device)
+    device = resolve_device(opts.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BenchError(f"--device {opts.device}: CUDA is not available on this machine; use --device cpu")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     data = synthetic_data(opts.data_size, device=device, seed=cfg.train.seed)
-    return cfg, device, data, T.setup_training(cfg, data, device)
+    return cfg, device, data, setup_training(cfg, data, device)
 
 
-def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
-    """Benchmark one preset's training step and sampling on this machine (see module docstring)."""
-    from heroportraits.training import loop as T
+@dataclass
+class StepTiming:
+    """Seconds per step of each window (full and bare step), and the roof probes taken between them."""
 
-    t_start = time.perf_counter()
-    cfg, device, data, setup = _setup(name, opts)
-    tc = cfg.train
-    trainer, next_batch, net_res = setup.trainer, setup.next_batch, setup.net_res
-    period = _period(cfg)
-    calls = period * max(1, round(opts.steps / opts.windows / period))  # steps per window
-    log = _logger(trainer, tc.log_every)
+    full: list[float]
+    bare: list[float]
+    roofs: list[tuple[float, str]]  # (FLOP/s, GEMM) of each probe
 
-    def full_step() -> None:
-        log(trainer.step(next_batch))
 
-    # ---- warm-up: a whole R1 period, so every variant of the step (and of a compiled graph) has run
-    for _ in range(max(opts.warmup, period, 1)):
-        full_step()
-    batch = next_batch()
-    with _bare(trainer, batch) as cached:
-        for _ in range(max(opts.warmup, period, 1)):
-            trainer.step(cached)
+def time_steps(
+    full_step: Callable[[], object],
+    bare_step: Callable[[], object],
+    roof: Callable[[], tuple[float, str]],
+    device: torch.device,
+    calls: int,
+    windows: int,
+) -> StepTiming:
+    """Full and bare steps window by window, with a roof probe before the first window and after
+    each: all three see the same machine load, and the roof is the best of windows + 1 probes
+    (one probe on a busy moment cannot make it fall below what the step itself achieves)."""
+    t = StepTiming([], [], [roof()])
+    for _ in range(windows):
+        t.full += _best_windows(full_step, device, calls, 1)
+        t.bare += _best_windows(bare_step, device, calls, 1)
+        t.roofs.append(roof())
+    return t
 
-    # ---- FLOPs of one step, averaged over a regularisation period
-    with _eager(trainer):
-        flops = count_flops(full_step, period)
 
-    # ---- roof before and after (the max: other processes may share the machine)
-    dtype = _compute_dtype(trainer)
-    peaks = [matmul_peak(device, dtype, opts.peak_size or None)]
-
-    # ---- full and bare steps, window by window, so both see the same machine load
-    full, bare = [], []
-    for _ in range(opts.windows):
-        full += _best_windows(full_step, device, calls, 1)
-        with _bare(trainer, batch) as cached:
-            bare += _best_windows(lambda: trainer.step(cached), device, calls, 1)
-    peaks.append(matmul_peak(device, dtype, opts.peak_size or None))
-    step_s, bare_s = min(full), min(bare)
-
-    # ---- each part outside the networks, alone (per step)
-    n_dis = getattr(tc, "n_dis", 1)
-    noise_std = T.instance_noise_std(tc.instance_noise_std, tc.instance_noise_steps, trainer.iteration, tc.steps)
+def _parts_alone(trainer: Trainer, setup: TrainingSetup, batch: tuple, cfg: Config, device, reps: int) -> dict:
+    """Each part of the step outside the networks timed alone, in ms per step."""
+    tc, n_dis = cfg.train, getattr(cfg.train, "n_dis", 1)
     real, y = batch
     with torch.no_grad():
         fake = trainer.G(trainer.noise(real.shape[0]), y)
-    reps = max(3, calls)
 
     def per_step(fn: Callable[[], object], times_per_step: float) -> float:
         return min(_best_windows(fn, device, reps, 3)) * times_per_step * 1e3
 
-    from heroportraits.training.ema import update_ema
-
+    noise_std = trainer.noise_std()
     with torch.no_grad():
         parts = {
-            "batch": per_step(next_batch, n_dis),
+            "batch": per_step(setup.next_batch, n_dis),
             "dropout": per_step(lambda: trainer.drop_attributes(y), n_dis),
             "augment": per_step(lambda: trainer.d_input(fake, noise_std), 2 * n_dis + 1),
-            "ema": per_step(lambda: update_ema(trainer.G_ema, T._unwrap(trainer.G), 0.999), 1),
+            "ema": per_step(lambda: update_ema(trainer.G_ema, unwrap(trainer.G), 0.999), 1),
         }
-    stats = trainer.step(next_batch)
-    parts["logging"] = per_step(lambda: _logger(trainer, 1)(stats), 1 / tc.log_every)
+    stats = trainer.step(setup.next_batch)
+    parts["logging"] = per_step(lambda: _logger(1)(stats), 1 / tc.log_every)
+    return parts
 
-    # ---- sampling from the EMA generator, through the sample verb's code path
-    sampler = _sampler(trainer, cfg, data, net_res, device)
+
+def _sampling(setup: TrainingSetup, cfg: Config, opts: BenchOptions) -> tuple[float, float]:
+    """(portraits/s at opts.sample_batch, single-portrait latency in s) of the EMA generator, through
+    `sample.Sampler` loaded from the run's own checkpoint dict (the code the `sample` verb runs)."""
+    from heroportraits.sample import Sampler
+
+    device = setup.device
+    sampler = Sampler(checkpoint_state(setup, cfg, "synthetic"), device)
     labels = sampler.draw_conditions(opts.sample_n, seed=0)
     sampler.generate_from_labels(labels[: opts.sample_batch], batch_size=opts.sample_batch)  # warm-up
     sample_s = min(
@@ -398,46 +353,101 @@ def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
     one = labels[:1]
     sampler.generate_from_labels(one)
     latency = statistics.median(_best_windows(lambda: sampler.generate_from_labels(one), device, 1, opts.latency_reps))
+    return opts.sample_n / sample_s, latency
 
-    (peak, peak_source), low = max(peaks), min(peaks)[0]
-    g_params = sum(p.numel() for p in T._unwrap(trainer.G).parameters())
-    d_params = sum(p.numel() for p in T._unwrap(trainer.D).parameters())
+
+def _roof_notes(roofs: list[tuple[float, str]], fraction: float) -> list[str]:
+    """What a reader must know about the roof: it moved (a shared machine), or the step beat it."""
+    peak, low = max(roofs)[0], min(roofs)[0]
     notes = []
     if peak > 1.25 * low:
         notes.append(
             f"GEMM roof varied {low / 1e9:.0f}-{peak / 1e9:.0f} GFLOP/s during the run: "
             f"the machine was shared; figures are best windows"
         )
+    if fraction > 1:
+        notes.append(
+            f"INVALID roof share: the step achieved {fraction:.0%} of the best of {len(roofs)} roof probes, "
+            f"so the probes ran on a busier machine than the step; rerun on a quiet machine"
+        )
+    return notes
+
+
+def _time_training_step(trainer: Trainer, setup: TrainingSetup, cfg: Config, opts: BenchOptions):
+    """(FLOPs per step, StepTiming, compute dtype, the bare step's cached batch, steps per window)."""
+    period = _period(cfg)
+    calls = period * max(1, round(opts.steps / opts.windows / period))  # steps per window
+    log = _logger(cfg.train.log_every)
+    batch = setup.next_batch()
+
+    def full_step() -> None:
+        log(trainer.step(setup.next_batch))
+
+    def bare_step() -> None:  # the networks' work alone, on one cached batch
+        trainer.step(lambda: batch, bare=True)
+
+    # ---- warm-up: a whole R1 period, so every variant of the step (and of a compiled graph) has run
+    for _ in range(max(opts.warmup, period, 1)):
+        full_step()
+        bare_step()
+
+    # ---- FLOPs of one step, averaged over a regularisation period
+    with _eager(trainer):
+        flops = count_flops(full_step, period)
+
+    # ---- full and bare steps, window by window, with the roof probed between them
+    dtype = _compute_dtype(trainer)
+
+    def roof() -> tuple[float, str]:
+        return matmul_peak(setup.device, dtype, opts.peak_size or None, windows=2)
+
+    timing = time_steps(full_step, bare_step, roof, setup.device, calls, opts.windows)
+    return flops, timing, dtype, batch, calls
+
+
+def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
+    """Benchmark one preset's training step and sampling on this machine (see module docstring)."""
+    t_start = time.perf_counter()
+    cfg, device, _, setup = _setup(name, opts)
+    tc, trainer = cfg.train, setup.trainer
+    flops, timing, dtype, batch, calls = _time_training_step(trainer, setup, cfg, opts)
+    step_s, bare_s = min(timing.full), min(timing.bare)
+    parts = _parts_alone(trainer, setup, batch, cfg, device, reps=max(3, calls))
+    sample_per_s, latency = _sampling(setup, cfg, opts)
+
+    peak, peak_source = max(timing.roofs)
+    fraction = flops / step_s / peak
     return PresetBench(
         preset=name,
         device=str(device),
         compute_dtype=str(dtype).replace("torch.", ""),
         batch_size=tc.batch_size,
-        network_resolution=net_res,
-        params_g=g_params,
-        params_d=d_params,
+        network_resolution=setup.net_res,
+        params_g=sum(p.numel() for p in unwrap(trainer.G).parameters()),
+        params_d=sum(p.numel() for p in unwrap(trainer.D).parameters()),
         threads=torch.get_num_threads(),
         channels_last=tc.channels_last,
         compiled=trainer.compiled,
         step_ms=step_s * 1e3,
-        step_ms_median=statistics.median(full) * 1e3,
-        images_per_s=tc.batch_size * n_dis / step_s,
+        step_ms_median=statistics.median(timing.full) * 1e3,
+        images_per_s=tc.batch_size * getattr(tc, "n_dis", 1) / step_s,
         step_gflop=flops / 1e9,
         achieved_gflops=flops / step_s / 1e9,
         peak_gflops=peak / 1e9,
         peak_source=peak_source,
-        peak_fraction=flops / step_s / peak,
+        peak_fraction=fraction,
+        peak_valid=fraction <= 1,
         bare_step_ms=bare_s * 1e3,
         overhead_share=max(0.0, 1 - bare_s / step_s),
         parts_ms=parts,
         parts_share=sum(parts.values()) / (step_s * 1e3),
-        sample_per_s=opts.sample_n / sample_s,
+        sample_per_s=sample_per_s,
         sample_batch=opts.sample_batch,
         latency_ms=latency * 1e3,
         host_peak_rss_mb=host_peak_rss_mb(),
         gpu_peak_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         seconds=time.perf_counter() - t_start,
-        notes=notes,
+        notes=_roof_notes(timing.roofs, fraction),
     )
 
 
@@ -465,9 +475,7 @@ def profile_preset(name: str, opts: BenchOptions, steps: int = 4, rows: int = 20
     grouped by input shape) and its FLOPs (by layer): a text report."""
     from torch.profiler import ProfilerActivity, profile
 
-    from heroportraits.training import loop as T
-
-    cfg, device, data, setup = _setup(name, opts)
+    cfg, device, _, setup = _setup(name, opts)
     trainer, next_batch = setup.trainer, setup.next_batch
     for _ in range(max(opts.warmup, _period(cfg))):
         trainer.step(next_batch)
@@ -481,7 +489,7 @@ def profile_preset(name: str, opts: BenchOptions, steps: int = 4, rows: int = 20
 
     real, y = next_batch()
     with _eager(trainer):
-        flops = layer_flops(T._unwrap(trainer.G), T._unwrap(trainer.D), trainer.noise(real.shape[0]), y, real)
+        flops = layer_flops(unwrap(trainer.G), unwrap(trainer.D), trainer.noise(real.shape[0]), y, real)
     total = sum(v for k, v in flops.items() if "." not in k)  # the two networks
     lines = [f"preset {name}: forward FLOPs by layer (batch {real.shape[0]}; backward adds ~2x)"]
     lines += [f"  {k:<44} {v / 1e9:8.3f} GFLOP  {v / total:6.1%}" for k, v in flops.items()]
@@ -498,8 +506,8 @@ def format_table(r: PresetBench) -> str:
         ("FLOPs per step", f"{r.step_gflop:.2f} GFLOP"),
         (
             "achieved",
-            f"{r.achieved_gflops:,.1f} GFLOP/s = {r.peak_fraction:.0%} of the measured "
-            f"{r.compute_dtype} matmul roof ({r.peak_gflops:,.0f} GFLOP/s, {r.peak_source})",
+            f"{r.achieved_gflops:,.1f} GFLOP/s = {r.peak_fraction:.0%}{'' if r.peak_valid else ' (INVALID, see note)'} "
+            f"of the measured {r.compute_dtype} matmul roof ({r.peak_gflops:,.0f} GFLOP/s, {r.peak_source})",
         ),
         (
             "outside the networks",
@@ -531,8 +539,6 @@ def run_bench(
     presets: list[str] | None = None, opts: BenchOptions | None = None, echo: Callable[[str], None] | None = print
 ) -> dict:
     """Benchmark each preset (in its own process when opts.isolate) and return the JSON report."""
-    from heroportraits.training.loop import resolve_device
-
     opts = opts or BenchOptions()
     device = resolve_device(opts.device)
     presets = list(presets or default_presets(device.type))
@@ -592,7 +598,8 @@ def quality_run(
     VAL split), of the EMA generator, scored as evaluation while training scores it.
     """
     from heroportraits.training.checkpoint import load_checkpoint
-    from heroportraits.training.loop import evaluate_generator, resolve_device, train
+    from heroportraits.training.loop import train
+    from heroportraits.training.run_files import evaluate_generator
 
     if minutes <= 0 or intervals < 1:
         raise BenchError(f"--quality needs minutes > 0 (got {minutes}) and intervals >= 1 (got {intervals})")
@@ -702,8 +709,6 @@ def _run_cli(args: argparse.Namespace) -> None:
         quality = quality_run(
             args.quality, args.dataset, presets[0], args.intervals, overrides=args.overrides, device=args.device
         )
-        from heroportraits.training.loop import resolve_device
-
         report = {
             "machine": machine_info(resolve_device(args.device)),
             "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -726,8 +731,6 @@ def _run_cli(args: argparse.Namespace) -> None:
         isolate=not args.no_isolate,
     )
     if args.profile:
-        from heroportraits.training.loop import resolve_device
-
         for name in args.presets or default_presets(resolve_device(args.device).type):
             print(profile_preset(name, opts) + "\n")
         return

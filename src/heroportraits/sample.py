@@ -27,7 +27,7 @@ from heroportraits.data.dataset import write_labels_csv
 from heroportraits.data.images import make_grid, save_png, tensor_to_uint8
 from heroportraits.drawing import grid_layout, save_grid_figure
 from heroportraits.errors import HeroError
-from heroportraits.models import build_models, conditioning_vocab, upscale_to_output
+from heroportraits.models import build_generator, conditioning_vocab, upscale_to_output
 from heroportraits.paths import output_folder
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint, resolve_checkpoint_path
 from heroportraits.training.config import Config
@@ -53,7 +53,10 @@ class Sampler:
         self.native_scale = int(ds["native_scale"])
         self.resolution = int(ds["resolution"])
         self.step = int(state["step"])
-        self.G, _ = build_models(self.config.model, self.vocab, int(ds["network_resolution"]))
+        # Building G draws its (soon overwritten) initial weights from the global RNG: fork it, so
+        # loading a sampler, as evaluation while training does, leaves a run's random streams alone.
+        with torch.random.fork_rng(devices=[]):
+            self.G = build_generator(self.config.model, self.vocab, int(ds["network_resolution"]))
         self.G.load_state_dict(state["G_ema"])
         self.G.to(self.device).eval()
         self._mix_rows = torch.tensor(ds["label_mix"]["rows"], dtype=torch.long)  # (M, A) full-vocab indices

@@ -34,14 +34,19 @@ def network_resolution(cfg: ModelConfig, output_resolution: int, native_scale: i
     return output_resolution // native_scale if cfg.native_grid and native_scale > 1 else output_resolution
 
 
-def build_models(cfg: ModelConfig, vocab: Vocabulary, resolution: int):
-    """(G, D) for `vocab`'s attributes (palette dropped when use_palette is off)."""
+def build_generator(cfg: ModelConfig, vocab: Vocabulary, resolution: int):
+    """G alone, for `vocab`'s attributes (palette dropped when use_palette is off): what sampling needs."""
     check_choices(cfg)
-    gen_cls, dis_cls = ARCHITECTURES[cfg.arch]
-    cvocab = conditioning_vocab(cfg, vocab)
-    G, D = gen_cls(cfg, cvocab, resolution), dis_cls(cfg, cvocab, resolution)
+    G = ARCHITECTURES[cfg.arch][0](cfg, conditioning_vocab(cfg, vocab), resolution)
     if cfg.g_spectral_norm:
         apply_spectral_norm(G)
+    return G
+
+
+def build_models(cfg: ModelConfig, vocab: Vocabulary, resolution: int):
+    """(G, D) for `vocab`'s attributes (palette dropped when use_palette is off)."""
+    G = build_generator(cfg, vocab, resolution)
+    D = ARCHITECTURES[cfg.arch][1](cfg, conditioning_vocab(cfg, vocab), resolution)
     if cfg.d_spectral_norm:
         apply_spectral_norm(D, embeddings=True)
     return G, D

@@ -15,8 +15,10 @@ be on a filesystem all nodes share) and restores its own random stream from it.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -77,15 +79,35 @@ def detect() -> DistInfo:
     return DistInfo(rank, world, local)
 
 
-def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
-    """Join the process group (if launched by torchrun) and pick this rank's device.
+@contextlib.contextmanager
+def process_group(device: torch.device) -> Iterator[tuple[DistInfo, torch.device]]:
+    """Join the process group (if launched by torchrun) for the block, and leave it afterwards.
 
-    CUDA: one GPU per process (cuda:LOCAL_RANK), NCCL. CPU: gloo. Returns the info and
-    the device this rank trains on; a no-op outside torchrun.
+    Yields (info, this rank's device). CUDA: one GPU per process (cuda:LOCAL_RANK), NCCL;
+    CPU: gloo. Outside torchrun, (DistInfo(), device) and nothing else. The group is left
+    (after a barrier) only if this block joined it, so a caller that holds a group across
+    several runs (a test, a notebook looping over train()) keeps it, while a notebook calling
+    train() once under torchrun does not leave it open.
     """
     info = detect()
     if not info.enabled:
-        return info, device
+        yield info, device
+        return
+    info, device = _rank_device(info, device)
+    owned = not dist.is_initialized()
+    if owned:
+        dist.init_process_group(info.backend, timeout=TIMEOUT)
+    try:
+        yield info, device
+    finally:
+        if owned and dist.is_initialized():
+            with contextlib.suppress(Exception):  # a rank that failed must not hang in the barrier
+                dist.barrier()
+            dist.destroy_process_group()
+
+
+def _rank_device(info: DistInfo, device: torch.device) -> tuple[DistInfo, torch.device]:
+    """This rank's device and backend: cuda:LOCAL_RANK with NCCL, or the CPU with gloo."""
     if device.type == "cuda":
         if info.local_rank >= torch.cuda.device_count():
             raise DistributedError(
@@ -99,8 +121,6 @@ def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
         backend = "gloo"
     else:
         raise DistributedError(f"distributed training supports cuda and cpu devices, not {device}")
-    if not dist.is_initialized():  # idempotent: train() may run several times in one process
-        dist.init_process_group(backend, timeout=TIMEOUT)
     return DistInfo(info.rank, info.world_size, info.local_rank, backend), device
 
 
@@ -152,11 +172,17 @@ def wrap(module: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
 
 
 def unwrap(module: nn.Module) -> nn.Module:
-    """The plain network inside a DDP and/or torch.compile wrapper (for state_dicts, EMA and
-    forwards that must not touch DDP's gradient bookkeeping)."""
-    if isinstance(module, DistributedDataParallel):
-        module = module.module
+    """The plain network inside a DDP and/or torch.compile wrapper: for state_dicts, the EMA
+    copy and parameter counts, which must not see the wrappers' key prefixes."""
+    module = without_ddp(module)
     return getattr(module, "_orig_mod", module)
+
+
+def without_ddp(module: nn.Module) -> nn.Module:
+    """The network without its DDP wrapper but still compiled (train.compile): for forwards whose
+    backward must not all-reduce gradients (G under no_grad in the D phase, D in the G phase),
+    at compiled speed. `unwrap` would also drop the compiled graph, which is why both exist."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
 
 
 @torch.no_grad()
@@ -204,10 +230,3 @@ def any_rank(flag: bool, info: DistInfo) -> bool:
 def barrier(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.barrier()
-
-
-def cleanup(info: DistInfo) -> None:
-    """Wait for every rank, then leave the process group (call once at the end of training)."""
-    if info.enabled and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()

@@ -54,3 +54,13 @@ def lecam_penalty(
     them on a small dataset. Anchors are EMAs of D's mean real/fake outputs (no gradient).
     """
     return F.relu(real_logits - anchor_fake).pow(2).mean() + F.relu(anchor_real - fake_logits).pow(2).mean()
+
+
+def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Mode seeking (MSGAN, Mao et al. 2019): the two halves of the batch share their labels, and
+    G is penalised by 1 / (|G(z1) - G(z2)| / |z1 - z2|), so two noises under one condition must
+    give two different portraits.   fake: (2H, 3, R, R), z: (2H, Z) -> 0-dim."""
+    x1, x2 = fake.chunk(2)
+    z1, z2 = z.chunk(2)
+    ratio = (x1 - x2).abs().mean(dim=(1, 2, 3)) / (z1 - z2).abs().mean(dim=1)  # (H,)
+    return 1.0 / (ratio.mean() + 1e-5)

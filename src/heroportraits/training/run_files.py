@@ -1,0 +1,168 @@
+"""The files of one training run, written by rank 0 only:
+
+    artifacts_gan/checkpoints/<run>/  last.pt, config.json, metrics.csv, losses.png;
+                                      with train.eval_every > 0 also eval.jsonl and best.pt
+    artifacts_gan/samples/<run>/      step_XXXXXX.png grids of the EMA generator, latest.png
+
+`RunFiles` opens them (cutting the logs back to a resumed step), appends a metrics row,
+draws the fixed sample grid, scores the EMA generator for eval.jsonl / best.pt and saves
+checkpoints, so that `train()` reads as the loop alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from heroportraits.data.images import tensor_to_uint8
+from heroportraits.drawing import fixed_noise, grid_layout, plot_losses, save_grid_figure
+from heroportraits.models import upscale_to_output
+from heroportraits.paths import checkpoints_dir, samples_dir
+from heroportraits.sample import Sampler
+from heroportraits.training import distributed
+from heroportraits.training.checkpoint import save_checkpoint
+from heroportraits.training.config import Config
+from heroportraits.training.setup import TrainingSetup, checkpoint_state
+from heroportraits.training.trainer import STEP_STATS
+
+METRIC_COLUMNS = ["step", "seconds", "images_per_s", *STEP_STATS, "noise_std"]
+
+
+class RunFiles:
+    """One run's folders and files. Every method may be called on every rank: the collective
+    parts (averaging the logged losses) run everywhere, the writing on rank 0 only.
+
+    `labels` are the train split's labels: the sample grid holds each attribute at its most
+    common value except the ones the grid lays out, with the same noise at every sample step.
+    """
+
+    def __init__(self, run: str, cfg: Config, dataset: str, s: TrainingSetup, labels: torch.Tensor):
+        self.run, self.cfg, self.dataset, self.s = run, cfg, str(dataset), s
+        self.main = s.info.is_main
+        self.dir, self.sample_dir = checkpoints_dir() / run, samples_dir() / run
+        self.last, self.best_path = self.dir / "last.pt", self.dir / "best.pt"
+        self.metrics, self.evals = self.dir / "metrics.csv", self.dir / "eval.jsonl"
+        self.best: dict | None = None  # {"fd", "step"}: lowest train-time FD so far (restored on resume)
+        self.postfix: dict[str, str] = {}  # what the progress bar shows: losses, FD
+        common = torch.mode(labels[:, s.cond_cols.cpu()], dim=0).values.tolist()
+        self.layout = grid_layout(s.cvocab, default_labels=common)
+        self.grid_z = fixed_noise(self.layout, cfg.model.z_dim).to(s.device)  # (cells, Z)
+        self.grid_y = self.layout.labels.to(s.device)  # (cells, A')
+        self.start = self.window = time.time()  # run start; start of the current images/s window
+
+    def open(self, step: int, progress: bool = True) -> None:
+        """Folders and the resolved config; metrics and evaluations cut back to `step` (a resumed
+        run logs the steps after its checkpoint again); the judge ready when evaluating."""
+        if self.best is not None:
+            self.postfix["best_fd"] = f"{self.best['fd']:.2f}"
+        if not self.main:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.sample_dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "config.json").write_text(self.cfg.to_json())
+        if step == 0 or not self.metrics.exists():
+            with open(self.metrics, "w", newline="") as f:
+                csv.writer(f).writerow(METRIC_COLUMNS)
+        if step == 0:  # a fresh start: an older run's evaluations and best.pt are not this run's
+            self.evals.unlink(missing_ok=True)
+            self.best_path.unlink(missing_ok=True)
+        for path in (self.metrics, self.evals):
+            drop_rows_after(path, step)
+        if self.cfg.train.eval_every > 0:  # before the progress bar starts
+            prepare_evaluation(self.dataset, progress)
+
+    def log(self, step: int, stats: dict[str, torch.Tensor], noise_std: float) -> dict[str, str]:
+        """Average the step's stats over ranks (the loop's only host sync), append a metrics row;
+        returns the progress bar's postfix."""
+        now = time.time()
+        ips = self.cfg.train.log_every * self.cfg.train.batch_size / max(now - self.window, 1e-9)
+        self.window = now
+        means = distributed.mean_over_ranks(torch.stack([stats[k] for k in STEP_STATS]), self.s.info)
+        values = {k: round(v, 5) for k, v in zip(STEP_STATS, means.tolist())}
+        if self.main:
+            row = [step, round(now - self.start, 2), round(ips, 1), *(values[k] for k in STEP_STATS)]
+            with open(self.metrics, "a", newline="") as f:
+                csv.writer(f).writerow([*row, round(noise_std, 5)])
+        self.postfix.update(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}")
+        return self.postfix
+
+    def write_samples(self, step: int) -> Path | None:
+        """The EMA generator's grid at `step` -> step_XXXXXX.png and latest.png."""
+        if not self.main:
+            return None
+        with torch.no_grad():
+            imgs = upscale_to_output(self.s.trainer.G_ema(self.grid_z, self.grid_y), self.s.out_res)
+        title = f"{self.run}  step {step}"
+        path = save_grid_figure(tensor_to_uint8(imgs), self.layout, self.sample_dir / f"step_{step:06d}.png", title)
+        (self.sample_dir / "latest.png").write_bytes(path.read_bytes())
+        return path
+
+    def evaluate(self, step: int, rng_states: list) -> dict[str, str]:
+        """FD of G_ema now -> a row of eval.jsonl; best.pt (= last.pt's content) when the lowest yet.
+        Its time is kept out of the next images/s. Returns the progress bar's postfix."""
+        if not self.main:
+            return self.postfix
+        t0 = time.time()
+        state = checkpoint_state(self.s, self.cfg, self.dataset, self.best, rng_states)
+        result = evaluate_generator(state, self.dataset, self.cfg.train.eval_samples, self.s.device)
+        is_best = self.best is None or result["fd"] < self.best["fd"]
+        if is_best:
+            self.best = {"fd": result["fd"], "step": step}
+            self.save(self.best_path, rng_states)
+        row = {"step": step, "seconds": round(time.time() - self.start, 2), **result, "best": is_best}
+        with open(self.evals, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.window += time.time() - t0
+        self.postfix.update(fd=f"{result['fd']:.2f}", best_fd=f"{self.best['fd']:.2f}")
+        return self.postfix
+
+    def save(self, path: Path, rng_states: list) -> None:
+        """The run's checkpoint (every rank's random stream in `rng_states`) -> path, atomically."""
+        if self.main:
+            save_checkpoint(checkpoint_state(self.s, self.cfg, self.dataset, self.best, rng_states), path)
+
+    def close(self, trained: bool) -> None:
+        """A grid even when there was nothing to train (the run was done); losses.png."""
+        if not self.main:
+            return
+        if not trained:
+            self.write_samples(self.s.trainer.iteration)
+        plot_losses(self.metrics, self.dir / "losses.png")
+
+
+def drop_rows_after(path: Path, step: int) -> None:
+    """Cut a metrics CSV / eval JSONL back to `step`: rows a stopped run logged after its last
+    checkpoint would otherwise appear twice once the resumed run logs those steps again."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    if path.suffix == ".jsonl":
+        keep = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= step]
+    else:
+        keep = lines[:1] + [ln for ln in lines[1:] if ln.strip() and int(ln.split(",", 1)[0]) <= step]
+    if keep != lines:
+        path.write_text("".join(keep))
+
+
+# ------------------------------------------------------------------ evaluation while training
+def prepare_evaluation(dataset: str, progress: bool = True) -> None:
+    """Load (or train once and cache) the dataset's judge and embed its VAL split, so the first
+    evaluation does not stall the progress bar; fails early if the dataset has no VAL split."""
+    from heroportraits.evaluation import evaluate
+
+    with torch.random.fork_rng(devices=[]):  # training a judge reseeds the global RNG
+        evaluate.reference(dataset, progress=progress)
+
+
+def evaluate_generator(state: dict, dataset: str, n: int, device: torch.device) -> dict:
+    """quick_fd (FD, conditional accuracy) of n portraits from the EMA generator in a checkpoint
+    dict, conditions drawn from the training label mix, through the `sample` verb's Sampler.
+    Fixed noise and conditions (seed 0), so successive evaluations differ only by the weights."""
+    from heroportraits.evaluation import evaluate
+
+    images, rows = Sampler(state, device).generate(n, seed=0, open_attributes="mix")
+    return evaluate.quick_fd(images, rows, str(dataset), n=n)

@@ -1,0 +1,227 @@
+"""Building a run: `setup_training` makes everything one training process needs from the config
+and the data's own metadata; `checkpoint_state` is the one checkpoint dict of a run, and
+`restore` loads it back. `train()`, the benchmark and every rank of a multi-GPU run
+(distributed.py) go through these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from heroportraits.data.attributes import Vocabulary
+from heroportraits.data.dataset import PortraitData
+from heroportraits.models import build_models, conditioning_vocab, network_resolution, to_native
+from heroportraits.training import distributed
+from heroportraits.training.checkpoint import check_compatible
+from heroportraits.training.config import Config
+from heroportraits.training.distributed import DistInfo, unwrap
+from heroportraits.training.trainer import Trainer
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def label_mix(labels: torch.Tensor) -> dict:
+    """Joint label rows and their counts: what `sample` draws conditions from."""
+    rows, counts = torch.unique(labels.cpu(), dim=0, return_counts=True)
+    return {"rows": rows.tolist(), "counts": counts.tolist()}
+
+
+def batch_sampler(
+    data: PortraitData,
+    batch_size: int,
+    resolution: int,
+    cond_cols: torch.Tensor,
+    generator: torch.Generator,
+    channels_last: bool = False,
+) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+    """A callable drawing random training batches on the data's device, without host syncs.
+
+    Returns (real (B, 3, R, R) float in [-1, 1] on the network grid, labels (B, A') over
+    the conditioning attributes `cond_cols`), real in channels-last memory if asked (the
+    networks' layout with train.channels_last). The images are cut to the network grid
+    once, here, so a batch gathers and converts only the pixels the networks see.
+    """
+    grid = PortraitData(to_native(data.images, resolution).contiguous(), data.labels, data.vocab, data.meta, data.files)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(len(grid), (batch_size,), generator=generator, device=grid.images.device)
+        real, labels = grid.batch(idx)  # (B, 3, R, R), (B, A)
+        return real.contiguous(memory_format=layout), labels[:, cond_cols]
+
+    return next_batch
+
+
+def compile_enabled(mode: str, device: torch.device) -> bool:
+    """train.compile: "on" everywhere, "cuda" only on a GPU (CPU compiles for ~30 s and gains nothing)."""
+    return mode == "on" or (mode == "cuda" and device.type == "cuda")
+
+
+@dataclass
+class TrainingSetup:
+    """Everything one training process needs, built from a config and a dataset split."""
+
+    trainer: Trainer  # networks (DDP-wrapped when distributed), EMA, optimisers, step state
+    next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]]  # this rank's batches, on the device
+    gen: torch.Generator  # this rank's stream: batches, noise, attribute dropout, augmentation
+    vocab: Vocabulary  # the dataset's attributes (checkpoints store it)
+    cvocab: Vocabulary  # the attributes the networks condition on (palette dropped when OFF)
+    cond_cols: torch.Tensor  # (A',) columns of the dataset's labels that make up cvocab
+    out_res: int  # the dataset's image size (64)
+    net_res: int  # the networks' grid: out_res, or the native grid out_res / native_scale
+    native_scale: int  # the dataset's native pixel size at out_res
+    pixel: int  # native pixel size on the grid D sees (translation moves whole ones)
+    label_mix: dict  # joint label rows/counts of the whole split: what sampling draws from
+    shard: PortraitData  # this rank's rows of the split (all of them in one process), on the device
+    info: DistInfo  # rank and world size (world size 1 outside torchrun)
+    device: torch.device
+
+
+def setup_training(
+    cfg: Config, data: PortraitData, device: torch.device, info: DistInfo | None = None
+) -> TrainingSetup:
+    """Build a run's pieces from the data's own metadata: conditioning vocabulary, network and
+    native resolution, models on `device`, Trainer, random stream and batch sampler.
+
+    `info` (from distributed.process_group) makes this one rank of a multi-process run: the rows
+    are sharded, G and D wrapped in DDP, the batch split (train.batch_size is global) and
+    the random stream seeded per rank. Without it, a single-process run.
+    """
+    info = info or DistInfo()
+    tc, mc = cfg.train, cfg.model
+    vocab = data.vocab
+    cvocab = conditioning_vocab(mc, vocab)
+    cond_cols = torch.tensor([vocab.names.index(n) for n in cvocab.names], device=device, dtype=torch.long)
+    out_res = data.resolution
+    net_res = network_resolution(mc, out_res, data.native_scale)
+    pixel = max(1, data.native_scale * net_res // out_res)  # native pixel size on the grid D sees
+
+    shard = _shard(data, info, tc.seed).to(device)  # this rank's rows (all rows in a single process)
+    G, D = _networks(cfg, vocab, net_res, device, info)
+    gen = torch.Generator(device=device).manual_seed(distributed.rank_seed(tc.seed, info))
+    trainer = Trainer(G, D, cfg, cvocab, gen, pixel=pixel, dist_info=info)
+    next_batch = batch_sampler(
+        shard, distributed.per_rank_batch(tc.batch_size, info), net_res, cond_cols, gen, channels_last=tc.channels_last
+    )
+    return TrainingSetup(
+        trainer,
+        next_batch,
+        gen,
+        vocab,
+        cvocab,
+        cond_cols,
+        out_res,
+        net_res,
+        data.native_scale,
+        pixel,
+        label_mix(data.labels),
+        shard,
+        info,
+        device,
+    )
+
+
+def _shard(data: PortraitData, info: DistInfo, seed: int) -> PortraitData:
+    """This rank's rows of the split: a seeded disjoint shard under torchrun, else all of them."""
+    if not info.enabled:
+        return data
+    idx = distributed.shard_indices(len(data), info, seed=seed)
+    files = [data.files[i] for i in idx.tolist()] if data.files else []
+    images, labels = data.images[idx.to(data.images.device)], data.labels[idx.to(data.labels.device)]
+    return PortraitData(images, labels, data.vocab, data.meta, files)
+
+
+def _networks(cfg: Config, vocab: Vocabulary, net_res: int, device: torch.device, info: DistInfo):
+    """(G, D) on the device: same seed on every rank (DDP also broadcasts rank 0's), in
+    channels-last memory, compiled and DDP-wrapped as the config and the launcher say."""
+    tc, mc = cfg.train, cfg.model
+    torch.manual_seed(tc.seed)
+    G, D = build_models(mc, vocab, net_res)
+    G, D = G.to(device), D.to(device)
+    if tc.channels_last:  # NHWC conv weights (batches follow in next_batch); the same values
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    if compile_enabled(tc.compile, device):  # inside DDP: distributed.unwrap finds the plain module
+        G = torch.compile(G)
+        if not mc.d_spectral_norm:  # compiled spectral norm saves its power-iteration buffers for
+            D = torch.compile(D)  # backward, and D's second forward overwrites them: D stays eager
+    return distributed.wrap(G, info, device), distributed.wrap(D, info, device)
+
+
+def checkpoint_state(
+    s: TrainingSetup, cfg: Config, dataset: str, best: dict | None = None, rng_states: list | None = None
+) -> dict:
+    """The checkpoint dict: state_dicts, step, config, vocabulary, label mix, RNG of every rank, best eval.
+
+    `rng_states`: every rank's batch/noise stream (distributed.all_gather of s.gen.get_state());
+    default this process's. The one place that says what a checkpoint holds: train() saves it,
+    evaluation while training and the benchmark sample from it.
+    """
+    t = s.trainer
+    rng_states = rng_states or [s.gen.get_state()]
+    state = {
+        "step": t.iteration,
+        "config": cfg.to_dict(),
+        "vocab": s.vocab.to_json(),
+        "dataset": {
+            "name": str(dataset),
+            "native_scale": s.native_scale,
+            "resolution": s.out_res,
+            "network_resolution": s.net_res,
+            "label_mix": s.label_mix,
+        },
+        "G": unwrap(t.G).state_dict(),
+        "D": unwrap(t.D).state_dict(),
+        "G_ema": t.G_ema.state_dict(),
+        "opt_G": t.opt_G.state_dict(),
+        "opt_D": t.opt_D.state_dict(),
+        "trainer": t.state_dict(),
+        "rng": {"batches": rng_states[0], "torch": torch.get_rng_state()},
+        "best": best,
+    }
+    if len(rng_states) > 1:
+        state["rng"]["ranks"] = rng_states  # rank r's batch/noise stream, for exact multi-process resume
+    return state
+
+
+def restore(s: TrainingSetup, state: dict, cfg: Config, path: Path) -> dict | None:
+    """Load a checkpoint into a fresh setup (networks, optimisers, ADA p / LeCam anchors, this
+    rank's random stream, step); returns its best train-time evaluation ({"fd", "step"} or None)."""
+    t, info = s.trainer, s.info
+    check_compatible(state["config"]["model"], cfg.to_dict()["model"], state["vocab"], s.vocab.to_json(), path)
+    unwrap(t.G).load_state_dict(state["G"]), unwrap(t.D).load_state_dict(state["D"])
+    t.G_ema.load_state_dict(state["G_ema"])
+    t.opt_G.load_state_dict(state["opt_G"]), t.opt_D.load_state_dict(state["opt_D"])
+    t.load_state_dict(
+        state.get(
+            "trainer",
+            {"iteration": state["step"], "ada_p": t.ada_p, "ada_stats": t.ada_stats, "lecam_anchors": t.lecam_anchors},
+        )
+    )
+    rng, ranks = state["rng"], state["rng"].get("ranks")
+    if ranks is not None and len(ranks) == info.world_size:
+        s.gen.set_state(ranks[info.rank].cpu())
+    elif info.rank == 0:
+        s.gen.set_state(rng["batches"].cpu())
+    else:  # resumed on another number of ranks: a fresh stream for this one
+        s.gen.manual_seed(distributed.rank_seed(cfg.train.seed + t.iteration, info))
+    torch.set_rng_state(rng["torch"].cpu())
+    return state.get("best")
+
+
+def checkpoint_exists(path: Path, info: DistInfo) -> bool:
+    """Whether `path` exists, the same answer on every rank (they all resume from it)."""
+    seen = distributed.all_gather(path.exists(), info)
+    if len(set(seen)) > 1:
+        raise distributed.DistributedError(
+            f"{path} exists on ranks {[r for r, e in enumerate(seen) if e]} but not on the others: "
+            f"multi-node runs need artifacts_gan/ on a filesystem every node shares"
+        )
+    return seen[0]
