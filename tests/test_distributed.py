@@ -84,6 +84,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _two_free_ports() -> tuple[int, int]:
+    ports = (_free_port(), _free_port())
+    return ports if ports[0] != ports[1] else _two_free_ports()
+
+
 def _digest(state_dict: dict) -> str:
     h = hashlib.sha256()
     for k, v in sorted(state_dict.items()):
@@ -92,14 +97,15 @@ def _digest(state_dict: dict) -> str:
     return h.hexdigest()
 
 
-def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
-    """One rank: three train() calls (straight 6 steps; 3 steps, then resumed to 6), with spies."""
+def _worker(rank: int, world: int, ports: tuple[int, int], root: str, out: str) -> None:
+    """One rank: three train() calls (straight 6 steps; 3 steps, then resumed to 6) in one process
+    group, with spies; then a fourth that opens and closes its own group."""
     os.environ.update(
         RANK=str(rank),
         WORLD_SIZE=str(world),
         LOCAL_RANK=str(rank),
         MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
+        MASTER_PORT=str(ports[0]),
         HEROPORTRAITS_ROOT=root,
     )
     torch.set_num_threads(1)
@@ -150,7 +156,9 @@ def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
                 G_ema=_digest(s.trainer.G_ema.state_dict()),
             )
         kept = torch.distributed.is_initialized()  # train() left the group it did not open
-    # A notebook calling train() under torchrun: train() opens the group and closes it again.
+    # A notebook calling train() under torchrun: train() opens the group and closes it again. A fresh
+    # rendezvous port: on the old one, a fast rank could reach the other's store before it is closed.
+    os.environ["MASTER_PORT"] = str(ports[1])
     calls.append({"run": "again", "drawn": [], "iterations": [], "writes": []})
     loop.train(resolve_config("smoke", {**OVERRIDES, "train.steps": 6}), "toy", "straight", progress=False)
     calls[-1].update(kept=kept, closed=not torch.distributed.is_initialized())
@@ -172,7 +180,7 @@ def test_two_ranks_shard_data_agree_on_weights_and_resume_exactly(trained_judge,
     out = tmp_path / "ranks"
     out.mkdir()
     ctx = mp.start_processes(
-        _worker, args=(2, _free_port(), str(project_root), str(out)), nprocs=2, join=False, start_method="spawn"
+        _worker, args=(2, _two_free_ports(), str(project_root), str(out)), nprocs=2, join=False, start_method="spawn"
     )
     deadline = time.time() + 240
     while not ctx.join(timeout=5):

@@ -99,10 +99,10 @@ def process_group(device: torch.device) -> Iterator[tuple[DistInfo, torch.device
         dist.init_process_group(info.backend, timeout=TIMEOUT)
     try:
         yield info, device
+        if owned:
+            dist.barrier()  # every rank done; a rank that raised skips this and leaves at once
     finally:
         if owned and dist.is_initialized():
-            with contextlib.suppress(Exception):  # a rank that failed must not hang in the barrier
-                dist.barrier()
             dist.destroy_process_group()
 
 
