@@ -29,6 +29,7 @@ training                 the training stage
   training.trainer       Trainer.step: one iteration (D phases, G phase, EMA, ADA) and its state
   training.setup         setup_training, checkpoint_state (the one checkpoint dict), restore
   training.run_files     a run's files: metrics.csv, sample grids, eval.jsonl / best.pt, checkpoints
+  training.guards        divergence checks and SIGINT / SIGTERM: stop early without losing work
   training.loop          train(): the loop, and the `train` verb
 evaluation               the evaluation stage
   evaluation.judge       a CNN trained on the dataset's TRAIN split; every metric uses its features

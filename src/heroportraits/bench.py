@@ -619,7 +619,7 @@ def quality_run(
                 f"  {point['minutes']:6.2f} min  step {point['step']:6d}  FD {point['fd']:9.3f}  "
                 f"conditional accuracy {point['cond_acc']:.3f}"
             )
-        if result.step >= cfg.train.steps:
+        if result.step >= cfg.train.steps or result.stopped_by:  # done, or Ctrl-C / SIGTERM
             break
     return {"preset": preset, "dataset": str(dataset), "run": run, "n": n, "minutes": minutes, "points": points}
 

@@ -8,6 +8,7 @@ Never pickled modules, so a checkpoint loads after the code changes.
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,14 +23,65 @@ class CheckpointError(HeroError):
     """A missing, unreadable or incompatible checkpoint."""
 
 
-def save_checkpoint(state: dict, path: str | Path) -> Path:
-    """Write atomically (temp file + rename) so an interrupted save never corrupts `last.pt`."""
+NETWORKS = ("G", "D", "G_ema")  # the state_dicts of a checkpoint that hold weights
+
+
+def save_checkpoint(state: dict, path: str | Path, keep_previous: str | Path | None = None) -> Path:
+    """Write `state` to `path` so that `path` is always a whole checkpoint: into path.tmp, flushed
+    to disk, then renamed over it. With `keep_previous`, the checkpoint `path` held until now is
+    kept there (previous.pt beside last.pt), so one bad save never leaves no good checkpoint.
+
+    Refuses non-finite weights (a diverged run). A failed write (disk full, no permission)
+    removes path.tmp, leaves `path` as it was, and raises one CheckpointError with the free space.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    bad = nonfinite_weights(state)
+    if bad:
+        raise CheckpointError(f"refusing to write {path}: non-finite weights in {', '.join(bad[:3])}")
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:  # a file object: torch reports its write errors as OSError
+            torch.save({"format": CHECKPOINT_FORMAT, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if keep_previous is not None and path.exists():
+            _keep_copy(path, Path(keep_previous))
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"could not write checkpoint {path}: {e.strerror or e}; {_free_space(path)}") from e
     return path
+
+
+def _keep_copy(path: Path, previous: Path) -> None:
+    """previous <- the file at `path` now, atomically (a hard link where the filesystem has them)."""
+    tmp = previous.with_suffix(previous.suffix + ".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, tmp)
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, previous)
+
+
+def _free_space(path: Path) -> str:
+    """'N MB free on FOLDER' for the nearest existing folder above `path`."""
+    folder = next((p for p in (path.parent, *path.parents) if p.exists()), Path("/"))
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return f"free space on {folder} unknown"
+    return f"{free / 2**20:,.0f} MB free on {folder}; free some space or make the folder writable, then run again"
+
+
+def nonfinite_weights(state: dict) -> list[str]:
+    """Names of the network tensors (G, D, G_ema) holding NaN or infinity; [] for a healthy state.
+    One host sync for all tensors, so it is cheap enough for every checkpoint."""
+    tensors = [(f"{net}.{k}", v) for net in NETWORKS for k, v in state.get(net, {}).items() if v.is_floating_point()]
+    if not tensors or torch.stack([torch.isfinite(v).all() for _, v in tensors]).all():
+        return []
+    return [name for name, v in tensors if not torch.isfinite(v).all()]
 
 
 def resolve_checkpoint_path(path: str | Path) -> Path:
@@ -59,8 +111,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """The checkpoint dict at `path` (a file or a run folder), loaded with weights_only=True.
 
     Anything else is one CheckpointError naming the file: a file torch cannot read (its own
-    message would suggest weights_only=False, which runs arbitrary code: never do that), or a
-    dict that lacks what this project writes.
+    message would suggest weights_only=False, which runs arbitrary code: never do that), a
+    dict that lacks what this project writes, or non-finite weights (a diverged run: sample,
+    evaluate, export and resume all load through here, so none of them runs one).
     """
     path = resolve_checkpoint_path(path)
     try:
@@ -76,7 +129,21 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     missing = [k for k in REQUIRED_KEYS if k not in state]
     if missing:
         raise not_ours(path, f"it has no {', '.join(missing)}")
+    bad = nonfinite_weights(state)
+    if bad:
+        raise CheckpointError(
+            f"{path} holds non-finite weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): the run "
+            f"diverged before it was saved. {_fallback(path)}"
+        )
     return state
+
+
+def _fallback(path: Path) -> str:
+    """Where to go instead of a diverged checkpoint: the other checkpoints beside it."""
+    others = [p for p in (path.parent / "previous.pt", path.parent / "best.pt") if p.exists() and p != path]
+    if others:
+        return f"Use {' or '.join(str(p) for p in others)} instead, or train again with lower learning rates."
+    return "No other checkpoint is beside it: train again with lower learning rates (--no-resume)."
 
 
 @contextmanager
@@ -91,18 +158,8 @@ def foreign_weights(path: str | Path):
         raise not_ours(path, f"its weights do not fit its config: {str(e).splitlines()[0][:160]}") from e
 
 
-def check_compatible(saved_model_cfg: dict, model_cfg: dict, saved_vocab: dict, vocab: dict, path) -> None:
-    """Refuse to resume a run with another architecture or another dataset vocabulary."""
-    diffs = [
-        f"model.{k}: checkpoint {saved_model_cfg.get(k)!r} vs now {v!r}"
-        for k, v in model_cfg.items()
-        if saved_model_cfg.get(k) != v
-    ]
-    if diffs:
-        raise CheckpointError(
-            f"checkpoint {path} was made with another model config ({'; '.join(diffs)}). "
-            f"Use the same preset/overrides to resume, or start a new run with --run NEW_NAME."
-        )
+def check_vocabulary(saved_vocab: dict, vocab: dict, path) -> None:
+    """Refuse to resume a run on a dataset with other attributes or values."""
     if saved_vocab != vocab:
         raise CheckpointError(
             f"checkpoint {path} was trained on attributes {saved_vocab}, but this dataset has {vocab}. "

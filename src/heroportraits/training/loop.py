@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from heroportraits.training import distributed
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint
 from heroportraits.training.config import PRESETS, Config, TrainConfig, preset_choices, resolve_config, validate_config
 from heroportraits.training.distributed import DistInfo
+from heroportraits.training.guards import StopSignals, check_logged
 from heroportraits.training.run_files import RunFiles
 from heroportraits.training.setup import checkpoint_exists, resolve_device, restore, setup_training
 
@@ -36,6 +39,7 @@ class TrainResult:
     step: int
     seconds: float
     best: dict | None = None  # {"fd", "step"} of best.pt, the lowest train-time FD (eval_every > 0; rank 0)
+    stopped_by: str | None = None  # "SIGINT" / "SIGTERM": stopped early by that signal, checkpoint written
 
 
 def train(cfg: Config, dataset: str, run: str, resume: bool = True, progress: bool = True) -> TrainResult:
@@ -61,37 +65,43 @@ def train(cfg: Config, dataset: str, run: str, resume: bool = True, progress: bo
         start_step = step = trainer.iteration
         files.open(step, progress)  # rank 0: folders, config.json, logs cut back to `step`; the judge
 
-        show = progress and info.is_main
-        bar = tqdm(total=tc.steps, initial=step, disable=not show, desc=f"train {run}", unit="step")
-        while step < tc.steps:
-            # ---- one iteration: D phase(s), G phase, EMA, ADA (see Trainer.step)
-            stats = trainer.step(s.next_batch)
-            step = trainer.iteration
-            bar.update(1)
+        # ---- the loop; SIGINT / SIGTERM only flag a stop, the current step finishes
+        show, interrupted = progress and info.is_main, False
+        with StopSignals() as signals, tqdm(total=tc.steps, initial=step, disable=not show, unit="step") as bar:
+            bar.set_description(f"train {run}")
+            while step < tc.steps:
+                # ---- one iteration: D phase(s), G phase, EMA, ADA (see Trainer.step)
+                stats = trainer.step(s.next_batch)
+                step = trainer.iteration
+                bar.update(1)
 
-            # ---- logging (the only host sync): losses averaged over ranks, appended by rank 0
-            logged = step % tc.log_every == 0 or step == tc.steps
-            if logged:
-                bar.set_postfix(files.log(step, stats, trainer.noise_std(step - 1)))
-            out_of_time = _out_of_time(tc, files.start, logged, info)
-            last = step == tc.steps or out_of_time
+                # ---- logging (the only host sync): losses averaged over ranks, appended by rank 0;
+                # a non-finite one stops the run before anything else is written (guards.py)
+                logged = step % tc.log_every == 0 or step == tc.steps
+                if logged:
+                    check_logged(step, files.log(step, stats, trainer.noise_std(step - 1)), tc, files.last)
+                    bar.set_postfix(files.postfix)
+                interrupted = signals.requested(logged, info)
+                out_of_time = _out_of_time(tc, files.start, logged, info)
+                last = step == tc.steps or out_of_time
 
-            # ---- samples, evaluation (eval.jsonl, best.pt) and checkpoints, written by rank 0
-            do_eval = tc.eval_every > 0 and (step % tc.eval_every == 0 or last)
-            do_checkpoint = step % tc.checkpoint_every == 0 or last
-            rng_states = distributed.all_gather(s.gen.get_state(), info) if do_eval or do_checkpoint else []
-            if step % tc.sample_every == 0 or last:
-                files.write_samples(step)
-            if do_eval:
-                bar.set_postfix(files.evaluate(step, rng_states))
-            if do_checkpoint:
-                files.save(files.last, rng_states)
-            if out_of_time:
-                break
-        bar.close()
+                # ---- samples, evaluation (eval.jsonl, best.pt) and checkpoints, written by rank 0;
+                # an interrupted run only checkpoints
+                do_eval = tc.eval_every > 0 and (step % tc.eval_every == 0 or last) and not interrupted
+                do_checkpoint = step % tc.checkpoint_every == 0 or last or interrupted
+                rng_states = distributed.all_gather(s.gen.get_state(), info) if do_eval or do_checkpoint else []
+                if (step % tc.sample_every == 0 or last) and not interrupted:
+                    files.write_samples(step)
+                if do_eval:
+                    bar.set_postfix(files.evaluate(step, rng_states))
+                if do_checkpoint:
+                    files.save(files.last, rng_states)
+                if out_of_time or interrupted:
+                    break
         files.close(trained=step > start_step)  # losses.png
         distributed.barrier(info)  # the other ranks return once rank 0's files are written
-    return TrainResult(run, files.last, files.sample_dir, step, time.time() - files.start, files.best)
+        stopped_by = signals.name if interrupted and step < tc.steps else None
+    return TrainResult(run, files.last, files.sample_dir, step, time.time() - files.start, files.best, stopped_by)
 
 
 def _out_of_time(tc: TrainConfig, start: float, logged: bool, info: DistInfo) -> bool:
@@ -111,6 +121,13 @@ multi-GPU / multi-node (PyTorch DDP, one process per GPU; gloo on CPU):
   train.batch_size is the global batch (each of N ranks draws batch_size / N, from its own
   shard of the data, with its own noise); rank 0 writes samples, checkpoints and metrics;
   re-running the same command resumes every rank from last.pt.
+
+stopping and resuming (docs/reliability.md):
+  Ctrl-C / SIGTERM finish the current step, write last.pt, print the command that resumes
+  and exit 130 / 143; a diverged run (NaN / inf losses or weights) stops with exit 2 and never
+  overwrites the last good checkpoint (previous.pt keeps the one before last.pt). A resumed
+  run may change steps, max_minutes, the *_every cadences, eval_samples, device, compile,
+  channels_last, and (with a notice) learning rates and betas; other changes are refused.
 
 evaluation while training (--eval-every N, default off):
   every N steps and at the end, --eval-samples portraits from the EMA generator (conditions
@@ -195,17 +212,32 @@ def _run_cli(args: argparse.Namespace) -> None:
         return
     run = args.run or f"{Path(str(args.dataset)).name}_{args.preset}"
     result = train(cfg, args.dataset, run, resume=not args.no_resume)
-    if distributed.detect().is_main:
+    if not distributed.detect().is_main:
+        return
+    summary = {
+        "run": result.run,
+        "step": result.step,
+        "checkpoint": str(result.checkpoint),
+        "samples": str(result.samples),
+        "minutes": round(result.seconds / 60, 2),
+        "best": result.best,
+    }
+    print(json.dumps(summary | ({"stopped_by": result.stopped_by} if result.stopped_by else {}), indent=2))
+    if result.stopped_by:
+        command = resume_command(args.dataset, args.preset, run, overrides)
         print(
-            json.dumps(
-                {
-                    "run": result.run,
-                    "step": result.step,
-                    "checkpoint": str(result.checkpoint),
-                    "samples": str(result.samples),
-                    "minutes": round(result.seconds / 60, 2),
-                    "best": result.best,
-                },
-                indent=2,
-            )
+            f"stopped by {result.stopped_by} after step {result.step}; checkpoint {result.checkpoint}. "
+            f"Resume with:\n  {command}",
+            file=sys.stderr,
         )
+        raise SystemExit(128 + signal.Signals[result.stopped_by].value)  # 130 for SIGINT, 143 for SIGTERM
+
+
+def resume_command(dataset: str, preset: str, run: str, overrides: list[str]) -> str:
+    """The command line that continues `run` from its last.pt (the same settings, never --no-resume)."""
+    torchrun = distributed.detect().enabled
+    launcher = "torchrun --nproc_per_node N -m heroportraits" if torchrun else "python -m heroportraits"
+    words = ["train", "--dataset", str(dataset), "--preset", preset, "--run-name", run]
+    for o in overrides:
+        words += ["--set", o]
+    return f"{launcher} {shlex.join(words)}"

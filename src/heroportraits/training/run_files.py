@@ -1,7 +1,8 @@
 """The files of one training run, written by rank 0 only:
 
-    artifacts_gan/checkpoints/<run>/  last.pt, config.json, metrics.csv, losses.png;
-                                      with train.eval_every > 0 also eval.jsonl and best.pt
+    artifacts_gan/checkpoints/<run>/  last.pt (and previous.pt, the one before it), config.json,
+                                      metrics.csv, losses.png; with train.eval_every > 0 also
+                                      eval.jsonl and best.pt
     artifacts_gan/samples/<run>/      step_XXXXXX.png grids of the EMA generator, latest.png
 
 `RunFiles` opens them (cutting the logs back to a resumed step), appends a metrics row,
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -20,16 +23,22 @@ import torch
 
 from heroportraits.data.images import tensor_to_uint8
 from heroportraits.drawing import fixed_noise, grid_layout, plot_losses, save_grid_figure
+from heroportraits.errors import HeroError
 from heroportraits.models import upscale_to_output
 from heroportraits.paths import checkpoints_dir, samples_dir
 from heroportraits.sample import Sampler
 from heroportraits.training import distributed
-from heroportraits.training.checkpoint import save_checkpoint
+from heroportraits.training.checkpoint import nonfinite_weights, save_checkpoint
 from heroportraits.training.config import Config
+from heroportraits.training.guards import diverged
 from heroportraits.training.setup import TrainingSetup, checkpoint_state
 from heroportraits.training.trainer import STEP_STATS
 
 METRIC_COLUMNS = ["step", "seconds", "images_per_s", *STEP_STATS, "noise_std"]
+
+
+class RunFilesError(HeroError):
+    """A run folder that cannot be written."""
 
 
 class RunFiles:
@@ -44,7 +53,7 @@ class RunFiles:
         self.run, self.cfg, self.dataset, self.s = run, cfg, str(dataset), s
         self.main = s.info.is_main
         self.dir, self.sample_dir = checkpoints_dir() / run, samples_dir() / run
-        self.last, self.best_path = self.dir / "last.pt", self.dir / "best.pt"
+        self.last, self.best_path, self.previous = self.dir / "last.pt", self.dir / "best.pt", self.dir / "previous.pt"
         self.metrics, self.evals = self.dir / "metrics.csv", self.dir / "eval.jsonl"
         self.best: dict | None = None  # {"fd", "step"}: lowest train-time FD so far (restored on resume)
         self.postfix: dict[str, str] = {}  # what the progress bar shows: losses, FD
@@ -55,29 +64,52 @@ class RunFiles:
         self.start = self.window = time.time()  # run start; start of the current images/s window
 
     def open(self, step: int, progress: bool = True) -> None:
-        """Folders and the resolved config; metrics and evaluations cut back to `step` (a resumed
-        run logs the steps after its checkpoint again); the judge ready when evaluating."""
+        """Before the first step: folders checked writable (on every rank's word), partial
+        checkpoints of a killed save removed, the resolved config written; metrics and
+        evaluations cut back to `step` (a resumed run logs the steps after its checkpoint
+        again); the judge ready when evaluating."""
         if self.best is not None:
             self.postfix["best_fd"] = f"{self.best['fd']:.2f}"
+        problem = self._unwritable() if self.main else None
+        problem = next((p for p in distributed.all_gather(problem, self.s.info) if p), None)
+        if problem:
+            raise RunFilesError(problem)
         if not self.main:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.sample_dir.mkdir(parents=True, exist_ok=True)
+        for tmp in sorted(self.dir.glob("*.pt.tmp")):
+            tmp.unlink()
+            print(f"removed {tmp}: a partial checkpoint left by a run stopped while saving", file=sys.stderr)
         (self.dir / "config.json").write_text(self.cfg.to_json())
         if step == 0 or not self.metrics.exists():
             with open(self.metrics, "w", newline="") as f:
                 csv.writer(f).writerow(METRIC_COLUMNS)
-        if step == 0:  # a fresh start: an older run's evaluations and best.pt are not this run's
+        if step == 0:  # a fresh start: an older run's evaluations and checkpoints are not this run's
             self.evals.unlink(missing_ok=True)
             self.best_path.unlink(missing_ok=True)
+            self.previous.unlink(missing_ok=True)
         for path in (self.metrics, self.evals):
             drop_rows_after(path, step)
         if self.cfg.train.eval_every > 0:  # before the progress bar starts
             prepare_evaluation(self.dataset, progress)
 
-    def log(self, step: int, stats: dict[str, torch.Tensor], noise_std: float) -> dict[str, str]:
+    def _unwritable(self) -> str | None:
+        """Why the run's folders cannot be written (made if missing), or None: found before the first step."""
+        for folder in (self.dir, self.sample_dir):
+            probe = folder / f".write-test-{os.getpid()}"
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                probe.write_bytes(b"ok")
+                probe.unlink()
+            except OSError as e:
+                return (
+                    f"cannot write to the run folder {folder}: {e.strerror or e}. Make it a writable folder, "
+                    f"or pick another run name (--run) or project root (HEROPORTRAITS_ROOT)"
+                )
+        return None
+
+    def log(self, step: int, stats: dict[str, torch.Tensor], noise_std: float) -> dict[str, float]:
         """Average the step's stats over ranks (the loop's only host sync), append a metrics row;
-        returns the progress bar's postfix."""
+        returns the averages (self.postfix, the progress bar's text, follows them)."""
         now = time.time()
         ips = self.cfg.train.log_every * self.cfg.train.batch_size / max(now - self.window, 1e-9)
         self.window = now
@@ -88,7 +120,7 @@ class RunFiles:
             with open(self.metrics, "a", newline="") as f:
                 csv.writer(f).writerow([*row, round(noise_std, 5)])
         self.postfix.update(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}")
-        return self.postfix
+        return values
 
     def write_samples(self, step: int) -> Path | None:
         """The EMA generator's grid at `step` -> step_XXXXXX.png and latest.png."""
@@ -104,10 +136,10 @@ class RunFiles:
     def evaluate(self, step: int, rng_states: list) -> dict[str, str]:
         """FD of G_ema now -> a row of eval.jsonl; best.pt (= last.pt's content) when the lowest yet.
         Its time is kept out of the next images/s. Returns the progress bar's postfix."""
+        state = self._finite_state(step, rng_states)
         if not self.main:
             return self.postfix
         t0 = time.time()
-        state = checkpoint_state(self.s, self.cfg, self.dataset, self.best, rng_states)
         result = evaluate_generator(state, self.dataset, self.cfg.train.eval_samples, self.s.device)
         is_best = self.best is None or result["fd"] < self.best["fd"]
         if is_best:
@@ -121,9 +153,19 @@ class RunFiles:
         return self.postfix
 
     def save(self, path: Path, rng_states: list) -> None:
-        """The run's checkpoint (every rank's random stream in `rng_states`) -> path, atomically."""
+        """The run's checkpoint (every rank's random stream in `rng_states`) -> path, atomically;
+        last.pt's previous content moves to previous.pt. Non-finite weights stop the run instead."""
+        state = self._finite_state(self.s.trainer.iteration, rng_states)
         if self.main:
-            save_checkpoint(checkpoint_state(self.s, self.cfg, self.dataset, self.best, rng_states), path)
+            save_checkpoint(state, path, keep_previous=self.previous if path == self.last else None)
+
+    def _finite_state(self, step: int, rng_states: list) -> dict:
+        """The checkpoint dict, checked on every rank (they hold the same weights, so all stop together)."""
+        state = checkpoint_state(self.s, self.cfg, self.dataset, self.best, rng_states)
+        bad = nonfinite_weights(state)
+        if bad:
+            raise diverged(step, f"the weights ({', '.join(bad[:3])}) are", self.cfg.train, self.last)
+        return state
 
     def close(self, trained: bool) -> None:
         """A grid even when there was nothing to train (the run was done); losses.png."""

@@ -6,6 +6,7 @@ and the data's own metadata; `checkpoint_state` is the one checkpoint dict of a 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import PortraitData
 from heroportraits.models import build_models, conditioning_vocab, network_resolution, to_native
 from heroportraits.training import distributed
-from heroportraits.training.checkpoint import check_compatible
+from heroportraits.training.checkpoint import CheckpointError, check_vocabulary
 from heroportraits.training.config import Config
 from heroportraits.training.distributed import DistInfo, unwrap
 from heroportraits.training.trainer import Trainer
@@ -191,14 +192,81 @@ def checkpoint_state(
     return state
 
 
+# What a resumed run may change: how long and how often it runs, where, and how fast (the
+# checkpoint keeps plain state_dicts whatever compile / channels_last say), not what it learns.
+RESUME_FREE = {
+    "preset",
+    "train.steps",
+    "train.max_minutes",
+    "train.log_every",
+    "train.sample_every",
+    "train.checkpoint_every",
+    "train.eval_every",
+    "train.eval_samples",
+    "train.device",
+    "train.compile",
+    "train.channels_last",
+}
+# Optimiser settings a resumed run may change, with a notice: applied to the restored optimisers.
+RESUME_OPTIMISER = {
+    "train.g_lr": ("opt_G", "lr"),
+    "train.d_lr": ("opt_D", "lr"),
+    "train.g_betas": ("opt_G", "betas"),
+    "train.d_betas": ("opt_D", "betas"),
+}
+
+
+def config_changes(saved: dict, now: dict) -> dict[str, tuple]:
+    """{"section.field": (checkpoint value, value now)} for every field that differs. A field the
+    checkpoint does not know (added by a later version) is not a change."""
+    flat_saved, flat_now = _flatten(saved), _flatten(now)
+    return {k: (flat_saved[k], v) for k, v in flat_now.items() if k in flat_saved and flat_saved[k] != v}
+
+
+def _flatten(cfg: dict) -> dict:
+    out = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": list(v) if isinstance(v, tuple) else v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+def check_resume(saved: dict, now: dict, path: Path) -> dict[str, tuple]:
+    """Refuse to resume with changes to what the run learns (model, losses, regularisers, data,
+    batch, seed), listing each; returns the allowed changes of learning rates and betas."""
+    changes = config_changes(saved, now)
+    refused = {k: v for k, v in changes.items() if k not in RESUME_FREE and k not in RESUME_OPTIMISER}
+    if refused:
+        listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in refused.items())
+        raise CheckpointError(
+            f"cannot resume {path} with other settings ({listed}): they change what the run learns. "
+            f"Resume with the checkpoint's settings, or start a new run with --run NEW_NAME or from scratch "
+            f"with --no-resume"
+        )
+    return {k: v for k, v in changes.items() if k in RESUME_OPTIMISER}
+
+
 def restore(s: TrainingSetup, state: dict, cfg: Config, path: Path) -> dict | None:
     """Load a checkpoint into a fresh setup (networks, optimisers, ADA p / LeCam anchors, this
-    rank's random stream, step); returns its best train-time evaluation ({"fd", "step"} or None)."""
+    rank's random stream, step); returns its best train-time evaluation ({"fd", "step"} or None).
+
+    Settings that only say how long / how often may differ from the checkpoint's; changed
+    learning rates and betas are applied to the restored optimisers (with a notice); any
+    other change is refused (check_resume)."""
     t, info = s.trainer, s.info
-    check_compatible(state["config"]["model"], cfg.to_dict()["model"], state["vocab"], s.vocab.to_json(), path)
+    optimiser_changes = check_resume(state["config"], cfg.to_dict(), path)
+    check_vocabulary(state["vocab"], s.vocab.to_json(), path)
     unwrap(t.G).load_state_dict(state["G"]), unwrap(t.D).load_state_dict(state["D"])
     t.G_ema.load_state_dict(state["G_ema"])
     t.opt_G.load_state_dict(state["opt_G"]), t.opt_D.load_state_dict(state["opt_D"])
+    for key, (old, new) in optimiser_changes.items():
+        opt, name = RESUME_OPTIMISER[key]
+        for group in getattr(t, opt).param_groups:
+            group[name] = tuple(new) if isinstance(new, list) else new
+        if info.is_main:
+            print(f"resuming {path} with {key} {old} -> {new} (applied to the restored optimiser)", file=sys.stderr)
     t.load_state_dict(
         state.get(
             "trainer",
