@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "heroportraits.data.lpc",
     "heroportraits.data.prepare",
     "heroportraits.data.build",
+    "heroportraits.data.palette_quantise",
     "heroportraits.training.loop",
     "heroportraits.sample",
     "heroportraits.export",

@@ -3,7 +3,8 @@
 `resolution` is the size the networks work at: 64, or the native grid (64 / k) when
 `native_grid` is on, in which case `upscale_to_output` brings samples back to 64x64.
 Every architecture takes (z, labels) / (x, labels) with labels (N, A) indices into the
-conditioning vocabulary, and honours `g_cond`, `d_cond` and the spectral-norm switches.
+conditioning vocabulary, and honours `g_cond`, `d_cond`, the spectral-norm switches, the
+palette output (palette_output.py) and the FastGAN switches (fastgan.py).
 Labels may also be (N, A, K) float weights over each attribute's rows (conditioning.soft_labels):
 mixed conditions, which latent walks between attribute values use.
 """
@@ -34,18 +35,20 @@ def network_resolution(cfg: ModelConfig, output_resolution: int, native_scale: i
     return output_resolution // native_scale if cfg.native_grid and native_scale > 1 else output_resolution
 
 
-def build_generator(cfg: ModelConfig, vocab: Vocabulary, resolution: int):
-    """G alone, for `vocab`'s attributes (palette dropped when use_palette is off): what sampling needs."""
+def build_generator(cfg: ModelConfig, vocab: Vocabulary, resolution: int, palette=None):
+    """G alone, for `vocab`'s attributes (palette dropped when use_palette is off): what sampling needs.
+    `palette`: the dataset's colours (K', 3) uint8, needed by `model.palette_source=dataset` only."""
     check_choices(cfg)
-    G = ARCHITECTURES[cfg.arch][0](cfg, conditioning_vocab(cfg, vocab), resolution)
+    uses_palette = cfg.output == "palette" and cfg.palette_source == "dataset"
+    G = ARCHITECTURES[cfg.arch][0](cfg, conditioning_vocab(cfg, vocab), resolution, palette if uses_palette else None)
     if cfg.g_spectral_norm:
         apply_spectral_norm(G)
     return G
 
 
-def build_models(cfg: ModelConfig, vocab: Vocabulary, resolution: int):
-    """(G, D) for `vocab`'s attributes (palette dropped when use_palette is off)."""
-    G = build_generator(cfg, vocab, resolution)
+def build_models(cfg: ModelConfig, vocab: Vocabulary, resolution: int, palette=None):
+    """(G, D) for `vocab`'s attributes (palette dropped when use_palette is off); `palette` as for G."""
+    G = build_generator(cfg, vocab, resolution, palette)
     D = ARCHITECTURES[cfg.arch][1](cfg, conditioning_vocab(cfg, vocab), resolution)
     if cfg.d_spectral_norm:
         apply_spectral_norm(D, embeddings=True)

@@ -6,6 +6,8 @@ D: strided convs + LeakyReLU; `d_cond="concat"` broadcasts the embeddings as ext
    feature maps after the first layer (the classic cDCGAN way of letting D check
    image/label agreement), `d_cond="projection"` adds a projection term on the last
    features. With spectral norm, D drops its batch-norm (as in Miyato et al. 2018).
+Options shared with the residual nets: palette output (models/palette_output.py), skip-layer
+excitation in G and the self-supervised D's decoders (models/fastgan.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from torch import nn
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.conditioning import AttributeEmbedding, join_label_maps
+from heroportraits.models.fastgan import RECON_PART, RECON_WHOLE, maybe_reconstruction, maybe_sle
 from heroportraits.models.layers import ProjectionHead, g_norm, minibatch_stddev
+from heroportraits.models.palette_output import image_output
 from heroportraits.training.config import ModelConfig
 
 
@@ -31,7 +35,7 @@ def num_stages(resolution: int) -> int:
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, cfg: ModelConfig, vocab: Vocabulary, resolution: int):
+    def __init__(self, cfg: ModelConfig, vocab: Vocabulary, resolution: int, palette: torch.Tensor | None = None):
         super().__init__()
         self.z_dim, self.resolution = cfg.z_dim, resolution
         stages = num_stages(resolution)
@@ -43,16 +47,21 @@ class DCGANGenerator(nn.Module):
         self.ups = nn.ModuleList(
             nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False) for cin, cout in zip(widths[:-1], widths[1:])
         )
-        self.to_rgb = nn.ConvTranspose2d(widths[-1], 3, 4, 2, 1)
+        self.sle = maybe_sle(cfg.g_sle, {4 * 2**i: w for i, w in enumerate(widths)})
+        self.out = image_output(cfg, vocab, palette)  # tanh, or a palette choice per pixel
+        self.to_rgb = nn.ConvTranspose2d(widths[-1], self.out.channels, 4, 2, 1)  # 3 channels, or K logits
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # z: (N, z_dim), labels: (N, A) -> images (N, 3, resolution, resolution) in [-1, 1]
         h = z if self.embed is None else torch.cat([z, self.embed(labels)], dim=1)
         h = self.fc(h).unflatten(1, (-1, 4, 4))  # (N, C0, 4, 4)
         h = F.relu(self.norms[0](h, labels))
+        feats = {4: h}  # G's maps by size, for skip-layer excitation
         for up, norm in zip(self.ups, self.norms[1:]):
             h = F.relu(norm(up(h), labels))  # x2 per stage
-        return torch.tanh(self.to_rgb(h))
+            if self.sle is not None:
+                h = self.sle.apply(h, feats)
+        return self.out(self.to_rgb(h), z, labels)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -72,15 +81,24 @@ class DCGANDiscriminator(nn.Module):
         cin += 1 if self.mbstd else 0
         self.out = nn.Linear(cin * 16, 1)
         self.proj = ProjectionHead(cin * 16, vocab) if cfg.d_cond == "projection" else None
+        widths_by_size = {resolution // 2 ** (i + 1): w for i, w in enumerate(widths)}  # R/2 ... 4
+        self.recon = maybe_reconstruction(cfg.d_recon, widths_by_size, resolution, cfg.d_width)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        # x: (N, 3, R, R) -> logits (N,)
+    def forward(self, x: torch.Tensor, labels: torch.Tensor, part: int | None = None):
+        """x: (N, 3, R, R) -> logits (N,); with `part` (0-3, D has decoders) -> (logits, reconstruction L1)."""
         h = F.leaky_relu(self.first(x), 0.2)  # (N, w, R/2, R/2)
+        feats = {h.shape[-1]: h}  # D's maps by size, for the decoders
         if self.embed is not None:
             h = join_label_maps(h, self.embed(labels))  # (N, w + A * embed_dim, ., .)
-        h = self.body(h)  # (N, C, 4, 4)
+        for layer in self.body:  # conv, norm, LeakyReLU per halving -> (N, C, 4, 4)
+            h = layer(h)
+            if isinstance(layer, nn.LeakyReLU):
+                feats[h.shape[-1]] = h
         if self.mbstd:
             h = minibatch_stddev(h, self.mbstd)  # (N, C + 1, 4, 4)
         phi = h.flatten(1)  # (N, C' * 4 * 4)
         out = self.out(phi).squeeze(1)
-        return out if self.proj is None else out + self.proj(phi, labels)
+        out = out if self.proj is None else out + self.proj(phi, labels)
+        if part is None:
+            return out
+        return out, self.recon.loss(x, {s: feats[s] for s in (RECON_WHOLE, RECON_PART)}, part)

@@ -5,6 +5,7 @@ G: z (+ embeddings) -> linear -> 4x4 -> up-blocks (BN/CBN, ReLU, nearest x2, 3x3
 D: down-blocks (ReLU, 3x3 conv, twice, average-pool x2, 1x1 shortcut) to 4x4, one more
    block at 4x4, ReLU, global sum pooling -> linear output (+ projection term).
 Resampling happens inside the blocks, so the shortcut carries the resampled input.
+Palette output, skip-layer excitation and D's decoders as in the DCGAN nets (see dcgan.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from torch import nn
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.conditioning import AttributeEmbedding, join_label_maps
 from heroportraits.models.dcgan import num_stages
+from heroportraits.models.fastgan import RECON_PART, RECON_WHOLE, maybe_reconstruction, maybe_sle
 from heroportraits.models.layers import BatchNorm2d, ProjectionHead, g_norm, minibatch_stddev
+from heroportraits.models.palette_output import image_output
 from heroportraits.training.config import ModelConfig
 
 MAX_MULT = 8  # widths grow x2 per halving of resolution, up to 8 x base width
@@ -71,7 +74,7 @@ class DBlock(nn.Module):
 
 
 class ResNetGenerator(nn.Module):
-    def __init__(self, cfg: ModelConfig, vocab: Vocabulary, resolution: int):
+    def __init__(self, cfg: ModelConfig, vocab: Vocabulary, resolution: int, palette: torch.Tensor | None = None):
         super().__init__()
         self.z_dim, self.resolution = cfg.z_dim, resolution
         stages = num_stages(resolution)
@@ -81,16 +84,21 @@ class ResNetGenerator(nn.Module):
         self.fc = nn.Linear(in_dim, widths[0] * 16)
         self.blocks = nn.ModuleList(GBlock(a, b, vocab, cfg.g_cond) for a, b in zip(widths[:-1], widths[1:]))
         self.out_norm = BatchNorm2d(widths[-1])
-        self.to_rgb = nn.Conv2d(widths[-1], 3, 3, 1, 1)
+        self.sle = maybe_sle(cfg.g_sle, {4 * 2**i: w for i, w in enumerate(widths)})
+        self.out = image_output(cfg, vocab, palette)  # tanh, or a palette choice per pixel
+        self.to_rgb = nn.Conv2d(widths[-1], self.out.channels, 3, 1, 1)  # 3 channels, or K logits
         _init(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # z: (N, z_dim), labels: (N, A) -> images (N, 3, R, R) in [-1, 1]
         h = z if self.embed is None else torch.cat([z, self.embed(labels)], dim=1)
         h = self.fc(h).unflatten(1, (-1, 4, 4))  # (N, C0, 4, 4)
+        feats = {4: h}  # G's maps by size, for skip-layer excitation
         for block in self.blocks:
             h = block(h, labels)  # x2 per block
-        return torch.tanh(self.to_rgb(F.relu(self.out_norm(h))))
+            if self.sle is not None:
+                h = self.sle.apply(h, feats)
+        return self.out(self.to_rgb(F.relu(self.out_norm(h))), z, labels)
 
 
 class ResNetDiscriminator(nn.Module):
@@ -110,16 +118,25 @@ class ResNetDiscriminator(nn.Module):
         cin += 1 if self.mbstd else 0
         self.out = nn.Linear(cin, 1)
         self.proj = ProjectionHead(cin, vocab) if cfg.d_cond == "projection" else None
+        widths_by_size = {resolution // 2 ** (i + 1): widths[i] for i in range(stages)} | {4: widths[stages]}
+        self.recon = maybe_reconstruction(cfg.d_recon, widths_by_size, resolution, cfg.d_width)
         _init(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        # x: (N, 3, R, R) -> logits (N,)
+    def forward(self, x: torch.Tensor, labels: torch.Tensor, part: int | None = None):
+        """x: (N, 3, R, R) -> logits (N,); with `part` (0-3, D has decoders) -> (logits, reconstruction L1)."""
         h = self.first(x)  # (N, w, R/2, R/2)
+        feats = {h.shape[-1]: h}  # D's maps by size (the last one at 4x4 wins), for the decoders
         if self.embed is not None:
             h = join_label_maps(h, self.embed(labels))  # (N, w + A * embed_dim, ., .)
-        h = F.relu(self.blocks(h))  # (N, C, 4, 4)
+        for block in self.blocks:
+            h = block(h)
+            feats[h.shape[-1]] = h
+        h = F.relu(h)  # (N, C, 4, 4)
         if self.mbstd:
             h = minibatch_stddev(h, self.mbstd)  # (N, C + 1, 4, 4)
         phi = h.sum(dim=(2, 3))  # (N, C'): global sum pooling
         out = self.out(phi).squeeze(1)
-        return out if self.proj is None else out + self.proj(phi, labels)
+        out = out if self.proj is None else out + self.proj(phi, labels)
+        if part is None:
+            return out
+        return out, self.recon.loss(x, {s: feats[s] for s in (RECON_WHOLE, RECON_PART)}, part)

@@ -37,6 +37,17 @@ class ModelConfig:
     g_spectral_norm: bool = False  # spectral normalisation of G's conv/linear weights (BigGAN)
     d_spectral_norm: bool = False  # spectral normalisation of D's weights (Miyato 2018); replaces D's batch-norm
     d_mbstd: int = 0  # minibatch-stddev group size (Karras 2018): D sees how varied a group is; 0 = off
+    output: str = "rgb"  # G's last layer: "rgb" (3 channels through tanh) or "palette" (K logits per native
+    # pixel, each pixel one colour of a palette: at most K exact colours per portrait; docs/pixelart.md)
+    palette_k: int = 32  # palette output: colours per palette (K)
+    palette_source: str = "portrait"  # palette output: "portrait" (G draws K colours per portrait from z and the
+    # labels) or "dataset" (one palette clustered from the train pixels: `python -m heroportraits palette NAME --k K`)
+    palette_mix: str = "soft"  # palette output, training only: the image D sees is "soft" (softmax(logits / tau)
+    # mix of the colours), "straight" (argmax colour, gradient of the soft mix) or "gumbel" (Gumbel-softmax at tau)
+    g_sle: bool = False  # skip-layer excitation in G (FastGAN, Liu 2021): each feature map of >= 16 px is gated
+    # channel-wise by G's map at 1/4 its size
+    d_recon: float = 0.0  # self-supervised D (FastGAN): weight of the L1 loss of small decoders that rebuild each
+    # real image (downscaled x2) and a random quarter of it from D's 4x4 and 8x8 features; 0 = off (no decoders)
 
 
 @dataclass
@@ -66,6 +77,10 @@ class TrainConfig:
     lecam_decay: float = 0.99  # LeCam: EMA decay of the anchors (D's mean real/fake outputs)
     instance_noise_std: float = 0.0  # Gaussian noise std added to D inputs at step 0 (Sonderby 2016); 0 disables
     instance_noise_steps: int = 0  # steps over which that std anneals linearly to 0 (0 = over the whole run)
+    tau_start: float = 1.0  # palette output: softmax temperature of the colour choice at step 0
+    tau_end: float = 0.1  # palette output: the temperature at the end of the schedule (and after it)
+    tau_schedule: str = "exp"  # palette output: "exp" (geometric) or "linear" from tau_start to tau_end
+    tau_steps: int = 0  # palette output: steps over which tau anneals (0 = train.steps)
     seed: int = 0  # seeds weights, noise and batches
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1"...
     amp: bool = False  # bf16 autocast on CUDA
@@ -262,6 +277,10 @@ AT_LEAST_0, AT_LEAST_1, UNIT, POSITIVE = Range(0), Range(1), Range(0, 1), Range(
 RANGES: dict[str, Range] = {
     **{f"model.{f}": AT_LEAST_1 for f in ("z_dim", "g_width", "d_width", "embed_dim")},
     "model.d_mbstd": AT_LEAST_0,
+    "model.palette_k": Range(2),  # a palette of one colour draws nothing
+    "model.d_recon": AT_LEAST_0,
+    **{f"train.{f}": POSITIVE for f in ("tau_start", "tau_end")},
+    "train.tau_steps": AT_LEAST_0,
     **{f"train.{f}": AT_LEAST_1 for f in ("steps", "batch_size", "n_dis", "r1_every", "ada_interval")},
     **{f"train.{f}": AT_LEAST_1 for f in ("sample_every", "checkpoint_every", "log_every", "eval_samples")},
     **{f"train.{f}": POSITIVE for f in ("g_lr", "d_lr", "ada_kimg")},
@@ -368,8 +387,12 @@ CHOICES = {
     "model.arch": ("dcgan", "resnet"),
     "model.g_cond": ("concat", "cbn", "concat+cbn"),
     "model.d_cond": ("concat", "projection"),
+    "model.output": ("rgb", "palette"),
+    "model.palette_source": ("portrait", "dataset"),
+    "model.palette_mix": ("soft", "straight", "gumbel"),
     "train.loss": ("hinge", "ns"),
     "train.compile": ("off", "cuda", "on"),
+    "train.tau_schedule": ("exp", "linear"),
 }
 
 

@@ -1,0 +1,125 @@
+"""G's output layer: RGB through tanh, or palette-indexed pixels (`model.output="palette"`).
+
+In palette mode G's last convolution gives K logits per pixel instead of 3 colour channels,
+and every pixel is one of K palette colours: pixel art's flat colour, crisp by construction.
+The palette is either drawn per portrait (`palette_source="portrait"`: a small head maps z
+and the labels to K colours, as an artist picks a palette per piece; each slot's logits let
+G use the slot as a role such as outline or skin, whose colour varies from portrait to
+portrait) or fixed (`"dataset"`: the train pixels clustered in OKLab, data/palette_quantise.py,
+held as a buffer so checkpoints carry it and sampling needs no dataset).
+
+Training needs a gradient through the choice, so in train mode D sees a relaxation
+(`palette_mix`): "soft" = softmax(logits / tau) x palette; "straight" = the argmax colour
+forward, the soft mix's gradient backward (straight-through); "gumbel" = Gumbel-softmax at
+tau. tau is a buffer the Trainer sets every step from train.tau_* (`palette_tau`), so it
+is in every checkpoint. In eval mode (the EMA generator, `sample`, evaluation, export)
+every pixel is its argmax colour, so a portrait holds at most K exact colours.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from heroportraits.data.attributes import Vocabulary
+from heroportraits.errors import HeroError
+from heroportraits.models.conditioning import AttributeEmbedding
+from heroportraits.training.config import ModelConfig
+
+
+class PaletteConfigError(HeroError):
+    """A palette model asked for without what it needs (e.g. a dataset palette)."""
+
+
+class RGBOutput(nn.Module):
+    """The plain output: 3 channels squashed to [-1, 1]. No parameters (old checkpoints load)."""
+
+    channels = 3
+
+    def forward(self, h: torch.Tensor, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(h)
+
+
+class PaletteOutput(nn.Module):
+    """K logits per pixel + a palette -> image.   logits: (N, K, H, W) -> (N, 3, H, W) in [-1, 1]."""
+
+    def __init__(self, cfg: ModelConfig, vocab: Vocabulary, palette: torch.Tensor | None = None):
+        super().__init__()
+        self.mix, self.source = cfg.palette_mix, cfg.palette_source
+        self.generator: torch.Generator | None = None  # Gumbel noise stream; the Trainer sets its own
+        self.register_buffer("tau", torch.tensor(1.0))  # softmax temperature, set by the Trainer each step
+        if self.source == "dataset":
+            if palette is None:
+                raise PaletteConfigError(
+                    "model.palette_source=dataset needs the dataset's palette "
+                    "(`python -m heroportraits palette NAME --k K`)"
+                )
+            colours = torch.as_tensor(palette, dtype=torch.float32).reshape(-1, 3) / 127.5 - 1.0  # (K, 3)
+            self.register_buffer("palette", colours)
+            self.channels = len(colours)
+        else:
+            self.channels = cfg.palette_k
+            self.embed = AttributeEmbedding(vocab, cfg.embed_dim)
+            hidden = max(64, 2 * cfg.g_width)
+            self.head = nn.Sequential(
+                nn.Linear(cfg.z_dim + self.embed.out_dim, hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, 3 * self.channels),
+            )
+
+    def colours(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The palette of each portrait: (N, K, 3) float32 in [-1, 1]."""
+        if self.source == "dataset":
+            return self.palette.float().expand(z.shape[0], -1, -1)
+        h = torch.cat([z, self.embed(labels)], dim=1)
+        return torch.tanh(self.head(h).float()).unflatten(1, (self.channels, 3))
+
+    def forward(self, logits: torch.Tensor, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        colours = self.colours(z, labels)  # (N, K, 3)
+        logits = logits.float()  # softmax and the mix in float32, also under bf16 autocast
+        if not self.training:
+            return pick_colours(logits.argmax(dim=1), colours)
+        if self.mix == "gumbel":  # + Gumbel(0, 1) noise: the softmax becomes a relaxed sample
+            u = torch.rand(logits.shape, generator=self.generator, device=logits.device, dtype=logits.dtype)
+            logits = logits - torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
+        weights = torch.softmax(logits / self.tau, dim=1)  # (N, K, H, W), sums to 1 over K
+        if self.mix != "straight":
+            return torch.einsum("nkhw,nkc->nchw", weights, colours)
+        # Straight-through: forward exactly the argmax colours (the colours' gradient through them);
+        # the logits' gradient is the soft mix's.
+        soft = torch.einsum("nkhw,nkc->nchw", weights, colours.detach())
+        return pick_colours(logits.argmax(dim=1), colours) + (soft - soft.detach())
+
+
+def pick_colours(index: torch.Tensor, colours: torch.Tensor) -> torch.Tensor:
+    """index (N, H, W) into colours (N, K, 3) -> image (N, 3, H, W): each pixel its palette colour."""
+    n, h, w = index.shape
+    flat = index.reshape(n, 1, h * w).expand(n, 3, h * w)  # (N, 3, HW)
+    return torch.gather(colours.transpose(1, 2), 2, flat).reshape(n, 3, h, w)
+
+
+def image_output(cfg: ModelConfig, vocab: Vocabulary, palette: torch.Tensor | None = None) -> nn.Module:
+    """The output layer `model.output` names; its `channels` is what G's last conv must produce."""
+    return PaletteOutput(cfg, vocab, palette) if cfg.output == "palette" else RGBOutput()
+
+
+def palette_tau(step: int, total: int, start: float, end: float, schedule: str = "exp") -> float:
+    """The temperature at `step` of a schedule from `start` (step 0) to `end` (step `total` and after):
+    "exp" moves geometrically (equal ratios per step, as temperatures are felt), "linear" evenly."""
+    t = min(max(step / max(total, 1), 0.0), 1.0)
+    if schedule == "linear":
+        return start + (end - start) * t
+    return math.exp(math.log(start) + (math.log(end) - math.log(start)) * t)
+
+
+def palette_outputs(module: nn.Module) -> list[PaletteOutput]:
+    """Every palette output layer inside a network (empty for RGB models)."""
+    return [m for m in module.modules() if isinstance(m, PaletteOutput)]
+
+
+def set_tau(module: nn.Module, tau: float) -> None:
+    """Write the temperature into every palette output of `module` (a buffer: checkpoints keep it)."""
+    for out in palette_outputs(module):
+        out.tau.fill_(tau)
