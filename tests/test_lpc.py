@@ -21,7 +21,8 @@ from heroportraits import cli
 from heroportraits.data import lpc
 from heroportraits.data.images import detect_pixel_scale, load_image
 from heroportraits.data.lpc import Background, Layer, LPCArt, LPCArtError, RecipeChoice, compose_portrait
-from heroportraits.data.lpc_recipes import CREDIT_RULES, RECIPES
+from heroportraits.data.lpc_recipes import CREDIT_RULES, RECIPES, VARIETY_SHARES
+from heroportraits.data.lpc_variety import VarietyError, concretise, with_variety
 from heroportraits.data.palette_labels import label_palette
 from heroportraits.paths import preview_path
 
@@ -45,9 +46,10 @@ def art():
 
 @pytest.fixture(scope="module")
 def small_folder(tmp_path_factory):
-    """32 portraits (4 per class x gender) written once for the folder-level tests."""
+    """32 portraits (4 per class x gender) written once for the folder-level tests, from the recipe
+    table as written (variety low: the class markers below hold there)."""
     out = tmp_path_factory.mktemp("lpc") / "src"
-    lpc.generate_lpc_folder(ART_DIR, out, n=32, seed=3, progress=False)
+    lpc.generate_lpc_folder(ART_DIR, out, n=32, seed=3, progress=False, variety="low")
     with open(out / "labels.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     return out, rows
@@ -266,7 +268,7 @@ def test_credits_list_the_authors_of_layers_used(small_folder):
 def test_folder_has_preview_and_source(small_folder):
     out, _ = small_folder
     source = json.loads((out / "source.json").read_text())
-    assert source["kind"] == "lpc" and source["seed"] == 3 and source["n"] == 32
+    assert source["kind"] == "lpc" and source["seed"] == 3 and source["n"] == 32 and source["variety"] == "low"
     assert source["hero_classes"] == list(RECIPES["classes"])
     assert source["url"] == lpc.UPSTREAM_URL and "CC-BY-SA 3.0" in source["licence"]
     assert preview_path(out).stat().st_size > 0
@@ -302,7 +304,9 @@ def test_a_json_recipe_table_replaces_the_classes(art, tmp_path):
     path = tmp_path / "recipes.json"
     path.write_text(json.dumps(table))
     recipes = lpc.load_recipes(path)
-    out = lpc.generate_lpc_folder(ART_DIR, tmp_path / "knights", n=6, seed=0, progress=False, recipes=recipes)
+    out = lpc.generate_lpc_folder(
+        ART_DIR, tmp_path / "knights", n=6, seed=0, progress=False, recipes=recipes, variety="low"
+    )
     rows = list(csv.DictReader(open(out / "labels.csv", encoding="utf-8")))
     assert {r["hero_class"] for r in rows} == {"knight"}
     assert all("golden_helm" in r["headgear"] and r["hair"] == "hidden" for r in rows)
@@ -323,3 +327,77 @@ def test_cli_builds_a_final_dataset_with_credits(project_root):
     assert meta["prepared"]["palette_agreement"]["accuracy"] == 1.0  # prepare re-measures the same labels
     assert (final / "CREDITS.txt").read_text(encoding="utf-8").startswith("Portraits composed from the Universal LPC")
     assert (project_root / "data" / "sources" / "lpc_tiny" / "images" / "00039.png").exists()
+
+
+# -------------------------------------------------------------- variety
+def test_low_variety_is_the_table_as_written_and_high_leaves_it_alone():
+    before = json.dumps(RECIPES, sort_keys=True)
+    assert with_variety(RECIPES, "low") == RECIPES
+    high = with_variety(RECIPES, "high")
+    assert json.dumps(RECIPES, sort_keys=True) == before  # a copy, never the table itself
+    assert list(high["classes"]) == list(RECIPES["classes"])  # the same labels
+    for spec in high["classes"].values():
+        assert len(spec["outfits"]) >= 2  # every class draws from several outfits
+        for outfit in spec["outfits"]:
+            head = outfit["slots"]["head"]
+            assert sum(o["w"] for o in head) == pytest.approx(1.0)
+            assert sum(o["w"] for o in head if not o["layers"]) == pytest.approx(VARIETY_SHARES["bare_head"])
+    with pytest.raises(VarietyError, match="low"):
+        with_variety(RECIPES, "extreme")
+
+
+def test_a_borrowed_item_is_made_concrete_with_its_lenders_odds():
+    hood = {"w": 6, "layers": ["head/hoods/{g}/cloth_hood_{g}.png"], "tint": "{robe}", "unless": {"robe": ["black"]}}
+    options = concretise(hood, {"robe": {"blue": 2, "red": 1, "black": 1}, "cape": ["red"]})
+    assert [(o["tint"], o["w"]) for o in options] == [("blue", 3.0), ("red", 1.5)]  # black ruled out by `unless`
+    assert all(o["layers"] == hood["layers"] and "robe" not in o["unless"] for o in options)  # {g}: still per body
+
+
+def _head_sheets(choice) -> str:
+    return ";".join(sorted(layer.path.rsplit("/", 1)[-1] + f"#{layer.tint}" for layer in choice.layers.get("head", [])))
+
+
+@needs_art
+def test_high_variety_mixes_headgear_across_classes(art):
+    """Under "high", the headgear names the class far less: predicting the class from the head item
+    (its most common class) is right much less often than under "low", each class wears several head
+    items, about a quarter go bare-headed, and some wear another class's item."""
+    seen, stats = {}, {}
+    for variety in ("low", "high"):
+        table = with_variety(RECIPES, variety)
+        assert lpc.check_recipes(art, table) == []  # every added option resolves to real sheets
+        seen[variety] = [lpc.make_portrait(art, i, seed=2, recipes=table)[1] for i in range(480)]
+        by_item: dict[str, dict[str, int]] = {}
+        for c in seen[variety]:
+            counts = by_item.setdefault(_head_sheets(c), {})
+            counts[c.hero_class] = counts.get(c.hero_class, 0) + 1
+        worn = [c for c in seen[variety] if _head_sheets(c)]
+        stats[variety] = {
+            "predictable": sum(max(v.values()) for k, v in by_item.items() if k) / len(worn),
+            "bare": 1 - len(worn) / len(seen[variety]),
+            "items": {cls: len({_head_sheets(c) for c in worn if c.hero_class == cls}) for cls in RECIPES["classes"]},
+            "light_skin": np.mean([c.vars["skin"] == "light" for c in seen[variety]]),
+        }
+    low, high = stats["low"], stats["high"]
+    assert high["predictable"] < low["predictable"] - 0.1, stats
+    assert 0.15 < high["bare"] < 0.4 and high["bare"] > low["bare"], stats
+    assert all(n >= 5 for n in high["items"].values()), stats
+    assert high["light_skin"] < low["light_skin"], stats  # flatter skin odds: fewer of the commonest
+    borrowed = [
+        c
+        for c in seen["high"]
+        if (c.hero_class == "warrior" and any(k in _head_sheets(c) for k in ("cloth_hood", "cap", "tiara")))
+        or (c.hero_class in ("mage", "ranger") and "helm" in _head_sheets(c))
+    ]
+    assert borrowed, "no portrait wears another class's head item"
+
+
+@needs_art
+def test_variety_is_recorded_and_the_cli_defaults_to_high(project_root):
+    parser = argparse.ArgumentParser()
+    lpc.add_cli(parser.add_subparsers())
+    args = parser.parse_args(["lpc", "--art", str(ART_DIR), "--n", "16", "--name", "v", "--quiet", "--no-build"])
+    assert args.variety == "high"
+    args.func(args)
+    source = json.loads((project_root / "data" / "sources" / "v" / "source.json").read_text())
+    assert source["variety"] == "high"

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from heroportraits.cli import add_count, add_quiet, add_seed, add_verb
 from heroportraits.data.images import save_png
 from heroportraits.data.lpc_recipes import CREDIT_RULES, RECIPES, SLOT_ORDER, TINT_COLOURS
+from heroportraits.data.lpc_variety import VARIETIES, with_variety
 from heroportraits.data.palette_labels import label_palette
 from heroportraits.drawing import preview_grid
 from heroportraits.errors import HeroError
@@ -500,15 +501,17 @@ def generate_lpc_folder(
     seed: int = 0,
     progress: bool = True,
     recipes: dict | None = None,
+    variety: str = "high",
 ) -> Path:
     """Write n labelled portraits: images/00000.png..., labels.csv, CREDITS.txt, source.json;
-    preview grid beside the folder."""
+    preview grid beside the folder. `variety` (lpc_variety.py): "high" mixes head items, outfits
+    and colours within each class like a curated real set; "low" is the recipe table as written."""
     if art_dir is None:
         raise LPCArtError(
             f"no LPC art folder given: pass --art (or LPC_ART in notebook 01) pointing at a clone of {UPSTREAM_URL}"
         )
     art = LPCArt(art_dir)
-    recipes = recipes or RECIPES
+    recipes = with_variety(recipes or RECIPES, variety)
     problems = check_recipes(art, recipes)  # before writing anything: an incomplete checkout fails here, not mid-run
     if problems:
         shown = "\n  ".join(problems[:10]) + (f"\n  ... ({len(problems)} problems)" if len(problems) > 10 else "")
@@ -558,6 +561,7 @@ def generate_lpc_folder(
         w.writerows(rows)
     write_credits(art, sorted(art.used), out / "CREDITS.txt")
     source = lpc_source_info(art, n=n, seed=seed, recipes=recipes)
+    source["variety"] = variety
     source["seconds"] = round(seconds, 1)
     (out / "source.json").write_text(json.dumps(source, indent=2), encoding="utf-8")
     if previews:
@@ -665,7 +669,9 @@ def _cli(args: argparse.Namespace) -> None:
     recipes = load_recipes(args.recipes)
     out = data_dir() / "sources" / plain_name(args.name, "--name")
     t0 = time.perf_counter()
-    generate_lpc_folder(args.art, out, n=args.n, seed=args.seed, progress=not args.quiet, recipes=recipes)
+    generate_lpc_folder(
+        args.art, out, n=args.n, seed=args.seed, progress=not args.quiet, recipes=recipes, variety=args.variety
+    )
     print(
         f"wrote {args.n} LPC portraits to {out} in {time.perf_counter() - t0:.1f} s "
         f"(labels.csv, CREDITS.txt; preview {preview_path(out)})"
@@ -702,5 +708,13 @@ def add_cli(subparsers) -> None:
     p.add_argument("--name", default="lpc", help="dataset name: writes data/sources/NAME/ and data/NAME/ (default lpc)")
     add_seed(p, "portrait i depends only on (seed, i); also seeds the split")
     p.add_argument("--recipes", default=None, help="JSON recipe table replacing lpc_recipes.RECIPES (same structure)")
+    p.add_argument(
+        "--variety",
+        choices=VARIETIES,
+        default="high",
+        help="high (default, for measurements): each class mixes several head items and outfits, items cross "
+        "classes at a low rate, a quarter of heads bare, more skins, hair and recolours; low: the recipe table "
+        "as written, one iconic look per class (docs/lpc.md)",
+    )
     p.add_argument("--no-build", action="store_true", help="only write data/sources/NAME/ (prepare and build later)")
     add_quiet(p)

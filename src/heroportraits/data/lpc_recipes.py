@@ -433,3 +433,98 @@ CREDIT_RULES: list[tuple[str, list[tuple[str, str]]]] = [
     (r"^weapons/left hand/male/shield.*forhat", [("Johannes Sjölund", "shield (cutout metal hat)")]),
     (r"^weapons/left hand/male/shield.*forbody", [("Johannes Sjölund", "shield (cutout body)")]),
 ]
+
+
+# ---------------------------------------------------------------- high variety (`lpc --variety high`)
+# The table above gives most classes one iconic look (every mage in a robe and a hood of its
+# colour). Real curated sets are harder: a class mixes several head items and outfits, items
+# cross classes, heads go bare, colours vary. lpc_variety.with_variety turns any recipe table
+# into that with these settings; the head items of the other outfits of a class, and of the
+# other classes, are added by code (see there), the extra outfits and colours are listed here.
+VARIETY_SHARES = {
+    "bare_head": 0.25,  # share of portraits with nothing on the head (hair or bald)
+    "borrowed_head": 0.10,  # share wearing a head item of another class
+    "class_pool": 0.3,  # of the class's own head items: share drawn from its other outfits' items
+}
+_ALL_CAPES = {"red": 2, "blue": 2, "black": 2, "white": 1, "gray": 1, "brown": 1, "green": 1, "maroon": 1}
+_ALL_CAPES |= {"lavender": 1, "pink": 0.5, "yellow": 0.5}
+VARIETY_HIGH: dict = {
+    # Flatter odds: rare skins, hair and eye colours less rare.
+    "common_vars": {
+        "skin": {"light": 3, "tanned": 2, "tanned2": 2, "dark": 2, "dark2": 2, "darkelf": 1.5, "darkelf2": 1.5}
+        | {"orc": 1.5, "red_orc": 1},
+        "hair_colour": {name: 1 + w**0.5 for name, w in _HAIR_NATURAL.items()},
+        "eye_colour": ["blue", "brown", "gray", "green", "orange", "purple", "red", "yellow"],
+    },
+    # Per class: variables every outfit that has them draws with these odds instead (more recolours;
+    # a mage's hood may now be green or grey like a ranger's or a rogue's).
+    "class_vars": {
+        "warrior": {"cape": _ALL_CAPES},
+        "mage": {"robe": {c: 1 for c in TINT_COLOURS if c != "olive"}},
+        "rogue": {"cape": _ALL_CAPES, "hood": {"black": 3, "dark gray": 2, "dark brown": 2, "purple": 1, "red": 1}},
+        "ranger": {"cape": _ALL_CAPES, "hood": {"forest green": 3, "olive": 2, "brown": 2, "dark gray": 1}},
+    },
+    # Per class: outfits added to its own (the single-outfit classes get the most).
+    "outfits": {
+        "warrior": [
+            {
+                "name": "mercenary",
+                "w": 2,
+                "vars": {"cape": _ALL_CAPES},
+                "slots": {
+                    "torso": [_o(1, ["torso/leather/chest_{g}.png"])],
+                    "torso_over": [_o(1, ["torso/plate/arms_{g}.png"])],
+                    "head": [_CHAIN_HAT, _METAL_HELM, _o(1, ["head/bandanas/{g}/red.png"], tint="dark brown")],
+                    "behind": [_o(2), _o(1, [_TATTERED], also={"neck": [_TIE]})],
+                },
+            }
+        ],
+        "mage": [
+            {
+                "name": "enchanter",
+                "w": 1,
+                "vars": {"robe": {c: 1 for c in TINT_COLOURS if c != "olive"}},
+                "slots": {
+                    "torso": [
+                        _o(1, ["torso/dress_female/dress_w_sash_female.png"], genders=["female"]),
+                        _o(1, ["torso/shirts/longsleeve/male/*_longsleeve.png"], genders=["male"]),
+                    ],
+                    "torso_over": [_o(2), _o(1, ["torso/chain/tabard/jacket_{g}.png"])],
+                    "head": [_hood(3, "{robe}"), _o(3, ["head/tiaras_female/*.png"], genders=["female"])],
+                    "behind": [
+                        _o(1, [_CAPE.format(cape="white")], tint="{robe}", also={"neck": [_CLIP.format(cape="white")]})
+                    ],
+                    "neck": [_o(1), _o(1, [_NECKLACE], genders=["female"])],
+                },
+            }
+        ],
+        "rogue": [
+            {
+                "name": "cutpurse",
+                "w": 2,
+                "vars": {"cape": _ALL_CAPES, "hood": {"black": 3, "dark gray": 2, "dark brown": 2}},
+                "slots": {
+                    "torso": [_o(1, ["torso/leather/chest_{g}.png"])],
+                    "head": [_hood(3, "{hood}"), _CAP, _o(2, ["head/bandanas/{g}/red.png"], tint="black")],
+                    "behind": [_o(1, [_TATTERED], also={"neck": [_TIE]})],
+                },
+            }
+        ],
+        "ranger": [
+            {
+                "name": "scout",
+                "w": 1,
+                "vars": {"cape": _ALL_CAPES, "hood": {"forest green": 3, "olive": 2, "brown": 2}},
+                "slots": {
+                    "torso": [
+                        _o(1, ["torso/tunics/female/*_tunic.png"], genders=["female"]),
+                        _o(1, ["torso/shirts/longsleeve/male/*_longsleeve.png"], genders=["male"]),
+                    ],
+                    "torso_over": [_o(1), _o(1, ["torso/leather/shoulders_{g}.png"])],
+                    "behind": [_o(1, [_QUIVER]), _o(1, [_TATTERED, _QUIVER], also={"neck": [_TIE]})],
+                    "head": [_o(3, ["head/caps/{g}/leather_cap_{g}.png"], tint="forest green"), _hood(2, "{hood}")],
+                },
+            }
+        ],
+    },
+}
