@@ -7,8 +7,11 @@ data                     sources (procedural, LPC, your own images) -> prepare -
   data.procedural_parts  the procedural drawing kit: index canvas, shape masks, colour ramps
   data.lpc               a labelled portrait folder composed from a Universal LPC spritesheet checkout
   data.lpc_recipes       the LPC tables: which art layers make which hero class, credit rules
+  data.lpc_variety       how varied the LPC portraits of one class are (`lpc --variety low|high`)
   data.images            reading any image, crisp resizing to 64x64, tiling (numpy, no torch)
   data.palette_labels    automatic palette labels from colour statistics
+  data.oklab             sRGB <-> OKLab and colour differences (dE), numpy
+  data.palette_quantise  a dataset's palette: train pixels clustered in OKLab, its error report, the `palette` verb
   data.attributes        attribute vocabularies: the names and values that condition every model
   data.curation          review grids and the overrides file (exclude / relabel)
   data.prepare           any folder of images + labels -> a checked staging set with a report
@@ -19,6 +22,8 @@ models                   build_models: G and D from a ModelConfig and the vocabu
   models.layers          conditional batch-norm, projection head, spectral normalisation
   models.dcgan           the conditional DCGAN
   models.resnet          residual G and D (SNGAN / BigGAN)
+  models.palette_output  G's output layer: RGB, or palette-indexed pixels (per-portrait or dataset palette)
+  models.fastgan         FastGAN parts: skip-layer excitation in G, D's self-supervised decoders
 training                 the training stage
   training.config        typed config dataclasses, named presets, --set parsing and range checks
   training.losses        GAN losses and regularisers as free functions
