@@ -18,7 +18,11 @@ from heroportraits.training.config import (
 
 
 def test_aliases_are_the_presets_they_name():
-    assert PRESET_ALIASES == {"cpu": "dcgan_sn_proj_ms", "gpu": "dcgan_sn_proj_ms_gpu"}
+    assert PRESET_ALIASES == {
+        "cpu": "dcgan_sn_proj_ms",
+        "gpu": "dcgan_sn_proj_ms_gpu",
+        "pixel": "dcgan_sn_proj_ms_pixel",
+    }
     for alias, name in PRESET_ALIASES.items():
         a, b = get_preset(alias), get_preset(name)
         assert a == b and a.preset == name  # the run records the full name

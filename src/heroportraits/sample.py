@@ -56,7 +56,7 @@ class Sampler:
         # Building G draws its (soon overwritten) initial weights from the global RNG: fork it, so
         # loading a sampler, as evaluation while training does, leaves a run's random streams alone.
         with torch.random.fork_rng(devices=[]):
-            self.G = build_generator(self.config.model, self.vocab, int(ds["network_resolution"]))
+            self.G = build_generator(self.config.model, self.vocab, int(ds["network_resolution"]), ds.get("palette"))
         self.G.load_state_dict(state["G_ema"])
         self.G.to(self.device).eval()
         self._mix_rows = torch.tensor(ds["label_mix"]["rows"], dtype=torch.long)  # (M, A) full-vocab indices

@@ -20,6 +20,7 @@ from heroportraits.training import distributed
 from heroportraits.training.checkpoint import CheckpointError, check_vocabulary
 from heroportraits.training.config import Config
 from heroportraits.training.distributed import DistInfo, unwrap
+from heroportraits.training.pixel_art import quantise_reals, training_palette
 from heroportraits.training.trainer import Trainer
 
 
@@ -84,6 +85,7 @@ class TrainingSetup:
     shard: PortraitData  # this rank's rows of the split (all of them in one process), on the device
     info: DistInfo  # rank and world size (world size 1 outside torchrun)
     device: torch.device
+    palette: list | None = None  # the dataset palette G draws from, [[r, g, b], ...] (palette_source=dataset)
 
 
 def setup_training(
@@ -106,7 +108,9 @@ def setup_training(
     pixel = max(1, data.native_scale * net_res // out_res)  # native pixel size on the grid D sees
 
     shard = _shard(data, info, tc.seed).to(device)  # this rank's rows (all rows in a single process)
-    G, D = _networks(cfg, vocab, net_res, device, info)
+    palette = training_palette(cfg, data)  # the dataset palette G draws from (palette_source=dataset only)
+    shard = quantise_reals(shard, palette)  # and the reals held to it
+    G, D = _networks(cfg, vocab, net_res, device, info, palette)
     gen = torch.Generator(device=device).manual_seed(distributed.rank_seed(tc.seed, info))
     trainer = Trainer(G, D, cfg, cvocab, gen, pixel=pixel, dist_info=info)
     next_batch = batch_sampler(
@@ -127,6 +131,7 @@ def setup_training(
         shard,
         info,
         device,
+        None if palette is None else palette.tolist(),
     )
 
 
@@ -140,12 +145,12 @@ def _shard(data: PortraitData, info: DistInfo, seed: int) -> PortraitData:
     return PortraitData(images, labels, data.vocab, data.meta, files)
 
 
-def _networks(cfg: Config, vocab: Vocabulary, net_res: int, device: torch.device, info: DistInfo):
+def _networks(cfg: Config, vocab: Vocabulary, net_res: int, device: torch.device, info: DistInfo, palette=None):
     """(G, D) on the device: same seed on every rank (DDP also broadcasts rank 0's), in
     channels-last memory, compiled and DDP-wrapped as the config and the launcher say."""
     tc, mc = cfg.train, cfg.model
     torch.manual_seed(tc.seed)
-    G, D = build_models(mc, vocab, net_res)
+    G, D = build_models(mc, vocab, net_res, palette)
     G, D = G.to(device), D.to(device)
     if tc.channels_last:  # NHWC conv weights (batches follow in next_batch); the same values
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
@@ -177,6 +182,7 @@ def checkpoint_state(
             "resolution": s.out_res,
             "network_resolution": s.net_res,
             "label_mix": s.label_mix,
+            "palette": s.palette,  # sampling and export rebuild G's palette output from it
         },
         "G": unwrap(t.G).state_dict(),
         "D": unwrap(t.D).state_dict(),

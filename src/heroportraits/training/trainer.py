@@ -19,9 +19,10 @@ from heroportraits.training.config import Config
 from heroportraits.training.distributed import DistInfo, unwrap, without_ddp
 from heroportraits.training.ema import ema_beta, make_ema, update_ema
 from heroportraits.training.losses import get_losses, lecam_penalty, mode_seeking_penalty, r1_penalty
+from heroportraits.training.pixel_art import palette_layers, recon_part, tau
 
 # What `Trainer.step` returns, all 0-dim tensors; metrics.csv adds step, time and noise std.
-STEP_STATS = ["d_loss", "g_loss", "d_real", "d_fake", "r1", "lecam", "ada_p", "rt"]
+STEP_STATS = ["d_loss", "g_loss", "d_real", "d_fake", "r1", "lecam", "ada_p", "rt", "recon"]
 
 NextBatch = Callable[[], tuple[torch.Tensor, torch.Tensor]]
 
@@ -75,6 +76,8 @@ class Trainer:
         self.ada_stats = torch.zeros(2, device=self.device)  # sum of sign(D(real)), count since last adjust
         self.lecam_anchors = torch.zeros(2, device=self.device)  # EMA of mean D(real), mean D(fake)
         self._zero = torch.zeros((), device=self.device)
+        self.model_cfg = cfg.model
+        self.palette_layers = palette_layers(unwrap(G), generator)  # palette output: tau set each step
 
     # ---- the pieces of an iteration
     def noise(self, n: int) -> torch.Tensor:
@@ -109,6 +112,8 @@ class Trainer:
         tc = self.tc
         see = (lambda x, std: x) if bare else self.d_input
         noise_std = self.noise_std()
+        for layer in self.palette_layers:  # the palette's softmax temperature for this step (a buffer of G)
+            layer.tau.fill_(tau(tc, self.iteration))
         self.D.requires_grad_(True)
         r1 = self._zero  # the last R1 value of this iteration's D updates (lazy: not every update has one)
         for i in range(tc.n_dis):
@@ -139,6 +144,7 @@ class Trainer:
             "lecam": d["lecam"].detach(),
             "ada_p": self.ada_p.clone(),
             "rt": d_real.sign().mean(),
+            "recon": d["recon"].detach(),
         }
 
     def _d_phase(self, next_batch: NextBatch, i: int, noise_std: float, see, bare: bool) -> dict:
@@ -159,11 +165,16 @@ class Trainer:
         # graphs cannot: with train.compile, an R1 phase runs D eagerly (both forwards: a
         # compiled one would bump the batch-norm statistics the eager one saved)
         eager = do_r1 and "D" in self.compiled
+        part, recon = recon_part(self.model_cfg, self.iteration * tc.n_dis + i), self._zero  # self-supervised D
         with self.autocast, torch.compiler.set_stance("force_eager") if eager else contextlib.nullcontext():
-            d_real = D(see(real, noise_std), y).float()
+            if part is None:
+                d_real = D(see(real, noise_std), y).float()
+            else:  # D's decoders also rebuild a quarter of this real batch (FastGAN): their L1 joins D's loss
+                d_real, recon = D(see(real, noise_std), y, part=part)
+                d_real = d_real.float()
             d_fake = D(see(fake, noise_std), y).float()
         d_loss = self.d_loss_fn(d_real, d_fake)
-        loss, r1, lecam = d_loss, None, self._zero
+        loss, r1, lecam = d_loss + self.model_cfg.d_recon * recon, None, self._zero
         if tc.lecam_weight > 0:
             lecam = lecam_penalty(d_real, d_fake, self.lecam_anchors[0], self.lecam_anchors[1])
             loss = loss + tc.lecam_weight * lecam
@@ -176,7 +187,7 @@ class Trainer:
         loss.backward()
         self.opt_D.step()
         self.ada_stats += torch.stack([d_real.detach().sign().sum(), self._zero + d_real.numel()])
-        return {"y": y, "d_loss": d_loss, "d_real": d_real, "d_fake": d_fake, "r1": r1, "lecam": lecam}
+        return {"y": y, "d_loss": d_loss, "d_real": d_real, "d_fake": d_fake, "r1": r1, "lecam": lecam, "recon": recon}
 
     def _g_phase(self, y: torch.Tensor, noise_std: float, see) -> torch.Tensor:
         """G update: fool D (frozen) on the last D batch's conditions with fresh noise."""
