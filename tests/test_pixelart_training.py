@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_techniques import VOCAB, fit, four_class_dataset, nearest_mean, toy_trainer
+from test_techniques import SMALL, VOCAB, fit, four_class_dataset, nearest_mean, toy_trainer
 
 from heroportraits.data.dataset import load_dataset
 from heroportraits.data.palette_quantise import colour_counts, make_dataset_palette
@@ -29,15 +29,6 @@ from heroportraits.training.setup import setup_training
 from heroportraits.training.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
-
-SMALL = {
-    "model.g_width": 8,
-    "model.d_width": 8,
-    "model.z_dim": 16,
-    "model.embed_dim": 4,
-    "train.batch_size": 8,
-    "train.device": "cpu",
-}
 
 
 def _colours(img: np.ndarray) -> set:

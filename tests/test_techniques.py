@@ -70,18 +70,20 @@ class ConstantD(nn.Module):
 
 
 # ------------------------------------------------------------------ every preset runs
+SMALL = {  # small widths and batch: a preset's other switches run as they are, fast
+    "model.g_width": 8,
+    "model.d_width": 8,
+    "model.z_dim": 16,
+    "model.embed_dim": 4,
+    "train.batch_size": 8,
+    "train.device": "cpu",
+}
+
+
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_builds_and_runs_one_training_step(preset, toy_dataset):
     """Each preset's switches, kept as they are, on small widths and a small batch (set up as train() does)."""
-    small = {
-        "model.g_width": 8,
-        "model.d_width": 8,
-        "model.z_dim": 16,
-        "model.embed_dim": 4,
-        "train.batch_size": 8,
-        "train.device": "cpu",
-    }
-    cfg, reference = resolve_config(preset, small), resolve_config(preset)
+    cfg, reference = resolve_config(preset, SMALL), resolve_config(preset)
     resized = {"g_width", "d_width", "z_dim", "embed_dim", "batch_size", "device"}
     for section in ("model", "train"):  # every other switch (regularisers included) as the preset has it
         ours, theirs = dataclasses.asdict(getattr(cfg, section)), dataclasses.asdict(getattr(reference, section))
