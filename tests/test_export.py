@@ -21,6 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 MODELS = {
     "dcgan": {},
     "resnet_cbn_sn": {"model.arch": "resnet", "model.g_cond": "concat+cbn", "model.g_spectral_norm": True},
+    # eval-mode argmax colours and skip-layer excitation inside the traced graph
+    "palette_sle": {"model.output": "palette", "model.palette_k": 6, "model.g_sle": True},
 }
 
 

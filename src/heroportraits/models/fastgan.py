@@ -71,7 +71,7 @@ class SkipExcitations(nn.Module):
         self.sizes = sorted(pairs)
 
     def apply(self, h: torch.Tensor, feats: dict[int, torch.Tensor]) -> torch.Tensor:
-        size = h.shape[-1]
+        size = int(h.shape[-1])  # a plain int also under tracing (export), where shapes are tensors
         if size in self.sizes:
             h = self.gates[str(size)](h, feats[size // SLE_RATIO])
         feats[size] = h
