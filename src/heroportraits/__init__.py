@@ -29,6 +29,7 @@ training                 the training stage
   training.losses        GAN losses and regularisers as free functions
   training.augment       DiffAugment / ADA operations and the instance-noise schedule
   training.ema           the EMA copy of G
+  training.pixel_art     the training side of the palette output and the self-supervised D (tau, quarter, reals)
   training.checkpoint    atomic checkpoint saves and safe loads
   training.distributed   DDP: process group, sharding, wrapping and unwrapping networks
   training.trainer       Trainer.step: one iteration (D phases, G phase, EMA, ADA) and its state
