@@ -41,6 +41,11 @@ evaluation               the evaluation stage
   evaluation.judge       a CNN trained on the dataset's TRAIN split; every metric uses its features
   evaluation.metrics     metric functions: arrays in, numbers out
   evaluation.evaluate    the evaluation suite (scores beside the floor) and the `evaluate` verb
+  evaluation.tone        tone per palette label (hue / lightness spread) and palette drift
+study                    studies: config variants x seeds x a budget, trained, evaluated, tabulated
+  study.spec             a study spec (TOML / JSON) checked field by field
+  study.runner           runs a study, resumable and shardable; the `study` verb
+  study.tables           results.csv, summary.csv and the verdict rule
 sample                   portraits from a checkpoint's EMA generator, the `sample` verb
 walks                    latent walks (noise or an attribute) as a strip PNG and a GIF, `sample --interpolate`
 export                   the EMA generator as one ONNX / TorchScript file, the `export` verb

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "heroportraits.export",
     "heroportraits.evaluation.evaluate",
     "heroportraits.bench",
+    "heroportraits.study.runner",
 ]
 
 

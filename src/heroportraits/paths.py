@@ -43,6 +43,11 @@ def checkpoints_dir() -> Path:
     return project_root() / "artifacts_gan" / "checkpoints"
 
 
+def studies_dir() -> Path:
+    """Where `python -m heroportraits study` writes each study's runs, tables and plots."""
+    return project_root() / "artifacts_gan" / "studies"
+
+
 def dataset_dir(name_or_path: str | Path) -> Path:
     """A dataset given by name (`data/<name>`) or by an explicit path."""
     p = Path(name_or_path)

@@ -61,6 +61,38 @@ class PortraitData:
         return x, self.labels[idx]
 
 
+def stratified_subset(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """Sorted indices of n rows that keep every joint label's share, for training on less data.
+
+    Nested: the subset of 1,000 lies inside the subset of 2,000. Rows are shuffled once (by
+    `seed`, not the run's seed, so every run of a data-size study sees the same images); the
+    r-th row of a label with g rows gets the key (r + 0.5) / g, and the n smallest keys win,
+    so each label contributes in proportion to its size at every n. labels: (N, A).
+    """
+    total = len(labels)
+    if n >= total:
+        return torch.arange(total)
+    order = np.random.default_rng(seed).permutation(total)
+    _, group = np.unique(labels.cpu().numpy()[order], axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    rank, sizes = np.zeros(total), np.bincount(group)
+    seen = np.zeros(len(sizes), np.int64)
+    for i, g in enumerate(group):  # rank of each shuffled row within its label
+        rank[i], seen[g] = seen[g], seen[g] + 1
+    keys = (rank + 0.5) / sizes[group]
+    pick = order[np.argsort(keys, kind="stable")[:n]]
+    return torch.from_numpy(np.sort(pick))
+
+
+def limit_images(data: PortraitData, max_images: int) -> PortraitData:
+    """The split cut to `stratified_subset(max_images)` (all of it when max_images is 0 or >= its size)."""
+    if max_images <= 0 or max_images >= len(data):
+        return data
+    idx = stratified_subset(data.labels, max_images)
+    files = [data.files[i] for i in idx.tolist()] if data.files else []
+    return PortraitData(data.images[idx], data.labels[idx], data.vocab, data.meta, files)
+
+
 def read_labels_csv(path: str | Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))

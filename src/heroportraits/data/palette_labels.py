@@ -68,11 +68,11 @@ class PaletteAgreement:
         return "\n".join(lines)
 
 
-def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(P, 3) float in [0, 1] -> hue in degrees [0, 360), chroma and value, each (P,)."""
-    mx, mn = rgb.max(1), rgb.min(1)
+def rgb_to_hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(..., 3) float in [0, 1] -> hue in degrees [0, 360), chroma and value, each (...)."""
+    mx, mn = rgb.max(-1), rgb.min(-1)
     chroma = mx - mn
-    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     safe = np.maximum(chroma, 1e-6)
     hue = np.where(mx == r, ((g - b) / safe) % 6, np.where(mx == g, (b - r) / safe + 2, (r - g) / safe + 4)) * 60.0
     return hue, chroma, mx
@@ -105,7 +105,7 @@ def palette_features(
     pixels only, since the hue of a near-black outline or shadow is noise.
     """
     rgb = img[foreground_mask(img, backdrop, rules)].astype(np.float32) / 255.0  # (P, 3)
-    hue, chroma, val = _hsv(rgb)
+    hue, chroma, val = rgb_to_hsv(rgb)
     sat = chroma / np.maximum(val, 1e-6)
     lit = val >= rules.lit_value
     lo, hi = rules.warm_hues

@@ -82,6 +82,8 @@ class TrainConfig:
     tau_schedule: str = "exp"  # palette output: "exp" (geometric) or "linear" from tau_start to tau_end
     tau_steps: int = 0  # palette output: steps over which tau anneals (0 = train.steps)
     seed: int = 0  # seeds weights, noise and batches
+    max_images: int = 0  # train on a fixed, label-stratified subset of this many TRAIN images (0 = all); the
+    # subset does not depend on seed, and smaller ones lie inside larger ones (dataset.stratified_subset)
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1"...
     amp: bool = False  # bf16 autocast on CUDA
     channels_last: bool = False  # G, D and their inputs in channels-last (NHWC) memory: the layout oneDNN (CPU) and
@@ -302,6 +304,7 @@ RANGES: dict[str, Range] = {
     **{f"train.{f}": AT_LEAST_0 for f in ("mode_seeking", "r1_gamma", "ema_start", "ema_rampup", "lecam_weight")},
     **{f"train.{f}": AT_LEAST_0 for f in ("instance_noise_std", "instance_noise_steps", "seed", "max_minutes")},
     "train.eval_every": AT_LEAST_0,
+    "train.max_images": AT_LEAST_0,  # 0 = the whole TRAIN split
 }
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 _INT = re.compile(r"[+-]?\d+")

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from heroportraits.data.attributes import Vocabulary
-from heroportraits.data.dataset import PortraitData
+from heroportraits.data.dataset import PortraitData, limit_images
 from heroportraits.models import build_models, conditioning_vocab, network_resolution, to_native
 from heroportraits.training import distributed
 from heroportraits.training.checkpoint import CheckpointError, check_vocabulary
@@ -100,6 +100,7 @@ def setup_training(
     """
     info = info or DistInfo()
     tc, mc = cfg.train, cfg.model
+    data = limit_images(data, tc.max_images)  # train.max_images: a fixed stratified subset (data-size studies)
     vocab = data.vocab
     cvocab = conditioning_vocab(mc, vocab)
     cond_cols = torch.tensor([vocab.names.index(n) for n in cvocab.names], device=device, dtype=torch.long)

@@ -1,0 +1,432 @@
+"""`python -m heroportraits study SPEC`: train and evaluate every run of a study, then tabulate.
+
+    python -m heroportraits study palette                    # a built-in spec, studies/palette.toml
+    python -m heroportraits study mine.toml --shard 0/2      # every other run; shard 1/2 runs the rest
+    python -m heroportraits study palette --budget minutes=20 --device cuda   # longer runs, own folder
+    python -m heroportraits study palette --merge            # tables from runs/ gathered from shards
+    python -m heroportraits study palette --smoke            # 4 steps a run, into palette-smoke/
+
+A run is one variant with one seed. train() keeps its checkpoints in
+artifacts_gan/checkpoints/study-<name>/<variant>-s<seed>/ and resumes their last.pt; the
+study keeps its record of the run in artifacts_gan/studies/<name>/runs/<variant>-s<seed>/:
+    run.json       the resolved config and budget (a run started under another spec is refused)
+    segments.json  the steps training (re)started from: wall time is counted across restarts
+    trained.json   training is done (steps, minutes, the step it resumed from)
+    result.json    the evaluation, written last: the run is finished when it exists
+    eval.jsonl     a copy of train-time FD; samples.npy, the comparison strip; grid.png
+Runs are independent, so shards may run on other processes, GPUs or machines; copy their
+runs/ folders into one study folder and every table comes out as from one process. Once
+every run has its result.json: results.csv, summary.csv, floor.csv, bars.png,
+fd_vs_time.png and samples.png in artifacts_gan/studies/<name>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from heroportraits.drawing import plot_curves, plot_metric_bars, save_comparison_grid
+from heroportraits.errors import HeroError
+from heroportraits.paths import checkpoints_dir, studies_dir
+from heroportraits.study import tables as T
+from heroportraits.study.spec import Spec, StudyError, Variant, builtin_names, load_spec, parse_budget
+
+GRID_COLUMNS = 10  # portraits per run in the side-by-side comparison
+GRID_SEED = 1234  # their noise: the same in every run (for equal z sizes)
+EVAL_SEED = 0  # noise and conditions of the evaluation samples
+
+
+@dataclass(frozen=True)
+class Run:
+    variant: Variant
+    seed: int
+    index: int  # position in the spec's grid (variant-major): what --shard splits
+
+    @property
+    def id(self) -> str:
+        return f"{self.variant.name}-s{self.seed}"
+
+
+def write_json(path: Path, data) -> None:
+    """Atomically (temp file + rename): a killed process never leaves half a record."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+class Study:
+    """A spec's runs and where each of them lives."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.folder = studies_dir() / spec.name
+        self.runs = [Run(v, s, i) for i, (v, s) in enumerate((v, s) for v in spec.variants for s in spec.seeds)]
+
+    def run_dir(self, run: Run) -> Path:
+        return self.folder / "runs" / run.id
+
+    def train_name(self, run: Run) -> str:
+        """train()'s run name: checkpoints and samples under study-<name>/<run id>."""
+        return f"study-{self.spec.name}/{run.id}"
+
+    def checkpoint_dir(self, run: Run) -> Path:
+        return checkpoints_dir() / self.train_name(run)
+
+    def status(self, run: Run) -> str:
+        folder = self.run_dir(run)
+        if (folder / "result.json").exists():
+            return "finished"
+        if (folder / "trained.json").exists():
+            return "trained"
+        return "interrupted" if (self.checkpoint_dir(run) / "last.pt").exists() else "new"
+
+    def missing(self) -> list[Run]:
+        return [r for r in self.runs if self.status(r) != "finished"]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`i/n` -> (i, n): this process runs the runs whose grid index is i modulo n."""
+    try:
+        i, n = (int(p) for p in str(text).split("/"))
+    except ValueError:
+        raise StudyError(f"--shard {text!r}: expected i/n, e.g. --shard 0/2 and --shard 1/2") from None
+    if not 0 <= i < n:
+        raise StudyError(f"--shard {text!r}: need 0 <= i < n (shards are numbered from 0)")
+    return i, n
+
+
+# ---------------------------------------------------------------- wall time across restarts
+def _logged_seconds(metrics_csv: Path) -> list[tuple[int, float]]:
+    """(step, seconds since that process started) of every metrics.csv row."""
+    if not metrics_csv.exists():
+        return []
+    with open(metrics_csv, newline="") as f:
+        return [(int(r["step"]), float(r["seconds"])) for r in csv.DictReader(f)]
+
+
+def training_seconds(rows: list[tuple[int, float]], starts: list[int], upto: int) -> float:
+    """Training wall time up to step `upto` of a run that (re)started at the steps `starts`.
+
+    Each process counts seconds from its own start, and a resumed run drops the rows after its
+    checkpoint, so the rows in (start_j, start_j+1] are process j's: their last `seconds` is
+    what it took from one restart to the next. Time spent after the last checkpoint by a
+    killed process is not counted (that training was thrown away).
+    """
+    bounds = sorted({s for s in starts if s < upto} | {0}) + [upto]
+    return sum(max((t for step, t in rows if a < step <= b), default=0.0) for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+# ---------------------------------------------------------------- one run
+def _record(spec: Spec, run: Run, cfg) -> dict:
+    config = cfg.to_dict()
+    config["train"].pop("device")  # where it runs does not change what it is
+    record = {"study": spec.name, "variant": run.variant.name, "seed": run.seed, "dataset": spec.dataset}
+    record.update(n=spec.n, budget=dataclasses.asdict(spec.budget), config=config)
+    return json.loads(json.dumps(record))  # tuples -> lists, as read back
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _check_record(path: Path, record: dict, run: Run, study: Study) -> None:
+    """A run started under another spec (config, budget, n, dataset) is refused, never mixed in."""
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != record:
+            a, b = _flat(old), _flat(record)
+            diffs = [
+                f"{k}: {a.get(k)!r} then, {b.get(k)!r} now" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
+            ]
+            raise StudyError(
+                f"run {run.id} of study {study.spec.name!r} was started with another spec ({'; '.join(diffs[:3])}). "
+                f"Restore the spec, give the study another --name, or delete {study.run_dir(run)} and "
+                f"{study.checkpoint_dir(run)} to redo it"
+            )
+    else:
+        write_json(path, record)
+
+
+def _train(study: Study, run: Run, cfg, progress: bool) -> None:
+    """Train (or resume) one run within its budget and write trained.json."""
+    from heroportraits.training.checkpoint import load_checkpoint
+    from heroportraits.training.loop import train
+
+    folder, ckpt_dir = study.run_dir(run), study.checkpoint_dir(run)
+    last = ckpt_dir / "last.pt"
+    start = int(load_checkpoint(last)["step"]) if last.exists() else 0
+    seg_path = folder / "segments.json"
+    starts = sorted(set(json.loads(seg_path.read_text()) if seg_path.exists() else []) | {start})
+    write_json(seg_path, starts)
+    before = training_seconds(_logged_seconds(ckpt_dir / "metrics.csv"), starts, start)
+    step = start
+    minutes = study.spec.budget.minutes
+    if minutes is None or before < minutes * 60:
+        if minutes is not None:  # a resumed run gets what is left of its wall time, not all of it again
+            cfg.train.max_minutes = minutes - before / 60
+        step = train(cfg, study.spec.dataset, study.train_name(run), resume=True, progress=progress).step
+    seconds = training_seconds(_logged_seconds(ckpt_dir / "metrics.csv"), starts, step)
+    write_json(folder / "trained.json", {"step": step, "resumed_from": start, "minutes": seconds / 60})
+
+
+def comparison_labels(vocab) -> torch.Tensor:
+    """GRID_COLUMNS conditions, the same for every run: attribute a takes value (column mod its size). (K, A)"""
+    return torch.tensor([[k % size for size in vocab.sizes] for k in range(GRID_COLUMNS)], dtype=torch.long)
+
+
+def evaluate_run(checkpoint: Path, dataset: str, n: int, device: str = "cpu") -> tuple[dict, object]:
+    """evaluate_images + tone.palette_tone of n portraits (conditions from the training mix); also the sampler."""
+    from heroportraits.evaluation.evaluate import evaluate_images
+    from heroportraits.evaluation.tone import palette_tone
+    from heroportraits.sample import Sampler
+
+    sampler = Sampler.from_checkpoint(checkpoint, device)
+    images, rows = sampler.generate(n, seed=EVAL_SEED, open_attributes="mix")
+    results = evaluate_images(images, rows, dataset, seed=EVAL_SEED, progress=False)
+    results["palette"] = palette_tone(images, rows, dataset)
+    return results, sampler
+
+
+def run_one(study: Study, run: Run, device: str | None = None, progress: bool = True) -> dict:
+    """Train (resuming), evaluate and record one run; returns its result.json content."""
+    from heroportraits.sample import write_grid
+
+    spec = study.spec
+    cfg = spec.config(run.variant, run.seed)
+    if device:
+        cfg.train.device = device
+    folder, ckpt_dir = study.run_dir(run), study.checkpoint_dir(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    _check_record(folder / "run.json", _record(spec, run, cfg), run, study)
+    if not (folder / "trained.json").exists():
+        _train(study, run, cfg, progress)
+    trained = json.loads((folder / "trained.json").read_text())
+
+    t = time.time()
+    results, sampler = evaluate_run(ckpt_dir / "last.pt", spec.dataset, spec.n, device or "cpu")
+    seconds = time.time() - t
+    if (ckpt_dir / "eval.jsonl").exists():
+        shutil.copyfile(ckpt_dir / "eval.jsonl", folder / "eval.jsonl")
+    np.save(folder / "samples.npy", sampler.generate_from_labels(comparison_labels(sampler.vocab), seed=GRID_SEED))
+    write_grid(sampler, folder / "grid.png", seed=GRID_SEED)
+    result = {
+        "study": spec.name,
+        "variant": run.variant.name,
+        "seed": run.seed,
+        "run": run.id,
+        "preset": run.variant.preset,
+        "dataset": spec.dataset,
+        "budget": spec.budget.tag(),
+        "n": spec.n,
+        "steps": trained["step"],
+        "train_minutes": round(trained["minutes"], 3),
+        "evaluate_seconds": round(seconds, 2),
+        "metrics": T.flat_metrics(results),
+        "evaluation": results,
+    }
+    write_json(folder / "result.json", result)  # last: from now on the run counts as finished
+    return result
+
+
+# ---------------------------------------------------------------- the study
+@dataclass
+class StudyOutcome:
+    folder: Path
+    finished: int  # runs of the whole spec with a result
+    total: int
+    tables: bool  # results.csv and the rest were written
+
+
+def run_study(spec: Spec, shard: tuple[int, int] = (0, 1), device: str | None = None, progress: bool = True):
+    """Run this shard's unfinished runs (skipping finished ones), then the tables once all runs are in."""
+    from heroportraits.evaluation.evaluate import reference
+
+    study = Study(spec)
+    mine = [r for r in study.runs if r.index % shard[1] == shard[0]]
+    todo = [r for r in mine if study.status(r) != "finished"]
+    if todo:
+        with torch.random.fork_rng(devices=[]):  # the judge, trained once per dataset, before the bar starts
+            reference(spec.dataset, progress=progress)
+    bar = tqdm(
+        total=len(mine), initial=len(mine) - len(todo), unit="run", desc=f"study {spec.name}", disable=not progress
+    )
+    for run in todo:
+        bar.set_postfix_str(run.id)
+        run_one(study, run, device, progress)
+        bar.update(1)
+    bar.close()
+    missing = study.missing()
+    if not missing:
+        write_tables(study, progress)
+    elif progress:
+        print(
+            f"{len(study.runs) - len(missing)} of {len(study.runs)} runs finished; the tables are written when "
+            f"the other shards' runs/ are in {study.folder / 'runs'} (or `study ... --merge --partial`)"
+        )
+    return StudyOutcome(study.folder, len(study.runs) - len(missing), len(study.runs), not missing)
+
+
+def merge_study(spec: Spec, partial: bool = False, progress: bool = True) -> StudyOutcome:
+    """The tables from the runs/ present (e.g. copied from the machines of each shard)."""
+    study = Study(spec)
+    missing = study.missing()
+    if missing and not partial:
+        raise StudyError(
+            f"study {spec.name!r} misses {len(missing)} run(s) ({', '.join(r.id for r in missing[:5])}"
+            f"{', ...' if len(missing) > 5 else ''}): copy their folders into {study.folder / 'runs'}, run the "
+            f"missing shards, or pass --partial to tabulate the finished runs only"
+        )
+    if len(missing) == len(study.runs):
+        raise StudyError(f"study {spec.name!r} has no finished run in {study.folder / 'runs'} yet")
+    write_tables(study, progress)
+    return StudyOutcome(study.folder, len(study.runs) - len(missing), len(study.runs), True)
+
+
+def results_frame(study: Study) -> pd.DataFrame:
+    """One row per finished run, in the spec's order (so every shard layout gives the same table)."""
+    records = []
+    for run in study.runs:
+        path = study.run_dir(run) / "result.json"
+        if path.exists():
+            r = json.loads(path.read_text())
+            records.append({**{k: r[k] for k in T.ID_COLUMNS}, **r["metrics"]})
+    return pd.DataFrame(records)
+
+
+def _curves(study: Study) -> dict[str, list[tuple[list[float], list[float]]]]:
+    """Train-time FD against cumulative training minutes, per run, from runs/<id>/eval.jsonl."""
+    curves: dict[str, list] = {}
+    for run in study.runs:
+        folder = study.run_dir(run)
+        if not (folder / "eval.jsonl").exists() or not (folder / "result.json").exists():
+            continue
+        rows = [json.loads(line) for line in (folder / "eval.jsonl").read_text().splitlines() if line.strip()]
+        starts = json.loads((folder / "segments.json").read_text()) if (folder / "segments.json").exists() else [0]
+        logged = _logged_seconds(study.checkpoint_dir(run) / "metrics.csv")
+        x = []
+        for r in rows:
+            restart = max([s for s in starts if s < r["step"]], default=0)
+            x.append((training_seconds(logged, starts, restart) + r["seconds"]) / 60)
+        curves.setdefault(run.variant.name, []).append((x, [r["fd"] for r in rows]))
+    return curves
+
+
+def write_tables(study: Study, progress: bool = True) -> Path:
+    """results.csv, summary.csv, floor.csv and the figures of a study's finished runs."""
+    from heroportraits.evaluation.evaluate import floor
+
+    spec, folder = study.spec, study.folder
+    results = results_frame(study)
+    results.to_csv(folder / "results.csv", index=False)
+    order = [v.name for v in spec.variants]
+    summary = T.summarise(results, spec.baseline, order)
+    summary.to_csv(folder / "summary.csv", index=False)
+    try:
+        pd.DataFrame([T.flat_metrics(floor(spec.dataset, spec.n, progress=False))]).to_csv(
+            folder / "floor.csv", index=False
+        )
+    except HeroError as e:  # e.g. merging on a machine without the dataset
+        print(f"floor.csv not written: {e}")
+    metrics = [m for m in spec.metrics if m in results.columns]
+    values = {m: {v: results.loc[results["variant"] == v, m].tolist() for v in order} for m in metrics}
+    title = f"{spec.name}: mean ± std over seeds ({spec.budget.describe()})"
+    plot_metric_bars(values, folder / "bars.png", baseline=spec.baseline, title=title)
+    plot_curves(_curves(study), folder / "fd_vs_time.png", title=f"{spec.name}: train-time FD")
+    strips = [(run.id, study.run_dir(run) / "samples.npy") for run in study.runs]
+    strips = [(label, np.load(p)) for label, p in strips if p.exists()]
+    if strips:
+        sizes = {s.shape for _, s in strips}
+        if len(sizes) == 1:
+            save_comparison_grid(
+                strips, folder / "samples.png", title=f"{spec.name}: same noise and condition per column"
+            )
+    if progress:
+        print(T.main_table(summary, metrics).to_string())
+        print(f"wrote {folder}/results.csv, summary.csv and figures")
+    return folder
+
+
+# ---------------------------------------------------------------- CLI
+def prepare_spec(
+    spec: str | Path | Spec,
+    dataset: str | None = None,
+    budget: str | None = None,
+    smoke: bool = False,
+    name: str | None = None,
+) -> Spec:
+    """A spec as the CLI and notebook 04 use it: loaded, then --dataset, --budget, --smoke, --name."""
+    s = spec if isinstance(spec, Spec) else load_spec(spec)
+    if dataset:
+        s = dataclasses.replace(s, dataset=dataset)
+    if budget:
+        s = s.with_budget(parse_budget(budget))
+    if smoke:
+        s = s.smoke()
+    if name:
+        s = dataclasses.replace(s, name=name)
+    s.check()
+    return s
+
+
+def describe(spec: Spec) -> str:
+    """The plan: every run, its budget and whether it is finished (--dry-run)."""
+    study = Study(spec)
+    lines = [
+        f"study {spec.name!r} ({spec.source}): {len(spec.variants)} variants x {len(spec.seeds)} seeds = "
+        f"{len(study.runs)} runs on {spec.dataset!r}, {spec.budget.describe()}, {spec.n} portraits per evaluation",
+        f"folder {study.folder}; baseline {spec.baseline!r}",
+    ]
+    for run in study.runs:
+        sets = " ".join(run.variant.overrides) or "(preset as is)"
+        lines.append(f"  [{run.index:3d}] {run.id:<24} {study.status(run):<12} --preset {run.variant.preset} {sets}")
+    return "\n".join(lines)
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser(
+        "study",
+        help="run a study: config variants x seeds x a budget, evaluated and tabulated",
+        description="Train and evaluate every run of a study spec (a built-in name under studies/ or a "
+        ".toml/.json file), then write results.csv, summary.csv and figures to artifacts_gan/studies/<name>/. "
+        "Re-running skips finished runs and resumes interrupted ones.",
+    )
+    p.add_argument("spec", help=f"spec file or built-in name ({', '.join(builtin_names())})")
+    p.add_argument("--dataset", help="train and evaluate on this dataset instead of the spec's")
+    p.add_argument(
+        "--budget",
+        help="per-run budget instead of the spec's: minutes=M, steps=N or both "
+        "(minutes with a step cap); results go to <name>-<budget>/",
+    )
+    p.add_argument("--smoke", action="store_true", help="a few steps per run, two seeds, 64 portraits: <name>-smoke/")
+    p.add_argument("--shard", default="0/1", metavar="I/N", help="run only runs I, I+N, I+2N, ... (default 0/1)")
+    p.add_argument("--merge", action="store_true", help="only write the tables from the finished runs present")
+    p.add_argument("--partial", action="store_true", help="with --merge: tabulate even if runs are missing")
+    p.add_argument("--device", help="train.device of every run (cpu, cuda, cuda:1); evaluation runs there too")
+    p.add_argument("--name", help="the study folder's name (default: the spec's, + -smoke / -<budget>)")
+    p.add_argument("--dry-run", action="store_true", help="print the runs and their status, train nothing")
+    p.set_defaults(func=_run_cli)
+
+
+def _run_cli(args: argparse.Namespace) -> None:
+    spec = prepare_spec(args.spec, args.dataset, args.budget, args.smoke, args.name)
+    if args.dry_run:
+        print(describe(spec))
+    elif args.merge:
+        merge_study(spec, partial=args.partial)
+    else:
+        run_study(spec, parse_shard(args.shard), args.device)
