@@ -1,7 +1,8 @@
-"""The three notebooks, executed top to bottom headless with smoke-sized parameters.
+"""The four notebooks, executed top to bottom headless with smoke-sized parameters.
 
 They run in order in one fresh project root, as a user would run them: 01 prepares
-the built-in portraits, 02 builds the final dataset, 03 trains and samples from it.
+the built-in portraits, 02 builds the final dataset, 03 trains and samples from it,
+04 runs the palette study in smoke mode (2 variants x 2 seeds x 4 steps) and shows it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from conftest import make_project_root
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-ORDER = ["01_prepare_dataset.ipynb", "02_build_final_dataset.ipynb", "03_train_cdcgan.ipynb"]
+ORDER = ["01_prepare_dataset.ipynb", "02_build_final_dataset.ipynb", "03_train_cdcgan.ipynb", "04_study.ipynb"]
 
 
 @pytest.fixture(scope="module")
@@ -51,5 +52,13 @@ def test_notebooks_run_in_order(notebook_root):
     run_ckpt = notebook_root / "artifacts_gan" / "checkpoints" / "nb03_smoke" / "last.pt"
     assert run_ckpt.exists()
     assert (notebook_root / "artifacts_gan" / "samples" / "nb03_smoke" / "latest.png").exists()
-    for nb in (nb1, nb2, nb3):
+    nb4 = run_notebook(ORDER[3])
+    study = notebook_root / "artifacts_gan" / "studies" / "palette-smoke"
+    assert len((study / "results.csv").read_text().splitlines()) == 1 + 4  # header + on/off x 2 seeds
+    assert (study / "samples.png").exists()
+    tables = [
+        o["data"]["text/plain"] for c in nb4.cells for o in c.get("outputs", []) if "text/plain" in o.get("data", {})
+    ]
+    assert any("±" in t and "off" in t for t in tables)  # the main table: mean ± std per variant
+    for nb in (nb1, nb2, nb3, nb4):
         assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))

@@ -13,7 +13,7 @@ study keeps its record of the run in artifacts_gan/studies/<name>/runs/<variant>
     segments.json  the steps training (re)started from: wall time is counted across restarts
     trained.json   training is done (steps, minutes, the step it resumed from)
     result.json    the evaluation, written last: the run is finished when it exists
-    eval.jsonl     a copy of train-time FD; samples.npy, the comparison strip; grid.png
+    eval.jsonl, metrics.csv   copies of train-time FD and losses; samples.npy, the comparison strip; grid.png
 Runs are independent, so shards may run on other processes, GPUs or machines; copy their
 runs/ folders into one study folder and every table comes out as from one process. Once
 every run has its result.json: results.csv, summary.csv, floor.csv, bars.png,
@@ -220,8 +220,9 @@ def run_one(study: Study, run: Run, device: str | None = None, progress: bool = 
     t = time.time()
     results, sampler = evaluate_run(ckpt_dir / "last.pt", spec.dataset, spec.n, device or "cpu")
     seconds = time.time() - t
-    if (ckpt_dir / "eval.jsonl").exists():
-        shutil.copyfile(ckpt_dir / "eval.jsonl", folder / "eval.jsonl")
+    for log in ("eval.jsonl", "metrics.csv"):  # the curves, readable where runs/ is merged without checkpoints
+        if (ckpt_dir / log).exists():
+            shutil.copyfile(ckpt_dir / log, folder / log)
     np.save(folder / "samples.npy", sampler.generate_from_labels(comparison_labels(sampler.vocab), seed=GRID_SEED))
     write_grid(sampler, folder / "grid.png", seed=GRID_SEED)
     result = {
@@ -317,7 +318,7 @@ def _curves(study: Study) -> dict[str, list[tuple[list[float], list[float]]]]:
             continue
         rows = [json.loads(line) for line in (folder / "eval.jsonl").read_text().splitlines() if line.strip()]
         starts = json.loads((folder / "segments.json").read_text()) if (folder / "segments.json").exists() else [0]
-        logged = _logged_seconds(study.checkpoint_dir(run) / "metrics.csv")
+        logged = _logged_seconds(folder / "metrics.csv")
         x = []
         for r in rows:
             restart = max([s for s in starts if s < r["step"]], default=0)
