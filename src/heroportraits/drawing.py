@@ -494,7 +494,14 @@ def save_comparison_grid(
     fig, ax = plt.subplots(figsize=(1.5 + 0.75 * k, 0.6 + 0.75 * len(rows)))
     ax.imshow(make_grid(np.concatenate([images for _, images in rows]), nrow=k, padding=2), interpolation="nearest")
     ax.set_yticks([2 + (h + 2) * r + h / 2 for r in range(len(rows))], [label for label, _ in rows], fontsize=8)
-    ax.set_xticks([2 + (h + 2) * c + h / 2 for c in range(k)], col_labels or [""] * k, rotation=60, fontsize=6)
+    ax.set_xticks(
+        [2 + (h + 2) * c + h / 2 for c in range(k)],
+        col_labels or [""] * k,
+        rotation=60,
+        ha="right",
+        rotation_mode="anchor",
+        fontsize=6,
+    )
     ax.tick_params(length=0)
     if title:
         ax.set_title(title, fontsize=9)

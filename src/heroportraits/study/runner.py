@@ -223,7 +223,8 @@ def run_one(study: Study, run: Run, device: str | None = None, progress: bool = 
     for log in ("eval.jsonl", "metrics.csv"):  # the curves, readable where runs/ is merged without checkpoints
         if (ckpt_dir / log).exists():
             shutil.copyfile(ckpt_dir / log, folder / log)
-    np.save(folder / "samples.npy", sampler.generate_from_labels(comparison_labels(sampler.vocab), seed=GRID_SEED))
+    strip = comparison_labels(sampler.vocab)
+    np.save(folder / "samples.npy", sampler.generate_from_labels(strip, seed=GRID_SEED))
     write_grid(sampler, folder / "grid.png", seed=GRID_SEED)
     result = {
         "study": spec.name,
@@ -237,6 +238,7 @@ def run_one(study: Study, run: Run, device: str | None = None, progress: bool = 
         "steps": trained["step"],
         "train_minutes": round(trained["minutes"], 3),
         "evaluate_seconds": round(seconds, 2),
+        "strip_conditions": ["/".join(sampler.vocab.decode(row).values()) for row in strip.tolist()],
         "metrics": T.flat_metrics(results),
         "evaluation": results,
     }
@@ -348,14 +350,12 @@ def write_tables(study: Study, progress: bool = True) -> Path:
     title = f"{spec.name}: mean ± std over seeds ({spec.budget.describe()})"
     plot_metric_bars(values, folder / "bars.png", baseline=spec.baseline, title=title)
     plot_curves(_curves(study), folder / "fd_vs_time.png", title=f"{spec.name}: train-time FD")
-    strips = [(run.id, study.run_dir(run) / "samples.npy") for run in study.runs]
-    strips = [(label, np.load(p)) for label, p in strips if p.exists()]
-    if strips:
-        sizes = {s.shape for _, s in strips}
-        if len(sizes) == 1:
-            save_comparison_grid(
-                strips, folder / "samples.png", title=f"{spec.name}: same noise and condition per column"
-            )
+    finished = [run for run in study.runs if (study.run_dir(run) / "samples.npy").exists()]
+    strips = [(run.id, np.load(study.run_dir(run) / "samples.npy")) for run in finished]
+    if strips and len({s.shape for _, s in strips}) == 1:
+        columns = json.loads((study.run_dir(finished[0]) / "result.json").read_text()).get("strip_conditions")
+        title = f"{spec.name}: the same noise and condition in each column"
+        save_comparison_grid(strips, folder / "samples.png", columns, title=title)
     if progress:
         print(T.main_table(summary, metrics).to_string())
         print(f"wrote {folder}/results.csv, summary.csv and figures")
