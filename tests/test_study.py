@@ -314,3 +314,16 @@ def _spec_file(folder: Path, spec: dict) -> Path:
     path = folder / "t.json"
     path.write_text(json.dumps(spec))
     return path
+
+
+def test_a_run_stopped_by_a_signal_is_not_counted_as_trained(toy_study, monkeypatch):
+    from heroportraits.training.loop import TrainResult
+
+    def stopped(cfg, dataset, run, resume=True, progress=True):
+        return TrainResult(run, Path("last.pt"), Path("samples"), 2, 1.0, stopped_by="SIGINT")
+
+    monkeypatch.setattr("heroportraits.training.loop.train", stopped)
+    spec = parse_spec(toy_spec(), "toy.json")
+    with pytest.raises(StudyError, match="a-s0 stopped by SIGINT at step 2.*re-run"):
+        R.run_study(spec, progress=False)
+    assert R.Study(spec).status(R.Study(spec).runs[0]) == "new"  # no trained.json, no result.json

@@ -179,7 +179,13 @@ def _train(study: Study, run: Run, cfg, progress: bool) -> None:
     if minutes is None or before < minutes * 60:
         if minutes is not None:  # a resumed run gets what is left of its wall time, not all of it again
             cfg.train.max_minutes = minutes - before / 60
-        step = train(cfg, study.spec.dataset, study.train_name(run), resume=True, progress=progress).step
+        result = train(cfg, study.spec.dataset, study.train_name(run), resume=True, progress=progress)
+        if result.stopped_by:  # Ctrl-C / SIGTERM: train() checkpointed; the run is not done
+            raise StudyError(
+                f"run {run.id} stopped by {result.stopped_by} at step {result.step} (checkpoint written); "
+                f"re-run the same command to resume the study"
+            )
+        step = result.step
     seconds = training_seconds(_logged_seconds(ckpt_dir / "metrics.csv"), starts, step)
     write_json(folder / "trained.json", {"step": step, "resumed_from": start, "minutes": seconds / 60})
 
