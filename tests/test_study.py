@@ -85,8 +85,11 @@ def test_spec_types_names_and_budgets_are_checked():
         parse_spec(toy_spec(variants=[{"name": "a"}, {"name": "a"}]))
     with pytest.raises(StudyError, match="baseline 'c' is not a variant"):
         parse_spec(toy_spec(baseline="c"))
-    with pytest.raises(StudyError, match="instance noise"):  # its schedule needs train.steps
+    with pytest.raises(StudyError, match="train.instance_noise_steps"):  # its schedule needs train.steps
         parse_spec(toy_spec(preset="resnet_full", budget={"minutes": 1.0}))
+    with pytest.raises(StudyError, match="train.tau_steps"):  # so does the palette output's temperature
+        parse_spec(toy_spec(preset="pixel", budget={"minutes": 1.0}))
+    parse_spec(toy_spec(preset="pixel", budget={"minutes": 1.0}, set=["train.tau_steps=100"]))
     assert parse_budget("minutes=20").overrides() == ["train.steps=100000000", "train.max_minutes=20.0"]
     assert parse_budget("minutes=2.5,steps=900").tag() == "2.5min-900steps"
     with pytest.raises(StudyError, match="--budget"):

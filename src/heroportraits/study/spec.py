@@ -157,12 +157,18 @@ class Spec:
         for v in self.variants:
             cfg = self.config(v, self.seeds[0])
             t = cfg.train
-            if self.budget.steps is None and t.instance_noise_std > 0 and t.instance_noise_steps == 0:
-                raise StudyError(
-                    f"{self.source}: variant {v.name!r} anneals instance noise over train.steps, which a minutes "
-                    f"budget without a step cap leaves open: give a cap (budget minutes=M,steps=N) or set "
-                    f"train.instance_noise_steps"
-                )
+            # Schedules that default to train.steps, which a minutes budget without a step cap leaves open.
+            open_schedules = {
+                "train.instance_noise_steps": t.instance_noise_std > 0 and t.instance_noise_steps == 0,
+                "train.tau_steps": getattr(cfg.model, "output", "rgb") == "palette" and t.tau_steps == 0,
+            }
+            for key, is_open in open_schedules.items():
+                if self.budget.steps is None and is_open:
+                    raise StudyError(
+                        f"{self.source}: variant {v.name!r} has a schedule over train.steps ({key} = 0), which a "
+                        f"minutes budget without a step cap leaves open: give a cap (budget minutes=M,steps=N) "
+                        f"or set {key}"
+                    )
 
     def smoke(self) -> Spec:
         """The same grid, tiny: SMOKE steps, the first seeds, few portraits; a separate folder."""
