@@ -106,3 +106,13 @@ def test_a_foreign_dict_is_not_a_checkpoint_of_this_project(run, tmp_path, capsy
         err = capsys.readouterr().err
         assert f"{path} is not a checkpoint of this project, or of another version" in err, err
         assert err.count("\n") == 1
+
+
+def test_run_names_are_plain_names_and_not_files(project_root, capsys):
+    synthetic_blocks_dataset(project_root)
+    assert cli_main(["train", "--dataset", "toy", "--preset", "smoke", "--run", "../../x"]) == 2
+    assert "run name '../../x' is not a plain name" in capsys.readouterr().err
+    (project_root / "artifacts_gan" / "checkpoints" / "taken").write_text("a file")
+    assert cli_main(["train", "--dataset", "toy", "--preset", "smoke", "--run", "taken"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in project_root.iterdir()) == ["artifacts_gan", "data"]

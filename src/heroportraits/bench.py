@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from heroportraits.cli import add_assignments, add_verb
 from heroportraits.data.attributes import DEFAULT_SCHEMA, Vocabulary
 from heroportraits.data.dataset import PortraitData
 from heroportraits.errors import HeroError
@@ -648,8 +649,10 @@ def plot_quality(quality: dict, path: str | Path) -> Path:
 
 # ---------------------------------------------------------------- CLI
 def add_cli(sub) -> None:
-    p = sub.add_parser(
+    p = add_verb(
+        sub,
         "bench",
+        _run_cli,
         help="measure training/sampling speed (and FD per wall time) on this machine",
         description="Benchmark the real training step of each preset on a synthetic in-memory dataset: "
         "time per step, images/s, achieved FLOP/s against a matmul roof measured in the same run, the "
@@ -671,13 +674,8 @@ def add_cli(sub) -> None:
     p.add_argument("--windows", type=int, default=4, help="timed windows (best is reported; default 4)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="config override applied to every preset, e.g. --set train.batch_size=128",
+    add_assignments(
+        p, "overrides", "FIELD=VALUE", "config override applied to every preset, e.g. --set train.batch_size=128"
     )
     p.add_argument(
         "--no-isolate", action="store_true", help="run every preset in this process (faster start, shared peak memory)"
@@ -692,7 +690,6 @@ def add_cli(sub) -> None:
     )
     p.add_argument("--dataset", default="procedural", help="dataset for --quality (default procedural)")
     p.add_argument("--intervals", type=int, default=5, help="FD measurements during --quality (default 5)")
-    p.set_defaults(func=_run_cli)
 
 
 def _run_cli(args: argparse.Namespace) -> None:

@@ -68,6 +68,11 @@ def add_device(p: argparse.ArgumentParser, default: str = "cpu") -> None:
     )
 
 
+def add_assignments(p: argparse.ArgumentParser, dest: str, metavar: str, help: str) -> None:
+    """A repeatable `--set KEY=VALUE` option (config fields for train/bench, attributes for sample)."""
+    p.add_argument("--set", dest=dest, action="append", default=[], metavar=metavar, help=help)
+
+
 def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from heroportraits.cli import add_verb
 from heroportraits.errors import HeroError
 from heroportraits.models import upscale_to_output
 from heroportraits.sample import Sampler
@@ -184,8 +185,10 @@ def read_metadata(path: str | Path) -> dict:
 
 
 def add_cli(sub) -> None:
-    p = sub.add_parser(
+    p = add_verb(
+        sub,
         "export",
+        _run_cli,
         help="export the EMA generator to ONNX or TorchScript",
         description="Export the EMA generator of CHECKPOINT (a .pt file or a run folder) as one file: noise "
         "(N, z_dim) float32 and label indices (N, A) int64 in, uint8 RGB (N, 64, 64, 3) out, dynamic N. "
@@ -194,7 +197,6 @@ def add_cli(sub) -> None:
     p.add_argument("checkpoint", help="checkpoint file, or run folder (uses its last.pt)")
     p.add_argument("--format", dest="fmt", choices=FORMATS, default="onnx", help="onnx (default) or torchscript")
     p.add_argument("--out", required=True, help="output file, e.g. hero.onnx or hero.pt")
-    p.set_defaults(func=_run_cli)
 
 
 def _run_cli(args: argparse.Namespace) -> None:

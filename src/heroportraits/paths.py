@@ -83,3 +83,11 @@ def output_folder(path: str | Path, what: str) -> Path:
     if path.exists() and not path.is_dir():
         raise PathError(f"{what} {path} is a file, not a folder; give a folder path (or move the file)")
     return path
+
+
+def required_file(path: str | Path, error: type[HeroError], how: str) -> Path:
+    """`path` when it is a file; else `error`: '<folder> has no <name>; <how to make it>'."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path.parent} has no {path.name}; {how}")
+    return path

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from heroportraits.cli import add_count, add_device, add_seed, add_verb
+from heroportraits.cli import add_assignments, add_count, add_device, add_seed, add_verb
 from heroportraits.data.attributes import UNSPECIFIED, LabelError, Vocabulary, parse_assignments
 from heroportraits.data.dataset import write_labels_csv
 from heroportraits.data.images import make_grid, save_png, tensor_to_uint8
@@ -255,13 +255,11 @@ def add_cli(sub) -> None:
         help="write into a folder that already holds files: its numbered PNGs and labels.csv are replaced, "
         "anything else is left",
     )
-    p.add_argument(
-        "--set",
-        dest="conditions",
-        action="append",
-        default=[],
-        metavar="ATTR=VALUE",
-        help="fix an attribute, e.g. --set hero_class=mage (repeatable); others follow the training mix",
+    add_assignments(
+        p,
+        "conditions",
+        "ATTR=VALUE",
+        "fix an attribute, e.g. --set hero_class=mage (repeatable); others follow the training mix",
     )
     p.add_argument(
         "--open",

@@ -22,7 +22,7 @@ import torch
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.errors import HeroError
-from heroportraits.paths import dataset_dir
+from heroportraits.paths import dataset_dir, required_file
 
 FORMAT_VERSION = 1
 
@@ -108,14 +108,8 @@ def write_labels_csv(path: str | Path, rows: list[dict], columns: list[str]) -> 
 
 
 def read_meta(name_or_path: str | Path) -> dict:
-    folder = dataset_dir(name_or_path)
-    meta_path = folder / "dataset.json"
-    if not meta_path.exists():
-        raise DatasetError(
-            f"no dataset at {folder} (missing dataset.json). Build one first: "
-            f"`python -m heroportraits build NAME` (notebook 02), or check the name."
-        )
-    return json.loads(meta_path.read_text())
+    how = "it is not a dataset. Build one first: `python -m heroportraits build NAME` (notebook 02), or check the name"
+    return json.loads(required_file(dataset_dir(name_or_path) / "dataset.json", DatasetError, how).read_text())
 
 
 def write_dataset(folder: str | Path, images: np.ndarray, rows: list[dict], vocab: Vocabulary, meta: dict) -> Path:

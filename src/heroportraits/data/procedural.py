@@ -63,6 +63,79 @@ def _jit(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(rng.uniform(lo, hi))
 
 
+# The saturated families share one recipe (one draw order); only their ranges differ:
+# hues; cloth (sat, value on a light / dark backdrop); cloth2 (sat, value); backdrop (sat,
+# value light / dark); metal and trim (hue, sat, value); plume and gem (hues to pick, sat[, value]).
+VIVID = {
+    "warm": (
+        [2, 14, 26, 38, 48],
+        [(0.72, 0.9), (0.62, 0.82), (0.8, 0.95)],
+        [(0.7, 0.9), (0.75, 0.95)],
+        [(0.55, 0.8), (0.85, 0.97), (0.5, 0.62)],
+        [[(34, 44), (0.5, 0.62), (0.8, 0.9)], [(44, 50), (0.7, 0.85), (0.92, 1.0)]],
+        [([0, 12, 30], (0.8, 0.95), (0.85, 0.98)), ([0, 25, 50], (0.75, 0.9))],
+    ),
+    "cool": (
+        [145, 172, 195, 215, 238, 262, 285],
+        [(0.6, 0.85), (0.5, 0.68), (0.72, 0.9)],
+        [(0.55, 0.85), (0.7, 0.9)],
+        [(0.5, 0.75), (0.78, 0.95), (0.42, 0.55)],
+        [[(200, 220), (0.22, 0.32), (0.78, 0.88)], [(185, 200), (0.25, 0.45), (0.92, 1.0)]],
+        [([200, 230, 170, 275], (0.7, 0.9), (0.8, 0.95)), ([180, 200, 280], (0.6, 0.8))],
+    ),
+}
+
+
+def _vivid_family(rng: np.random.Generator, table: tuple) -> dict[str, tuple[float, float, float]]:
+    """A warm or cool family from its VIVID ranges; half the portraits get a light backdrop."""
+    hues, cloth, cloth2, bg, (metal, trim), (plume, gem) = table
+    u = lambda lo, hi: _jit(rng, lo, hi)  # noqa: E731
+    pick = lambda xs: float(xs[rng.integers(len(xs))]) + u(-6, 6)  # noqa: E731
+    h1, h2, hb = pick(hues), pick(hues), pick(hues)
+    light_bg = rng.random() < 0.5
+    return dict(
+        cloth=(h1, u(*cloth[0]), u(*cloth[1]) if light_bg else u(*cloth[2])),
+        cloth2=(h2, u(*cloth2[0]), u(*cloth2[1])),
+        bg=(hb, u(*bg[0]), u(*bg[1]) if light_bg else u(*bg[2])),
+        metal=(u(*metal[0]), u(*metal[1]), u(*metal[2])),
+        trim=(u(*trim[0]), u(*trim[1]), u(*trim[2])),
+        plume=(pick(plume[0]), u(*plume[1]), u(*plume[2])),
+        gem=(pick(gem[0]), u(*gem[1]), 1.0),
+    )
+
+
+# The dark and muted families: (sat, value) of cloth, cloth2 and backdrop; (hue, sat, value) of
+# metal and trim; (sat, value) of plume and gem.
+SOFT = {
+    "dark": (
+        [[(0.35, 0.6), (0.24, 0.36)], [(0.3, 0.55), (0.3, 0.42)], [(0.3, 0.6), (0.1, 0.2)]],
+        [[(205, 230), (0.12, 0.2), (0.4, 0.48)], [(35, 45), (0.35, 0.5), (0.5, 0.6)]],
+        [[(0.45, 0.65), (0.35, 0.45)], [(0.6, 0.8), (0.75, 0.9)]],
+    ),
+    "muted": (
+        [[(0.25, 0.38), (0.45, 0.62)], [(0.22, 0.35), (0.55, 0.7)], [(0.22, 0.34), (0.55, 0.7)]],
+        [[(30, 220), (0.06, 0.12), (0.6, 0.7)], [(35, 45), (0.25, 0.35), (0.7, 0.78)]],
+        [[(0.3, 0.4), (0.65, 0.75)], [(0.3, 0.45), (0.8, 0.9)]],
+    ),
+}
+
+
+def _soft_family(u, hues: tuple[float, float, float], table: tuple, gem_hue) -> dict[str, tuple[float, float, float]]:
+    """A dark or muted family: cloth, cloth2 and backdrop in `hues`, the plume in cloth2's hue;
+    `gem_hue(h1)` is called in its place in the draw order (the portraits depend on that order)."""
+    h1, h2, hb = hues
+    (cloth, cloth2, bg), (metal, trim), (plume, gem) = table
+    return dict(
+        cloth=(h1, u(*cloth[0]), u(*cloth[1])),
+        cloth2=(h2, u(*cloth2[0]), u(*cloth2[1])),
+        bg=(hb, u(*bg[0]), u(*bg[1])),
+        metal=(u(*metal[0]), u(*metal[1]), u(*metal[2])),
+        trim=(u(*trim[0]), u(*trim[1]), u(*trim[2])),
+        plume=(h2, u(*plume[0]), u(*plume[1])),
+        gem=(gem_hue(h1), u(*gem[0]), u(*gem[1])),
+    )
+
+
 def _family(rng: np.random.Generator, palette: str) -> dict[str, tuple[float, float, float]]:
     """HSV bases of the palette-driven materials: background, clothing, metal, trim, plume, gem.
 
@@ -71,43 +144,11 @@ def _family(rng: np.random.Generator, palette: str) -> dict[str, tuple[float, fl
     """
     u = lambda lo, hi: _jit(rng, lo, hi)  # noqa: E731
     pick = lambda xs: float(xs[rng.integers(len(xs))]) + u(-6, 6)  # noqa: E731
-    if palette == "warm":
-        hues = [2, 14, 26, 38, 48]
-        h1, h2, hb = pick(hues), pick(hues), pick(hues)
-        light_bg = rng.random() < 0.5
-        return dict(
-            cloth=(h1, u(0.72, 0.9), u(0.62, 0.82) if light_bg else u(0.8, 0.95)),
-            cloth2=(h2, u(0.7, 0.9), u(0.75, 0.95)),
-            bg=(hb, u(0.55, 0.8), u(0.85, 0.97) if light_bg else u(0.5, 0.62)),
-            metal=(u(34, 44), u(0.5, 0.62), u(0.8, 0.9)),
-            trim=(u(44, 50), u(0.7, 0.85), u(0.92, 1.0)),
-            plume=(pick([0, 12, 30]), u(0.8, 0.95), u(0.85, 0.98)),
-            gem=(pick([0, 25, 50]), u(0.75, 0.9), 1.0),
-        )
-    if palette == "cool":
-        hues = [145, 172, 195, 215, 238, 262, 285]
-        h1, h2, hb = pick(hues), pick(hues), pick(hues)
-        light_bg = rng.random() < 0.5
-        return dict(
-            cloth=(h1, u(0.6, 0.85), u(0.5, 0.68) if light_bg else u(0.72, 0.9)),
-            cloth2=(h2, u(0.55, 0.85), u(0.7, 0.9)),
-            bg=(hb, u(0.5, 0.75), u(0.78, 0.95) if light_bg else u(0.42, 0.55)),
-            metal=(u(200, 220), u(0.22, 0.32), u(0.78, 0.88)),
-            trim=(u(185, 200), u(0.25, 0.45), u(0.92, 1.0)),
-            plume=(pick([200, 230, 170, 275]), u(0.7, 0.9), u(0.8, 0.95)),
-            gem=(pick([180, 200, 280]), u(0.6, 0.8), 1.0),
-        )
-    if palette == "dark":
-        h1, h2, hb = u(0, 360), u(0, 360), u(0, 360)
-        return dict(
-            cloth=(h1, u(0.35, 0.6), u(0.24, 0.36)),
-            cloth2=(h2, u(0.3, 0.55), u(0.3, 0.42)),
-            bg=(hb, u(0.3, 0.6), u(0.1, 0.2)),
-            metal=(u(205, 230), u(0.12, 0.2), u(0.4, 0.48)),
-            trim=(u(35, 45), u(0.35, 0.5), u(0.5, 0.6)),
-            plume=(h2, u(0.45, 0.65), u(0.35, 0.45)),
-            gem=(pick([0, 120, 200, 280]), u(0.6, 0.8), u(0.75, 0.9)),
-        )
+    if palette in VIVID:
+        return _vivid_family(rng, VIVID[palette])
+    if palette == "dark":  # any hue, low value everywhere; the gem one of four bright hues
+        hues = u(0, 360), u(0, 360), u(0, 360)
+        return _soft_family(u, hues, SOFT["dark"], lambda h1: pick([0, 120, 200, 280]))
     if palette == "neutral":
         hb = pick([35, 40, 210, 220])
         h1 = pick([30, 40, 210, 220])
@@ -121,18 +162,9 @@ def _family(rng: np.random.Generator, palette: str) -> dict[str, tuple[float, fl
             plume=(40, u(0.02, 0.06), u(0.92, 0.98) if rng.random() < 0.5 else u(0.25, 0.35)),
             gem=(210, u(0.1, 0.2), u(0.9, 1.0)),
         )
-    if palette == "muted":
+    if palette == "muted":  # dusty mid-tones; the gem in the cloth's hue
         hues = [350, 20, 45, 95, 140, 185, 215, 300]
-        h1, h2, hb = pick(hues), pick(hues), pick(hues)
-        return dict(
-            cloth=(h1, u(0.25, 0.38), u(0.45, 0.62)),
-            cloth2=(h2, u(0.22, 0.35), u(0.55, 0.7)),
-            bg=(hb, u(0.22, 0.34), u(0.55, 0.7)),
-            metal=(u(30, 220), u(0.06, 0.12), u(0.6, 0.7)),
-            trim=(u(35, 45), u(0.25, 0.35), u(0.7, 0.78)),
-            plume=(h2, u(0.3, 0.4), u(0.65, 0.75)),
-            gem=(h1, u(0.3, 0.45), u(0.8, 0.9)),
-        )
+        return _soft_family(u, (pick(hues), pick(hues), pick(hues)), SOFT["muted"], lambda h1: h1)
     raise LabelError(f"unknown palette {palette!r}; allowed: {PALETTES}")
 
 

@@ -409,17 +409,17 @@ def pauldrons(cv: Canvas, h: Head, lk: Look, layered: bool, spiked: bool) -> Non
         cv.decal(px((int(x) - 1 + (s > 0), int(st + 3))), lk.trim[2])  # rivet
 
 
+def _metal_front(cv: Canvas, h: Head, lk: Look, top: float, bottom: float, light: tuple[float, float], hi=0.8) -> None:
+    """A metal trapezoid from the shoulders (half-width `top`) down to the bottom edge (half-width
+    `bottom`), shaded as a cylinder: `light` = (offset left of the centre line, radius)."""
+    c, st = h.cx, h.st
+    trapezoid = polygon([(c - top, st), (c + top, st), (c + bottom, 32), (c - bottom, 32)])
+    cv.shape(trapezoid, lk.metal, "cyl", center=(c - light[0], 0), radii=(light[1], 1), lo=0.35, hi=hi)
+
+
 def breastplate(cv: Canvas, h: Head, lk: Look, tabard: bool) -> None:
     c, st = h.cx, h.st
-    cv.shape(
-        polygon([(c - 6, st), (c + 6, st), (c + 7.5, 32), (c - 7.5, 32)]),
-        lk.metal,
-        "cyl",
-        center=(c - 2, 0),
-        radii=(8, 1),
-        lo=0.35,
-        hi=0.85,
-    )
+    _metal_front(cv, h, lk, top=6, bottom=7.5, light=(2, 8), hi=0.85)
     if tabard:
         cv.shape(rect(c - 2.5, st + 3.5, c + 2.5, 32), lk.cloth, "cyl", lo=0.2)
         cv.decal(px((c - 1, st + 5.5), (c, st + 5.5), (c - 1, st + 6.5), (c, st + 6.5)), lk.trim[1])
@@ -644,14 +644,7 @@ def lance(cv: Canvas, h: Head, lk: Look, side: int, forked: bool) -> None:
 
 def cloak(cv: Canvas, h: Head, lk: Look, clasp_gem: bool) -> None:
     c, st = h.cx, h.st
-    cv.shape(
-        polygon([(c - 3.5, st), (c + 3.5, st), (c + 5.5, 32), (c - 5.5, 32)]),
-        lk.metal,
-        "cyl",
-        center=(c - 1.5, 0),
-        radii=(5, 1),
-        lo=0.35,
-    )
+    _metal_front(cv, h, lk, top=3.5, bottom=5.5, light=(1.5, 5))
     for s in (-1, 1):
         cv.decal(segment(c + s * 9, st + 3.5, c + s * 10.5, 32, 0.8), lk.cloth[0])  # folds
         cv.shape(ellipse(c + s * 4.0, st + 1.6, 1.6, 1.6), lk.gem if clasp_gem else lk.trim, lo=0.3)

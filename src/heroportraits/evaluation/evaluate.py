@@ -27,7 +27,7 @@ from heroportraits.drawing import plot_nearest_neighbours
 from heroportraits.errors import HeroError
 from heroportraits.evaluation import metrics as M
 from heroportraits.evaluation.judge import Judge, describe_accuracy, load_or_train_judge
-from heroportraits.paths import dataset_dir
+from heroportraits.paths import dataset_dir, required_file
 
 MIN_IMAGES = 10  # fewer generated images than this: no evaluation (FD needs a covariance)
 MIN_CLASS = 10  # fewer samples of one attribute value than this: no intra-class FD
@@ -307,12 +307,8 @@ def quick_fd(images: np.ndarray, label_rows: list[dict], dataset_name: str, n: i
 def read_image_folder(folder: str | Path, resolution: int = 64) -> tuple[np.ndarray, list[dict]]:
     """A folder of PNGs + labels.csv (`file` + attribute columns) -> (images (N, R, R, 3), rows)."""
     folder = Path(folder)
-    labels_path = folder / "labels.csv"
-    if not labels_path.exists():
-        raise EvaluationError(
-            f"{folder} has no labels.csv; it needs a `file` column and one column per attribute "
-            f"(`python -m heroportraits sample CHECKPOINT --out {folder}` writes one)"
-        )
+    how = f"it needs a `file` column and one per attribute (`python -m heroportraits sample CHECKPOINT --out {folder}`)"
+    labels_path = required_file(folder / "labels.csv", EvaluationError, how)
     rows = read_labels_csv(labels_path)
     if not rows or "file" not in rows[0]:
         raise EvaluationError(f"{labels_path} needs a `file` column and at least one row")

@@ -21,7 +21,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from heroportraits.cli import add_assignments, add_verb
 from heroportraits.data.dataset import load_dataset
+from heroportraits.paths import checkpoints_dir, output_folder, plain_name, samples_dir
 from heroportraits.training import distributed
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint
 from heroportraits.training.config import PRESETS, Config, TrainConfig, preset_choices, resolve_config, validate_config
@@ -138,8 +140,10 @@ evaluation while training (--eval-every N, default off):
 
 
 def add_cli(sub) -> None:
-    p = sub.add_parser(
+    p = add_verb(
+        sub,
         "train",
+        _run_cli,
         help="train a conditional GAN on a final dataset",
         description="Train a conditional GAN on data/<dataset>/. Writes checkpoints to\n"
         "artifacts_gan/checkpoints/<run>/ and sample grids to artifacts_gan/samples/<run>/;\n"
@@ -163,13 +167,11 @@ def add_cli(sub) -> None:
         default=None,
         help="run name (default: <dataset>_<preset>); spell it --run-name under torchrun",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a config field, e.g. --set train.steps=5000 --set model.use_palette=false",
+    add_assignments(
+        p,
+        "overrides",
+        "FIELD=VALUE",
+        "override a config field, e.g. --set train.steps=5000 --set model.use_palette=false",
     )
     p.add_argument("--steps", type=int, help="shortcut for --set train.steps=N")
     p.add_argument(
@@ -191,7 +193,6 @@ def add_cli(sub) -> None:
     )
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if the run has a checkpoint")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config (every switch) and exit")
-    p.set_defaults(func=_run_cli)
 
 
 def _run_cli(args: argparse.Namespace) -> None:
@@ -210,7 +211,9 @@ def _run_cli(args: argparse.Namespace) -> None:
         print(f"preset {cfg.preset}: {PRESETS[cfg.preset].description}", file=sys.stderr)
         print(cfg.to_json())
         return
-    run = args.run or f"{Path(str(args.dataset)).name}_{args.preset}"
+    run = plain_name(args.run or f"{Path(str(args.dataset)).name}_{args.preset}", "run name")
+    for folder in (checkpoints_dir() / run, samples_dir() / run):
+        output_folder(folder, "run folder")
     result = train(cfg, args.dataset, run, resume=not args.no_resume)
     if not distributed.detect().is_main:
         return
