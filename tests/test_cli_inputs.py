@@ -116,3 +116,13 @@ def test_run_names_are_plain_names_and_not_files(project_root, capsys):
     assert cli_main(["train", "--dataset", "toy", "--preset", "smoke", "--run", "taken"]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
     assert sorted(p.name for p in project_root.iterdir()) == ["artifacts_gan", "data"]
+
+
+def test_a_batch_larger_than_the_dataset_is_a_printed_warning(project_root, capsys):
+    synthetic_blocks_dataset(project_root, n=24)  # 21 training images
+    argv = ["train", "--dataset", "toy", "--preset", "smoke", "--run", "big", "--steps", "1"]
+    assert cli_main([*argv, "--set", "train.batch_size=32"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: train.batch_size=32 is larger than the 21 training images of toy" in err
+    assert cli_main([*argv, "--run", "small", "--set", "train.batch_size=8"]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -131,6 +131,24 @@ def write_dataset(folder: str | Path, images: np.ndarray, rows: list[dict], voca
     return folder
 
 
+def split_size(name_or_path: str | Path, split: str = "train") -> int:
+    """Images in one split, from labels.csv alone (no image is loaded)."""
+    read_meta(name_or_path)  # a clear error when it is not a dataset
+    rows = read_labels_csv(dataset_dir(name_or_path) / "labels.csv")
+    return sum(r.get("split") == split for r in rows)
+
+
+def batch_warning(batch_size: int, name_or_path: str | Path) -> str | None:
+    """A warning line when a batch is larger than the training split (every batch repeats images)."""
+    n = split_size(name_or_path, "train")
+    if batch_size <= n:
+        return None
+    return (
+        f"warning: train.batch_size={batch_size} is larger than the {n} training images of {name_or_path}: "
+        f"every batch repeats images (lower it with --set train.batch_size=N)"
+    )
+
+
 def load_dataset(name_or_path: str | Path, split: str | None = "train", device="cpu") -> PortraitData:
     """Load one split ('train', 'val', or None for all) of a final dataset into memory."""
     folder = dataset_dir(name_or_path)

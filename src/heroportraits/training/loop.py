@@ -22,7 +22,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from heroportraits.cli import add_assignments, add_verb
-from heroportraits.data.dataset import load_dataset
+from heroportraits.data.dataset import batch_warning, load_dataset
 from heroportraits.paths import checkpoints_dir, output_folder, plain_name, samples_dir
 from heroportraits.training import distributed
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint
@@ -211,6 +211,9 @@ def _run_cli(args: argparse.Namespace) -> None:
         print(f"preset {cfg.preset}: {PRESETS[cfg.preset].description}", file=sys.stderr)
         print(cfg.to_json())
         return
+    warning = batch_warning(cfg.train.batch_size, args.dataset)
+    if warning:
+        print(warning, file=sys.stderr)
     run = plain_name(args.run or f"{Path(str(args.dataset)).name}_{args.preset}", "run name")
     for folder in (checkpoints_dir() / run, samples_dir() / run):
         output_folder(folder, "run folder")
