@@ -193,6 +193,61 @@ def count_labels(rows: list[dict], vocab: Vocabulary) -> dict:
     }
 
 
+def _duplicate_report(rows: list[dict], exact: np.ndarray, near: np.ndarray, near_dist: np.ndarray, vocab) -> list:
+    """One build_report.csv row per prepared image: kept, or removed naming the image it duplicates."""
+    report = []
+    for i, r in enumerate(rows):
+        j = exact[i] if exact[i] >= 0 else near[i]
+        entry = {"file": r["file"], "status": "kept" if j < 0 else "removed", "reason": "", "duplicate_of": ""}
+        entry.update(distance="", split="", note="")
+        if j >= 0:
+            entry.update(
+                reason="exact_duplicate" if exact[i] >= 0 else "near_duplicate",
+                duplicate_of=rows[j]["file"],
+                distance=0.0 if exact[i] >= 0 else round(float(near_dist[i]), 3),
+            )
+            differ = [a for a in vocab.names if r[a] != rows[j][a]]
+            if differ:
+                entry["note"] = "labels differ: " + ", ".join(f"{a} {r[a]} vs {rows[j][a]}" for a in differ)
+        report.append(entry)
+    return report
+
+
+def _split(rows: list[dict], kept: np.ndarray, vocab, val_fraction: float, seed: int, report: list[dict]):
+    """The kept rows with their split (also entered in `report`), their counts, and the split sizes."""
+    kept_rows = [rows[i] for i in kept]
+    split = stratified_split([tuple(r[a] for a in vocab.names) for r in kept_rows], val_fraction, seed)
+    out_rows = [{"file": r["file"], **{a: r[a] for a in vocab.names}, "split": s} for r, s in zip(kept_rows, split)]
+    for i, s in zip(kept, split):
+        report[i]["split"] = s
+    counts = count_labels(out_rows, vocab)
+    counts["per_split"] = {
+        s: count_labels([r for r in out_rows if r["split"] == s], vocab)["per_attribute"] for s in ("train", "val")
+    }
+    return out_rows, counts, {s: int((split == s).sum()) for s in ("train", "val")}
+
+
+def _dataset_meta(name: str, prep: dict, counts: dict, splits: dict, exact, near, parameters: dict) -> dict:
+    """dataset.json's own fields (write_dataset adds format, resolution and attributes)."""
+    return {
+        "name": name,
+        "native_scale": int(prep.get("native_scale", 1)),
+        "counts": counts,
+        "splits": splits,
+        "source": prep.get("source", {"kind": "folder", "input_dir": prep.get("input_dir")}),
+        "prepared": {
+            "label_source": prep.get("label_source"),
+            "auto_attributes": prep.get("auto_attributes", []),
+            "palette_agreement": prep.get("palette_agreement"),
+            "counts": prep.get("counts"),
+            "created_at": prep.get("created_at"),
+        },
+        "removed": {"exact_duplicates": int((exact >= 0).sum()), "near_duplicates": int((near >= 0).sum())},
+        "parameters": parameters,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 # ---------------------------------------------------------------- main entry
 def build_dataset(
     name: str,
@@ -216,64 +271,19 @@ def build_dataset(
     exact = exact_duplicates(images)
     near, near_dist = near_duplicates(images, near_duplicate_threshold, candidates=exact < 0, progress=progress)
     keep = (exact < 0) & (near < 0)
-    report = []
-    for i, r in enumerate(rows):
-        j = exact[i] if exact[i] >= 0 else near[i]
-        entry = {
-            "file": r["file"],
-            "status": "kept" if keep[i] else "removed",
-            "reason": "",
-            "duplicate_of": "",
-            "distance": "",
-            "split": "",
-            "note": "",
-        }
-        if j >= 0:
-            entry.update(
-                reason="exact_duplicate" if exact[i] >= 0 else "near_duplicate",
-                duplicate_of=rows[j]["file"],
-                distance=0.0 if exact[i] >= 0 else round(float(near_dist[i]), 3),
-            )
-            differ = [a for a in vocab.names if r[a] != rows[j][a]]
-            if differ:
-                entry["note"] = "labels differ: " + ", ".join(f"{a} {r[a]} vs {rows[j][a]}" for a in differ)
-        report.append(entry)
+    report = _duplicate_report(rows, exact, near, near_dist, vocab)
 
     # Split on the joint label, then write the dataset in prepared (file) order.
     kept = np.flatnonzero(keep)
-    kept_rows = [rows[i] for i in kept]
-    split = stratified_split([tuple(r[a] for a in vocab.names) for r in kept_rows], val_fraction, seed)
-    out_rows = [{"file": r["file"], **{a: r[a] for a in vocab.names}, "split": s} for r, s in zip(kept_rows, split)]
-    for i, s in zip(kept, split):
-        report[i]["split"] = s
-    counts = count_labels(out_rows, vocab)
-    counts["per_split"] = {
-        s: count_labels([r for r in out_rows if r["split"] == s], vocab)["per_attribute"] for s in ("train", "val")
+    out_rows, counts, splits = _split(rows, kept, vocab, val_fraction, seed, report)
+    parameters = {
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "near_duplicate_threshold": near_duplicate_threshold,
+        "near_duplicate_grid": NEAR_GRID,
+        "prepare": prep.get("parameters", {}),
     }
-    splits = {s: int((split == s).sum()) for s in ("train", "val")}
-    meta = {
-        "name": name,
-        "native_scale": int(prep.get("native_scale", 1)),
-        "counts": counts,
-        "splits": splits,
-        "source": prep.get("source", {"kind": "folder", "input_dir": prep.get("input_dir")}),
-        "prepared": {
-            "label_source": prep.get("label_source"),
-            "auto_attributes": prep.get("auto_attributes", []),
-            "palette_agreement": prep.get("palette_agreement"),
-            "counts": prep.get("counts"),
-            "created_at": prep.get("created_at"),
-        },
-        "removed": {"exact_duplicates": int((exact >= 0).sum()), "near_duplicates": int((near >= 0).sum())},
-        "parameters": {
-            "val_fraction": val_fraction,
-            "seed": seed,
-            "near_duplicate_threshold": near_duplicate_threshold,
-            "near_duplicate_grid": NEAR_GRID,
-            "prepare": prep.get("parameters", {}),
-        },
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    meta = _dataset_meta(name, prep, counts, splits, exact, near, parameters)
     folder = data_dir() / name
     (folder / "duplicates.png").unlink(missing_ok=True)  # a previous build's picture would mislead
     write_dataset(folder, images[kept], out_rows, vocab, meta)

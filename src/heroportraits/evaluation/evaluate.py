@@ -327,69 +327,64 @@ def _f(x, fmt: str = "{:.3f}") -> str:
     return "-" if x is None else fmt.format(x)
 
 
-def format_table(results: dict, floor: dict | None = None) -> str:
-    """A plain-text table: generated | floor (real TRAIN vs VAL) | notes, judge accuracies beside."""
-    fl = floor or {}
+def _get(d, *path):
+    """d[path[0]][path[1]]..., or None where any step is missing (the floor may lack a score)."""
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+class _Table:
+    """Rows of metric | generated | floor | note."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+
+    def row(self, label: str, gen: str, flo: str, note: str = "") -> None:
+        self.lines.append(f"{label:<36}{gen:>16}{flo:>16}   {note}")
+
+
+def _score_rows(t: _Table, results: dict, fl: dict) -> None:
+    """FD, KID, precision/recall, density/coverage, conditional accuracy, intra-class FD."""
     j = results["judge"]
-    acc_line = describe_accuracy(j["accuracy"], j["joint_accuracy"])
-    lines = [
-        f"Evaluation of {results['n']} images against dataset {results['dataset']!r} (real VAL n={results['n_val']})",
-        f"Feature space: judge penultimate layer ({j['feature_dim']}-d). Judge VAL accuracy: {acc_line}",
-        "",
-        f"{'metric':<36}{'generated':>16}{'floor':>16}   note",
-        "-" * 88,
-    ]
-
-    def row(label, gen, flo, note=""):
-        lines.append(f"{label:<36}{gen:>16}{flo:>16}   {note}")
-
-    def get(d, *path):
-        for p in path:
-            if not isinstance(d, dict) or p not in d:
-                return None
-            d = d[p]
-        return d
-
-    row(
+    t.row(
         "FD (judge features)  lower=better",
         _f(results["fd"], "{:.2f}"),
-        _f(get(fl, "fd"), "{:.2f}"),
+        _f(_get(fl, "fd"), "{:.2f}"),
         f"judge joint acc {j['joint_accuracy']:.3f}",
     )
-    kid_g = f"{results['kid']['mean'] * 1e3:.2f}±{results['kid']['std'] * 1e3:.2f}"
+    kid = results["kid"]
     kid_f = f"{fl['kid']['mean'] * 1e3:.2f}±{fl['kid']['std'] * 1e3:.2f}" if "kid" in fl else "-"
-    row(
+    t.row(
         "KID x1000  lower=better",
-        kid_g,
+        f"{kid['mean'] * 1e3:.2f}±{kid['std'] * 1e3:.2f}",
         kid_f,
-        f"{results['kid']['subsets']} subsets of {results['kid']['subset_size']}",
+        f"{kid['subsets']} subsets of {kid['subset_size']}",
     )
-    row(f"precision (k={results['k']})  fidelity", _f(results["precision"]), _f(get(fl, "precision")))
-    row(f"recall (k={results['k']})  diversity", _f(results["recall"]), _f(get(fl, "recall")))
-    row(f"density (k={results['k_dc']})", _f(results["density"]), _f(get(fl, "density")), "~1 for matching sets")
-    row(f"coverage (k={results['k_dc']})", _f(results["coverage"]), _f(get(fl, "coverage")))
-
-    lines.append("conditional accuracy (judge prediction = condition)")
+    t.row(f"precision (k={results['k']})  fidelity", _f(results["precision"]), _f(_get(fl, "precision")))
+    t.row(f"recall (k={results['k']})  diversity", _f(results["recall"]), _f(_get(fl, "recall")))
+    t.row(f"density (k={results['k_dc']})", _f(results["density"]), _f(_get(fl, "density")), "~1 for matching sets")
+    t.row(f"coverage (k={results['k_dc']})", _f(results["coverage"]), _f(_get(fl, "coverage")))
+    t.lines.append("conditional accuracy (judge prediction = condition)")
     for a, v in results["cond_acc"].items():
-        note = (
-            f"judge VAL acc {j['accuracy'][a]:.3f}"
-            if a in j["accuracy"]
-            else f"judge VAL acc {j['joint_accuracy']:.3f}"
+        t.row(
+            f"  {a}",
+            _f(v),
+            _f(_get(fl, "cond_acc", a)),
+            f"judge VAL acc {j['accuracy'].get(a, j['joint_accuracy']):.3f}",
         )
-        row(f"  {a}", _f(v), _f(get(fl, "cond_acc", a)), note)
-
-    lines.append("intra-class FD (generated with value vs real VAL with value)")
+    t.lines.append("intra-class FD (generated with value vs real VAL with value)")
     for a, values in results["intra_fd"].items():
         for value, r in values.items():
-            row(
-                f"  {a}={value}",
-                _f(r["fd"], "{:.2f}"),
-                _f(get(fl, "intra_fd", a, value, "fd"), "{:.2f}"),
-                f"n={r['n']} vs {r['n_real']} real; judge {a} acc {j['accuracy'].get(a, float('nan')):.3f}",
-            )
+            note = f"n={r['n']} vs {r['n_real']} real; judge {a} acc {j['accuracy'].get(a, float('nan')):.3f}"
+            t.row(f"  {a}={value}", _f(r["fd"], "{:.2f}"), _f(_get(fl, "intra_fd", a, value, "fd"), "{:.2f}"), note)
 
+
+def _pixel_and_memory_rows(t: _Table, results: dict, fl: dict) -> None:
     px = results["pixel_art"]
-    lines.append(f"pixel-art fidelity (native scale {px['native_scale']}; floor = real TRAIN)")
+    t.lines.append(f"pixel-art fidelity (native scale {px['native_scale']}; floor = real TRAIN)")
     names = {
         "distinct_colours": ("distinct colours / image", "{:.1f}"),
         "block_uniformity": (f"one-colour {px['native_scale']}x{px['native_scale']} blocks", "{:.3f}"),
@@ -397,31 +392,45 @@ def format_table(results: dict, floor: dict | None = None) -> str:
         "sharp_transitions": ("sharp share of colour steps", "{:.3f}"),
     }
     for m, (label, fmt) in names.items():
-        row(
-            f"  {label}",
-            _f(px[m]["generated"], fmt),
-            _f(get(fl, "pixel_art", m, "generated"), fmt),
-            f"real VAL {_f(px[m]['real'], fmt)}",
-        )
-
+        floor_value = _f(_get(fl, "pixel_art", m, "generated"), fmt)
+        t.row(f"  {label}", _f(px[m]["generated"], fmt), floor_value, f"real VAL {_f(px[m]['real'], fmt)}")
     mem = results.get("memorisation")
     if mem:
-        lines.append(f"memorisation (nearest TRAIN image; {mem['space']}; floor = VAL vs TRAIN)")
-        row(
+        t.lines.append(f"memorisation (nearest TRAIN image; {mem['space']}; floor = VAL vs TRAIN)")
+        t.row(
             "  median nearest-neighbour distance",
             _f(mem["median_nn"], "{:.2f}"),
             _f(mem["val_median_nn"], "{:.2f}"),
             "larger = further from TRAIN",
         )
-        row(
+        t.row(
             f"  flagged (<= VAL p{mem['threshold_percentile']:g} = {mem['threshold']:.2f})",
             f"{mem['flagged']} ({mem['flagged_share']:.1%})",
-            _f(get(fl, "memorisation", "flagged_share"), "{:.1%}"),
+            _f(_get(fl, "memorisation", "flagged_share"), "{:.1%}"),
             "exact copies are distance 0",
         )
+
+
+def format_table(results: dict, floor: dict | None = None) -> str:
+    """A plain-text table: generated | floor (real TRAIN vs VAL) | notes, judge accuracies beside."""
+    fl = floor or {}
+    j = results["judge"]
+    acc_line = describe_accuracy(j["accuracy"], j["joint_accuracy"])
+    t = _Table(
+        [
+            f"Evaluation of {results['n']} images against dataset {results['dataset']!r} "
+            f"(real VAL n={results['n_val']})",
+            f"Feature space: judge penultimate layer ({j['feature_dim']}-d). Judge VAL accuracy: {acc_line}",
+            "",
+            f"{'metric':<36}{'generated':>16}{'floor':>16}   note",
+            "-" * 88,
+        ]
+    )
+    _score_rows(t, results, fl)
+    _pixel_and_memory_rows(t, results, fl)
     if floor:
-        lines.append(f"floor: {floor['n']} real TRAIN images with their true labels, scored the same way")
-    return "\n".join(lines)
+        t.lines.append(f"floor: {floor['n']} real TRAIN images with their true labels, scored the same way")
+    return "\n".join(t.lines)
 
 
 # ---------------------------------------------------------------- a checkpoint, end to end
