@@ -51,6 +51,7 @@ walks                    latent walks (noise or an attribute) as a strip PNG and
 export                   the EMA generator as one ONNX / TorchScript file, the `export` verb
 bench                    speed of a training step against the machine's roof, the `bench` verb
 drawing                  every picture: sample grids, plots, source previews, review grids
+progress                 progress bars: live on a terminal or in Jupyter, plain lines in logs
 cli                      `python -m heroportraits VERB`: one verb per pipeline step
 __main__                 runs cli.main
 paths                    where datasets and artifacts live

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from heroportraits.cli import add_assignments, add_count, add_device, add_seed, add_verb
 from heroportraits.data.attributes import UNSPECIFIED, LabelError, Vocabulary, parse_assignments
@@ -29,6 +28,7 @@ from heroportraits.drawing import grid_layout, save_grid_figure
 from heroportraits.errors import HeroError
 from heroportraits.models import build_generator, conditioning_vocab, upscale_to_output
 from heroportraits.paths import output_folder
+from heroportraits.progress import progress_bar
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint, resolve_checkpoint_path
 from heroportraits.training.config import Config
 
@@ -207,7 +207,7 @@ def write_samples(
     images, rows = sampler.generate(n, conditions, seed, open_attributes=open_attributes)
     digits = max(5, len(str(n - 1)))
     records = []
-    for i, img in enumerate(tqdm(images, disable=not progress, desc="writing PNGs")):
+    for i, img in enumerate(progress_bar(images, disable=not progress, desc="writing PNGs")):
         name = f"{i:0{digits}d}.png"
         save_png(img, out_dir / name)
         records.append({"file": name, **rows[i]})

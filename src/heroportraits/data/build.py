@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from heroportraits.cli import add_seed, add_verb
 from heroportraits.data.attributes import Vocabulary
@@ -33,6 +32,7 @@ from heroportraits.data.prepare import PrepareError, read_prepare_meta
 from heroportraits.drawing import plot_counts
 from heroportraits.errors import HeroError
 from heroportraits.paths import data_dir, plain_name
+from heroportraits.progress import progress_bar
 
 NEAR_GRID = 16  # side of the downsampled image that near-duplicates are compared on
 NEAR_THRESHOLD = 4.0  # RMS colour difference (0-255) on that grid below which two images are one
@@ -124,7 +124,7 @@ def near_duplicates(
     loose = (threshold + 1.0) ** 2 * d  # squared-sum bound with a safety margin
     pairs: dict[int, list[int]] = {}
     starts = range(0, len(idx), chunk)
-    for s in tqdm(starts, desc="near duplicates", disable=not progress or len(starts) < 2, unit="chunk"):
+    for s in progress_bar(starts, desc="near duplicates", disable=not progress or len(starts) < 2, unit="chunk"):
         rows = x[s : s + chunk]  # (C, D)
         d2 = sq[s : s + chunk, None] + sq[None, : s + chunk] - 2 * rows @ x[: s + chunk].T  # (C, s+C)
         r, c = torch.nonzero(d2 < loose, as_tuple=True)

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from heroportraits.cli import add_count, add_quiet, add_seed, add_verb
 from heroportraits.data.images import save_png
@@ -39,6 +38,7 @@ from heroportraits.data.palette_labels import label_palette
 from heroportraits.drawing import preview_grid
 from heroportraits.errors import HeroError
 from heroportraits.paths import preview_path
+from heroportraits.progress import progress_bar
 
 UPSTREAM_URL = "https://github.com/makrohn/Universal-LPC-spritesheet"
 LICENCE = (
@@ -526,7 +526,7 @@ def generate_lpc_folder(
     t0 = time.perf_counter()
     rows = []
     previews: dict[tuple[str, str], list[np.ndarray]] = {}  # (class, gender) -> first portraits
-    for i in tqdm(range(n), desc="lpc portraits", disable=not progress, unit="img"):
+    for i in progress_bar(range(n), desc="lpc portraits", disable=not progress, unit="img"):
         img, choice = make_portrait(art, i, seed, recipes)
         name = f"{i:05d}.png"
         save_png(img, out / "images" / name)

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from heroportraits.cli import add_count, add_quiet, add_seed, add_verb
 from heroportraits.data import procedural_parts as pp
@@ -28,6 +27,7 @@ from heroportraits.data.images import nearest_upscale, save_png
 from heroportraits.data.procedural_parts import hsv, ramp
 from heroportraits.drawing import preview_grid
 from heroportraits.paths import data_dir, output_folder, preview_path
+from heroportraits.progress import progress_bar
 
 NATIVE = pp.N  # drawn at 32x32 ...
 SCALE = 2  # ... stored at 64x64
@@ -502,7 +502,7 @@ def generate_portraits(
     _label_probs(weights)  # fail early on bad weights
     images = np.empty((n, NATIVE * SCALE, NATIVE * SCALE, 3), np.uint8)
     rows = []
-    for i in tqdm(range(n), desc="drawing portraits", unit="img", disable=not progress):
+    for i in progress_bar(range(n), desc="drawing portraits", unit="img", disable=not progress):
         images[i], row = portrait_at(i, seed, weights)
         rows.append(row)
     return images, rows
@@ -534,7 +534,7 @@ def write_procedural_folder(out_dir: str | Path, n: int = 7600, seed: int = 0, p
     (out / "images").mkdir(parents=True, exist_ok=True)
     images, rows = generate_portraits(n, seed, progress)
     width = max(5, len(str(max(n - 1, 0))))
-    for i, img in enumerate(tqdm(images, desc="writing PNG files", unit="img", disable=not progress)):
+    for i, img in enumerate(progress_bar(images, desc="writing PNG files", unit="img", disable=not progress)):
         rows[i]["file"] = f"images/{i:0{width}d}.png"
         save_png(img, out / rows[i]["file"])
     write_labels_csv(out / "labels.csv", rows, COLUMNS)

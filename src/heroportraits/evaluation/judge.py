@@ -24,12 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import DatasetError, load_dataset
 from heroportraits.errors import HeroError
 from heroportraits.paths import dataset_dir
+from heroportraits.progress import progress_bar
 
 JUDGE_FORMAT = 2  # 2: features standardised by a non-affine batch-norm
 JUDGE_FILE = "judge.pt"
@@ -224,7 +224,9 @@ def train_judge(name_or_path: str | Path, cfg: JudgeConfig | None = None, progre
             ),
         )
         net.train()
-        bar = tqdm(total=total, desc=f"judge ({Path(str(name_or_path)).name})", disable=not progress, leave=False)
+        bar = progress_bar(
+            total=total, desc=f"judge ({Path(str(name_or_path)).name})", disable=not progress, leave=False
+        )
         for _ in range(cfg.epochs):
             order = torch.randperm(n, generator=gen)
             for s in range(steps_per_epoch):
