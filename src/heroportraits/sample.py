@@ -205,13 +205,19 @@ def write_samples(
         raise SampleError(f"n={n}: the number of portraits must be >= 1")
     clear_sample_folder(out_dir, overwrite)
     images, rows = sampler.generate(n, conditions, seed, open_attributes=open_attributes)
-    digits = max(5, len(str(n - 1)))
+    return save_portraits(images, rows, out_dir, sampler.vocab.names, progress)
+
+
+def save_portraits(images: np.ndarray, rows: list[dict], out_dir: str | Path, names: list[str], progress=False) -> Path:
+    """images (N, H, W, 3) uint8 -> out_dir/00000.png ... and labels.csv (file + each row's attribute `names`)."""
+    out_dir = Path(out_dir)
+    digits = max(5, len(str(len(images) - 1)))
     records = []
     for i, img in enumerate(progress_bar(images, disable=not progress, desc="writing PNGs")):
         name = f"{i:0{digits}d}.png"
         save_png(img, out_dir / name)
         records.append({"file": name, **rows[i]})
-    write_labels_csv(out_dir / "labels.csv", records, ["file", *sampler.vocab.names])
+    write_labels_csv(out_dir / "labels.csv", records, ["file", *names])
     return out_dir
 
 

@@ -1,0 +1,72 @@
+"""The interactive sampler's logic, without a browser: choices -> grid, save, the widget box, fallback."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from heroportraits.sample import Sampler
+from heroportraits.widgets import attribute_choices, render_choices, sampler_panel, save_shown, show_sampler
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
+
+
+@pytest.fixture
+def sampler(smoke_checkpoint):
+    return Sampler.from_checkpoint(smoke_checkpoint())
+
+
+def test_choices_offer_any_then_every_value(sampler):
+    choices = attribute_choices(sampler)
+    assert list(choices) == ["gender", "hero_class", "palette"]
+    assert choices["palette"] == ["any", "warm", "cool", "dark", "neutral", "muted"]
+
+
+def test_render_follows_the_choices_and_the_seed(sampler):
+    shown = render_choices(sampler, {"gender": "any", "hero_class": "mage", "palette": "cool"}, seed=3, count=5)
+    assert shown.images.shape == (5, 64, 64, 3)
+    assert all(r["hero_class"] == "mage" and r["palette"] == "cool" for r in shown.rows)
+    assert shown.grid.shape == (2 * (2 * 66 + 2), 2 * (3 * 66 + 2), 3)  # 3 per row, 2 rows, shown at 2x
+    again = render_choices(sampler, {"hero_class": "mage", "palette": "cool"}, seed=3, count=5)
+    assert np.array_equal(again.images, shown.images)  # "any" = left open
+    other = render_choices(sampler, {"hero_class": "mage", "palette": "cool"}, seed=4, count=5)
+    assert not np.array_equal(other.images, shown.images)
+
+
+def test_save_writes_a_new_folder_each_time(sampler, tmp_path):
+    shown = render_choices(sampler, {"hero_class": "rogue"}, seed=0, count=3)
+    first = save_shown(shown, tmp_path, sampler.vocab.names)
+    second = save_shown(shown, tmp_path, sampler.vocab.names)
+    assert (first.name, second.name) == ("picked_000", "picked_001")
+    labels = pd.read_csv(second / "labels.csv")
+    assert list(labels.columns) == ["file", "gender", "hero_class", "palette"]
+    assert (labels["hero_class"] == "rogue").all() and len(labels) == 3
+    assert np.array_equal(np.asarray(Image.open(second / labels["file"][0])), shown.images[0])
+
+
+def test_panel_redraws_on_change_and_saves_what_it_shows(sampler, tmp_path):
+    panel = sampler_panel(sampler, tmp_path, count=4)
+    dropdowns = panel.children[0].children
+    seed_box, count_slider = panel.children[1].children
+    picture, (button, status) = panel.children[2], panel.children[3].children
+    before = picture.value
+    dropdowns[1].value = "cavalry"
+    assert all(r["hero_class"] == "cavalry" for r in panel.state["shown"].rows)
+    assert picture.value != before
+    count_slider.value = 2
+    seed_box.value = 9
+    assert len(panel.state["shown"].images) == 2 and panel.state["shown"].seed == 9
+    button.click()
+    assert "saved 2 portraits" in status.value
+    assert len(list((tmp_path / "picked_000").glob("*.png"))) == 2
+
+
+def test_without_ipywidgets_one_static_grid(sampler, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # `import ipywidgets` now fails
+    shown = show_sampler(sampler, tmp_path, count=4)
+    assert shown.images.shape == (4, 64, 64, 3)
+    assert "ipywidgets is not installed" in capsys.readouterr().out
