@@ -48,6 +48,7 @@ study                    studies: config variants x seeds x a budget, trained, e
   study.tables           results.csv, summary.csv and the verdict rule
 sample                   portraits from a checkpoint's EMA generator, the `sample` verb
 walks                    latent walks (noise or an attribute) as a strip PNG and a GIF, `sample --interpolate`
+widgets                  notebook 03's interactive sampler (ipywidgets): choices -> grid, save
 export                   the EMA generator as one ONNX / TorchScript file, the `export` verb
 bench                    speed of a training step against the machine's roof, the `bench` verb
 drawing                  every picture: sample grids, plots, source previews, review grids
