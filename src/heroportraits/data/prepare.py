@@ -38,7 +38,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from heroportraits.cli import add_count, add_verb
 from heroportraits.data import palette_labels as palette_mod
@@ -58,6 +57,7 @@ from heroportraits.data.images import (
 from heroportraits.drawing import plot_palette_agreement
 from heroportraits.errors import HeroError
 from heroportraits.paths import data_dir, plain_name, project_root
+from heroportraits.progress import progress_bar
 
 PALETTE = "palette"
 FOLDER_ATTRIBUTE = "hero_class"  # what one level of sub-folders means when nothing else is said
@@ -447,7 +447,7 @@ def prepare_dataset(
     acc = _Accepted()
     report = [
         _process_file(path, rel, plan, size, min_size, background, acc)
-        for path, rel in zip(tqdm(files, desc="prepare", disable=not progress, unit="img"), rels)
+        for path, rel in zip(progress_bar(files, desc="prepare", disable=not progress, unit="img"), rels)
     ]
     report += other_rows + _missing_image_rows(plan, rels, {r["file"] for r in other_rows})
     folder = data_dir() / name / "prepared"
