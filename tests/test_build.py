@@ -10,7 +10,14 @@ import pytest
 from PIL import Image
 
 from heroportraits import cli
-from heroportraits.data.build import build_dataset, near_duplicates, stratified_split
+from heroportraits.data.build import (
+    build_dataset,
+    joint_crosstab,
+    label_counts,
+    near_duplicates,
+    read_build_report,
+    stratified_split,
+)
 from heroportraits.data.dataset import load_dataset, read_labels_csv, read_meta
 from heroportraits.data.images import nearest_upscale
 from heroportraits.data.prepare import prepare_dataset
@@ -49,7 +56,7 @@ def test_exact_and_near_duplicates_are_removed_and_listed(project_root, tmp_path
     res = build_dataset("dups", val_fraction=0.25, progress=False, plot=False)
 
     assert (res.n_exact_duplicates, res.n_near_duplicates, res.n_kept) == (1, 1, 11)
-    report = {r["file"]: r for r in read_labels_csv(res.folder / "build_report.csv")}
+    report = read_build_report("dups").set_index("file").to_dict("index")
     assert len(report) == 13  # every prepared image listed
     assert report["img/010.png"]["reason"] == "exact_duplicate"
     assert report["img/010.png"]["duplicate_of"] == "img/002.png"
@@ -114,6 +121,16 @@ def test_dataset_json_and_counts_plot(project_root, tmp_path):
     train = load_dataset("final", "train")
     assert len(train) == 29 and train.images.shape[1:] == (3, 64, 64) and train.native_scale == 4
     assert (project_root / "data/final/counts.png").exists()
+    # The tables the notebook shows, as DataFrames
+    counts = label_counts("final")
+    assert list(counts.columns) == ["train", "val", "total"] and counts.index.names == ["attribute", "value"]
+    assert counts.loc[("species", "elf"), "total"] == 18 and counts["val"].groupby("attribute").sum().tolist() == [7, 7]
+    joint = joint_crosstab("final")  # species x weapon
+    assert list(joint.columns) == ["axe", "bow", "staff"] and list(joint.index) == ["elf", "orc"]
+    assert joint.to_numpy().sum() == 36 and (joint.to_numpy() == 6).all()
+    assert joint_crosstab("final", split="val").to_numpy().sum() == 7
+    assert joint_crosstab("final", columns="species").shape == (3, 2)
+    assert (read_build_report("final")["status"] == "kept").sum() == 36
     fig = plot_counts("final")
     assert len(fig.axes) == 3  # one per attribute + joint
     # The CLI verb builds the same dataset; another seed gives another split of the same images.
@@ -124,3 +141,17 @@ def test_dataset_json_and_counts_plot(project_root, tmp_path):
     assert [r["split"] for r in after] != [r["split"] for r in before]
     assert read_meta("final")["parameters"]["seed"] == 2
     assert cli.main(["build", "never_prepared"]) == 2  # clear error, no traceback
+
+
+def test_package_csvs_keep_text_and_bad_files_get_a_clear_error(tmp_path):
+    from heroportraits.data.dataset import DatasetError, read_table, write_labels_csv
+
+    path = tmp_path / "labels.csv"
+    write_labels_csv(path, [{"file": "a.png", "n": 64, "x": "NA"}, {"file": "b.png", "extra": 1}], ["file", "n", "x"])
+    assert path.read_text().splitlines() == ["file,n,x", "a.png,64,NA", "b.png,,"]  # 64, not 64.0
+    assert read_table(path).to_dict("records")[0] == {"file": "a.png", "n": "64", "x": "NA"}  # "NA" stays a label
+    (tmp_path / "empty.csv").write_text("")
+    assert read_table(tmp_path / "empty.csv").empty
+    (tmp_path / "bad.csv").write_text('file,x\n"a.png,1\n')  # an unclosed quote
+    with pytest.raises(DatasetError, match="bad.csv"):
+        read_table(tmp_path / "bad.csv")

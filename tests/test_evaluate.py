@@ -117,6 +117,37 @@ def test_table_shows_scores_beside_the_floor_and_the_judge_accuracy(shapes):
         assert label in table, label
 
 
+def test_scores_as_dataframes_per_metric_and_per_attribute_value(shapes):
+    images, rows = shapes["train"][:60], shapes["train_rows"][:60]
+    res = E.evaluate_images(images, rows, "shapes", n_subsets=5, progress=False)
+    fl = E.floor("shapes", 60, n_subsets=5, progress=False)
+    metrics = E.metrics_frame(res, fl)
+    assert list(metrics.columns) == ["group", "generated", "floor", "note"]
+    assert metrics.loc["FD (judge features)  lower=better", "generated"] == pytest.approx(res["fd"])
+    assert metrics.loc["KID x1000  lower=better", "floor"] == pytest.approx(fl["kid"]["mean"] * 1e3)
+    assert metrics.loc["colour", "generated"] == res["cond_acc"]["colour"]
+    assert metrics.loc["joint", "floor"] == fl["cond_acc"]["joint"]
+    assert list(dict.fromkeys(metrics["group"])) == [
+        "distribution",
+        "conditional accuracy",
+        "pixel art",
+        "memorisation",
+    ]
+    no_floor = E.metrics_frame(res)["floor"]  # without a floor only memorisation has one (VAL against TRAIN)
+    assert no_floor.drop("median nearest-neighbour distance").isna().all()
+
+    per_value = E.per_value_frame(res, fl)
+    assert per_value.index.names == ["attribute", "value"] and len(per_value) == 3 + 4  # shapes + colours
+    assert list(per_value.columns) == ["n", "n_real", "fd", "fd_floor", "cond_acc", "cond_acc_floor", "judge_acc"]
+    _, preds = shapes["judge"].embed(images)
+    ring = np.array([r["shape"] == "ring" for r in rows])
+    ring_index = ["square", "ring", "cross"].index("ring")
+    assert per_value.loc[("shape", "ring"), "n"] == ring.sum()
+    assert per_value.loc[("shape", "ring"), "cond_acc"] == pytest.approx((preds[ring, 0] == ring_index).mean())
+    assert per_value.loc[("colour", "red"), "judge_acc"] == shapes["judge"].accuracy["colour"]
+    assert E.per_value_frame(res)["fd_floor"].isna().all()  # no floor given
+
+
 def test_evaluate_verb_on_a_checkpoint_writes_json_and_figure(shapes, capsys):
     run = shapes["run"]
     assert cli_main(["evaluate", str(run), "--n", "80", "--subsets", "10"]) == 0

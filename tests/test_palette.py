@@ -87,3 +87,6 @@ def test_agreement_accuracy_and_confusion():
     assert agr.values[:5] == PALETTES
     assert agr.confusion[PALETTES.index("cool")][PALETTES.index("warm")] == 1
     assert "75.0%" in agr.table()
+    frame = agr.frame()  # rows: given, columns: automatic
+    assert frame.loc["cool", "warm"] == 1 and frame.loc["cool", "cool"] == 1 and frame.to_numpy().sum() == 4
+    assert (frame.index.name, frame.columns.name) == ("given", "automatic")

@@ -124,7 +124,7 @@ def test_every_input_is_accounted_for(project_root, tmp_path):
     ]
     write_csv(folder / "labels.csv", rows)
     res = prepare_dataset(folder, "acct", values={"hero_class": ["mage", "rogue"]}, auto_palette=False, progress=False)
-    report = {r["file"]: r for r in read_report("acct")}
+    report = {r["file"]: r for r in read_report("acct").to_dict("records")}
     n_image_files = 8 + 3
     # + label row w/o image + duplicate row + labels.csv itself (skipped: not an image)
     assert len(read_report("acct")) == n_image_files + 1 + 1 + 1
@@ -136,7 +136,13 @@ def test_every_input_is_accounted_for(project_root, tmp_path):
     assert report["img/001.png"]["reason"] == "bad_label" and "bard" in report["img/001.png"]["detail"]
     assert report["img/002.png"]["reason"] == "bad_label" and "empty gender" in report["img/002.png"]["detail"]
     assert report["img/gone.png"]["reason"] == "missing_image"
-    assert [r["reason"] for r in read_report("acct") if r["file"] == "img/003.png"] == ["", "duplicate_label_row"]
+    frame = read_report("acct")  # a DataFrame of text columns
+    assert list(frame.columns[:4]) == ["file", "status", "reason", "detail"]
+    assert frame.loc[frame["file"] == "img/003.png", "reason"].tolist() == ["", "duplicate_label_row"]
+    assert (frame["status"] == "rejected").sum() == res.n_rejected == 7
+    table = res.table()  # where the files went, as the notebook shows it
+    assert table.loc["accepted", "count"] == 6 and table.loc["rejected: bad_label", "count"] == 2
+    assert table.loc["rejected: missing_image", "meaning"].startswith("a label row")
     assert res.n_accepted == 6 and res.n_files == n_image_files
     assert res.rejected == {
         "unreadable": 1,
@@ -155,7 +161,7 @@ def test_nothing_accepted_is_an_error_that_points_at_the_report(project_root, tm
     write_csv(tmp_path / "in" / "labels.csv", [{"file": "elsewhere.png", "hero_class": "mage"}])
     with pytest.raises(PrepareError, match="report.csv"):
         prepare_dataset(tmp_path / "in", "none", progress=False)
-    assert [r["reason"] for r in read_report("none")] == ["unlabelled"] * 3 + ["not_an_image", "missing_image"]
+    assert read_report("none")["reason"].tolist() == ["unlabelled"] * 3 + ["not_an_image", "missing_image"]
     assert not (project_root / "data/none/prepared/images.npy").exists()
 
 
@@ -171,7 +177,7 @@ def test_overrides_relabel_and_exclude(project_root, tmp_path):
     )
     prepare_dataset(tmp_path / "in", "ovr", overrides_csv=ovr, progress=False)
     labels = {r["file"]: r for r in read_labels_csv(project_root / "data/ovr/prepared/labels.csv")}
-    report = {r["file"]: r for r in read_report("ovr")}
+    report = {r["file"]: r for r in read_report("ovr").to_dict("records")}
     assert labels["img/000.png"]["hero_class"] == "rogue"  # was mage
     assert labels["img/002.png"]["palette"] == "dark"  # overrides the automatic palette
     assert "img/001.png" not in labels
@@ -209,7 +215,7 @@ def test_pixel_art_resize_is_crisp_and_alpha_flattened(project_root, tmp_path):
     jpg = images[files.index("mage/x2.jpg")].astype(int)
     assert np.abs(jpg - expected).mean() < 8  # detected the x2 grid despite JPEG noise
     assert res.native_scale == 4 and read_prepare_meta("crisp")["native_scale"] == 4
-    assert {r["file"]: r["scale"] for r in read_report("crisp")}["mage/x3.png"] == "4"
+    assert read_report("crisp").set_index("file").loc["mage/x3.png", "scale"] == "4"
 
 
 def test_auto_palette_agreement_is_measured(project_root, tmp_path):
@@ -232,7 +238,7 @@ def test_auto_palette_agreement_is_measured(project_root, tmp_path):
     i_warm, i_cool = agr.values.index("warm"), agr.values.index("cool")
     assert agr.confusion[i_warm][i_cool] == 1
     assert read_prepare_meta("agree")["palette_agreement"]["accuracy"] == pytest.approx(11 / 12)
-    report = {r["file"]: r for r in read_report("agree")}
+    report = read_report("agree").set_index("file").to_dict("index")
     assert report["1.png"]["palette"] == "cool" and report["1.png"]["palette_given"] == "warm"
     assert "palette agreement" in res.summary()
     # Without auto_palette the given column is used as is.

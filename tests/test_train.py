@@ -134,7 +134,7 @@ def test_eval_every_writes_curve_and_keeps_best_checkpoint(toy_dataset, project_
     assert best["step"] == best_row["step"] and [r["best"] for r in rows].count(True) >= 1
     assert best["best"] == {"fd": best_row["fd"], "step": best_row["step"]} == result.best
     assert load_checkpoint(result.checkpoint)["best"] == result.best  # survives into last.pt
-    assert read_metric_file(run_dir / "eval.jsonl")["fd"] == [r["fd"] for r in rows]  # what the notebook plots
+    assert read_metric_file(run_dir / "eval.jsonl")["fd"].tolist() == [r["fd"] for r in rows]  # what the notebook plots
 
 
 def test_best_fd_survives_resume(toy_dataset, project_root, monkeypatch):

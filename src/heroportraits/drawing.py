@@ -10,12 +10,12 @@ Pixels are always shown with nearest-neighbour interpolation, so pixel art stays
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from heroportraits.data.attributes import Vocabulary
@@ -127,38 +127,15 @@ def _image_axes(ax, image: np.ndarray, title: str = "", fontsize: int = 7) -> No
 
 
 # ---------------------------------------------------------------- metric files and curves
-def _flatten(d: dict, prefix: str = "") -> dict[str, float]:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[key] = float(v)
-    return out
-
-
-def _numbers(row: dict) -> dict[str, float]:
-    """A CSV row's numeric cells (empty and text cells left out)."""
-    rec = {}
-    for k, v in row.items():
-        try:
-            rec[k] = float(v)
-        except (TypeError, ValueError):
-            pass
-    return rec
-
-
-def read_metric_file(path: str | Path) -> dict[str, list[float]]:
-    """metrics.csv or eval.jsonl (nested keys joined with '.') -> column -> values (NaN where absent)."""
+def read_metric_file(path: str | Path) -> pd.DataFrame:
+    """metrics.csv or eval.jsonl (nested keys joined with '.') -> its numeric columns, one row per
+    line (NaN where a line lacks a key)."""
     path = Path(path)
     if path.suffix == ".jsonl":
-        recs = [_flatten(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+        frame = pd.json_normalize([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
     else:
-        with open(path, newline="") as f:
-            recs = [_numbers(r) for r in csv.DictReader(f)]
-    keys = list(dict.fromkeys(k for r in recs for k in r))
-    return {k: [r.get(k, float("nan")) for r in recs] for k in keys}
+        frame = pd.read_csv(path)
+    return frame.select_dtypes("number").astype(float)
 
 
 def plot_losses(metrics_csv: str | Path, out: str | Path | None = None):
@@ -181,9 +158,9 @@ def plot_metric_curves(path: str | Path, keys: list[str] | None = None, out: str
     import matplotlib.pyplot as plt
 
     cols = read_metric_file(path)
-    if not cols:
+    if cols.empty:
         raise DrawingError(f"{path} has no numeric rows to plot")
-    x = cols.get("step") or list(range(len(next(iter(cols.values())))))
+    x = cols["step"] if "step" in cols else np.arange(len(cols))
     keys = keys or [k for k in cols if k not in ("step", "seconds", "images_per_s")]
     missing = [k for k in keys if k not in cols]
     if missing:

@@ -23,11 +23,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from heroportraits.cli import add_seed, add_verb
 from heroportraits.data.attributes import Vocabulary
-from heroportraits.data.dataset import read_labels_csv, write_dataset, write_labels_csv
+from heroportraits.data.dataset import read_labels_csv, read_meta, read_table, write_dataset, write_labels_csv
 from heroportraits.data.prepare import PrepareError, read_prepare_meta
 from heroportraits.drawing import plot_counts
 from heroportraits.errors import HeroError
@@ -246,6 +247,36 @@ def _dataset_meta(name: str, prep: dict, counts: dict, splits: dict, exact, near
         "parameters": parameters,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+# ---------------------------------------------------------------- tables of a built dataset
+def label_counts(name: str) -> pd.DataFrame:
+    """Images per attribute value and split: index (attribute, value), columns train, val, total."""
+    per_split = read_meta(name)["counts"]["per_split"]
+    frame = pd.DataFrame(
+        {s: pd.Series({(a, v): n for a, c in counts.items() for v, n in c.items()}) for s, counts in per_split.items()}
+    )
+    frame.index.names = ["attribute", "value"]
+    return frame.assign(total=frame.sum(axis=1))
+
+
+def joint_crosstab(name: str, columns: str | None = None, split: str | None = None) -> pd.DataFrame:
+    """Images per joint label: one row per combination of the other attributes, one column per value of
+    `columns` (default: the last attribute, e.g. palette); `split` counts one split only."""
+    labels = read_table(data_dir() / name / "labels.csv")
+    if split is not None:
+        labels = labels[labels["split"] == split]
+    names = list(read_meta(name)["attributes"])
+    columns = columns or names[-1]
+    rows = [n for n in names if n != columns]
+    if not rows:  # one attribute: one row of counts
+        return labels[columns].value_counts().to_frame().T
+    return pd.crosstab([labels[n] for n in rows], labels[columns])
+
+
+def read_build_report(name: str) -> pd.DataFrame:
+    """build_report.csv: every prepared image, kept or removed (with the file it duplicates), its split."""
+    return read_table(data_dir() / name / "build_report.csv")
 
 
 # ---------------------------------------------------------------- main entry

@@ -12,12 +12,12 @@ as one uint8 tensor and draws random batches from it: no per-image file reads.
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from heroportraits.data.attributes import Vocabulary
@@ -93,18 +93,26 @@ def limit_images(data: PortraitData, max_images: int) -> PortraitData:
     return PortraitData(data.images[idx], data.labels[idx], data.vocab, data.meta, files)
 
 
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV the package wrote (labels.csv, reports) as a DataFrame of text: every value stays as
+    written ("NA", "None" and "" are labels or empty cells, not missing numbers)."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except pd.errors.EmptyDataError:  # a zero-byte file: no columns, no rows
+        return pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise DatasetError(f"cannot read {path} as a UTF-8 CSV ({e}); fix the file or write it again") from e
+
+
 def read_labels_csv(path: str | Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    return read_table(path).to_dict("records")
 
 
 def write_labels_csv(path: str | Path, rows: list[dict], columns: list[str]) -> None:
+    """`columns` of each row (others ignored, missing ones empty); object dtype keeps 64 as "64", not "64.0"."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    pd.DataFrame(rows, columns=columns, dtype=object).to_csv(path, index=False)
 
 
 def read_meta(name_or_path: str | Path) -> dict:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from heroportraits.data.attributes import PALETTES
 
@@ -58,14 +59,14 @@ class PaletteAgreement:
     def to_json(self) -> dict:
         return {"values": self.values, "accuracy": self.accuracy, "n": self.n, "confusion": self.confusion}
 
+    def frame(self) -> pd.DataFrame:
+        """The confusion matrix: rows are the given labels, columns the automatic ones."""
+        index = pd.Index(self.values, name="given")
+        return pd.DataFrame(self.confusion, index=index, columns=pd.Index(self.values, name="automatic"))
+
     def table(self) -> str:
-        """The confusion matrix as text: rows are the given labels, columns the automatic ones."""
-        w = max(8, *(len(v) for v in self.values)) + 1
-        lines = [f"palette agreement: {self.accuracy:.1%} of {self.n} images (rows: given, columns: automatic)"]
-        lines.append(" " * w + "".join(f"{v:>{w}}" for v in self.values))
-        for v, row in zip(self.values, self.confusion):
-            lines.append(f"{v:<{w}}" + "".join(f"{c:>{w}}" for c in row))
-        return "\n".join(lines)
+        head = f"palette agreement: {self.accuracy:.1%} of {self.n} images (rows: given, columns: automatic)"
+        return head + "\n" + self.frame().to_string()
 
 
 def rgb_to_hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -38,12 +38,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from heroportraits.cli import add_count, add_verb
 from heroportraits.data import palette_labels as palette_mod
 from heroportraits.data.attributes import DEFAULT_SCHEMA, UNSPECIFIED
 from heroportraits.data.curation import check_overrides, normalise_relpath, read_overrides, split_overrides
-from heroportraits.data.dataset import read_labels_csv, write_labels_csv
+from heroportraits.data.dataset import read_labels_csv, read_table, write_labels_csv
 from heroportraits.data.images import (
     MAX_PIXELS,
     ImageReadError,
@@ -83,7 +84,7 @@ class PrepareError(HeroError):
 
 @dataclass
 class PrepareResult:
-    """What prepare did; `summary()` prints the table the notebook shows."""
+    """What prepare did: `table()` where the files went (a DataFrame), `summary()` all of it as text (the CLI)."""
 
     name: str
     folder: Path  # data/<name>/prepared
@@ -106,18 +107,20 @@ class PrepareResult:
     def n_rejected(self) -> int:
         return sum(self.rejected.values())
 
+    def table(self) -> pd.DataFrame:
+        """Where every input file went: found, accepted, and rejected per reason (with its meaning)."""
+        rows = [("image files found", self.n_files, ""), ("accepted", self.n_accepted, "")]
+        rows += [(f"rejected: {r}", n, REASONS.get(r, "")) for r, n in sorted(self.rejected.items())]
+        rows += [("skipped: not_an_image", self.n_skipped, REASONS["not_an_image"])] if self.n_skipped else []
+        return pd.DataFrame(rows, columns=["files", "count", "meaning"]).set_index("files")
+
     def summary(self) -> str:
         lines = [
             f"prepared {self.name!r} from {self.input_dir} (labels from {self.label_source}"
             + (f", automatic {', '.join(self.auto_attributes)}" if self.auto_attributes else "")
             + ")",
-            f"  {'image files found':<28}{self.n_files:>7}",
-            f"  {'accepted':<28}{self.n_accepted:>7}",
+            *("  " + line for line in self.table().to_string().splitlines()),
         ]
-        for reason, n in sorted(self.rejected.items()):
-            lines.append(f"  {'rejected: ' + reason:<28}{n:>7}   {REASONS.get(reason, '')}")
-        if self.n_skipped:
-            lines.append(f"  {'skipped: not_an_image':<28}{self.n_skipped:>7}   {REASONS['not_an_image']}")
         lines.append(f"  native pixel scale: x{self.native_scale}   ({self.seconds:.1f} s)")
         for attr, values in self.attributes.items():
             counts = self.value_counts[attr]
@@ -561,8 +564,13 @@ def _display_path(p: str | Path) -> str:
         return str(p)
 
 
-def read_report(name: str) -> list[dict]:
-    return read_labels_csv(data_dir() / name / "prepared" / "report.csv")
+def read_report(name: str) -> pd.DataFrame:
+    """report.csv of `prepare NAME`: one row per input file (and per label row without an image),
+    columns file, status (accepted / rejected), reason, detail, size, scale and the labels, as text."""
+    path = data_dir() / name / "prepared" / "report.csv"
+    if not path.exists():
+        raise PrepareError(f"no prepare report for {name!r} (missing {path}); run `python -m heroportraits prepare`")
+    return read_table(path)
 
 
 def read_prepare_meta(name: str) -> dict:
