@@ -319,7 +319,7 @@ def test_every_path_under_the_input_appears_with_a_true_reason(project_root, tmp
     rows += [{"file": f"img/{n}", "hero_class": "mage"} for n in ("bomb.png", "scan.tiff", "dangling.png")]
     write_csv(folder / "labels.csv", rows)
     res = prepare_dataset(folder, "paths", auto_palette=False, progress=False)
-    report = {r["file"]: r for r in read_report("paths")}
+    report = {r["file"]: r for r in read_report("paths").to_dict("records")}
     expected = {
         "img/dangling.png": ("rejected", "broken_link", "does not exist"),
         "img/loop_a.png": ("rejected", "broken_link", "loop"),
@@ -356,7 +356,8 @@ def test_sixteen_bit_pixel_art_is_accepted_at_its_true_scale(project_root, tmp_p
         png16(tmp_path / "in" / "mage" / f"{i}.png", nearest_upscale(rng.integers(0, 65536, (16, 16, 1)), 4)[..., 0])
     res = prepare_dataset(tmp_path / "in", "grey16", auto_palette=False, progress=False)
     assert res.n_accepted == 3 and res.native_scale == 4
-    assert all(r["scale"] == "4" for r in read_report("grey16") if r["status"] == "accepted")
+    report = read_report("grey16")
+    assert (report.loc[report["status"] == "accepted", "scale"] == "4").all()
 
 
 def test_jpeg_exif_orientation_is_applied(tmp_path):
