@@ -88,3 +88,13 @@ def test_docs_example_runs_with_onnxruntime_and_numpy_alone(smoke_checkpoint, tm
     assert ppm.startswith(header) and len(ppm) == len(header) + 64 * 64 * 3
     pixels = np.frombuffer(ppm[len(header) :], np.uint8).reshape(64, 64, 3)
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 1
+
+
+def test_export_refuses_a_checkpoint_with_non_finite_weights(smoke_checkpoint, tmp_path, capsys):
+    state = torch.load(smoke_checkpoint(), weights_only=True)
+    name = next(k for k, v in state["G_ema"].items() if v.is_floating_point())
+    state["G_ema"][name] = torch.full_like(state["G_ema"][name], float("nan"))
+    torch.save(state, tmp_path / "diverged.pt")  # torch.save: the package's own save refuses NaNs
+    assert cli_main(["export", str(tmp_path / "diverged.pt"), "--out", str(tmp_path / "g.onnx")]) == 2
+    assert "non-finite" in capsys.readouterr().err
+    assert not (tmp_path / "g.onnx").exists()

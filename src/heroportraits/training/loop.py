@@ -19,11 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from heroportraits.cli import add_assignments, add_verb
 from heroportraits.data.dataset import batch_warning, load_dataset
 from heroportraits.paths import checkpoints_dir, output_folder, plain_name, samples_dir
+from heroportraits.progress import progress_bar
 from heroportraits.training import distributed
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint
 from heroportraits.training.config import PRESETS, Config, TrainConfig, preset_choices, resolve_config, validate_config
@@ -69,7 +68,7 @@ def train(cfg: Config, dataset: str, run: str, resume: bool = True, progress: bo
 
         # ---- the loop; SIGINT / SIGTERM only flag a stop, the current step finishes
         show, interrupted = progress and info.is_main, False
-        with StopSignals() as signals, tqdm(total=tc.steps, initial=step, disable=not show, unit="step") as bar:
+        with StopSignals() as signals, progress_bar(total=tc.steps, initial=step, disable=not show, unit="step") as bar:
             bar.set_description(f"train {run}")
             while step < tc.steps:
                 # ---- one iteration: D phase(s), G phase, EMA, ADA (see Trainer.step)
