@@ -35,11 +35,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from heroportraits.drawing import plot_curves, plot_metric_bars, save_comparison_grid
 from heroportraits.errors import HeroError
 from heroportraits.paths import checkpoints_dir, studies_dir
+from heroportraits.progress import progress_bar
 from heroportraits.study import tables as T
 from heroportraits.study.spec import Spec, StudyError, Variant, builtin_names, load_spec, parse_budget
 
@@ -271,7 +271,7 @@ def run_study(spec: Spec, shard: tuple[int, int] = (0, 1), device: str | None = 
     if todo:
         with torch.random.fork_rng(devices=[]):  # the judge, trained once per dataset, before the bar starts
             reference(spec.dataset, progress=progress)
-    bar = tqdm(
+    bar = progress_bar(
         total=len(mine), initial=len(mine) - len(todo), unit="run", desc=f"study {spec.name}", disable=not progress
     )
     for run in todo:
