@@ -470,8 +470,8 @@ def format_table(results: dict, floor: dict | None = None) -> str:
         label = metric if g == "distribution" else f"  {metric}"
         lines.append(f"{label:<36}{_f(gen, fmt):>16}{_f(flo, fmt):>16}   {note}")
     if floor:
-        t.lines.append(f"floor: {floor['n']} real TRAIN images with their true labels, scored the same way")
-    return "\n".join(t.lines)
+        lines.append(f"floor: {floor['n']} real TRAIN images with their true labels, scored the same way")
+    return "\n".join(lines)
 
 
 def _per_value_lines(results: dict, floor: dict | None) -> list[str]:
