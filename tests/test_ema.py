@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import pytest
 import torch
 from torch import nn
+from toys import toy_trainer
 
 from heroportraits.data.attributes import Vocabulary
-from heroportraits.models import build_models
 from heroportraits.models.layers import apply_spectral_norm
-from heroportraits.training.config import resolve_config
 from heroportraits.training.ema import ema_beta, make_ema, update_ema
-from heroportraits.training.trainer import Trainer
 
 VOCAB = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"]})
 
@@ -140,33 +137,10 @@ def test_rampup_caps_the_half_life_at_rampup_times_images_seen():
 
 
 # ------------------------------------------------------------------ in the training loop
-def _trainer(**train_overrides) -> tuple[Trainer, Callable]:
-    cfg = resolve_config(
-        "smoke",
-        {
-            "model.g_width": 4,
-            "model.d_width": 4,
-            "model.z_dim": 8,
-            "model.embed_dim": 2,
-            "train.batch_size": 6,
-            "train.device": "cpu",
-            **train_overrides,
-        },
-    )
-    torch.manual_seed(0)
-    G, D = build_models(cfg.model, VOCAB, 8)
-    gen = torch.Generator().manual_seed(0)
-    trainer = Trainer(G, D, cfg, VOCAB, gen)
-
-    def next_batch():
-        x = torch.rand(6, 3, 8, 8, generator=gen) * 2 - 1
-        return x, torch.stack([torch.randint(0, s, (6,), generator=gen) for s in VOCAB.sizes], 1)
-
-    return trainer, next_batch
 
 
 def test_trainer_ema_lags_g_and_shares_its_batchnorm_stats():
-    trainer, next_batch = _trainer(**{"train.ema_decay": 0.9, "train.ema_rampup": 0.0})
+    trainer, next_batch = toy_trainer(**{"train.ema_decay": 0.9, "train.ema_rampup": 0.0})
     for _ in range(4):
         trainer.step(next_batch)
     G, ema = trainer.G, trainer.G_ema
@@ -181,13 +155,13 @@ def test_trainer_ema_lags_g_and_shares_its_batchnorm_stats():
 
 
 def test_trainer_copies_before_ema_start_and_on_the_first_ramped_step():
-    trainer, next_batch = _trainer(**{"train.ema_decay": 0.999, "train.ema_start": 2})
+    trainer, next_batch = toy_trainer(**{"train.ema_decay": 0.999, "train.ema_start": 2})
     for _ in range(2):  # iterations 0, 1 < ema_start: copies
         trainer.step(next_batch)
         assert all(torch.equal(a, b) for a, b in zip(trainer.G_ema.parameters(), trainer.G.parameters()))
     trainer.step(next_batch)  # iteration 2: averages from here
     assert not all(torch.equal(a, b) for a, b in zip(trainer.G_ema.parameters(), trainer.G.parameters()))
 
-    ramped, next_batch = _trainer(**{"train.ema_decay": 0.999, "train.ema_rampup": 0.05})
+    ramped, next_batch = toy_trainer(**{"train.ema_decay": 0.999, "train.ema_rampup": 0.05})
     ramped.step(next_batch)  # 0 images seen: half-life 0 -> copy
     assert all(torch.equal(a, b) for a, b in zip(ramped.G_ema.parameters(), ramped.G.parameters()))

@@ -6,55 +6,27 @@ in its training mix (attribute dropout)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
+from toys import toy_trainer
 
 from heroportraits.data.attributes import UNSPECIFIED, Vocabulary
 from heroportraits.data.dataset import load_dataset, write_dataset
 from heroportraits.data.images import nearest_upscale
-from heroportraits.models import build_models
 from heroportraits.models.layers import ConditionalBatchNorm2d
 from heroportraits.sample import Sampler, most_common_labels
 from heroportraits.training.config import PRESETS, resolve_config
 from heroportraits.training.ema import ema_beta
 from heroportraits.training.loop import train
 from heroportraits.training.setup import setup_training
-from heroportraits.training.trainer import Trainer
 
 VOCAB = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"]})
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
-
-
-def toy_trainer(d: nn.Module | None = None, **overrides) -> tuple[Trainer, Callable]:
-    """A Trainer on 8x8 random images with tiny nets; `d` replaces the discriminator."""
-    cfg = resolve_config(
-        "smoke",
-        {
-            "model.g_width": 4,
-            "model.d_width": 4,
-            "model.z_dim": 8,
-            "model.embed_dim": 2,
-            "train.batch_size": 6,
-            "train.device": "cpu",
-            **overrides,
-        },
-    )
-    torch.manual_seed(0)
-    G, D = build_models(cfg.model, VOCAB, 8)
-    gen = torch.Generator().manual_seed(0)
-    trainer = Trainer(G, d if d is not None else D, cfg, VOCAB, gen)
-
-    def next_batch():
-        x = torch.rand(6, 3, 8, 8, generator=gen) * 2 - 1
-        return x, torch.stack([torch.randint(0, s, (6,), generator=gen) for s in VOCAB.sizes], 1)
-
-    return trainer, next_batch
 
 
 class ConstantD(nn.Module):

@@ -6,7 +6,7 @@ data                     sources (procedural, LPC, your own images) -> prepare -
   data.procedural        the built-in portraits: labelled pixel art drawn from code, no download
   data.procedural_parts  the procedural drawing kit: index canvas, shape masks, colour ramps
   data.lpc               a labelled portrait folder composed from a Universal LPC spritesheet checkout
-  data.lpc_recipes       the LPC tables: which art layers make which hero class, credit rules
+  data.lpc_recipes       the LPC tables: which art layers make which hero class, credit rules (lpc_credits.tsv)
   data.lpc_variety       how varied the LPC portraits of one class are (`lpc --variety low|high`)
   data.images            reading any image, crisp resizing to 64x64, tiling (numpy, no torch)
   data.palette_labels    automatic palette labels from colour statistics

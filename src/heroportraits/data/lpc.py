@@ -506,19 +506,7 @@ def generate_lpc_folder(
     """Write n labelled portraits: images/00000.png..., labels.csv, CREDITS.txt, source.json;
     preview grid beside the folder. `variety` (lpc_variety.py): "high" mixes head items, outfits
     and colours within each class like a curated real set; "low" is the recipe table as written."""
-    if art_dir is None:
-        raise LPCArtError(
-            f"no LPC art folder given: pass --art (or LPC_ART in notebook 01) pointing at a clone of {UPSTREAM_URL}"
-        )
-    art = LPCArt(art_dir)
-    recipes = with_variety(recipes or RECIPES, variety)
-    problems = check_recipes(art, recipes)  # before writing anything: an incomplete checkout fails here, not mid-run
-    if problems:
-        shown = "\n  ".join(problems[:10]) + (f"\n  ... ({len(problems)} problems)" if len(problems) > 10 else "")
-        raise LPCArtError(
-            f"the recipe table does not fit the LPC art in {art.root} (is the checkout complete? "
-            f"compare it with {UPSTREAM_URL}):\n  {shown}"
-        )
+    art, recipes = _checked_art(art_dir, with_variety(recipes or RECIPES, variety))
     out = Path(out_dir)
     if (out / "images").exists():
         shutil.rmtree(out / "images")  # a rerun replaces the folder's images, never mixes runs
@@ -530,25 +518,7 @@ def generate_lpc_folder(
         img, choice = make_portrait(art, i, seed, recipes)
         name = f"{i:05d}.png"
         save_png(img, out / "images" / name)
-        layers = choice.ordered_layers()
-        head = choice.layers.get("head", [])
-        rows.append(
-            {
-                "file": f"images/{name}",
-                "gender": choice.gender,
-                "hero_class": choice.hero_class,
-                "palette": label_palette(img),
-                "outfit": choice.outfit,
-                "body": choice.body,
-                "skin": choice.vars.get("skin", ""),
-                "hair": next(
-                    (str(x) for x in choice.layers.get("hair", [])), "hidden" if choice.hair_hidden else "none"
-                ),
-                "headgear": ";".join(str(x) for x in head) or "none",
-                "background": str(choice.background),
-                "layers": ";".join(str(x) for x in layers),
-            }
-        )
+        rows.append(_label_row(f"images/{name}", img, choice))
         group = previews.setdefault((choice.hero_class, choice.gender), [])
         if len(group) < 10:  # keep a few per group for the preview grid
             group.append(img)
@@ -560,15 +530,49 @@ def generate_lpc_folder(
         w.writeheader()
         w.writerows(rows)
     write_credits(art, sorted(art.used), out / "CREDITS.txt")
-    source = lpc_source_info(art, n=n, seed=seed, recipes=recipes)
-    source["variety"] = variety
-    source["seconds"] = round(seconds, 1)
+    source = {**lpc_source_info(art, n=n, seed=seed, recipes=recipes), "variety": variety, "seconds": round(seconds, 1)}
     (out / "source.json").write_text(json.dumps(source, indent=2), encoding="utf-8")
     if previews:
         genders = [g for g in GENDER_LABELS.values() if any(k[1] == g for k in previews)]
         panels = {g: [previews.get((c, g), []) for c in recipes["classes"]] for g in genders}
         preview_grid(panels, list(recipes["classes"]), path=preview_path(out))
     return out
+
+
+def _checked_art(art_dir: str | Path | None, recipes: dict) -> tuple[LPCArt, dict]:
+    """The art folder, checked against the recipe table before anything is written: an incomplete
+    checkout fails here, not mid-run."""
+    if art_dir is None:
+        raise LPCArtError(
+            f"no LPC art folder given: pass --art (or LPC_ART in notebook 01) pointing at a clone of {UPSTREAM_URL}"
+        )
+    art = LPCArt(art_dir)
+    problems = check_recipes(art, recipes)
+    if problems:
+        shown = "\n  ".join(problems[:10]) + (f"\n  ... ({len(problems)} problems)" if len(problems) > 10 else "")
+        raise LPCArtError(
+            f"the recipe table does not fit the LPC art in {art.root} (is the checkout complete? "
+            f"compare it with {UPSTREAM_URL}):\n  {shown}"
+        )
+    return art, recipes
+
+
+def _label_row(file: str, img: np.ndarray, choice) -> dict:
+    """labels.csv's row for one portrait: the three labels, then what was drawn (for curation)."""
+    hair = next((str(x) for x in choice.layers.get("hair", [])), "hidden" if choice.hair_hidden else "none")
+    return {
+        "file": file,
+        "gender": choice.gender,
+        "hero_class": choice.hero_class,
+        "palette": label_palette(img),
+        "outfit": choice.outfit,
+        "body": choice.body,
+        "skin": choice.vars.get("skin", ""),
+        "hair": hair,
+        "headgear": ";".join(str(x) for x in choice.layers.get("head", [])) or "none",
+        "background": str(choice.background),
+        "layers": ";".join(str(x) for x in choice.ordered_layers()),
+    }
 
 
 def lpc_source_info(art: LPCArt, n: int, seed: int, recipes: dict | None = None) -> dict:

@@ -30,6 +30,8 @@ Z-order is SLOT_ORDER, bottom first; slots a recipe does not name stay empty.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # Bottom to top. Capes and quivers hang behind the body; hair lies over clothes (long hair
 # falls on the shoulders) but under anything worn on the head.
 SLOT_ORDER = [
@@ -332,107 +334,19 @@ RECIPES: dict = {
     },
 }
 
-# Who drew what. AUTHORS.txt names items as layers of the upstream .xcf ("plate (m)"), not
-# files, so this maps file-path regexes to (author, item) pairs; the items are checked
-# against the AUTHORS.txt of the art folder and every matching rule contributes.
-CREDIT_RULES: list[tuple[str, list[tuple[str, str]]]] = [
-    (r"^body/", [("Stephen Challener (AKA Redshrike)", "Walkcycle (male and female)")]),
-    (r"^body/female/", [("Luke Mehl", "Most of the female assets")]),
-    (r"^body/.*tanned2?\.png$", [("Marcel van de Steeg", "Tanned and dark skinned color tones")]),
-    (r"^body/.*[/_]dark\.png$", [("Marcel van de Steeg", "Tanned and dark skinned color tones")]),
-    (r"^body/.*[/_]dark2\.png$", [("Johannes Sjölund", "dark2 skinned color tones")]),
-    (r"^body/.*[/_](darkelf2?)\.png$", [("Nila122", "{1} (male and female)")]),
-    (
-        r"^body/.*orc\.png$",
-        [
-            ("Marcel van de Steeg", "orc"),
-            (
-                "Stephen Challener (AKA Redshrike)",
-                "Orc heads adapted by Marcel van de Steeg from Stephen Challener's original material",
-            ),
-        ],
-    ),
-    (r"^body/.*/eyes/gray", [("Johannes Sjölund", "grey eyes (male and female)")]),
-    (
-        r"^hair/",
-        [
-            ("Joe White", "hairstyle autoposition/recolor script"),
-            ("JaidynReiman", "Full Hairstyle Frame Recolors (Joe White's script extended)"),
-        ],
-    ),
-    (
-        r"^hair/.*/(ponytail|loose|swoop|pixie|bangsshort|bangslong|unkempt|messy1|longhawk|messy2"
-        r"|bedhead|shorthawk|bangs|mohawk|long)/",
-        [("Manuel Riecke", "{1}")],
-    ),
-    (r"^hair/.*/ponytail2/", [("Joe White", "ponytail2 hairstyle (f)")]),
-    (r"^hair/.*/plain/", [("Joe White", "plain hairstyle (m)")]),
-    (r"^hair/.*/bangslong2/", [("Barbara Rivera", "bangslong2 (based on bangsshort)")]),
-    (r"^hair/.*/bunches/", [("Barbara Rivera", "bunches (based on unkempt)")]),
-    (r"^hair/.*/page/", [("Johannes Sjölund", "page (color removed by Matthew Krohn)")]),
-    (r"^hair/.*/page2/", [("Johannes Sjölund", "page2 (adapted from page by Joe White)")]),
-    (r"^hair/.*/princess/", [("Lanea Zimmerman (AKA Sharm)", "princess (color removed by Matthew Krohn)")]),
-    (
-        r"^hair/.*/shoulder[lr]/",
-        [
-            ("JaidynReiman", "Shoulder Hair [based on princess/unkempt] (f)"),
-            ("JRConway3", "Curly Shoulder Hair (female)"),
-        ],
-    ),
-    (r"^hair/.*/jewfro/", [("JaidynReiman", "Jewfro Hair")]),
-    (r"^hair/.*/shortknot/", [("JaidynReiman", "Shortknot Hair")]),
-    (r"^hair/.*/longknot/", [("JaidynReiman", "Longknot Hair")]),
-    (r"^hair/.*/xlongknot/", [("JaidynReiman", "Xlongknot Hair")]),
-    (r"^hair/.*/xlong/", [("Nila122", "extra long hairstyle")]),
-    (r"^hair/.*/(brown2|gold|purple)\.png$", [("Nila122", "red2, black2, purple, brown2, gold hair recolors")]),
-    (
-        r"^facial/",
-        [
-            ("neo4cat6", "Beard and Mustache"),
-            ("JaidynReiman", "Facial Hair Autoposition (Joe White's script extended)"),
-        ],
-    ),
-    (r"^head/helms/.*/metal_helm", [("Johannes Sjölund", "helmet metal (plate)")]),
-    (r"^head/helms/.*/chainhat", [("Johannes Sjölund", "hat (chain)")]),
-    (r"^head/helms/male/golden_helm", [("Shaun Williams", "Golden Armor (male) layers (separated by Matthew Krohn)")]),
-    (r"^head/helms/female/golden_helm", [("Matthew Krohn", "golden armor layers (f)")]),
-    (r"^head/hoods/.*/chain_hood", [("Johannes Sjölund", "hood (chain)")]),
-    (r"^head/hoods/.*/cloth_hood", [("Johannes Sjölund", "hood (robe)")]),
-    (r"^head/caps/", [("Johannes Sjölund", "hat (leather)")]),
-    (r"^head/bandanas/", [("Marcel van de Steeg", "bandana")]),
-    (r"^head/tiaras_female/", [("Luke Mehl", "All layers in the tiaras group")]),
-    (r"^torso/plate/chest_male", [("Johannes Sjölund", "plate (m)")]),
-    (r"^torso/plate/arms_male", [("Johannes Sjölund", "arms shoulders (m)")]),
-    (r"^torso/plate/chest_female", [("Matthew Krohn", "plate chest (f)")]),
-    (r"^torso/plate/arms_female", [("Matthew Krohn", "plate shoulders (f)")]),
-    (r"^torso/chain/mail", [("Johannes Sjölund", "torso (chain)")]),
-    (r"^torso/chain/tabard/", [("Johannes Sjölund", "jacket purple (chain)")]),
-    (r"^torso/gold/.*_male", [("Shaun Williams", "Golden Armor (male) layers (separated by Matthew Krohn)")]),
-    (r"^torso/gold/.*_female", [("Matthew Krohn", "golden armor layers (f)")]),
-    (r"^torso/leather/chest_male", [("Johannes Sjölund", "torso (m)")]),
-    (r"^torso/leather/shoulders_male", [("Johannes Sjölund", "leather shoulders (m)")]),
-    (r"^torso/leather/chest_female", [("Matthew Krohn", "leather torso (f)")]),
-    (r"^torso/leather/shoulders_female", [("Matthew Krohn", "leather shoulders (f)")]),
-    (r"^torso/robes_female", [("Luke Mehl", "All layers in the robes group")]),
-    (
-        r"^torso/shirts/longsleeve/",
-        [("Johannes Sjölund", "shirt brown (robes)"), ("Johannes Sjölund", "shirt white (leather)")],
-    ),
-    (r"^torso/shirts/sleeveless/.*pirate", [("Marcel van de Steeg", "pirateshirtlady")]),
-    (
-        r"^torso/shirts/sleeveless/.*_sleeveless",
-        [("JRConway3", "Sleveless shirt (Female)"), ("JaidynReiman", "Sleveless shirt (f)")],
-    ),
-    (r"^torso/tunics/", [("JaidynReiman", "Tunic (f)")]),
-    (r"^behind_body/cape/normal/", [("JaidynReiman", "Cape [behind body] (f)")]),
-    (r"^behind_body/cape/tattered/", [("JaidynReiman", "Tattered cape [behind body] (f)")]),
-    (r"^behind_body/equipment/quiver", [("Johannes Sjölund", "quiver")]),
-    (r"^accessories/neck/capeclip/", [("JaidynReiman", "Cape clip [accessories/neck] (f)")]),
-    (r"^accessories/neck/capetie/", [("JaidynReiman", "Cape strap [accessories/neck] (f)")]),
-    (r"^accessories/necklaces", [("Luke Mehl", "All layers in the necklaces group")]),
-    (r"^weapons/left hand/male/shield.*forhat", [("Johannes Sjölund", "shield (cutout metal hat)")]),
-    (r"^weapons/left hand/male/shield.*forbody", [("Johannes Sjölund", "shield (cutout body)")]),
-]
+
+def _read_credit_rules() -> list[tuple[str, list[tuple[str, str]]]]:
+    """lpc_credits.tsv as (file-path regex, [(author, item), ...]) in file order, rows of a pattern joined."""
+    rules: dict[str, list[tuple[str, str]]] = {}
+    text = (Path(__file__).parent / "lpc_credits.tsv").read_text(encoding="utf-8")
+    rows = [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
+    for pattern, author, item in rows[1:]:  # rows[0] is the header
+        rules.setdefault(pattern, []).append((author, item))
+    return list(rules.items())
+
+
+# Who drew what: file-path regexes -> (author, item) pairs, from lpc_credits.tsv (data, not code).
+CREDIT_RULES = _read_credit_rules()
 
 
 # ---------------------------------------------------------------- high variety (`lpc --variety high`)

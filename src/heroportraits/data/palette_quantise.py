@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from heroportraits.cli import add_count, add_seed, add_verb
 from heroportraits.data.dataset import load_dataset, read_meta
 from heroportraits.data.images import save_png
 from heroportraits.data.oklab import DELTA_E_SCALE, rgb_to_oklab
@@ -196,8 +197,10 @@ def dataset_palette(meta: dict, k: int, name: str = "the dataset") -> np.ndarray
 
 # ---------------------------------------------------------------- CLI
 def add_cli(sub) -> None:
-    p = sub.add_parser(
+    p = add_verb(
+        sub,
         "palette",
+        _run_cli,
         help="cluster a dataset's train pixels into K colours (OKLab); report and store the palette",
         description="Cluster the train split's pixels (native grid) of data/NAME into at most K colours in "
         "OKLab, print how much colour that loses (mean / max dE, share of pixels kept exactly) and store the "
@@ -205,9 +208,8 @@ def add_cli(sub) -> None:
         "--set model.output=palette --set model.palette_source=dataset draws every pixel from it.",
     )
     p.add_argument("name", help="final dataset name under data/ (from `build`) or a path")
-    p.add_argument("--k", type=int, default=32, help="most colours in the palette (default 32)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the k-means++ start")
-    p.set_defaults(func=_run_cli)
+    add_count(p, "--k", 32, "most colours in the palette")
+    add_seed(p, "seed of the k-means++ start")
 
 
 def _run_cli(args: argparse.Namespace) -> None:

@@ -435,15 +435,9 @@ def prepare_dataset(
     t0 = time.perf_counter()
     plain_name(name, "dataset name")
     input_dir = Path(input_dir).expanduser().resolve()
-    if not input_dir.is_dir():
-        raise PrepareError(f"input folder {input_dir} does not exist")
     if isinstance(attributes, str):
         attributes = [a.strip() for a in attributes.split(",") if a.strip()]
-    files, others = scan_folder(input_dir)
-    rels = [p.relative_to(input_dir).as_posix() for p in files]
-    if not files:
-        raise PrepareError(f"no images (png, jpg, gif, webp, bmp) under {input_dir}")
-    other_rows = [_other_row(input_dir, path, reason, detail) for path, reason, detail in others]
+    files, rels, other_rows = _scan_input(input_dir)
     values = {k: list(v) for k, v in (values or {}).items()}
     plan = _resolve_labels(input_dir, rels, labels_csv, attributes, auto_palette, values, overrides_csv)
 
@@ -456,10 +450,7 @@ def prepare_dataset(
     folder = data_dir() / name / "prepared"
     _write_report(folder, report, plan)
     if not acc.rows:
-        for stale in ("images.npy", "labels.csv", "prepare.json"):  # a previous run's set must not be built
-            (folder / stale).unlink(missing_ok=True)
-        reasons = dict(Counter(r["reason"] for r in report))
-        raise PrepareError(f"no image of {input_dir} was accepted (rejections: {reasons}); see {folder / 'report.csv'}")
+        _refuse_empty(folder, input_dir, report)
     parameters = {
         "size": size,
         "min_size": min_size,
@@ -470,6 +461,29 @@ def prepare_dataset(
         "overrides_csv": _display_path(overrides_csv) if overrides_csv else None,
     }
     meta, agreement = _write_outputs(folder, name, input_dir, source, plan, acc, report, len(files), parameters)
+    return _result(name, folder, input_dir, len(files), plan, acc, report, meta, agreement, time.perf_counter() - t0)
+
+
+def _scan_input(input_dir: Path) -> tuple[list[Path], list[str], list[dict]]:
+    """The image files under input_dir, their relative paths, and report rows for every other file."""
+    if not input_dir.is_dir():
+        raise PrepareError(f"input folder {input_dir} does not exist")
+    files, others = scan_folder(input_dir)
+    if not files:
+        raise PrepareError(f"no images (png, jpg, gif, webp, bmp) under {input_dir}")
+    rels = [p.relative_to(input_dir).as_posix() for p in files]
+    return files, rels, [_other_row(input_dir, path, reason, detail) for path, reason, detail in others]
+
+
+def _refuse_empty(folder: Path, input_dir: Path, report: list[dict]) -> None:
+    """No image accepted: remove a previous run's outputs (they must not be built) and say why."""
+    for stale in ("images.npy", "labels.csv", "prepare.json"):
+        (folder / stale).unlink(missing_ok=True)
+    reasons = dict(Counter(r["reason"] for r in report))
+    raise PrepareError(f"no image of {input_dir} was accepted (rejections: {reasons}); see {folder / 'report.csv'}")
+
+
+def _result(name, folder, input_dir, n_files, plan, acc, report, meta, agreement, seconds) -> PrepareResult:
     paths = {"images": "images.npy", "labels": "labels.csv", "report": "report.csv", "meta": "prepare.json"}
     if agreement is not None:
         paths["palette_agreement"] = "palette_agreement.png"
@@ -477,7 +491,7 @@ def prepare_dataset(
         name=name,
         folder=folder,
         input_dir=input_dir,
-        n_files=len(files),
+        n_files=n_files,
         n_accepted=len(acc.rows),
         rejected=meta["counts"]["rejected"],
         attributes=meta["attributes"],
@@ -486,7 +500,7 @@ def prepare_dataset(
         label_source=plan.labels.source,
         auto_attributes=meta["auto_attributes"],
         palette_agreement=agreement,
-        seconds=time.perf_counter() - t0,
+        seconds=seconds,
         paths={k: folder / f for k, f in paths.items()},
         n_skipped=sum(r["status"] == "skipped" for r in report),
         checks=meta["checks"],

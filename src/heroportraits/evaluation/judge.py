@@ -212,39 +212,7 @@ def train_judge(name_or_path: str | Path, cfg: JudgeConfig | None = None, progre
     try:
         # channels_last: ~30% faster convolutions on CPU, same numbers.
         net = JudgeNet(vocab.sizes, cfg, train.resolution).to(memory_format=torch.channels_last)
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        n = len(train)
-        steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch (BN)
-        total = cfg.epochs * steps_per_epoch
-        warmup = max(1, total // 20)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt,
-            lambda t: (
-                (t + 1) / warmup if t < warmup else 0.5 * (1 + np.cos(np.pi * (t - warmup) / max(1, total - warmup)))
-            ),
-        )
-        net.train()
-        bar = progress_bar(
-            total=total, desc=f"judge ({Path(str(name_or_path)).name})", disable=not progress, leave=False
-        )
-        for _ in range(cfg.epochs):
-            order = torch.randperm(n, generator=gen)
-            for s in range(steps_per_epoch):
-                idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-                if len(idx) < 2:
-                    continue
-                x = _augment(_to_float(train.images[idx]), cfg, gen)  # (B, 3, H, W)
-                x = x.contiguous(memory_format=torch.channels_last)
-                y = train.labels[idx]  # (B, A)
-                _, logits = net(x)
-                loss = sum(F.cross_entropy(lg, y[:, a]) for a, lg in enumerate(logits))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        bar.close()
+        _fit(net, train, cfg, gen, desc=f"judge ({Path(str(name_or_path)).name})", progress=progress)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
     net.eval()
@@ -262,6 +230,39 @@ def train_judge(name_or_path: str | Path, cfg: JudgeConfig | None = None, progre
     judge.accuracy, judge.joint_accuracy = _accuracy(judge.predict(val.images), val.labels.numpy(), vocab.names)
     judge.train_seconds = time.time() - t0
     return judge
+
+
+def _fit(net: JudgeNet, train, cfg: JudgeConfig, gen: torch.Generator, desc: str, progress: bool) -> None:
+    """cfg.epochs of AdamW on the TRAIN split: linear warm-up, then cosine decay; augmented batches."""
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = len(train)
+    steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch (BN)
+    total = cfg.epochs * steps_per_epoch
+    warmup = max(1, total // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda t: (t + 1) / warmup if t < warmup else 0.5 * (1 + np.cos(np.pi * (t - warmup) / max(1, total - warmup))),
+    )
+    net.train()
+    bar = progress_bar(total=total, desc=desc, disable=not progress, leave=False)
+    for _ in range(cfg.epochs):
+        order = torch.randperm(n, generator=gen)
+        for s in range(steps_per_epoch):
+            idx = order[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+            if len(idx) < 2:
+                continue
+            x = _augment(_to_float(train.images[idx]), cfg, gen)  # (B, 3, H, W)
+            x = x.contiguous(memory_format=torch.channels_last)
+            y = train.labels[idx]  # (B, A)
+            _, logits = net(x)
+            loss = sum(F.cross_entropy(lg, y[:, a]) for a, lg in enumerate(logits))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    bar.close()
 
 
 # ---------------------------------------------------------------- cache

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from heroportraits.cli import add_verb
 from heroportraits.drawing import plot_curves, plot_metric_bars, save_comparison_grid
 from heroportraits.errors import HeroError
 from heroportraits.paths import checkpoints_dir, studies_dir
@@ -405,8 +406,10 @@ def describe(spec: Spec) -> str:
 
 
 def add_cli(sub) -> None:
-    p = sub.add_parser(
+    p = add_verb(
+        sub,
         "study",
+        _run_cli,
         help="run a study: config variants x seeds x a budget, evaluated and tabulated",
         description="Train and evaluate every run of a study spec (a built-in name under studies/ or a "
         ".toml/.json file), then write results.csv, summary.csv and figures to artifacts_gan/studies/<name>/. "
@@ -426,7 +429,6 @@ def add_cli(sub) -> None:
     p.add_argument("--device", help="train.device of every run (cpu, cuda, cuda:1); evaluation runs there too")
     p.add_argument("--name", help="the study folder's name (default: the spec's, + -smoke / -<budget>)")
     p.add_argument("--dry-run", action="store_true", help="print the runs and their status, train nothing")
-    p.set_defaults(func=_run_cli)
 
 
 def _run_cli(args: argparse.Namespace) -> None:

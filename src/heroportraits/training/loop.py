@@ -53,6 +53,9 @@ def train(cfg: Config, dataset: str, run: str, resume: bool = True, progress: bo
     tc = cfg.train
     with distributed.process_group(resolve_device(tc.device)) as (info, device):
         # ---- data (the whole train split in memory), models, Trainer, this rank's batch sampler
+        warning = batch_warning(tc.batch_size, dataset)
+        if warning and info.is_main:
+            print(warning, file=sys.stderr)  # in a notebook too, not only from the CLI
         data = load_dataset(dataset, "train")
         s = setup_training(cfg, data, device, info)
         files = RunFiles(run, cfg, dataset, s, data.labels)  # + the fixed sample grid
@@ -68,8 +71,8 @@ def train(cfg: Config, dataset: str, run: str, resume: bool = True, progress: bo
 
         # ---- the loop; SIGINT / SIGTERM only flag a stop, the current step finishes
         show, interrupted = progress and info.is_main, False
-        with StopSignals() as signals, progress_bar(total=tc.steps, initial=step, disable=not show, unit="step") as bar:
-            bar.set_description(f"train {run}")
+        bar = progress_bar(total=tc.steps, initial=step, desc=f"train {run}", disable=not show, unit="step")
+        with StopSignals() as signals, bar:
             while step < tc.steps:
                 # ---- one iteration: D phase(s), G phase, EMA, ADA (see Trainer.step)
                 stats = trainer.step(s.next_batch)
@@ -210,9 +213,6 @@ def _run_cli(args: argparse.Namespace) -> None:
         print(f"preset {cfg.preset}: {PRESETS[cfg.preset].description}", file=sys.stderr)
         print(cfg.to_json())
         return
-    warning = batch_warning(cfg.train.batch_size, args.dataset)
-    if warning:
-        print(warning, file=sys.stderr)
     run = plain_name(args.run or f"{Path(str(args.dataset)).name}_{args.preset}", "run name")
     for folder in (checkpoints_dir() / run, samples_dir() / run):
         output_folder(folder, "run folder")
