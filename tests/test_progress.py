@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+from heroportraits import progress
 from heroportraits.progress import LineProgress, progress_bar, progress_mode
 
 
@@ -52,6 +53,22 @@ def test_line_progress_says_where_a_stopped_bar_ended():
     lines = log.getvalue().splitlines()
     assert [ln.split("%")[0] for ln in lines] == ["train:   0", "train:   5", "train:   7"]
     assert lines[-1].startswith("train:   7% 7/100")
+
+
+def test_line_progress_prints_after_a_quiet_minute_when_the_percentage_stalls(monkeypatch):
+    """A minutes budget runs under a step cap of 10^8: its percentage never moves, a line still comes."""
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    log = io.StringIO()
+    bar = LineProgress(total=100_000_000, desc="train", file=log)
+    for _ in range(10):  # 10 steps within the quiet minute: no new line
+        clock[0] += 1.0
+        bar.update(1)
+    assert len(log.getvalue().splitlines()) == 1
+    clock[0] += progress.QUIET_SECONDS
+    bar.update(1)
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2 and " 11/100000000 " in lines[-1]
 
 
 def test_cli_log_to_a_pipe_has_plain_lines_only(tmp_path):

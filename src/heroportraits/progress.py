@@ -2,7 +2,8 @@
 
 On a terminal: tqdm's live bar. In Jupyter: tqdm's notebook bar. Anywhere else (CI, `nohup`, a
 cluster job's log, a pipe) a live bar is thousands of carriage-return updates in the log, so the
-bar prints one plain line each time it passes another `PERCENT_STEP` percent (and when it ends).
+bar prints one plain line each time it passes another `PERCENT_STEP` percent (and when it ends),
+or after `QUIET_SECONDS` without a line (a minutes budget caps the steps far beyond what it reaches).
 HEROPORTRAITS_PROGRESS=bar|lines overrides the choice.
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 
 from tqdm import tqdm as tqdm_text
 from tqdm.auto import tqdm as tqdm_auto
 
 PERCENT_STEP = 5  # a plain line each time progress passes another 5 %: at most ~21 lines a bar
 UNKNOWN_TOTAL_SECONDS = 30.0  # bars without a total: a line every 30 s
+QUIET_SECONDS = 60.0  # a bar whose percentage barely moves (a minutes budget's huge step cap): a line a minute
 LINE_FORMAT = "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 ENV = "HEROPORTRAITS_PROGRESS"
 
@@ -46,6 +49,7 @@ class LineProgress(tqdm_text):
         self._percent_step = percent_step
         self._next_percent = 0.0  # print when progress reaches this
         self._printed_n = None  # n at the last printed line
+        self._printed_at = time.monotonic()  # when it was printed
         kwargs.setdefault("bar_format", LINE_FORMAT)
         kwargs.setdefault("dynamic_ncols", False)
         # display() decides when to print, so tqdm must call it on every update; without a total
@@ -61,14 +65,15 @@ class LineProgress(tqdm_text):
     def display(self, msg=None, pos=None) -> bool:
         if self.total:
             percent = 100.0 * self.n / self.total
-            if percent < self._next_percent or self.n == self._printed_n:
+            quiet_for = time.monotonic() - self._printed_at
+            if self.n == self._printed_n or (percent < self._next_percent and quiet_for < QUIET_SECONDS):
                 return True
             self._next_percent = (math.floor(percent / self._percent_step) + 1) * self._percent_step
         self._write_line()
         return True
 
     def _write_line(self) -> None:
-        self._printed_n = self.n
+        self._printed_n, self._printed_at = self.n, time.monotonic()
         self.fp.write(self.format_meter(**self.format_dict) + "\n")
         self.fp.flush()
 
