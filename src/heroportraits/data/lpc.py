@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import colorsys
-import csv
 import fnmatch
 import itertools
 import json
@@ -31,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from heroportraits.cli import add_count, add_quiet, add_seed, add_verb
+from heroportraits.data.dataset import write_labels_csv
 from heroportraits.data.images import save_png
 from heroportraits.data.lpc_recipes import CREDIT_RULES, RECIPES, SLOT_ORDER, TINT_COLOURS
 from heroportraits.data.lpc_variety import VARIETIES, with_variety
@@ -524,11 +524,7 @@ def generate_lpc_folder(
             group.append(img)
     seconds = time.perf_counter() - t0
 
-    columns = list(rows[0]) if rows else ["file", "gender", "hero_class", "palette"]
-    with open(out / "labels.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
-        w.writeheader()
-        w.writerows(rows)
+    write_labels_csv(out / "labels.csv", rows, list(rows[0]) if rows else ["file", "gender", "hero_class", "palette"])
     write_credits(art, sorted(art.used), out / "CREDITS.txt")
     source = {**lpc_source_info(art, n=n, seed=seed, recipes=recipes), "variety": variety, "seconds": round(seconds, 1)}
     (out / "source.json").write_text(json.dumps(source, indent=2), encoding="utf-8")

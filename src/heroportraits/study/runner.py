@@ -23,7 +23,6 @@ fd_vs_time.png and samples.png in artifacts_gan/studies/<name>/.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import os
@@ -37,7 +36,7 @@ import pandas as pd
 import torch
 
 from heroportraits.cli import add_verb
-from heroportraits.drawing import plot_curves, plot_metric_bars, save_comparison_grid
+from heroportraits.drawing import plot_curves, plot_metric_bars, read_metric_file, save_comparison_grid
 from heroportraits.errors import HeroError
 from heroportraits.paths import checkpoints_dir, studies_dir
 from heroportraits.progress import progress_bar
@@ -113,8 +112,11 @@ def _logged_seconds(metrics_csv: Path) -> list[tuple[int, float]]:
     """(step, seconds since that process started) of every metrics.csv row."""
     if not metrics_csv.exists():
         return []
-    with open(metrics_csv, newline="") as f:
-        return [(int(r["step"]), float(r["seconds"])) for r in csv.DictReader(f)]
+    m = read_metric_file(metrics_csv)
+    if not {"step", "seconds"} <= set(m.columns):  # header only: nothing logged yet
+        return []
+    m = m.dropna(subset=["step", "seconds"])
+    return [(int(step), float(seconds)) for step, seconds in zip(m["step"], m["seconds"])]
 
 
 def training_seconds(rows: list[tuple[int, float]], starts: list[int], upto: int) -> float:
