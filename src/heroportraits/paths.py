@@ -7,6 +7,7 @@ HEROPORTRAITS_ROOT says otherwise. Outside a checkout, the working directory is 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -91,3 +92,12 @@ def required_file(path: str | Path, error: type[HeroError], how: str) -> Path:
     if not path.is_file():
         raise error(f"{path.parent} has no {path.name}; {how}")
     return path
+
+
+def write_json(path: str | Path, data, indent: int = 2) -> None:
+    """Atomically (temp file + rename): a killed process never leaves half a record, and a record the
+    user already had (a dataset.json that gets a palette) is whole before and after."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=indent))
+    os.replace(tmp, path)

@@ -22,7 +22,7 @@ import torch
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.errors import HeroError
-from heroportraits.paths import dataset_dir, required_file
+from heroportraits.paths import dataset_dir, required_file, write_json
 
 FORMAT_VERSION = 1
 
@@ -135,7 +135,7 @@ def write_dataset(folder: str | Path, images: np.ndarray, rows: list[dict], voca
         "attributes": vocab.to_json(),
         **meta,
     }
-    (folder / "dataset.json").write_text(json.dumps(meta, indent=2))
+    write_json(folder / "dataset.json", meta)
     return folder
 
 

@@ -19,7 +19,6 @@ real colours keep the common ones exact, where a mean would be a colour nobody d
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from heroportraits.data.dataset import load_dataset, read_meta
 from heroportraits.data.images import save_png
 from heroportraits.data.oklab import DELTA_E_SCALE, rgb_to_oklab
 from heroportraits.errors import HeroError
-from heroportraits.paths import dataset_dir
+from heroportraits.paths import dataset_dir, write_json
 
 SWATCH = 16  # side of one colour's square in palette.png
 SWATCH_ROW = 8  # colours per row of palette.png
@@ -175,7 +174,7 @@ def make_dataset_palette(name: str | Path, k: int, seed: int = 0) -> PaletteRepo
     folder = dataset_dir(name)
     meta = read_meta(folder)
     meta["palette"] = {**asdict(report), "seed": seed, "split": "train", "space": "oklab"}
-    (folder / "dataset.json").write_text(json.dumps(meta, indent=2))
+    write_json(folder / "dataset.json", meta)
     save_png(swatch(report.colours), folder / "palette.png")
     return report
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ import torch
 from heroportraits.cli import add_verb
 from heroportraits.drawing import plot_curves, plot_metric_bars, read_metric_file, save_comparison_grid
 from heroportraits.errors import HeroError
-from heroportraits.paths import checkpoints_dir, studies_dir
+from heroportraits.paths import checkpoints_dir, studies_dir, write_json
 from heroportraits.progress import progress_bar
 from heroportraits.study import tables as T
 from heroportraits.study.spec import Spec, StudyError, Variant, builtin_names, load_spec, parse_budget
@@ -57,13 +56,6 @@ class Run:
     @property
     def id(self) -> str:
         return f"{self.variant.name}-s{self.seed}"
-
-
-def write_json(path: Path, data) -> None:
-    """Atomically (temp file + rename): a killed process never leaves half a record."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 class Study:
@@ -162,7 +154,7 @@ def _check_record(path: Path, record: dict, run: Run, study: Study) -> None:
                 f"{study.checkpoint_dir(run)} to redo it"
             )
     else:
-        write_json(path, record)
+        write_json(path, record, indent=1)
 
 
 def _train(study: Study, run: Run, cfg, progress: bool) -> None:
@@ -175,7 +167,7 @@ def _train(study: Study, run: Run, cfg, progress: bool) -> None:
     start = int(load_checkpoint(last)["step"]) if last.exists() else 0
     seg_path = folder / "segments.json"
     starts = sorted(set(json.loads(seg_path.read_text()) if seg_path.exists() else []) | {start})
-    write_json(seg_path, starts)
+    write_json(seg_path, starts, indent=1)
     before = training_seconds(_logged_seconds(ckpt_dir / "metrics.csv"), starts, start)
     step = start
     minutes = study.spec.budget.minutes
@@ -190,7 +182,7 @@ def _train(study: Study, run: Run, cfg, progress: bool) -> None:
             )
         step = result.step
     seconds = training_seconds(_logged_seconds(ckpt_dir / "metrics.csv"), starts, step)
-    write_json(folder / "trained.json", {"step": step, "resumed_from": start, "minutes": seconds / 60})
+    write_json(folder / "trained.json", {"step": step, "resumed_from": start, "minutes": seconds / 60}, indent=1)
 
 
 def comparison_labels(vocab) -> torch.Tensor:
@@ -251,7 +243,7 @@ def run_one(study: Study, run: Run, device: str | None = None, progress: bool = 
         "metrics": T.flat_metrics(results),
         "evaluation": results,
     }
-    write_json(folder / "result.json", result)  # last: from now on the run counts as finished
+    write_json(folder / "result.json", result, indent=1)  # last: from now on the run counts as finished
     return result
 
 
