@@ -18,6 +18,7 @@ import torch
 
 from heroportraits.cli import main as cli_main
 from heroportraits.errors import HeroError
+from heroportraits.paths import write_json
 from heroportraits.sample import Sampler
 from heroportraits.training.checkpoint import CheckpointError, load_checkpoint, nonfinite_weights, save_checkpoint
 from heroportraits.training.config import resolve_config
@@ -182,3 +183,21 @@ def test_resume_refuses_changes_to_what_the_run_learns_and_lists_them(toy_datase
     assert isinstance(e.value, HeroError) and config_json.read_text() == before
     # The fixes it names work: a new run name, or starting again from scratch.
     assert train(other, toy_dataset, "fix", resume=False, progress=False).step == 6
+
+
+def test_a_json_record_killed_mid_write_keeps_its_old_content(tmp_path, monkeypatch):
+    """paths.write_json writes a temp file and renames it: a write that dies half way (here: the disk
+    fills after a few bytes) leaves the record the user had (a dataset.json, a study record) whole."""
+    record = tmp_path / "dataset.json"
+    write_json(record, {"resolution": 64, "palette": None})
+    real_write = Path.write_text
+
+    def dies_half_way(self, text, *args, **kwargs):
+        real_write(self, text[:5], *args, **kwargs)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", dies_half_way)
+    with pytest.raises(OSError):
+        write_json(record, {"resolution": 64, "palette": [[0, 0, 0]]})
+    monkeypatch.undo()
+    assert json.loads(record.read_text()) == {"resolution": 64, "palette": None}

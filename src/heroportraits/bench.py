@@ -35,7 +35,6 @@ import argparse
 import contextlib
 import csv
 import io
-import json
 import math
 import multiprocessing
 import os
@@ -57,7 +56,7 @@ from heroportraits.cli import add_assignments, add_verb
 from heroportraits.data.attributes import DEFAULT_SCHEMA, Vocabulary
 from heroportraits.data.dataset import PortraitData
 from heroportraits.errors import HeroError
-from heroportraits.paths import project_root
+from heroportraits.paths import project_root, write_json
 from heroportraits.training.config import Config, preset_choices, resolve_config
 from heroportraits.training.distributed import unwrap
 from heroportraits.training.ema import update_ema
@@ -571,10 +570,10 @@ def default_json_path(report: dict) -> Path:
     return project_root() / "artifacts_gan" / "bench" / f"bench_{machine_slug(report['machine'])}.json"
 
 
-def write_json(report: dict, path: str | Path | None = None) -> Path:
+def save_report(report: dict, path: str | Path | None = None) -> Path:
     path = Path(path) if path else default_json_path(report)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2))
+    write_json(path, report)
     return path
 
 
@@ -716,7 +715,7 @@ def _run_cli(args: argparse.Namespace) -> None:
             if args.json
             else default_json_path(report).with_name(f"quality_{machine_slug(report['machine'])}.json")
         )
-        write_json(report, path)
+        save_report(report, path)
         print(f"wrote {path} and {plot_quality(quality, path.with_suffix('.png'))}")
         return
     opts = BenchOptions(
@@ -732,4 +731,4 @@ def _run_cli(args: argparse.Namespace) -> None:
             print(profile_preset(name, opts) + "\n")
         return
     report = run_bench(args.presets, opts)
-    print(f"wrote {write_json(report, args.json)}")
+    print(f"wrote {save_report(report, args.json)}")

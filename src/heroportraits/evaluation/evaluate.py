@@ -28,7 +28,7 @@ from heroportraits.drawing import plot_nearest_neighbours
 from heroportraits.errors import HeroError
 from heroportraits.evaluation import metrics as M
 from heroportraits.evaluation.judge import Judge, describe_accuracy, load_or_train_judge
-from heroportraits.paths import dataset_dir, required_file
+from heroportraits.paths import dataset_dir, required_file, write_json
 
 MIN_IMAGES = 10  # fewer generated images than this: no evaluation (FD needs a covariance)
 MIN_CLASS = 10  # fewer samples of one attribute value than this: no intra-class FD
@@ -284,7 +284,7 @@ def floor(dataset_name: str, n: int, n_subsets: int = 100, seed: int = 0, k: int
         result["memorisation"] = _memorisation_summary(val_dist, ref, MEMO_SPACE + " (VAL images against TRAIN)")
         stored["entries"][key] = result
         try:
-            path.write_text(json.dumps(stored, indent=1))
+            write_json(path, stored)
         except OSError:
             pass  # a read-only dataset folder: keep the in-memory copy only
     _FLOORS[mem_key] = stored["entries"][key]

@@ -154,7 +154,7 @@ def _check_record(path: Path, record: dict, run: Run, study: Study) -> None:
                 f"{study.checkpoint_dir(run)} to redo it"
             )
     else:
-        write_json(path, record, indent=1)
+        write_json(path, record)
 
 
 def _train(study: Study, run: Run, cfg, progress: bool) -> None:
@@ -167,7 +167,7 @@ def _train(study: Study, run: Run, cfg, progress: bool) -> None:
     start = int(load_checkpoint(last)["step"]) if last.exists() else 0
     seg_path = folder / "segments.json"
     starts = sorted(set(json.loads(seg_path.read_text()) if seg_path.exists() else []) | {start})
-    write_json(seg_path, starts, indent=1)
+    write_json(seg_path, starts)
     before = training_seconds(_logged_seconds(ckpt_dir / "metrics.csv"), starts, start)
     step = start
     minutes = study.spec.budget.minutes
@@ -182,7 +182,7 @@ def _train(study: Study, run: Run, cfg, progress: bool) -> None:
             )
         step = result.step
     seconds = training_seconds(_logged_seconds(ckpt_dir / "metrics.csv"), starts, step)
-    write_json(folder / "trained.json", {"step": step, "resumed_from": start, "minutes": seconds / 60}, indent=1)
+    write_json(folder / "trained.json", {"step": step, "resumed_from": start, "minutes": seconds / 60})
 
 
 def comparison_labels(vocab) -> torch.Tensor:
@@ -243,7 +243,7 @@ def run_one(study: Study, run: Run, device: str | None = None, progress: bool = 
         "metrics": T.flat_metrics(results),
         "evaluation": results,
     }
-    write_json(folder / "result.json", result, indent=1)  # last: from now on the run counts as finished
+    write_json(folder / "result.json", result)  # last: from now on the run counts as finished
     return result
 
 
