@@ -313,6 +313,27 @@ def test_merge_refuses_missing_runs_unless_partial(toy_study, tmp_path):
     assert len(_results(toy_study)) == 2
 
 
+def test_a_one_seed_screen_then_more_seeds_of_chosen_variants(toy_study, tmp_path, capsys):
+    path = _spec_file(tmp_path, toy_spec())
+    runs = toy_study / "artifacts_gan/studies/t/runs"
+    finished = lambda: sorted(p.name for p in runs.glob("*") if (p / "result.json").exists())  # noqa: E731
+    assert cli_main(["study", str(path), "--seeds", "0"]) == 0
+    assert finished() == ["a-s0", "b-s0"]
+    assert not (toy_study / "artifacts_gan/studies/t/results.csv").exists()  # a-s1, b-s1 still missing
+    assert cli_main(["study", str(path), "--variants", "b", "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    assert "a-s1                     not selected" in plan and "b-s1                     new" in plan
+    # the shard splits what is selected: with only b's runs left, shard 1/2 of (b-s0, b-s1) is b-s1
+    assert cli_main(["study", str(path), "--variants", "b", "--shard", "1/2"]) == 0
+    assert finished() == ["a-s0", "b-s0", "b-s1"]
+    assert cli_main(["study", str(path), "--variants", "c"]) == 2
+    assert "has no variant 'c'; it has a, b" in capsys.readouterr().err
+    assert cli_main(["study", str(path), "--seeds", "5"]) == 2
+    assert cli_main(["study", str(path), "--seeds", "x"]) == 2
+    assert cli_main(["study", str(path), "--variants", "a"]) == 0  # the last run: now the tables
+    assert len(_results(toy_study)) == 4
+
+
 def _spec_file(folder: Path, spec: dict) -> Path:
     path = folder / "t.json"
     path.write_text(json.dumps(spec))

@@ -5,6 +5,8 @@
     python -m heroportraits study palette --budget minutes=20 --device cuda   # longer runs, own folder
     python -m heroportraits study palette --merge            # tables from runs/ gathered from shards
     python -m heroportraits study palette --smoke            # 4 steps a run, into palette-smoke/
+    python -m heroportraits study mine.toml --seeds 0        # a one-seed screen of every variant first,
+    python -m heroportraits study mine.toml --variants a,b   # then the other seeds of the ones that matter
 
 A run is one variant with one seed. train() keeps its checkpoints in
 artifacts_gan/checkpoints/study-<name>/<variant>-s<seed>/ and resumes their last.pt; the
@@ -51,7 +53,7 @@ EVAL_SEED = 0  # noise and conditions of the evaluation samples
 class Run:
     variant: Variant
     seed: int
-    index: int  # position in the spec's grid (variant-major): what --shard splits
+    index: int  # position in the spec's grid (variant-major); --shard splits the selected runs by position
 
     @property
     def id(self) -> str:
@@ -256,12 +258,35 @@ class StudyOutcome:
     tables: bool  # results.csv and the rest were written
 
 
-def run_study(spec: Spec, shard: tuple[int, int] = (0, 1), device: str | None = None, progress: bool = True):
-    """Run this shard's unfinished runs (skipping finished ones), then the tables once all runs are in."""
+def select_runs(study: Study, variants: list[str] | None = None, seeds: list[int] | None = None) -> list[Run]:
+    """The runs of these variants and seeds (None = all): a screen at one seed, then more seeds of a few."""
+    for name in variants or []:
+        if name not in {v.name for v in study.spec.variants}:
+            known = ", ".join(v.name for v in study.spec.variants)
+            raise StudyError(f"--variants: study {study.spec.name!r} has no variant {name!r}; it has {known}")
+    for seed in seeds or []:
+        if seed not in study.spec.seeds:
+            raise StudyError(f"--seeds: study {study.spec.name!r} has no seed {seed}; its seeds are {study.spec.seeds}")
+    return [
+        r for r in study.runs if (variants is None or r.variant.name in variants) and (seeds is None or r.seed in seeds)
+    ]
+
+
+def run_study(
+    spec: Spec,
+    shard: tuple[int, int] = (0, 1),
+    device: str | None = None,
+    progress: bool = True,
+    variants: list[str] | None = None,
+    seeds: list[int] | None = None,
+):
+    """Run this shard's unfinished runs (skipping finished ones), then the tables once all runs are in.
+    `variants` / `seeds` narrow the runs first; the shard then splits what is left (every I-th of them)."""
     from heroportraits.evaluation.evaluate import reference
 
     study = Study(spec)
-    mine = [r for r in study.runs if r.index % shard[1] == shard[0]]
+    selected = select_runs(study, variants, seeds)
+    mine = [r for i, r in enumerate(selected) if i % shard[1] == shard[0]]
     todo = [r for r in mine if study.status(r) != "finished"]
     if todo:
         with torch.random.fork_rng(devices=[]):  # the judge, trained once per dataset, before the bar starts
@@ -385,9 +410,11 @@ def prepare_spec(
     return s
 
 
-def describe(spec: Spec) -> str:
-    """The plan: every run, its budget and whether it is finished (--dry-run)."""
+def describe(spec: Spec, variants: list[str] | None = None, seeds: list[int] | None = None) -> str:
+    """The plan: every run, its budget and whether it is finished (--dry-run); runs outside
+    --variants / --seeds are marked so."""
     study = Study(spec)
+    selected = {r.id for r in select_runs(study, variants, seeds)}
     lines = [
         f"study {spec.name!r} ({spec.source}): {len(spec.variants)} variants x {len(spec.seeds)} seeds = "
         f"{len(study.runs)} runs on {spec.dataset!r}, {spec.budget.describe()}, {spec.n} portraits per evaluation",
@@ -395,7 +422,8 @@ def describe(spec: Spec) -> str:
     ]
     for run in study.runs:
         sets = " ".join(run.variant.overrides) or "(preset as is)"
-        lines.append(f"  [{run.index:3d}] {run.id:<24} {study.status(run):<12} --preset {run.variant.preset} {sets}")
+        state = study.status(run) if run.id in selected else "not selected"
+        lines.append(f"  [{run.index:3d}] {run.id:<24} {state:<12} --preset {run.variant.preset} {sets}")
     return "\n".join(lines)
 
 
@@ -418,6 +446,8 @@ def add_cli(sub) -> None:
     )
     p.add_argument("--smoke", action="store_true", help="a few steps per run, two seeds, 64 portraits: <name>-smoke/")
     p.add_argument("--shard", default="0/1", metavar="I/N", help="run only runs I, I+N, I+2N, ... (default 0/1)")
+    p.add_argument("--variants", metavar="A,B", help="run only these variants (the tables still cover the whole spec)")
+    p.add_argument("--seeds", metavar="0,1", help="run only these of the spec's seeds (e.g. a one-seed screen first)")
     p.add_argument("--merge", action="store_true", help="only write the tables from the finished runs present")
     p.add_argument("--partial", action="store_true", help="with --merge: tabulate even if runs are missing")
     p.add_argument("--device", help="train.device of every run (cpu, cuda, cuda:1); evaluation runs there too")
@@ -427,9 +457,21 @@ def add_cli(sub) -> None:
 
 def _run_cli(args: argparse.Namespace) -> None:
     spec = prepare_spec(args.spec, args.dataset, args.budget, args.smoke, args.name)
+    variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
+    seeds = parse_seeds(args.seeds)
     if args.dry_run:
-        print(describe(spec))
+        print(describe(spec, variants, seeds))
     elif args.merge:
         merge_study(spec, partial=args.partial)
     else:
-        run_study(spec, parse_shard(args.shard), args.device)
+        run_study(spec, parse_shard(args.shard), args.device, variants=variants, seeds=seeds)
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """`0,2` -> [0, 2]; None -> None (every seed)."""
+    if not text:
+        return None
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise StudyError(f"--seeds {text!r}: expected whole numbers separated by commas, e.g. --seeds 0,1") from None
