@@ -218,6 +218,7 @@ def test_study_writes_tables_and_rerun_skips_finished_runs(toy_study, monkeypatc
     for f in ("floor.csv", "bars.png", "fd_vs_time.png", "samples.png", "runs/a-s0/grid.png", "runs/b-s1/eval.jsonl"):
         assert (folder / f).exists(), f
     assert np.load(folder / "runs/a-s0/samples.npy").shape == (R.GRID_COLUMNS, 64, 64, 3)
+    assert R._curves(R.Study(spec))["a"][0][0] == [4]  # a step budget: train-time FD against steps
 
     stamps = {p: p.stat().st_mtime_ns for p in folder.glob("runs/*/result.json")}
 

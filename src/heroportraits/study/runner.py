@@ -19,7 +19,7 @@ study keeps its record of the run in artifacts_gan/studies/<name>/runs/<variant>
 Runs are independent, so shards may run on other processes, GPUs or machines; copy their
 runs/ folders into one study folder and every table comes out as from one process. Once
 every run has its result.json: results.csv, summary.csv, floor.csv, bars.png,
-fd_vs_time.png and samples.png in artifacts_gan/studies/<name>/.
+fd_vs_time.png (against steps for a step budget) and samples.png in artifacts_gan/studies/<name>/.
 """
 
 from __future__ import annotations
@@ -338,13 +338,18 @@ def results_frame(study: Study) -> pd.DataFrame:
 
 
 def _curves(study: Study) -> dict[str, list[tuple[list[float], list[float]]]]:
-    """Train-time FD against cumulative training minutes, per run, from runs/<id>/eval.jsonl."""
+    """Train-time FD per run, from runs/<id>/eval.jsonl: against cumulative training minutes for a minutes
+    budget, against steps for a step budget (whose runs may share a machine, which changes their minutes)."""
+    by_steps = not study.spec.budget.minutes
     curves: dict[str, list] = {}
     for run in study.runs:
         folder = study.run_dir(run)
         if not (folder / "eval.jsonl").exists() or not (folder / "result.json").exists():
             continue
         rows = [json.loads(line) for line in (folder / "eval.jsonl").read_text().splitlines() if line.strip()]
+        if by_steps:
+            curves.setdefault(run.variant.name, []).append(([r["step"] for r in rows], [r["fd"] for r in rows]))
+            continue
         starts = json.loads((folder / "segments.json").read_text()) if (folder / "segments.json").exists() else [0]
         logged = _logged_seconds(folder / "metrics.csv")
         x = []
@@ -375,7 +380,8 @@ def write_tables(study: Study, progress: bool = True) -> Path:
     values = {m: {v: results.loc[results["variant"] == v, m].tolist() for v in order} for m in metrics}
     title = f"{spec.name}: mean ± std over seeds ({spec.budget.describe()})"
     plot_metric_bars(values, folder / "bars.png", baseline=spec.baseline, title=title)
-    plot_curves(_curves(study), folder / "fd_vs_time.png", title=f"{spec.name}: train-time FD")
+    xlabel = "wall time (minutes)" if spec.budget.minutes else "generator steps"
+    plot_curves(_curves(study), folder / "fd_vs_time.png", xlabel=xlabel, title=f"{spec.name}: train-time FD")
     finished = [run for run in study.runs if (study.run_dir(run) / "samples.npy").exists()]
     strips = [(run.id, np.load(study.run_dir(run) / "samples.npy")) for run in finished]
     if strips and len({s.shape for _, s in strips}) == 1:
