@@ -83,3 +83,29 @@ def test_cli_log_to_a_pipe_has_plain_lines_only(tmp_path):
     assert any(ln.startswith("drawing portraits: 100% 400/400") for ln in lines)
     assert any(ln.startswith("writing PNG files: 100% 400/400") for ln in lines)
     assert len(lines) <= 2 * 21  # two bars, at most 0 %, 5 %, ..., 100 % each
+
+
+def test_a_time_limited_run_shows_its_budget_not_its_step_cap(monkeypatch):
+    """With train.max_minutes the bar follows the budget (time or steps, whichever runs out first)."""
+    monkeypatch.setenv("HEROPORTRAITS_PROGRESS", "lines")
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    with progress.TrainingBar(steps=100_000_000, minutes=10, step=0, desc="train") as bar:
+        for step in range(1, 301):  # 300 steps in 3 of 10 minutes
+            clock[0] += 0.6
+            bar.update(step)
+        bar.set_postfix({"d": "0.5"})
+    lines = log.getvalue().splitlines()
+    assert lines[-1].startswith("train:  30% of the budget [") and "step=300, d=0.5" in lines[-1]
+    assert "100000000" not in log.getvalue()
+    log.truncate(0), log.seek(0)
+    with progress.TrainingBar(steps=200, minutes=10, step=0, desc="train") as bar:  # the steps run out first
+        clock[0] += 1.0
+        bar.update(100)
+    assert log.getvalue().splitlines()[-1].startswith("train:  50% of the budget")
+    log.truncate(0), log.seek(0)
+    with progress.TrainingBar(steps=40, minutes=0, step=10, desc="train") as bar:  # no time limit: steps
+        bar.update(40)
+    assert "40/40" in log.getvalue().splitlines()[-1]

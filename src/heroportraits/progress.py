@@ -5,6 +5,9 @@ cluster job's log, a pipe) a live bar is thousands of carriage-return updates in
 bar prints one plain line each time it passes another `PERCENT_STEP` percent (and when it ends),
 or after `QUIET_SECONDS` without a line (a minutes budget caps the steps far beyond what it reaches).
 HEROPORTRAITS_PROGRESS=bar|lines overrides the choice.
+
+A training run with a time limit gets a TrainingBar over its budget (time or steps, whichever
+runs out first), not over its step cap: a minutes budget's cap is far out of reach.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ PERCENT_STEP = 5  # a plain line each time progress passes another 5 %: at most 
 UNKNOWN_TOTAL_SECONDS = 30.0  # bars without a total: a line every 30 s
 QUIET_SECONDS = 60.0  # a bar whose percentage barely moves (a minutes budget's huge step cap): a line a minute
 LINE_FORMAT = "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+BUDGET_FORMAT = "{desc}: {percentage:3.0f}% of the budget [{elapsed}<{remaining}{postfix}]"
+BUDGET_UNITS = 1000  # a budget bar counts thousandths of its budget
 ENV = "HEROPORTRAITS_PROGRESS"
 
 
@@ -88,3 +93,37 @@ def progress_bar(iterable=None, **kwargs):
     if progress_mode(kwargs.get("file")) == "bar":
         return tqdm_auto(iterable, **kwargs)
     return LineProgress(iterable, **kwargs)
+
+
+class TrainingBar:
+    """A training run's bar. Without a time limit: over its steps. With one (train.max_minutes): over
+    its budget, the larger of the share of time and the share of steps used, with the step in the
+    postfix; a bar over the step cap alone would sit at 0 % with an ETA of years (studies cap a minutes
+    budget at 10^8 steps)."""
+
+    def __init__(self, steps: int, minutes: float, step: int, desc: str, disable: bool = False):
+        self.steps, self.seconds, self.step = steps, minutes * 60, step
+        self.start = time.monotonic()
+        if self.seconds > 0:
+            kwargs = dict(total=BUDGET_UNITS, bar_format=BUDGET_FORMAT, unit="")
+            self.bar = progress_bar(desc=desc, disable=disable, **kwargs)
+        else:
+            self.bar = progress_bar(total=steps, initial=step, desc=desc, disable=disable, unit="step")
+
+    def update(self, step: int) -> None:
+        """The run is at `step` now."""
+        if self.seconds > 0:
+            used = max((time.monotonic() - self.start) / self.seconds, step / max(self.steps, 1))
+            self.bar.update(min(used, 1.0) * BUDGET_UNITS - self.bar.n)
+        else:
+            self.bar.update(step - self.step)
+        self.step = step
+
+    def set_postfix(self, values: dict) -> None:
+        self.bar.set_postfix({"step": self.step, **values} if self.seconds > 0 else values)
+
+    def __enter__(self) -> TrainingBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()

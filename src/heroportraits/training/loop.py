@@ -22,7 +22,7 @@ from pathlib import Path
 from heroportraits.cli import add_assignments, add_verb
 from heroportraits.data.dataset import batch_warning, load_dataset
 from heroportraits.paths import checkpoints_dir, output_folder, plain_name, samples_dir
-from heroportraits.progress import progress_bar
+from heroportraits.progress import TrainingBar
 from heroportraits.training import distributed
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint
 from heroportraits.training.config import PRESETS, Config, TrainConfig, preset_choices, resolve_config, validate_config
@@ -71,13 +71,13 @@ def train(cfg: Config, dataset: str, run: str, resume: bool = True, progress: bo
 
         # ---- the loop; SIGINT / SIGTERM only flag a stop, the current step finishes
         show, interrupted = progress and info.is_main, False
-        bar = progress_bar(total=tc.steps, initial=step, desc=f"train {run}", disable=not show, unit="step")
+        bar = TrainingBar(tc.steps, tc.max_minutes, step, desc=f"train {run}", disable=not show)
         with StopSignals() as signals, bar:
             while step < tc.steps:
                 # ---- one iteration: D phase(s), G phase, EMA, ADA (see Trainer.step)
                 stats = trainer.step(s.next_batch)
                 step = trainer.iteration
-                bar.update(1)
+                bar.update(step)
 
                 # ---- logging (the only host sync): losses averaged over ranks, appended by rank 0;
                 # a non-finite one stops the run before anything else is written (guards.py)
