@@ -30,6 +30,10 @@ def test_aliases_are_the_presets_they_name():
     assert (cpu.model.arch, cpu.model.g_cond, cpu.model.d_cond) == ("dcgan", "concat+cbn", "projection")
     assert cpu.model.d_spectral_norm and cpu.train.mode_seeking > 0  # what the name says
     assert set(preset_choices()) == set(PRESETS) | set(PRESET_ALIASES)
+    palette = get_preset("dcgan_sn_proj_ms_palette")  # the demo recipe, palette output, D slowed (pixelart_long)
+    assert (palette.model.output, palette.model.palette_mix, palette.model.arch) == ("palette", "straight", "dcgan")
+    assert palette.train.d_lr == palette.train.g_lr / 2 and palette.train.r1_gamma > 0
+    assert palette.train.tau_steps == 4000 and palette.train.steps == cpu.train.steps
     with pytest.raises(ConfigError, match="aliases: cpu = dcgan_sn_proj_ms"):
         get_preset("cpu_fast")
 
