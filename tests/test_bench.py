@@ -88,6 +88,13 @@ def test_bench_drives_the_real_trainer_step(monkeypatch):
     assert r.images_per_s == pytest.approx(16 / (r.step_ms / 1e3), rel=1e-6)  # smoke: batch 16, n_dis 1
 
 
+def test_bench_counts_the_flops_of_an_r1_step_on_raw_reals():
+    """R1 differentiates D by its real input; with no augmentation or noise that input is a leaf, which the
+    FLOP counter's module hooks refused under autograd.grad (the palette preset failed to bench)."""
+    opts = BenchOptions(**{**TINY, "overrides": ["train.r1_gamma=1", "train.r1_every=1"]})
+    assert bench_preset("smoke", opts).step_gflop > 0
+
+
 def test_overhead_share_sees_slow_batch_assembly(monkeypatch):
     """A data pipeline that costs 400 ms per batch must show up as time outside the networks.
 

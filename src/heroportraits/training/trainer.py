@@ -159,6 +159,9 @@ class Trainer:
         y = y if bare else self.drop_attributes(y)
         do_r1 = tc.r1_gamma > 0 and (self.iteration * tc.n_dis + i) % tc.r1_every == 0
         real = real.detach().requires_grad_(do_r1)
+        # D sees a non-leaf alias of a leaf it must differentiate by (R1): module backward hooks, such as the
+        # FLOP counter's in `bench`, cannot take a leaf input under autograd.grad. The same values and gradients.
+        real_in = real.view_as(real) if do_r1 else real
         with torch.no_grad(), self.autocast:
             fake = without_ddp(self.G)(self.noise(real.shape[0]), y)
         # R1 back-propagates through D's input gradient (double backward), which compiled
@@ -168,9 +171,9 @@ class Trainer:
         part, recon = recon_part(self.model_cfg, self.iteration * tc.n_dis + i), self._zero  # self-supervised D
         with self.autocast, torch.compiler.set_stance("force_eager") if eager else contextlib.nullcontext():
             if part is None:
-                d_real = D(see(real, noise_std), y).float()
+                d_real = D(see(real_in, noise_std), y).float()
             else:  # D's decoders also rebuild a quarter of this real batch (FastGAN): their L1 joins D's loss
-                d_real, recon = D(see(real, noise_std), y, part=part)
+                d_real, recon = D(see(real_in, noise_std), y, part=part)
                 d_real = d_real.float()
             d_fake = D(see(fake, noise_std), y).float()
         d_loss = self.d_loss_fn(d_real, d_fake)
