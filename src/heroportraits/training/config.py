@@ -213,8 +213,8 @@ def _pixel(cfg: Config) -> Config:
 def _palette(cfg: Config) -> Config:
     """The demo recipe drawing every native pixel from a per-portrait palette of 32 colours
     (straight-through), with D slowed: at the demo's length its D otherwise wins from ~3,000 steps and
-    FD rises again. Halving D's learning rate and lazy R1 keep FD falling (9.1 against 13.0 at 4,413
-    steps, docs/pixelart.md section 8); still behind the RGB demo at equal CPU time, so not the demo."""
+    FD rises again. Halving D's learning rate and lazy R1 keep FD falling (8.7 +- 0.5 against 14.4 +- 2.6 at
+    4,413 steps, 3 seeds, docs/pixelart.md section 8); still behind the RGB demo at equal CPU time, so not the demo."""
     m, t = cfg.model, cfg.train
     m.output, m.palette_k, m.palette_source, m.palette_mix = "palette", 32, "portrait", "straight"
     t.d_lr = t.g_lr / 2
