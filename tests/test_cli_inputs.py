@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import shared_project_root, synthetic_blocks_dataset
+from PIL import Image
 
 from heroportraits.cli import main as cli_main
 from heroportraits.data.dataset import read_labels_csv
@@ -126,3 +127,23 @@ def test_a_batch_larger_than_the_dataset_is_a_printed_warning(project_root, caps
     assert "warning: train.batch_size=32 is larger than the 21 training images of toy" in err
     assert cli_main([*argv, "--run", "small", "--set", "train.batch_size=8"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_palette_merge_is_refused_where_there_is_no_palette(run, tmp_path, capsys):
+    """An RGB model has no palette slots: merging would silently do nothing, so it is refused."""
+    assert cli_main(["sample", str(run), "--n", "3", "--out", str(tmp_path / "s"), "--palette-merge", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "palette merge 4: this model draws RGB (model.output=rgb)" in err and "leave the merge out" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_sample_palette_merge_gives_fewer_colours_from_the_same_palette(smoke_checkpoint, tmp_path):
+    ckpt = smoke_checkpoint(**{"model.output": "palette", "model.palette_k": 16})
+    colours = {}
+    for de in ("0", "40"):
+        out = tmp_path / f"merge{de}"
+        assert cli_main(["sample", str(ckpt), "--n", "8", "--out", str(out), "--palette-merge", de]) == 0
+        rows = read_labels_csv(out / "labels.csv")
+        colours[de] = [{tuple(c) for c in np.asarray(Image.open(out / r["file"])).reshape(-1, 3)} for r in rows]
+    assert all(m <= p for m, p in zip(colours["40"], colours["0"]))
+    assert sum(map(len, colours["40"])) < sum(map(len, colours["0"]))

@@ -34,6 +34,7 @@ def test_aliases_are_the_presets_they_name():
     assert (palette.model.output, palette.model.palette_mix, palette.model.arch) == ("palette", "straight", "dcgan")
     assert palette.train.d_lr == palette.train.g_lr / 2 and palette.train.r1_gamma > 0
     assert palette.train.tau_steps == 4000 and palette.train.steps == cpu.train.steps
+    assert palette.model.palette_merge == 5.0 and cpu.model.palette_merge == 0.0  # samples merged (pixelart.md 10)
     with pytest.raises(ConfigError, match="aliases: cpu = dcgan_sn_proj_ms"):
         get_preset("cpu_fast")
 
@@ -104,6 +105,10 @@ def test_values_are_parsed_by_their_declared_type():
     cfg.model.z_dim = 1.5
     from heroportraits.training.config import validate_config
 
+    with pytest.raises(ConfigError, match="palette_merge=4 merges palette slots, so it needs model.output=palette"):
+        resolve_config("cpu", {"model.palette_merge": 4})
+    with pytest.raises(ConfigError, match="model.palette_merge"):
+        resolve_config("dcgan_sn_proj_ms_palette", {"model.palette_merge": -1})
     with pytest.raises(ConfigError, match="model.z_dim=1.5: expects a whole number"):
         validate_config(cfg)
 

@@ -23,6 +23,8 @@ MODELS = {
     "resnet_cbn_sn": {"model.arch": "resnet", "model.g_cond": "concat+cbn", "model.g_spectral_norm": True},
     # eval-mode argmax colours and skip-layer excitation inside the traced graph
     "palette_sle": {"model.output": "palette", "model.palette_k": 6, "model.g_sle": True},
+    # and the merge of near-identical palette colours (a loop over the slots, traced)
+    "palette_merge": {"model.output": "palette", "model.palette_k": 6, "model.palette_merge": 40.0},
 }
 
 
@@ -98,3 +100,18 @@ def test_export_refuses_a_checkpoint_with_non_finite_weights(smoke_checkpoint, t
     assert cli_main(["export", str(tmp_path / "diverged.pt"), "--out", str(tmp_path / "g.onnx")]) == 2
     assert "non-finite" in capsys.readouterr().err
     assert not (tmp_path / "g.onnx").exists()
+
+
+def test_export_carries_the_palette_merge_and_can_override_it(smoke_checkpoint, tmp_path):
+    """The merge is in the graph: a file exported with --palette-merge 0 draws more colours than the
+    checkpoint's own (40 dE here), and the metadata says which."""
+    ckpt = smoke_checkpoint(**MODELS["palette_merge"])
+    merged = export_generator(ckpt, tmp_path / "merged.onnx", "onnx")
+    assert cli_main(["export", str(ckpt), "--out", str(tmp_path / "plain.onnx"), "--palette-merge", "0"]) == 0
+    plain = tmp_path / "plain.onnx"
+    assert read_metadata(merged)["palette_merge"] == 40.0 and read_metadata(plain)["palette_merge"] == 0.0
+    noise, labels = example_inputs(Sampler.from_checkpoint(ckpt), 6, seed=1)
+    count = lambda path: sum(  # noqa: E731
+        len(np.unique(img.reshape(-1, 3), axis=0)) for img in run_exported(path, noise.numpy(), labels.numpy())
+    )
+    assert count(merged) < count(plain)

@@ -12,9 +12,17 @@ import torch
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.images import tensor_to_uint8
+from heroportraits.data.oklab import delta_e, rgb_to_oklab, unit_rgb_to_oklab
 from heroportraits.models import build_models
 from heroportraits.models.fastgan import FastGANError, SkipExcitation, SkipExcitations, quarter
-from heroportraits.models.palette_output import PaletteConfigError, PaletteOutput, palette_tau, set_tau
+from heroportraits.models.palette_output import (
+    PaletteConfigError,
+    PaletteOutput,
+    merge_close_colours,
+    palette_tau,
+    set_palette_merge,
+    set_tau,
+)
 from heroportraits.training.config import ModelConfig
 
 VOCAB = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"], "palette": ["p0", "p1", "p2"]})
@@ -212,3 +220,60 @@ def test_d_decoders_need_a_grid_of_16():
         build_models(tiny(d_recon=1.0), VOCAB, 8)
     _, D = build_models(tiny(output="rgb"), VOCAB, 16)
     assert D.recon is None  # off by default: no extra parameters
+
+
+def _unit(rgb) -> torch.Tensor:
+    return torch.tensor(rgb, dtype=torch.float32) / 127.5 - 1.0  # uint8-like values -> [-1, 1]
+
+
+def test_torch_oklab_matches_the_numpy_one():
+    rgb = np.random.default_rng(0).integers(0, 256, (50, 3)).astype(np.uint8)
+    got = unit_rgb_to_oklab(torch.tensor(rgb, dtype=torch.float64) / 255.0).numpy()
+    assert np.allclose(got, rgb_to_oklab(rgb), atol=1e-9)
+
+
+def test_merge_moves_near_identical_colours_to_the_more_used_one_only():
+    """Slots within dE of a more used kept slot take its colour; the rest keep theirs."""
+    rgb = np.array([[200, 40, 40], [201, 41, 40], [40, 40, 200], [201, 51, 40], [90, 90, 90]], np.uint8)
+    assert delta_e(rgb[0], rgb[1]) < 1.0 < delta_e(rgb[1], rgb[3]) < 2.0 < delta_e(rgb[1], rgb[2])
+    colours = _unit(rgb)[None]  # (1, 5, 3)
+    # usage: slot 1 most, then 0, 2, 3; slot 4 unused
+    index = torch.tensor([1] * 6 + [0] * 4 + [2] * 3 + [3] * 2).reshape(1, 3, 5)
+    merged = merge_close_colours(colours, index, delta_e=1.0)[0]
+    assert torch.equal(merged[0], colours[0, 1])  # the less used of a near pair takes the other's colour
+    assert torch.equal(merged[1], colours[0, 1]) and torch.equal(merged[2], colours[0, 2])
+    assert torch.equal(merged[3], colours[0, 3])  # 1.3 dE away: above the threshold, kept
+    assert torch.equal(merged[4], colours[0, 4])
+    wider = merge_close_colours(colours, index, delta_e=2.0)[0]
+    assert torch.equal(wider[3], colours[0, 1])  # now within reach of the most used
+    for m in (merged, wider):  # only palette colours come out
+        assert {tuple(c) for c in m.tolist()} <= {tuple(c) for c in colours[0].tolist()}
+
+
+def test_merge_runs_per_portrait():
+    rgb = np.array([[10, 10, 10], [11, 11, 11]], np.uint8)
+    colours = _unit(rgb)[None].repeat(2, 1, 1)
+    index = torch.stack([torch.tensor([0, 0, 0, 1]), torch.tensor([1, 1, 1, 0])]).reshape(2, 2, 2)
+    merged = merge_close_colours(colours, index, delta_e=5.0)
+    assert torch.equal(merged[0, 1], colours[0, 0]) and torch.equal(merged[1, 0], colours[1, 1])
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+def test_palette_merge_cuts_a_models_colours_and_keeps_them_palette_colours(arch):
+    torch.manual_seed(0)
+    G, _ = build_models(tiny(arch=arch, palette_k=16), VOCAB, 16)
+    G.eval()
+    z, y = torch.randn(16, 8) * 3, labels(16)
+    with torch.no_grad():
+        plain = colours_per_image(G(z, y))
+        assert set_palette_merge(G, 30.0) == 1
+        merged = colours_per_image(G(z, y))
+        set_palette_merge(G, 0.0)
+        assert colours_per_image(G(z, y)) == plain  # off again: the same portraits
+    assert all(m <= p for m, p in zip(merged, plain))  # merged colours are colours the portrait had
+    assert sum(map(len, merged)) < sum(map(len, plain))
+    G.train()  # training never merges: D sees what G chose
+    with torch.no_grad():
+        unmerged = G(z, y)
+        set_palette_merge(G, 30.0)
+        assert torch.equal(G(z, y), unmerged)

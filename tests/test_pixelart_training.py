@@ -101,12 +101,14 @@ def test_both_architectures_train_a_step_in_palette_mode(arch, source, toy_datas
 # ------------------------------------------------------------------ end to end
 def test_resume_is_exact_in_palette_mode_with_gumbel_and_decoders(toy_dataset, project_root):
     """tau, the Gumbel noise and the decoders' quarter all continue where a stopped run left off
-    (tau_steps fixed: the first half runs with train.steps=3, which would otherwise be the schedule's length)."""
+    (tau_steps fixed: the first half runs with train.steps=3, which would otherwise be the schedule's length).
+    The second half samples with palette_merge on: a sampling choice, so it may change and learns nothing."""
     overrides = {"model.output": "palette", "model.palette_k": 5, "model.palette_mix": "gumbel", "model.d_recon": 1.0}
     overrides["train.tau_steps"] = 6
     straight = train(resolve_config("smoke", overrides), toy_dataset, "straight", progress=False)
     train(resolve_config("smoke", {**overrides, "train.steps": 3}), toy_dataset, "resumed", progress=False)
-    resumed = train(resolve_config("smoke", overrides), toy_dataset, "resumed", progress=False)
+    merged = {**overrides, "model.palette_merge": 3.0}
+    resumed = train(resolve_config("smoke", merged), toy_dataset, "resumed", progress=False)
     a, b = load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
     for net in ("G", "D", "G_ema"):
         for k in a[net]:

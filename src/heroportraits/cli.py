@@ -99,3 +99,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def add_palette_merge(p) -> None:
+    """--palette-merge DE, for the verbs that draw from a checkpoint (sample, evaluate, export)."""
+    p.add_argument(
+        "--palette-merge",
+        type=float,
+        metavar="DE",
+        help="palette models: merge each portrait's colours closer than DE (100 x OKLab distance; e.g. 4.5) into "
+        "the more used one, so near-identical colours stop speckling; 0 = off (default: the model's "
+        "model.palette_merge)",
+    )

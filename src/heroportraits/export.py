@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from heroportraits.cli import add_verb
+from heroportraits.cli import add_palette_merge, add_verb
 from heroportraits.errors import HeroError
 from heroportraits.models import upscale_to_output
 from heroportraits.sample import Sampler
@@ -87,6 +87,7 @@ def export_metadata(sampler: Sampler) -> dict:
         "dataset": sampler.dataset_name,
         "step": sampler.step,
         "preset": sampler.config.preset,
+        **({"palette_merge": sampler.config.model.palette_merge} if sampler.config.model.output == "palette" else {}),
     }
 
 
@@ -144,11 +145,14 @@ def _export_torchscript(graph: PortraitGraph, inputs, out: Path, meta: dict) -> 
         torch.jit.save(traced, str(out), _extra_files={f"{METADATA_KEY}.json": json.dumps(meta)})
 
 
-def export_generator(checkpoint: str | Path, out: str | Path, fmt: str = "onnx") -> Path:
-    """Write the checkpoint's EMA generator as `fmt` to `out`, with its metadata inside."""
+def export_generator(
+    checkpoint: str | Path, out: str | Path, fmt: str = "onnx", palette_merge: float | None = None
+) -> Path:
+    """Write the checkpoint's EMA generator as `fmt` to `out`, with its metadata inside; `palette_merge`
+    overrides the checkpoint's model.palette_merge (palette models; None = the checkpoint's)."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {list(FORMATS)}")
-    sampler = Sampler.from_checkpoint(resolve_checkpoint_path(checkpoint))
+    sampler = Sampler.from_checkpoint(resolve_checkpoint_path(checkpoint), palette_merge=palette_merge)
     graph = PortraitGraph(frozen_generator(sampler.G), sampler.resolution).eval()
     inputs = example_inputs(sampler, 2)  # batch 2: a traced batch of 1 could be specialised to a constant
     out = Path(out)
@@ -197,10 +201,11 @@ def add_cli(sub) -> None:
     p.add_argument("checkpoint", help="checkpoint file, or run folder (uses its last.pt)")
     p.add_argument("--format", dest="fmt", choices=FORMATS, default="onnx", help="onnx (default) or torchscript")
     p.add_argument("--out", required=True, help="output file, e.g. hero.onnx or hero.pt")
+    add_palette_merge(p)
 
 
 def _run_cli(args: argparse.Namespace) -> None:
-    out = export_generator(args.checkpoint, args.out, args.fmt)
+    out = export_generator(args.checkpoint, args.out, args.fmt, args.palette_merge)
     meta = read_metadata(out)
     attrs = ", ".join(f"{k} ({len(v)})" for k, v in meta["attributes"].items())
     print(f"wrote {out} ({args.fmt}, z_dim {meta['z_dim']}, attributes: {attrs or 'none'})")

@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from heroportraits.cli import add_assignments, add_count, add_device, add_seed, add_verb
+from heroportraits.cli import add_assignments, add_count, add_device, add_palette_merge, add_seed, add_verb
 from heroportraits.data.attributes import UNSPECIFIED, LabelError, Vocabulary, parse_assignments
 from heroportraits.data.dataset import write_labels_csv
 from heroportraits.data.images import make_grid, save_png, tensor_to_uint8
 from heroportraits.drawing import grid_layout, save_grid_figure
 from heroportraits.errors import HeroError
 from heroportraits.models import build_generator, conditioning_vocab, upscale_to_output
+from heroportraits.models.palette_output import set_palette_merge
 from heroportraits.paths import output_folder
 from heroportraits.progress import progress_bar
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint, resolve_checkpoint_path
@@ -43,7 +44,7 @@ class Sampler:
     (only meaningful for models trained with attribute dropout, and their default).
     """
 
-    def __init__(self, state: dict, device="cpu"):
+    def __init__(self, state: dict, device="cpu", palette_merge: float | None = None):
         self.device = torch.device(device)
         self.config = Config.from_dict(state["config"])
         self.vocab = Vocabulary.from_json(state["vocab"])
@@ -59,17 +60,31 @@ class Sampler:
             self.G = build_generator(self.config.model, self.vocab, int(ds["network_resolution"]), ds.get("palette"))
         self.G.load_state_dict(state["G_ema"])
         self.G.to(self.device).eval()
+        if palette_merge is not None:  # a sampling choice: overrides model.palette_merge of the checkpoint
+            self.set_palette_merge(palette_merge)
         self._mix_rows = torch.tensor(ds["label_mix"]["rows"], dtype=torch.long)  # (M, A) full-vocab indices
         self._mix_p = torch.tensor(ds["label_mix"]["counts"], dtype=torch.float)
         self.attr_dropout = float(self.config.train.attr_dropout)
         self.default_open = "unspecified" if self.attr_dropout > 0 else "mix"
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device="cpu") -> Sampler:
+    def from_checkpoint(cls, path: str | Path, device="cpu", palette_merge: float | None = None) -> Sampler:
         path = resolve_checkpoint_path(path)
         state = load_checkpoint(path, map_location="cpu")
         with foreign_weights(path):
-            return cls(state, device)
+            return cls(state, device, palette_merge)
+
+    def set_palette_merge(self, delta_e: float) -> None:
+        """Merge each portrait's palette colours closer than `delta_e` dE (0 = off; models/palette_output.py)."""
+        if delta_e < 0:
+            raise SampleError(f"palette merge {delta_e:g}: a colour distance (dE) is >= 0 (0 = off)")
+        if delta_e > 0 and not set_palette_merge(self.G, delta_e):
+            raise SampleError(
+                f"palette merge {delta_e:g}: this model draws RGB (model.output={self.config.model.output}), "
+                "it has no palette to merge; leave the merge out"
+            )
+        set_palette_merge(self.G, delta_e)
+        self.config.model.palette_merge = float(delta_e)
 
     def _open_mode(self, open_attributes: str | None) -> str:
         mode = open_attributes or self.default_open
@@ -283,12 +298,13 @@ def add_cli(sub) -> None:
         "seeds under one condition, ATTR=A:B[:C...] (e.g. palette=warm:cool) walks an attribute at fixed noise",
     )
     p.add_argument("--frames", type=int, default=8, help="frames per walk segment, ends included (default 8)")
+    add_palette_merge(p)
     add_seed(p, "noise and condition seed")
     add_device(p)
 
 
 def _run_cli(args: argparse.Namespace) -> None:
-    sampler = Sampler.from_checkpoint(resolve_checkpoint_path(args.checkpoint), args.device)
+    sampler = Sampler.from_checkpoint(resolve_checkpoint_path(args.checkpoint), args.device, args.palette_merge)
     conditions = parse_assignments(args.conditions)
     if args.interpolate:
         from heroportraits.walks import write_walk  # walks builds on this module

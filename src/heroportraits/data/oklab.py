@@ -1,4 +1,5 @@
-"""sRGB <-> OKLab (Ottosson 2020), in numpy: the perceptual space palettes are clustered in.
+"""sRGB <-> OKLab (Ottosson 2020), in numpy (and sRGB -> OKLab in torch, for G's palette merge):
+the perceptual space palettes are clustered in.
 
 OKLab is nearly uniform: equal Euclidean steps look like equal colour differences, which
 RGB distances are not (a step in dark blues reads larger than the same step in greens).
@@ -9,6 +10,7 @@ Colour differences are reported as dE = 100 x the OKLab distance, so lightness s
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 # Linear sRGB -> LMS cone responses, and cube-rooted LMS -> Lab (Ottosson's published matrices).
 _RGB_TO_LMS = np.array(
@@ -59,3 +61,11 @@ def oklab_to_rgb(lab: np.ndarray) -> np.ndarray:
 def delta_e(rgb_a: np.ndarray, rgb_b: np.ndarray) -> np.ndarray:
     """(..., 3) uint8 colours -> (...) dE between them (100 x OKLab distance)."""
     return DELTA_E_SCALE * np.linalg.norm(rgb_to_oklab(rgb_a) - rgb_to_oklab(rgb_b), axis=-1)
+
+
+def unit_rgb_to_oklab(rgb: torch.Tensor) -> torch.Tensor:
+    """rgb_to_oklab in torch, for colours inside a network: (..., 3) sRGB in [0, 1] -> (..., 3) OKLab."""
+    c = rgb.clamp(0.0, 1.0)
+    linear = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    lms = linear @ torch.as_tensor(_RGB_TO_LMS.T, dtype=c.dtype, device=c.device)
+    return lms.clamp_min(0.0).pow(1.0 / 3.0) @ torch.as_tensor(_LMS_TO_LAB.T, dtype=c.dtype, device=c.device)

@@ -14,6 +14,12 @@ forward, the soft mix's gradient backward (straight-through); "gumbel" = Gumbel-
 tau. tau is a buffer the Trainer sets every step from train.tau_* (`palette_tau`), so it
 is in every checkpoint. In eval mode (the EMA generator, `sample`, evaluation, export)
 every pixel is its argmax colour, so a portrait holds at most K exact colours.
+
+Merging (`palette_merge`, eval mode only, so any trained palette model can use it): G often
+spends several slots on near-identical colours and neighbouring pixels flip between them,
+which reads as speckle and doubles the colour count. With palette_merge = dE > 0, each slot
+within dE (100 x OKLab distance) of a more used slot takes that slot's colour, so a portrait
+holds its distinct colours only (docs/pixelart.md section 10).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import torch
 from torch import nn
 
 from heroportraits.data.attributes import Vocabulary
+from heroportraits.data.oklab import DELTA_E_SCALE, unit_rgb_to_oklab
 from heroportraits.errors import HeroError
 from heroportraits.models.conditioning import AttributeEmbedding
 from heroportraits.training.config import ModelConfig
@@ -48,6 +55,7 @@ class PaletteOutput(nn.Module):
     def __init__(self, cfg: ModelConfig, vocab: Vocabulary, palette: torch.Tensor | None = None):
         super().__init__()
         self.mix, self.source = cfg.palette_mix, cfg.palette_source
+        self.merge = float(cfg.palette_merge)  # dE under which sampling merges slots; 0 = off
         self.generator: torch.Generator | None = None  # Gumbel noise stream; the Trainer sets its own
         self.register_buffer("tau", torch.tensor(1.0))  # softmax temperature, set by the Trainer each step
         if self.source == "dataset":
@@ -80,7 +88,10 @@ class PaletteOutput(nn.Module):
         colours = self.colours(z, labels)  # (N, K, 3)
         logits = logits.float()  # softmax and the mix in float32, also under bf16 autocast
         if not self.training:
-            return pick_colours(logits.argmax(dim=1), colours)
+            index = logits.argmax(dim=1)
+            if self.merge > 0:
+                colours = merge_close_colours(colours, index, self.merge)
+            return pick_colours(index, colours)
         if self.mix == "gumbel":  # + Gumbel(0, 1) noise: the softmax becomes a relaxed sample
             u = torch.rand(logits.shape, generator=self.generator, device=logits.device, dtype=logits.dtype)
             logits = logits - torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
@@ -98,6 +109,34 @@ def pick_colours(index: torch.Tensor, colours: torch.Tensor) -> torch.Tensor:
     n, h, w = index.shape
     flat = index.reshape(n, 1, h * w).expand(n, 3, h * w)  # (N, 3, HW)
     return torch.gather(colours.transpose(1, 2), 2, flat).reshape(n, 3, h, w)
+
+
+def merge_close_colours(colours: torch.Tensor, index: torch.Tensor, delta_e: float) -> torch.Tensor:
+    """Each slot takes the colour of the nearest more-used slot within `delta_e` (dE) of it, if any.
+
+    Slots are visited from most to least used (pixels of `index`); a slot either stays (its colour is
+    kept) or takes a kept slot's colour, so no colour moves further than delta_e and merged colours
+    are palette colours. colours (N, K, 3) in [-1, 1], index (N, H, W) -> colours (N, K, 3).
+    """
+    n, k, _ = colours.shape
+    lab = unit_rgb_to_oklab((colours.float() + 1.0) / 2.0)  # (N, K, 3)
+    dist = DELTA_E_SCALE * ((lab[:, :, None] - lab[:, None]) ** 2).sum(-1).sqrt()  # (N, K, K)
+    usage = torch.zeros(n, k, device=index.device).scatter_add_(
+        1, index.flatten(1), torch.ones(index.flatten(1).shape, device=index.device)
+    )
+    # Most used first, ties to the lower slot: unique keys, so no stable sort (which ONNX lacks) is needed.
+    order = torch.argsort(usage * k + torch.arange(k - 1, -1, -1, device=index.device), dim=1, descending=True)
+    rows = torch.arange(n, device=index.device)
+    target = torch.arange(k, device=index.device).repeat(n, 1)  # (N, K) the slot whose colour each slot takes
+    kept = torch.zeros(n, k, dtype=torch.bool, device=index.device)
+    for rank in range(k):
+        slot = order[:, rank]  # (N,)
+        d = dist[rows, slot].masked_fill(~kept, float("inf"))  # (N, K) to the kept slots so far
+        nearest = d.argmin(dim=1)
+        merge = d[rows, nearest] <= delta_e
+        target[rows, slot] = torch.where(merge, nearest, slot)
+        kept[rows, slot] = ~merge
+    return torch.gather(colours, 1, target.unsqueeze(-1).expand(-1, -1, 3))
 
 
 def image_output(cfg: ModelConfig, vocab: Vocabulary, palette: torch.Tensor | None = None) -> nn.Module:
@@ -123,3 +162,11 @@ def set_tau(module: nn.Module, tau: float) -> None:
     """Write the temperature into every palette output of `module` (a buffer: checkpoints keep it)."""
     for out in palette_outputs(module):
         out.tau.fill_(tau)
+
+
+def set_palette_merge(module: nn.Module, delta_e: float) -> int:
+    """Sample `module` with slots merged under `delta_e` (0 = off); returns how many palette outputs took it."""
+    layers = palette_outputs(module)
+    for out in layers:
+        out.merge = float(delta_e)
+    return len(layers)

@@ -44,6 +44,8 @@ class ModelConfig:
     # labels) or "dataset" (one palette clustered from the train pixels: `python -m heroportraits palette NAME --k K`)
     palette_mix: str = "soft"  # palette output, training only: the image D sees is "soft" (softmax(logits / tau)
     # mix of the colours), "straight" (argmax colour, gradient of the soft mix) or "gumbel" (Gumbel-softmax at tau)
+    palette_merge: float = 0.0  # palette output, sampling only: a portrait's slots within this dE (100 x OKLab
+    # distance) of a more used slot take its colour, so near-identical colours stop speckling; 0 = off
     g_sle: bool = False  # skip-layer excitation in G (FastGAN, Liu 2021): each feature map of >= 16 px is gated
     # channel-wise by G's map at 1/4 its size
     d_recon: float = 0.0  # self-supervised D (FastGAN): weight of the L1 loss of small decoders that rebuild each
@@ -214,12 +216,14 @@ def _palette(cfg: Config) -> Config:
     """The demo recipe drawing every native pixel from a per-portrait palette of 32 colours
     (straight-through), with D slowed: at the demo's length its D otherwise wins from ~3,000 steps and
     FD rises again. Halving D's learning rate and lazy R1 keep FD falling (8.7 +- 0.5 against 14.4 +- 2.6 at
-    4,413 steps, 3 seeds, docs/pixelart.md section 8); still behind the RGB demo at equal CPU time, so not the demo."""
+    4,413 steps, 3 seeds, docs/pixelart.md section 8; 7.7 +- 1.5 at its 6,000). Samples merge near-identical colours
+    (section 10). Still behind the RGB demo (FD 6.5), so not the demo."""
     m, t = cfg.model, cfg.train
     m.output, m.palette_k, m.palette_source, m.palette_mix = "palette", 32, "portrait", "straight"
     t.d_lr = t.g_lr / 2
     t.r1_gamma, t.r1_every = 0.2, 4
     t.tau_steps = round(t.steps * 2 / 3)  # tau at its end for the last third (4,000 of the 6,000 CPU steps)
+    m.palette_merge = 5.0  # samples: 31 colours a portrait -> 14 (real 18), sharp share 0.60 -> 0.77 (section 10)
     return cfg
 
 
@@ -314,6 +318,7 @@ RANGES: dict[str, Range] = {
     "model.d_mbstd": AT_LEAST_0,
     "model.palette_k": Range(2),  # a palette of one colour draws nothing
     "model.d_recon": AT_LEAST_0,
+    "model.palette_merge": AT_LEAST_0,
     **{f"train.{f}": POSITIVE for f in ("tau_start", "tau_end")},
     "train.tau_steps": AT_LEAST_0,
     **{f"train.{f}": AT_LEAST_1 for f in ("steps", "batch_size", "n_dis", "r1_every", "ada_interval")},
@@ -463,6 +468,11 @@ def validate_config(cfg: Config) -> Config:
         raise ConfigError(
             "train.ada_target > 0 tunes the DiffAugment probability, so it needs train.augment "
             "(e.g. --set train.augment=color,translation,cutout)"
+        )
+    if cfg.model.palette_merge > 0 and cfg.model.output != "palette":
+        raise ConfigError(
+            f"model.palette_merge={cfg.model.palette_merge:g} merges palette slots, so it needs model.output=palette "
+            "(or set model.palette_merge=0)"
         )
     if t.eval_every > 0 and t.eval_samples < 10:
         raise ConfigError(f"train.eval_samples={t.eval_samples}: FD needs at least 10 portraits (500 is typical)")

@@ -200,7 +200,7 @@ def checkpoint_state(
 
 
 # What a resumed run may change: how long and how often it runs, where, and how fast (the
-# checkpoint keeps plain state_dicts whatever compile / channels_last say), not what it learns.
+# checkpoint keeps plain state_dicts whatever compile / channels_last say), how it samples, not what it learns.
 RESUME_FREE = {
     "preset",
     "train.steps",
@@ -213,6 +213,7 @@ RESUME_FREE = {
     "train.device",
     "train.compile",
     "train.channels_last",
+    "model.palette_merge",  # sampling only: training never merges
 }
 # Optimiser settings a resumed run may change, with a notice: applied to the restored optimisers.
 RESUME_OPTIMISER = {
