@@ -78,12 +78,11 @@ class Sampler:
         """Merge each portrait's palette colours closer than `delta_e` dE (0 = off; models/palette_output.py)."""
         if delta_e < 0:
             raise SampleError(f"palette merge {delta_e:g}: a colour distance (dE) is >= 0 (0 = off)")
-        if delta_e > 0 and not set_palette_merge(self.G, delta_e):
+        if not set_palette_merge(self.G, delta_e) and delta_e > 0:
             raise SampleError(
                 f"palette merge {delta_e:g}: this model draws RGB (model.output={self.config.model.output}), "
                 "it has no palette to merge; leave the merge out"
             )
-        set_palette_merge(self.G, delta_e)
         self.config.model.palette_merge = float(delta_e)
 
     def _open_mode(self, open_attributes: str | None) -> str:
