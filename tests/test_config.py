@@ -35,6 +35,8 @@ def test_aliases_are_the_presets_they_name():
     assert palette.train.d_lr == palette.train.g_lr / 2 and palette.train.r1_gamma > 0
     assert palette.train.tau_steps == 4000 and palette.train.steps == cpu.train.steps
     assert palette.model.palette_merge == 5.0 and cpu.model.palette_merge == 0.0  # samples merged (pixelart.md 10)
+    assert palette.model.d_classify == 2.0 and palette.train.r1_gamma == 1.0  # D's classifier (pixelart.md 11)
+    assert cpu.model.d_classify == 0.0
     with pytest.raises(ConfigError, match="aliases: cpu = dcgan_sn_proj_ms"):
         get_preset("cpu_fast")
 
@@ -109,6 +111,11 @@ def test_values_are_parsed_by_their_declared_type():
         resolve_config("cpu", {"model.palette_merge": 4})
     with pytest.raises(ConfigError, match="model.palette_merge"):
         resolve_config("dcgan_sn_proj_ms_palette", {"model.palette_merge": -1})
+    with pytest.raises(ConfigError, match="d_classify=1 needs model.d_cond=projection: with d_cond=concat"):
+        resolve_config("dcgan", {"model.d_classify": 1})
+    with pytest.raises(ConfigError, match="model.d_classify"):
+        resolve_config("cpu", {"model.d_classify": -0.5})
+    assert resolve_config("cpu", {"model.d_classify": 0.5}).model.d_classify == 0.5
     with pytest.raises(ConfigError, match="model.z_dim=1.5: expects a whole number"):
         validate_config(cfg)
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.models import build_models, network_resolution
-from heroportraits.models.layers import ConditionalBatchNorm2d, ProjectionHead, apply_spectral_norm
+from heroportraits.models.layers import ClassifierHead, ConditionalBatchNorm2d, ProjectionHead, apply_spectral_norm
 from heroportraits.training.config import ModelConfig
 
 # Palette gets 11 values so its tables (11 + 1 rows) are recognisable by shape.
@@ -217,3 +217,60 @@ def test_every_architecture_name_has_networks_and_no_more():
 
     assert sorted(ARCHITECTURES) == sorted(CHOICES["model.arch"])
     assert sorted(LOSSES) == sorted(CHOICES["train.loss"])
+
+
+# ------------------------------------------------------------------ auxiliary classifier (AC-GAN)
+@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+def test_d_classifier_learns_to_name_the_labels_of_a_fixed_batch(arch):
+    """D's heads start near chance and learn the attributes of images that show them; the GAN logits are
+    what they were without `classify`."""
+    torch.manual_seed(0)
+    _, D = build_models(tiny(arch=arch, d_cond="projection", d_classify=1.0, d_spectral_norm=True), VOCAB, 16)
+    y = labels(24)
+    x = torch.zeros(24, 3, 16, 16)
+    for a in range(3):  # each attribute's value painted into its own band of rows
+        x[:, a] = (y[:, a].float() / (VOCAB.sizes[a] - 1))[:, None, None] * 2 - 1
+    D.eval()  # no power iteration between the two calls
+    logits, extras = D(x, y, classify=True)
+    assert torch.equal(D(x, y), logits) and set(extras) == {"class"}
+    D.train()
+    opt = torch.optim.Adam(D.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(100):
+        _, extras = D(x, y, classify=True)
+        opt.zero_grad()
+        extras["class"].backward()
+        opt.step()
+        losses.append(extras["class"].item())
+    assert losses[-1] < 0.3 * losses[0], losses
+    with torch.no_grad():
+        named = [head.argmax(1) for head in D.classifier.logits(D_features(D, x, y))]
+    accuracy = [(named[a] == y[:, a]).float().mean().item() for a in range(3)]
+    assert min(accuracy) > 0.75, accuracy  # chance: 0.5, 0.25, 0.09
+
+
+def D_features(D, x, y):
+    """phi, the features D's heads read, caught on their way in."""
+    seen = []
+    hook = D.classifier.heads[0].register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    D(x, y, classify=True)
+    hook.remove()
+    return seen[0]
+
+
+def test_d_classifier_leaves_out_unspecified_labels():
+    head = ClassifierHead(5, VOCAB)
+    phi = torch.randn(4, 5)
+    y = labels(4)
+    unspecified = torch.tensor(VOCAB.sizes).expand(4, -1)
+    assert head.loss(phi, unspecified).item() == 0.0  # nothing named: no loss, no NaN
+    mixed = y.clone()
+    mixed[:, 1] = VOCAB.sizes[1]  # hero_class unspecified everywhere: only gender and palette count
+    only = [nn.functional.cross_entropy(h(phi), y[:, a], reduction="sum") for a, h in enumerate(head.heads) if a != 1]
+    assert head.loss(phi, mixed).item() == pytest.approx((sum(only) / 8).item(), rel=1e-5)
+
+
+def test_d_classifier_off_by_default():
+    for arch in ("dcgan", "resnet"):
+        _, D = build_models(tiny(arch=arch), VOCAB, 16)
+        assert D.classifier is None and not any("classifier" in k for k in D.state_dict())

@@ -201,13 +201,13 @@ def test_d_decoders_rebuild_reals_better_with_training(arch, d_cond):
     real = torch.rand(8, 3, 32, 32) * 2 - 1
     real[:, :, 8:24, 8:24] = -1  # some structure to rebuild
     y = labels(8)
-    logits, loss = D(real, y, part=0)
-    assert logits.shape == (8,) and loss.ndim == 0
+    logits, extras = D(real, y, part=0)
+    assert logits.shape == (8,) and set(extras) == {"recon"} and extras["recon"].ndim == 0
     assert torch.equal(D(real, y), logits)  # without `part`: the logits alone, as before
     opt = torch.optim.Adam(D.parameters(), lr=2e-3)
     losses = []
     for step in range(30):
-        _, loss = D(real, y, part=step % 4)
+        loss = D(real, y, part=step % 4)[1]["recon"]
         opt.zero_grad()
         loss.backward()
         opt.step()

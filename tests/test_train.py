@@ -170,3 +170,25 @@ def test_best_fd_survives_resume(toy_dataset, project_root, monkeypatch):
     assert load_checkpoint(result.checkpoint)["step"] == 8
     with open(run_dir / "metrics.csv") as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, 9))
+
+
+def test_metrics_of_an_older_version_stay_aligned_when_resumed(toy_dataset, project_root):
+    """A metrics.csv written before a column was added (d_class) is rewritten under today's columns."""
+    train(resolve_config("smoke", {"train.steps": 4}), toy_dataset, "old", progress=False)
+    path = project_root / "artifacts_gan" / "checkpoints" / "old" / "metrics.csv"
+    with open(path) as f:
+        before = list(csv.DictReader(f))
+    with open(path, "w", newline="") as f:  # as an older version wrote it: no d_class column
+        old_columns = [c for c in before[0] if c != "d_class"]
+        writer = csv.writer(f)
+        writer.writerow(old_columns)
+        writer.writerows([[row[c] for c in old_columns] for row in before])
+    train(resolve_config("smoke", {"train.steps": 6}), toy_dataset, "old", progress=False)
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], rows[1:]
+    assert "d_class" in header and all(len(r) == len(header) for r in body)
+    table = [dict(zip(header, r)) for r in body]
+    assert [int(r["step"]) for r in table] == list(range(1, 7))
+    assert [r["d_loss"] for r in table[:4]] == [r["d_loss"] for r in before]  # kept under their names
+    assert [r["d_class"] for r in table[:4]] == [""] * 4 and all(r["d_class"] for r in table[4:])

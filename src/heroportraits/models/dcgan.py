@@ -7,7 +7,8 @@ D: strided convs + LeakyReLU; `d_cond="concat"` broadcasts the embeddings as ext
    image/label agreement), `d_cond="projection"` adds a projection term on the last
    features. With spectral norm, D drops its batch-norm (as in Miyato et al. 2018).
 Options shared with the residual nets: palette output (models/palette_output.py), skip-layer
-excitation in G and the self-supervised D's decoders (models/fastgan.py).
+excitation in G and the self-supervised D's decoders (models/fastgan.py), D's auxiliary classifier
+(models/layers.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.conditioning import AttributeEmbedding, join_label_maps
 from heroportraits.models.fastgan import RECON_PART, RECON_WHOLE, maybe_reconstruction, maybe_sle
-from heroportraits.models.layers import ProjectionHead, g_norm, minibatch_stddev
+from heroportraits.models.layers import ProjectionHead, g_norm, maybe_classifier, minibatch_stddev
 from heroportraits.models.palette_output import image_output
 from heroportraits.training.config import ModelConfig
 
@@ -81,11 +82,13 @@ class DCGANDiscriminator(nn.Module):
         cin += 1 if self.mbstd else 0
         self.out = nn.Linear(cin * 16, 1)
         self.proj = ProjectionHead(cin * 16, vocab) if cfg.d_cond == "projection" else None
+        self.classifier = maybe_classifier(cfg.d_classify, cin * 16, vocab)
         widths_by_size = {resolution // 2 ** (i + 1): w for i, w in enumerate(widths)}  # R/2 ... 4
         self.recon = maybe_reconstruction(cfg.d_recon, widths_by_size, resolution, cfg.d_width)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor, part: int | None = None):
-        """x: (N, 3, R, R) -> logits (N,); with `part` (0-3, D has decoders) -> (logits, reconstruction L1)."""
+    def forward(self, x: torch.Tensor, labels: torch.Tensor, part: int | None = None, classify: bool = False):
+        """x: (N, 3, R, R) -> logits (N,). With `part` (0-3, D has decoders) and/or `classify` (D has the
+        auxiliary classifier) -> (logits, {"recon": reconstruction L1, "class": classifier cross-entropy})."""
         h = F.leaky_relu(self.first(x), 0.2)  # (N, w, R/2, R/2)
         feats = {h.shape[-1]: h}  # D's maps by size, for the decoders
         if self.embed is not None:
@@ -99,6 +102,9 @@ class DCGANDiscriminator(nn.Module):
         phi = h.flatten(1)  # (N, C' * 4 * 4)
         out = self.out(phi).squeeze(1)
         out = out if self.proj is None else out + self.proj(phi, labels)
-        if part is None:
+        if part is None and not classify:
             return out
-        return out, self.recon.loss(x, {s: feats[s] for s in (RECON_WHOLE, RECON_PART)}, part)
+        extras = {"class": self.classifier.loss(phi, labels)} if classify else {}
+        if part is not None:
+            extras["recon"] = self.recon.loss(x, {s: feats[s] for s in (RECON_WHOLE, RECON_PART)}, part)
+        return out, extras

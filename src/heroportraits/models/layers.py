@@ -1,5 +1,5 @@
 """Building blocks shared by both architectures: conditional batch-norm, the projection
-head, and spectral normalisation applied to a whole network.
+head, the auxiliary classifier, and spectral normalisation applied to a whole network.
 
 Every conditioning module keeps one table per attribute, each with an extra
 "unspecified" row (index = number of values), and sums the attributes' contributions,
@@ -9,6 +9,7 @@ so a model conditions on any attribute set read from the dataset's vocabulary.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -72,6 +73,36 @@ class ProjectionHead(nn.Module):
         for i, t in enumerate(self.tables):
             out = out + (lookup(t, labels, i) * phi).sum(dim=1)
         return out
+
+
+class ClassifierHead(nn.Module):
+    """Auxiliary classifier (AC-GAN, Odena et al. 2017): one linear head per attribute on D's features.
+
+    `loss` is the mean cross-entropy of naming each sample's attributes; "unspecified" labels (index =
+    number of values, attribute dropout) are left out, so a batch with none named costs 0.
+    phi: (N, F), labels: (N, A) -> scalar
+    """
+
+    def __init__(self, features: int, vocab: Vocabulary):
+        super().__init__()
+        self.heads = nn.ModuleList(nn.Linear(features, n) for n in vocab.sizes)
+
+    def logits(self, phi: torch.Tensor) -> list[torch.Tensor]:
+        return [head(phi).float() for head in self.heads]  # [(N, values of attribute a)]
+
+    def loss(self, phi: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        total, named = phi.new_zeros((), dtype=torch.float32), phi.new_zeros((), dtype=torch.float32)
+        for i, logits in enumerate(self.logits(phi)):
+            target = labels[:, i]
+            keep = target < logits.shape[1]  # not "unspecified"
+            ce = F.cross_entropy(logits, target.clamp(max=logits.shape[1] - 1), reduction="none")
+            total, named = total + (ce * keep).sum(), named + keep.sum()
+        return total / named.clamp(min=1)
+
+
+def maybe_classifier(weight: float, features: int, vocab: Vocabulary) -> ClassifierHead | None:
+    """D's auxiliary classifier when `model.d_classify` > 0; none (no parameters) when off."""
+    return ClassifierHead(features, vocab) if weight > 0 else None
 
 
 def apply_spectral_norm(module: nn.Module, embeddings: bool = False) -> nn.Module:

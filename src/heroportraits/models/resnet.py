@@ -18,7 +18,7 @@ from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.conditioning import AttributeEmbedding, join_label_maps
 from heroportraits.models.dcgan import num_stages
 from heroportraits.models.fastgan import RECON_PART, RECON_WHOLE, maybe_reconstruction, maybe_sle
-from heroportraits.models.layers import BatchNorm2d, ProjectionHead, g_norm, minibatch_stddev
+from heroportraits.models.layers import BatchNorm2d, ProjectionHead, g_norm, maybe_classifier, minibatch_stddev
 from heroportraits.models.palette_output import image_output
 from heroportraits.training.config import ModelConfig
 
@@ -118,12 +118,14 @@ class ResNetDiscriminator(nn.Module):
         cin += 1 if self.mbstd else 0
         self.out = nn.Linear(cin, 1)
         self.proj = ProjectionHead(cin, vocab) if cfg.d_cond == "projection" else None
+        self.classifier = maybe_classifier(cfg.d_classify, cin, vocab)
         widths_by_size = {resolution // 2 ** (i + 1): widths[i] for i in range(stages)} | {4: widths[stages]}
         self.recon = maybe_reconstruction(cfg.d_recon, widths_by_size, resolution, cfg.d_width)
         _init(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor, part: int | None = None):
-        """x: (N, 3, R, R) -> logits (N,); with `part` (0-3, D has decoders) -> (logits, reconstruction L1)."""
+    def forward(self, x: torch.Tensor, labels: torch.Tensor, part: int | None = None, classify: bool = False):
+        """x: (N, 3, R, R) -> logits (N,). With `part` (0-3, D has decoders) and/or `classify` (D has the
+        auxiliary classifier) -> (logits, {"recon": reconstruction L1, "class": classifier cross-entropy})."""
         h = self.first(x)  # (N, w, R/2, R/2)
         feats = {h.shape[-1]: h}  # D's maps by size (the last one at 4x4 wins), for the decoders
         if self.embed is not None:
@@ -137,6 +139,9 @@ class ResNetDiscriminator(nn.Module):
         phi = h.sum(dim=(2, 3))  # (N, C'): global sum pooling
         out = self.out(phi).squeeze(1)
         out = out if self.proj is None else out + self.proj(phi, labels)
-        if part is None:
+        if part is None and not classify:
             return out
-        return out, self.recon.loss(x, {s: feats[s] for s in (RECON_WHOLE, RECON_PART)}, part)
+        extras = {"class": self.classifier.loss(phi, labels)} if classify else {}
+        if part is not None:
+            extras["recon"] = self.recon.loss(x, {s: feats[s] for s in (RECON_WHOLE, RECON_PART)}, part)
+        return out, extras

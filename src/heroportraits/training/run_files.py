@@ -87,6 +87,7 @@ class RunFiles:
             self.evals.unlink(missing_ok=True)
             self.best_path.unlink(missing_ok=True)
             self.previous.unlink(missing_ok=True)
+        match_metric_columns(self.metrics)
         for path in (self.metrics, self.evals):
             drop_rows_after(path, step)
         if self.cfg.train.eval_every > 0:  # before the progress bar starts
@@ -174,6 +175,22 @@ class RunFiles:
         if not trained:
             self.write_samples(self.s.trainer.iteration)
         plot_losses(self.metrics, self.dir / "losses.png")
+
+
+def match_metric_columns(path: Path) -> None:
+    """A metrics CSV written by an older version (other columns) is rewritten under today's columns,
+    each value kept under its name and new columns left empty, so a resumed run appends aligned rows."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0] == METRIC_COLUMNS:
+        return
+    old = rows[0]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(METRIC_COLUMNS)
+        for row in rows[1:]:
+            values = dict(zip(old, row))
+            writer.writerow([values.get(c, "") for c in METRIC_COLUMNS])
 
 
 def drop_rows_after(path: Path, step: int) -> None:

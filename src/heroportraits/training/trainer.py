@@ -22,7 +22,7 @@ from heroportraits.training.losses import get_losses, lecam_penalty, mode_seekin
 from heroportraits.training.pixel_art import palette_layers, recon_part, tau
 
 # What `Trainer.step` returns, all 0-dim tensors; metrics.csv adds step, time and noise std.
-STEP_STATS = ["d_loss", "g_loss", "d_real", "d_fake", "r1", "lecam", "ada_p", "rt", "recon"]
+STEP_STATS = ["d_loss", "g_loss", "d_real", "d_fake", "r1", "lecam", "ada_p", "rt", "recon", "d_class"]
 
 NextBatch = Callable[[], tuple[torch.Tensor, torch.Tensor]]
 
@@ -145,6 +145,7 @@ class Trainer:
             "ada_p": self.ada_p.clone(),
             "rt": d_real.sign().mean(),
             "recon": d["recon"].detach(),
+            "d_class": d["d_class"].detach(),
         }
 
     def _d_phase(self, next_batch: NextBatch, i: int, noise_std: float, see, bare: bool) -> dict:
@@ -168,16 +169,20 @@ class Trainer:
         # graphs cannot: with train.compile, an R1 phase runs D eagerly (both forwards: a
         # compiled one would bump the batch-norm statistics the eager one saved)
         eager = do_r1 and "D" in self.compiled
-        part, recon = recon_part(self.model_cfg, self.iteration * tc.n_dis + i), self._zero  # self-supervised D
+        mc = self.model_cfg
+        part = recon_part(mc, self.iteration * tc.n_dis + i)  # self-supervised D: a quarter to rebuild, or None
+        classify = mc.d_classify > 0  # AC-GAN: D also names the real portraits' attributes
+        extras = {}
         with self.autocast, torch.compiler.set_stance("force_eager") if eager else contextlib.nullcontext():
-            if part is None:
+            if part is None and not classify:
                 d_real = D(see(real_in, noise_std), y).float()
-            else:  # D's decoders also rebuild a quarter of this real batch (FastGAN): their L1 joins D's loss
-                d_real, recon = D(see(real_in, noise_std), y, part=part)
+            else:  # the decoders' L1 and the classifier's cross-entropy on this real batch join D's loss
+                d_real, extras = D(see(real_in, noise_std), y, part=part, classify=classify)
                 d_real = d_real.float()
             d_fake = D(see(fake, noise_std), y).float()
         d_loss = self.d_loss_fn(d_real, d_fake)
-        loss, r1, lecam = d_loss + self.model_cfg.d_recon * recon, None, self._zero
+        recon, d_class = extras.get("recon", self._zero), extras.get("class", self._zero)
+        loss, r1, lecam = d_loss + mc.d_recon * recon + mc.d_classify * d_class, None, self._zero
         if tc.lecam_weight > 0:
             lecam = lecam_penalty(d_real, d_fake, self.lecam_anchors[0], self.lecam_anchors[1])
             loss = loss + tc.lecam_weight * lecam
@@ -190,16 +195,24 @@ class Trainer:
         loss.backward()
         self.opt_D.step()
         self.ada_stats += torch.stack([d_real.detach().sign().sum(), self._zero + d_real.numel()])
-        return {"y": y, "d_loss": d_loss, "d_real": d_real, "d_fake": d_fake, "r1": r1, "lecam": lecam, "recon": recon}
+        return {
+            **{"y": y, "d_loss": d_loss, "d_real": d_real, "d_fake": d_fake},
+            **{"r1": r1, "lecam": lecam, "recon": recon, "d_class": d_class},
+        }
 
     def _g_phase(self, y: torch.Tensor, noise_std: float, see) -> torch.Tensor:
         """G update: fool D (frozen) on the last D batch's conditions with fresh noise."""
         tc = self.tc
         yg = y if tc.mode_seeking <= 0 else y[: y.shape[0] // 2].repeat(2, 1)  # MSGAN: pairs share labels
         z = self.noise(yg.shape[0])
+        weight = self.model_cfg.d_classify
         with self.autocast:
             fake = self.G(z, yg)
-            g_loss = self.g_loss_fn(without_ddp(self.D)(see(fake, noise_std), yg).float())
+            if weight > 0:  # AC-GAN: G also pays when D's classifier does not name fakes as their conditions
+                d_fake, extras = without_ddp(self.D)(see(fake, noise_std), yg, classify=True)
+                g_loss = self.g_loss_fn(d_fake.float()) + weight * extras["class"]
+            else:
+                g_loss = self.g_loss_fn(without_ddp(self.D)(see(fake, noise_std), yg).float())
         if tc.mode_seeking > 0:
             g_loss = g_loss + tc.mode_seeking * mode_seeking_penalty(fake.float(), z)
         self.opt_G.zero_grad(set_to_none=True)
