@@ -244,12 +244,12 @@ def test_d_classifier_learns_to_name_the_labels_of_a_fixed_batch(arch):
         losses.append(extras["class"].item())
     assert losses[-1] < 0.3 * losses[0], losses
     with torch.no_grad():
-        named = [head.argmax(1) for head in D.classifier.logits(D_features(D, x, y))]
+        named = [head.argmax(1) for head in D.classifier.logits(d_features(D, x, y))]
     accuracy = [(named[a] == y[:, a]).float().mean().item() for a in range(3)]
     assert min(accuracy) > 0.75, accuracy  # chance: 0.5, 0.25, 0.09
 
 
-def D_features(D, x, y):
+def d_features(D, x, y):
     """phi, the features D's heads read, caught on their way in."""
     seen = []
     hook = D.classifier.heads[0].register_forward_hook(lambda m, inp, out: seen.append(inp[0]))

@@ -196,8 +196,14 @@ class Trainer:
         self.opt_D.step()
         self.ada_stats += torch.stack([d_real.detach().sign().sum(), self._zero + d_real.numel()])
         return {
-            **{"y": y, "d_loss": d_loss, "d_real": d_real, "d_fake": d_fake},
-            **{"r1": r1, "lecam": lecam, "recon": recon, "d_class": d_class},
+            "y": y,
+            "d_loss": d_loss,
+            "d_real": d_real,
+            "d_fake": d_fake,
+            "r1": r1,
+            "lecam": lecam,
+            "recon": recon,
+            "d_class": d_class,
         }
 
     def _g_phase(self, y: torch.Tensor, noise_std: float, see) -> torch.Tensor:
