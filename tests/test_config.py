@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -19,8 +20,8 @@ from heroportraits.training.config import (
 
 def test_aliases_are_the_presets_they_name():
     assert PRESET_ALIASES == {
-        "cpu": "dcgan_sn_proj_ms",
-        "gpu": "dcgan_sn_proj_ms_gpu",
+        "cpu": "dcgan_sn_proj_ms_ac",
+        "gpu": "dcgan_sn_proj_ms_ac_gpu",
         "pixel": "dcgan_sn_proj_ms_pixel",
     }
     for alias, name in PRESET_ALIASES.items():
@@ -36,8 +37,10 @@ def test_aliases_are_the_presets_they_name():
     assert palette.train.tau_steps == 4000 and palette.train.steps == cpu.train.steps
     assert palette.model.palette_merge == 5.0 and cpu.model.palette_merge == 0.0  # samples merged (pixelart.md 10)
     assert palette.model.d_classify == 2.0 and palette.train.r1_gamma == 1.0  # D's classifier (pixelart.md 11)
-    assert cpu.model.d_classify == 0.0
-    with pytest.raises(ConfigError, match="aliases: cpu = dcgan_sn_proj_ms"):
+    assert cpu.model.d_classify == 2.0  # the demo has D's classifier (pixelart.md 11) ...
+    base = get_preset("dcgan_sn_proj_ms")  # ... and the studies' base is the preset they measured, without it
+    assert base.model.d_classify == 0.0 and replace(cpu.model, d_classify=0.0) == base.model and cpu.train == base.train
+    with pytest.raises(ConfigError, match="aliases: cpu = dcgan_sn_proj_ms_ac"):
         get_preset("cpu_fast")
 
 
@@ -55,8 +58,8 @@ def test_every_preset_says_what_it_is_and_gpu_twins_match():
 def test_dry_run_prints_the_description_and_pure_json(capsys):
     assert cli_main(["train", "--preset", "cpu", "--dry-run"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["preset"] == "dcgan_sn_proj_ms"
-    assert captured.err.strip() == f"preset dcgan_sn_proj_ms: {PRESETS['dcgan_sn_proj_ms'].description}"
+    assert json.loads(captured.out)["preset"] == "dcgan_sn_proj_ms_ac"
+    assert captured.err.strip() == f"preset dcgan_sn_proj_ms_ac: {PRESETS['dcgan_sn_proj_ms_ac'].description}"
     assert resolve_config("resnet_full").preset == "resnet_full"
 
 

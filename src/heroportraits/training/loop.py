@@ -160,7 +160,7 @@ def add_cli(sub) -> None:
         "--preset",
         default="cpu",
         choices=preset_choices(),
-        help="named config preset (default: cpu = dcgan_sn_proj_ms); --dry-run says what it is",
+        help="named config preset (default: cpu = dcgan_sn_proj_ms_ac); --dry-run says what it is",
     )
     p.add_argument(
         "--run",
