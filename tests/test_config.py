@@ -39,7 +39,9 @@ def test_aliases_are_the_presets_they_name():
     assert palette.model.d_classify == 2.0 and palette.train.r1_gamma == 1.0  # D's classifier (pixelart.md 11)
     assert cpu.model.d_classify == 2.0  # the demo has D's classifier (pixelart.md 11) ...
     base = get_preset("dcgan_sn_proj_ms")  # ... and the studies' base is the preset they measured, without it
-    assert base.model.d_classify == 0.0 and replace(cpu.model, d_classify=0.0) == base.model and cpu.train == base.train
+    assert base.model.d_classify == 0.0 and replace(cpu.model, d_classify=0.0) == base.model
+    assert (cpu.train.mode_seeking, base.train.mode_seeking) == (0.5, 1.0)  # halved beside it (pixelart.md 13)
+    assert replace(cpu.train, mode_seeking=1.0) == base.train
     with pytest.raises(ConfigError, match="aliases: cpu = dcgan_sn_proj_ms_ac"):
         get_preset("cpu_fast")
 

@@ -191,6 +191,16 @@ def _classify(cfg: Config) -> Config:
     return cfg
 
 
+def _demo(cfg: Config) -> Config:
+    """The demo recipe: D's classifier, and mode seeking at half weight, since the classifier already keeps
+    each condition's portraits apart. On the demo body, 3 seeds against the classifier with mode seeking 1,
+    6,000 steps: precision 0.445 -> 0.489, coverage 0.81 -> 0.86, joint accuracy 0.844 -> 0.862 (gender 0.87 ->
+    0.89), FD 4.8 -> 4.5 and recall 0.88 -> 0.89 within the seed spread (docs/pixelart.md 13)."""
+    _classify(cfg)
+    cfg.train.mode_seeking = 0.5
+    return cfg
+
+
 def _sn_proj(cfg: Config) -> Config:
     """SNGAN-style (Miyato 2018): conditional BN in G, projection D with spectral norm, hinge."""
     cfg.model.g_cond, cfg.model.d_cond = "cbn", "projection"
@@ -257,7 +267,7 @@ class Preset:
 
 
 _SN_PROJ_MS = "DCGAN + spectral-norm projection D + conditional BN in G + mode seeking"
-_SN_PROJ_MS_AC = "dcgan_sn_proj_ms + D's auxiliary classifier (AC-GAN, weight 2)"
+_SN_PROJ_MS_AC = "dcgan_sn_proj_ms + D's auxiliary classifier (AC-GAN, weight 2), mode seeking halved"
 _SN_PROJ = "residual G and D, spectral-norm projection D, conditional BN in G"
 _FULL = "resnet_sn_proj + R1, TTUR, EMA ramp-up, DiffAugment, instance noise"
 _PALETTE = (
@@ -271,11 +281,9 @@ PRESETS: dict[str, Preset] = {
     ),
     "dcgan_sn_proj_ms_gpu": Preset(lambda: _sn_projection_ms(_gpu("dcgan")), f"{_SN_PROJ_MS}; GPU-sized"),
     "dcgan_sn_proj_ms_ac": Preset(
-        lambda: _classify(_sn_projection_ms(_cpu_dcgan())), f"{_SN_PROJ_MS_AC}; CPU-sized (the demo)"
+        lambda: _demo(_sn_projection_ms(_cpu_dcgan())), f"{_SN_PROJ_MS_AC}; CPU-sized (the demo)"
     ),
-    "dcgan_sn_proj_ms_ac_gpu": Preset(
-        lambda: _classify(_sn_projection_ms(_gpu("dcgan"))), f"{_SN_PROJ_MS_AC}; GPU-sized"
-    ),
+    "dcgan_sn_proj_ms_ac_gpu": Preset(lambda: _demo(_sn_projection_ms(_gpu("dcgan"))), f"{_SN_PROJ_MS_AC}; GPU-sized"),
     "dcgan_sn_proj_ms_pixel": Preset(lambda: _pixel(_sn_projection_ms(_cpu_dcgan())), f"{_PIXEL}; CPU-sized"),
     "dcgan_sn_proj_ms_pixel_gpu": Preset(lambda: _pixel(_sn_projection_ms(_gpu("dcgan"))), f"{_PIXEL}; GPU-sized"),
     "dcgan_sn_proj_ms_palette": Preset(lambda: _palette(_sn_projection_ms(_cpu_dcgan())), f"{_PALETTE}; CPU-sized"),
