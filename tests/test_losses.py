@@ -10,8 +10,10 @@ import torch
 from heroportraits.training.losses import (
     d_hinge_loss,
     d_ns_loss,
+    d_rpgan_loss,
     g_hinge_loss,
     g_ns_loss,
+    g_rpgan_loss,
     get_losses,
     lecam_penalty,
     r1_penalty,
@@ -38,6 +40,22 @@ def test_non_saturating_loss_values():
     assert get_losses("ns") == (d_ns_loss, g_ns_loss)
     with pytest.raises(ValueError, match="train.loss"):
         get_losses("wasserstein")
+
+
+def test_relativistic_pairing_loss_values():
+    real, fake = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 0.5])
+
+    # D: softplus(fake - real) = [softplus(-2), softplus(0.5)]; G: softplus(real - fake) = [softplus(2), softplus(-0.5)]
+    def softplus(v):
+        return math.log1p(math.exp(v))
+
+    assert d_rpgan_loss(real, fake).item() == pytest.approx((softplus(-2) + softplus(0.5)) / 2, rel=1e-5)
+    assert g_rpgan_loss(fake, real).item() == pytest.approx((softplus(2) + softplus(-0.5)) / 2, rel=1e-5)
+    # Pairs, not means: the same logits in another pairing give another loss.
+    assert d_rpgan_loss(real, fake.flip(0)).item() != pytest.approx(d_rpgan_loss(real, fake).item())
+    assert get_losses("rpgan") == (d_rpgan_loss, g_rpgan_loss)
+    with pytest.raises(ValueError, match="paired real"):
+        g_rpgan_loss(fake)
 
 
 def test_r1_matches_analytic_gradient_norm():

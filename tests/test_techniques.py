@@ -164,6 +164,56 @@ def test_d_classifier_in_training_learns_reals_and_steers_g():
     assert max((full[k] - tiny[k]).abs().max().item() for k in tiny) > 1e-5
 
 
+# ------------------------------------------------------------------ R3GAN: relativistic pairing, R1 + R2
+def test_relativistic_g_loss_pairs_each_fake_with_the_real_of_its_labels():
+    """G's relativistic loss reads D's logits on the D phase's reals: under mode seeking the two halves of
+    the fake batch take the first half's labels, and so the first half's real logits."""
+    trainer, next_batch = toy_trainer(**{"train.loss": "rpgan", "train.mode_seeking": 1.0})
+    seen = {}
+    d_phase, g_loss_fn = trainer._d_phase, trainer.g_loss_fn
+    trainer._d_phase = lambda *a: seen.setdefault("d", d_phase(*a))
+    trainer.g_loss_fn = lambda fake, real: seen.setdefault("g", (fake, real)) and g_loss_fn(fake, real)
+    stats = trainer.step(next_batch)
+    d_real = seen["d"]["d_real"].detach()
+    assert torch.equal(seen["g"][1], d_real[:3].repeat(2))
+    assert stats["g_loss"].item() > 0 and torch.isfinite(stats["g_loss"])
+
+
+def test_r2_penalises_d_on_fakes_on_the_lazy_schedule():
+    """R2 is D's input-gradient norm on the fakes: logged when on, and it changes D's update."""
+
+    def after_steps(r2_gamma: float, steps: int = 2):
+        trainer, next_batch = toy_trainer(**{"train.loss": "rpgan", "train.r2_gamma": r2_gamma, "train.r1_every": 2})
+        stats = [trainer.step(next_batch) for _ in range(steps)]
+        return [s["r2"].item() for s in stats], [p.detach().clone() for p in trainer.D.parameters()]
+
+    (r2_on, d_on), (r2_off, d_off) = after_steps(10.0), after_steps(0.0)
+    assert r2_on[0] > 0 and r2_on[1] == 0.0  # lazy: D updates 0, 2, 4... (the logged value is the last one)
+    assert r2_off == [0.0, 0.0]
+    assert any(not torch.allclose(a, b) for a, b in zip(d_on, d_off))
+
+
+# ------------------------------------------------------------------ learning-rate decay
+def test_learning_rates_fall_linearly_to_zero_over_the_last_share_of_steps():
+    trainer, next_batch = toy_trainer(**{"train.steps": 10, "train.lr_decay": 0.5, "train.d_lr": 1e-3})
+    g_lrs, d_lrs = [], []
+    for _ in range(10):
+        trainer.step(next_batch)
+        g_lrs.append(trainer.opt_G.param_groups[0]["lr"])
+        d_lrs.append(trainer.opt_D.param_groups[0]["lr"])
+    scale = [1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2]  # iterations 0-9 of 10, the last 5 decaying
+    assert g_lrs == pytest.approx([2e-4 * f for f in scale]) and d_lrs == pytest.approx([1e-3 * f for f in scale])
+    # A resumed trainer sets the rate from its iteration, not from what its optimiser held.
+    again, _ = toy_trainer(**{"train.steps": 10, "train.lr_decay": 0.5})
+    again.iteration = 8
+    again.step(next_batch)
+    assert again.opt_G.param_groups[0]["lr"] == pytest.approx(2e-4 * 0.4)
+    constant, _ = toy_trainer(**{"train.steps": 10})
+    constant.iteration = 9
+    constant.step(next_batch)
+    assert constant.opt_G.param_groups[0]["lr"] == pytest.approx(2e-4)
+
+
 # ------------------------------------------------------------------ LeCam, instance noise, native pixels
 def test_lecam_anchors_are_an_ema_of_d_outputs_and_the_penalty_enters_the_loss():
     trainer, next_batch = toy_trainer(ConstantD(0.7), **{"train.lecam_weight": 0.5, "train.lecam_decay": 0.9})

@@ -63,12 +63,16 @@ class TrainConfig:
     d_lr: float = 2e-4  # discriminator Adam learning rate
     g_betas: tuple[float, float] = (0.5, 0.999)  # generator Adam betas
     d_betas: tuple[float, float] = (0.5, 0.999)  # discriminator Adam betas
+    lr_decay: float = 0.0  # share of train.steps at the end over which both learning rates fall linearly to 0
+    # (0.5: the second half); 0 = constant. Counted in steps: a minutes budget that stops earlier stops mid-decay
     n_dis: int = 1  # discriminator updates per generator update
-    loss: str = "hinge"  # GAN loss: "hinge" (Lim & Ye 2017) or "ns" (non-saturating logistic, Goodfellow 2014)
+    loss: str = "hinge"  # GAN loss: "hinge" (Lim & Ye 2017), "ns" (non-saturating logistic, Goodfellow 2014) or
+    # "rpgan" (relativistic pairing, each fake against a real of the same labels; R3GAN, Huang et al. 2024)
     attr_dropout: float = 0.0  # per-attribute probability of training with "unspecified" instead of its value
     mode_seeking: float = 0.0  # MSGAN weight (Mao 2019): G penalised when two noises under one condition agree; 0 = off
     r1_gamma: float = 0.0  # R1 penalty weight on real images (Mescheder 2018); 0 disables
     r1_every: int = 1  # lazy R1: penalise every N D updates, scaled by N (StyleGAN2)
+    r2_gamma: float = 0.0  # R2: the same penalty on the fakes D sees (R3GAN pairs it with R1), on R1's lazy schedule
     ema_decay: float = 0.999  # EMA of generator weights used for samples; 0 disables
     ema_start: int = 0  # step from which EMA averages (copies before)
     ema_rampup: float = 0.05  # EMA half-life <= rampup x images seen (stylegan2-ada); 0 = off. Without it
@@ -362,8 +366,11 @@ RANGES: dict[str, Range] = {
     **{f"train.{f}": AT_LEAST_1 for f in ("sample_every", "checkpoint_every", "log_every", "eval_samples")},
     **{f"train.{f}": POSITIVE for f in ("g_lr", "d_lr", "ada_kimg")},
     **{f"train.{f}": Range(0, 1) for f in ("g_betas", "d_betas")},
-    **{f"train.{f}": UNIT for f in ("attr_dropout", "augment_p", "ada_target", "ema_decay", "lecam_decay")},
-    **{f"train.{f}": AT_LEAST_0 for f in ("mode_seeking", "r1_gamma", "ema_start", "ema_rampup", "lecam_weight")},
+    **{f"train.{f}": UNIT for f in ("attr_dropout", "lr_decay", "augment_p", "ada_target", "ema_decay", "lecam_decay")},
+    **{
+        f"train.{f}": AT_LEAST_0
+        for f in ("mode_seeking", "r1_gamma", "r2_gamma", "ema_start", "ema_rampup", "lecam_weight")
+    },
     **{f"train.{f}": AT_LEAST_0 for f in ("instance_noise_std", "instance_noise_steps", "seed", "max_minutes")},
     "train.eval_every": AT_LEAST_0,
     "train.max_images": AT_LEAST_0,  # 0 = the whole TRAIN split
@@ -468,7 +475,7 @@ CHOICES = {
     "model.output": ("rgb", "palette"),
     "model.palette_source": ("portrait", "dataset"),
     "model.palette_mix": ("soft", "straight", "gumbel"),
-    "train.loss": ("hinge", "ns"),
+    "train.loss": ("hinge", "ns", "rpgan"),
     "train.compile": ("off", "cuda", "on"),
     "train.tau_schedule": ("exp", "linear"),
 }

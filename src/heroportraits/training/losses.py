@@ -13,7 +13,7 @@ def d_hinge_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.
     return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
 
 
-def g_hinge_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+def g_hinge_loss(fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
     return -fake_logits.mean()
 
 
@@ -22,12 +22,27 @@ def d_ns_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Ten
     return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
 
-def g_ns_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+def g_ns_loss(fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
     """Non-saturating generator loss: -log sigmoid(D(G(z))), strong gradients early on."""
     return F.softplus(-fake_logits).mean()
 
 
-LOSSES = {"hinge": (d_hinge_loss, g_hinge_loss), "ns": (d_ns_loss, g_ns_loss)}  # keyed by CHOICES["train.loss"]
+def d_rpgan_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Relativistic pairing (RpGAN; Jolicoeur-Martineau 2019, R3GAN, Huang et al. 2024):
+    -log sigmoid(D(x_i) - D(G(z_i))), each real paired with one fake. D has to rank every fake
+    below its own real rather than below a fixed margin, which R3GAN shows removes mode dropping."""
+    return F.softplus(fake_logits - real_logits).mean()
+
+
+def g_rpgan_loss(fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
+    """G's side of the pairing: -log sigmoid(D(G(z_i)) - D(x_i)); `real_logits` carry no gradient."""
+    if real_logits is None:
+        raise ValueError("the relativistic G loss needs D's logits on the paired real images")
+    return F.softplus(real_logits - fake_logits).mean()
+
+
+# keyed by CHOICES["train.loss"]; every G loss takes (fake_logits, real_logits), only rpgan reads the reals
+LOSSES = {"hinge": (d_hinge_loss, g_hinge_loss), "ns": (d_ns_loss, g_ns_loss), "rpgan": (d_rpgan_loss, g_rpgan_loss)}
 
 
 def get_losses(name: str):
@@ -38,6 +53,7 @@ def get_losses(name: str):
 
 def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
     """E ||d D(x) / d x||^2 on real images (Mescheder et al. 2018); weight it by gamma / 2.
+    On fake images it is R2 (R3GAN pairs the two with the relativistic loss).
 
     `real_images` must have requires_grad set before D saw them; the graph is kept
     (create_graph) so the penalty itself can be minimised.

@@ -22,9 +22,15 @@ from heroportraits.training.losses import get_losses, lecam_penalty, mode_seekin
 from heroportraits.training.pixel_art import palette_layers, recon_part, tau
 
 # What `Trainer.step` returns, all 0-dim tensors; metrics.csv adds step, time and noise std.
-STEP_STATS = ["d_loss", "g_loss", "d_real", "d_fake", "r1", "lecam", "ada_p", "rt", "recon", "d_class"]
+STEP_STATS = ["d_loss", "g_loss", "d_real", "d_fake", "r1", "r2", "lecam", "ada_p", "rt", "recon", "d_class"]
 
 NextBatch = Callable[[], tuple[torch.Tensor, torch.Tensor]]
+
+
+def lr_scale(steps: int, decay: float, iteration: int) -> float:
+    """The learning rates' factor at `iteration`: 1, then linearly to 0 over the last `decay` share of `steps`."""
+    span = decay * steps
+    return 1.0 if span <= 0 else min(1.0, max(0.0, (steps - iteration) / span))
 
 
 class Trainer:
@@ -114,13 +120,19 @@ class Trainer:
         noise_std = self.noise_std()
         for layer in self.palette_layers:  # the palette's softmax temperature for this step (a buffer of G)
             layer.tau.fill_(tau(tc, self.iteration))
+        if tc.lr_decay > 0:  # from the iteration alone, so a resumed run picks up the same rate
+            scale = lr_scale(tc.steps, tc.lr_decay, self.iteration)
+            for opt, lr in ((self.opt_G, tc.g_lr), (self.opt_D, tc.d_lr)):
+                for group in opt.param_groups:
+                    group["lr"] = lr * scale
         self.D.requires_grad_(True)
-        r1 = self._zero  # the last R1 value of this iteration's D updates (lazy: not every update has one)
+        r1 = r2 = self._zero  # the last R1 / R2 values of this iteration's D updates (lazy: not every update has one)
         for i in range(tc.n_dis):
             d = self._d_phase(next_batch, i, noise_std, see, bare)
             r1 = d["r1"] if d["r1"] is not None else r1
+            r2 = d["r2"] if d["r2"] is not None else r2
         self.D.requires_grad_(False)
-        g_loss = self._g_phase(d["y"], noise_std, see)
+        g_loss = self._g_phase(d["y"], d["d_real"].detach(), noise_std, see)
         self.D.requires_grad_(True)
 
         # ---- ranks: batch-norm statistics / spectral-norm vectors from rank 0 (parameters already agree)
@@ -141,6 +153,7 @@ class Trainer:
             "d_real": d_real.mean(),
             "d_fake": d["d_fake"].detach().mean(),
             "r1": r1.detach(),
+            "r2": r2.detach(),
             "lecam": d["lecam"].detach(),
             "ada_p": self.ada_p.clone(),
             "rt": d_real.sign().mean(),
@@ -158,17 +171,20 @@ class Trainer:
         tc, D = self.tc, self.D
         real, y = next_batch()
         y = y if bare else self.drop_attributes(y)
-        do_r1 = tc.r1_gamma > 0 and (self.iteration * tc.n_dis + i) % tc.r1_every == 0
+        lazy_turn = (self.iteration * tc.n_dis + i) % tc.r1_every == 0  # R1 and R2 share the lazy schedule
+        do_r1, do_r2 = tc.r1_gamma > 0 and lazy_turn, tc.r2_gamma > 0 and lazy_turn
         real = real.detach().requires_grad_(do_r1)
         # D sees a non-leaf alias of a leaf it must differentiate by (R1): module backward hooks, such as the
         # FLOP counter's in `bench`, cannot take a leaf input under autograd.grad. The same values and gradients.
         real_in = real.view_as(real) if do_r1 else real
         with torch.no_grad(), self.autocast:
             fake = without_ddp(self.G)(self.noise(real.shape[0]), y)
+        fake = fake.requires_grad_(do_r2)  # R2 differentiates D by the fake images too
+        fake_in = fake.view_as(fake) if do_r2 else fake
         # R1 back-propagates through D's input gradient (double backward), which compiled
         # graphs cannot: with train.compile, an R1 phase runs D eagerly (both forwards: a
         # compiled one would bump the batch-norm statistics the eager one saved)
-        eager = do_r1 and "D" in self.compiled
+        eager = (do_r1 or do_r2) and "D" in self.compiled
         mc = self.model_cfg
         part = recon_part(mc, self.iteration * tc.n_dis + i)  # self-supervised D: a quarter to rebuild, or None
         classify = mc.d_classify > 0  # AC-GAN: D also names the real portraits' attributes
@@ -179,10 +195,10 @@ class Trainer:
             else:  # the decoders' L1 and the classifier's cross-entropy on this real batch join D's loss
                 d_real, extras = D(see(real_in, noise_std), y, part=part, classify=classify)
                 d_real = d_real.float()
-            d_fake = D(see(fake, noise_std), y).float()
+            d_fake = D(see(fake_in, noise_std), y).float()
         d_loss = self.d_loss_fn(d_real, d_fake)
         recon, d_class = extras.get("recon", self._zero), extras.get("class", self._zero)
-        loss, r1, lecam = d_loss + mc.d_recon * recon + mc.d_classify * d_class, None, self._zero
+        loss, r1, r2, lecam = d_loss + mc.d_recon * recon + mc.d_classify * d_class, None, None, self._zero
         if tc.lecam_weight > 0:
             lecam = lecam_penalty(d_real, d_fake, self.lecam_anchors[0], self.lecam_anchors[1])
             loss = loss + tc.lecam_weight * lecam
@@ -191,6 +207,9 @@ class Trainer:
         if do_r1:  # lazy R1: every r1_every D updates, scaled by r1_every (StyleGAN2)
             r1 = r1_penalty(d_real, real)
             loss = loss + (tc.r1_gamma / 2) * tc.r1_every * r1
+        if do_r2:  # R2: the same penalty on the fakes (R3GAN)
+            r2 = r1_penalty(d_fake, fake)
+            loss = loss + (tc.r2_gamma / 2) * tc.r1_every * r2
         self.opt_D.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_D.step()
@@ -201,24 +220,32 @@ class Trainer:
             "d_real": d_real,
             "d_fake": d_fake,
             "r1": r1,
+            "r2": r2,
             "lecam": lecam,
             "recon": recon,
             "d_class": d_class,
         }
 
-    def _g_phase(self, y: torch.Tensor, noise_std: float, see) -> torch.Tensor:
-        """G update: fool D (frozen) on the last D batch's conditions with fresh noise."""
+    def _g_phase(self, y: torch.Tensor, d_real: torch.Tensor, noise_std: float, see) -> torch.Tensor:
+        """G update: fool D (frozen) on the last D batch's conditions with fresh noise.
+
+        `d_real`: D's logits on that batch's reals (before its update, no gradient); only the relativistic
+        loss reads them, each fake paired with the real whose labels it was given, at no extra forward."""
         tc = self.tc
-        yg = y if tc.mode_seeking <= 0 else y[: y.shape[0] // 2].repeat(2, 1)  # MSGAN: pairs share labels
+        if tc.mode_seeking > 0:  # MSGAN: the two halves share labels
+            half = y.shape[0] // 2
+            yg, d_real = y[:half].repeat(2, 1), d_real[:half].repeat(2)
+        else:
+            yg = y
         z = self.noise(yg.shape[0])
         weight = self.model_cfg.d_classify
         with self.autocast:
             fake = self.G(z, yg)
             if weight > 0:  # AC-GAN: G also pays when D's classifier does not name fakes as their conditions
                 d_fake, extras = without_ddp(self.D)(see(fake, noise_std), yg, classify=True)
-                g_loss = self.g_loss_fn(d_fake.float()) + weight * extras["class"]
+                g_loss = self.g_loss_fn(d_fake.float(), d_real) + weight * extras["class"]
             else:
-                g_loss = self.g_loss_fn(without_ddp(self.D)(see(fake, noise_std), yg).float())
+                g_loss = self.g_loss_fn(without_ddp(self.D)(see(fake, noise_std), yg).float(), d_real)
         if tc.mode_seeking > 0:
             g_loss = g_loss + tc.mode_seeking * mode_seeking_penalty(fake.float(), z)
         self.opt_G.zero_grad(set_to_none=True)
