@@ -201,7 +201,7 @@ def test_learning_rates_fall_linearly_to_zero_over_the_last_share_of_steps():
         trainer.step(next_batch)
         g_lrs.append(trainer.opt_G.param_groups[0]["lr"])
         d_lrs.append(trainer.opt_D.param_groups[0]["lr"])
-    scale = [1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2]  # iterations 0-9 of 10, the last 5 decaying
+    scale = [1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2]  # iterations 0-9 of 10: (10 - i) / 5, capped at 1
     assert g_lrs == pytest.approx([2e-4 * f for f in scale]) and d_lrs == pytest.approx([1e-3 * f for f in scale])
     # A resumed trainer sets the rate from its iteration, not from what its optimiser held.
     again, _ = toy_trainer(**{"train.steps": 10, "train.lr_decay": 0.5})
