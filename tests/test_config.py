@@ -35,11 +35,13 @@ def test_aliases_are_the_presets_they_name():
     assert (palette.model.output, palette.model.palette_mix, palette.model.arch) == ("palette", "straight", "dcgan")
     assert palette.train.d_lr == palette.train.g_lr / 2 and palette.train.r1_gamma > 0
     assert palette.train.tau_steps == 4000 and palette.train.steps == cpu.train.steps
-    assert palette.model.palette_merge == 5.0 and cpu.model.palette_merge == 0.0  # samples merged (pixelart.md 10)
+    assert palette.model.palette_merge == 5.0 and palette.model.rgb_colours == 0  # samples merged (pixelart.md 10)
+    assert (cpu.model.rgb_colours, cpu.model.palette_merge) == (32, 7.0)  # samples quantised (pixelart.md 15)
     assert palette.model.d_classify == 2.0 and palette.train.r1_gamma == 1.0  # D's classifier (pixelart.md 11)
     assert cpu.model.d_classify == 2.0  # the demo has D's classifier (pixelart.md 11) ...
     base = get_preset("dcgan_sn_proj_ms")  # ... and the studies' base is the preset they measured, without it
-    assert base.model.d_classify == 0.0 and replace(cpu.model, d_classify=0.0) == base.model
+    assert base.model.d_classify == 0.0 and base.model.rgb_colours == 0
+    assert replace(cpu.model, d_classify=0.0, rgb_colours=0, palette_merge=0.0) == base.model
     assert (cpu.train.mode_seeking, base.train.mode_seeking) == (0.5, 1.0)  # halved beside it (pixelart.md 13)
     assert replace(cpu.train, mode_seeking=1.0) == base.train
     with pytest.raises(ConfigError, match="aliases: cpu = dcgan_sn_proj_ms_ac"):
@@ -112,8 +114,8 @@ def test_values_are_parsed_by_their_declared_type():
     cfg.model.z_dim = 1.5
     from heroportraits.training.config import validate_config
 
-    with pytest.raises(ConfigError, match="palette_merge=4 merges palette slots, so it needs model.output=palette"):
-        resolve_config("cpu", {"model.palette_merge": 4})
+    with pytest.raises(ConfigError, match="palette_merge=4 merges palette colours, so it needs model.output=palette"):
+        resolve_config("dcgan_sn_proj_ms", {"model.palette_merge": 4})
     with pytest.raises(ConfigError, match="model.palette_merge"):
         resolve_config("dcgan_sn_proj_ms_palette", {"model.palette_merge": -1})
     with pytest.raises(ConfigError, match="d_classify=1 needs model.d_cond=projection: with d_cond=concat"):

@@ -23,6 +23,7 @@ models                   build_models: G and D from a ModelConfig and the vocabu
   models.dcgan           the conditional DCGAN
   models.resnet          residual G and D (SNGAN / BigGAN)
   models.palette_output  G's output layer: RGB, or palette-indexed pixels (per-portrait or dataset palette)
+  models.colour_quantise  an RGB sample's own palette: per-portrait k-means in OKLab (model.rgb_colours)
   models.fastgan         FastGAN parts: skip-layer excitation in G, D's self-supervised decoders
 training                 the training stage
   training.config        typed config dataclasses, named presets, --set parsing and range checks

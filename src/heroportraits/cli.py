@@ -107,7 +107,18 @@ def add_palette_merge(p) -> None:
         "--palette-merge",
         type=float,
         metavar="DE",
-        help="palette models: merge each portrait's colours closer than DE (100 x OKLab distance; e.g. 4.5) into "
-        "the more used one, so near-identical colours stop speckling; 0 = off (default: the model's "
-        "model.palette_merge)",
+        help="palette models (and RGB models with --rgb-colours): merge each portrait's colours closer than DE "
+        "(100 x OKLab distance; e.g. 4.5) into the more used one, so near-identical colours stop speckling; "
+        "0 = off (default: the model's model.palette_merge)",
+    )
+
+
+def add_rgb_colours(p) -> None:
+    """--rgb-colours K, for the verbs that draw from a checkpoint (sample, evaluate, export)."""
+    p.add_argument(
+        "--rgb-colours",
+        type=int,
+        metavar="K",
+        help="RGB models: quantise each portrait to at most K colours of its own (k-means in OKLab), so it is "
+        "drawn in flat colours; 0 = off (default: the model's model.rgb_colours)",
     )

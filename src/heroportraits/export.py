@@ -27,9 +27,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from heroportraits.cli import add_palette_merge, add_verb
+from heroportraits.cli import add_palette_merge, add_rgb_colours, add_verb
 from heroportraits.errors import HeroError
 from heroportraits.models import upscale_to_output
+from heroportraits.models.palette_output import colour_settings
 from heroportraits.sample import Sampler
 from heroportraits.training.checkpoint import resolve_checkpoint_path
 
@@ -87,7 +88,7 @@ def export_metadata(sampler: Sampler) -> dict:
         "dataset": sampler.dataset_name,
         "step": sampler.step,
         "preset": sampler.config.preset,
-        **({"palette_merge": sampler.config.model.palette_merge} if sampler.config.model.output == "palette" else {}),
+        **colour_settings(sampler.config.model),
     }
 
 
@@ -146,13 +147,18 @@ def _export_torchscript(graph: PortraitGraph, inputs, out: Path, meta: dict) -> 
 
 
 def export_generator(
-    checkpoint: str | Path, out: str | Path, fmt: str = "onnx", palette_merge: float | None = None
+    checkpoint: str | Path,
+    out: str | Path,
+    fmt: str = "onnx",
+    palette_merge: float | None = None,
+    rgb_colours: int | None = None,
 ) -> Path:
-    """Write the checkpoint's EMA generator as `fmt` to `out`, with its metadata inside; `palette_merge`
-    overrides the checkpoint's model.palette_merge (palette models; None = the checkpoint's)."""
+    """Write the checkpoint's EMA generator as `fmt` to `out`, with its metadata inside; `palette_merge` and
+    `rgb_colours` override the checkpoint's model.palette_merge / model.rgb_colours (None = the checkpoint's)."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {list(FORMATS)}")
-    sampler = Sampler.from_checkpoint(resolve_checkpoint_path(checkpoint), palette_merge=palette_merge)
+    path = resolve_checkpoint_path(checkpoint)
+    sampler = Sampler.from_checkpoint(path, palette_merge=palette_merge, rgb_colours=rgb_colours)
     graph = PortraitGraph(frozen_generator(sampler.G), sampler.resolution).eval()
     inputs = example_inputs(sampler, 2)  # batch 2: a traced batch of 1 could be specialised to a constant
     out = Path(out)
@@ -201,11 +207,12 @@ def add_cli(sub) -> None:
     p.add_argument("checkpoint", help="checkpoint file, or run folder (uses its last.pt)")
     p.add_argument("--format", dest="fmt", choices=FORMATS, default="onnx", help="onnx (default) or torchscript")
     p.add_argument("--out", required=True, help="output file, e.g. hero.onnx or hero.pt")
+    add_rgb_colours(p)
     add_palette_merge(p)
 
 
 def _run_cli(args: argparse.Namespace) -> None:
-    out = export_generator(args.checkpoint, args.out, args.fmt, args.palette_merge)
+    out = export_generator(args.checkpoint, args.out, args.fmt, args.palette_merge, args.rgb_colours)
     meta = read_metadata(out)
     attrs = ", ".join(f"{k} ({len(v)})" for k, v in meta["attributes"].items())
     print(f"wrote {out} ({args.fmt}, z_dim {meta['z_dim']}, attributes: {attrs or 'none'})")

@@ -20,14 +20,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from heroportraits.cli import add_assignments, add_count, add_device, add_palette_merge, add_seed, add_verb
+from heroportraits.cli import (
+    add_assignments,
+    add_count,
+    add_device,
+    add_palette_merge,
+    add_rgb_colours,
+    add_seed,
+    add_verb,
+)
 from heroportraits.data.attributes import UNSPECIFIED, LabelError, Vocabulary, parse_assignments
 from heroportraits.data.dataset import write_labels_csv
 from heroportraits.data.images import make_grid, save_png, tensor_to_uint8
 from heroportraits.drawing import grid_layout, save_grid_figure
 from heroportraits.errors import HeroError
 from heroportraits.models import build_generator, conditioning_vocab, upscale_to_output
-from heroportraits.models.palette_output import set_palette_merge
+from heroportraits.models.palette_output import set_palette_merge, set_rgb_colours
 from heroportraits.paths import output_folder
 from heroportraits.progress import progress_bar
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint, resolve_checkpoint_path
@@ -44,7 +52,7 @@ class Sampler:
     (only meaningful for models trained with attribute dropout, and their default).
     """
 
-    def __init__(self, state: dict, device="cpu", palette_merge: float | None = None):
+    def __init__(self, state: dict, device="cpu", palette_merge: float | None = None, rgb_colours: int | None = None):
         self.device = torch.device(device)
         self.config = Config.from_dict(state["config"])
         self.vocab = Vocabulary.from_json(state["vocab"])
@@ -60,7 +68,10 @@ class Sampler:
             self.G = build_generator(self.config.model, self.vocab, int(ds["network_resolution"]), ds.get("palette"))
         self.G.load_state_dict(state["G_ema"])
         self.G.to(self.device).eval()
-        if palette_merge is not None:  # a sampling choice: overrides model.palette_merge of the checkpoint
+        # Sampling choices: they override the checkpoint's model.rgb_colours / model.palette_merge.
+        if rgb_colours is not None:
+            self.set_rgb_colours(rgb_colours)
+        if palette_merge is not None:
             self.set_palette_merge(palette_merge)
         self._mix_rows = torch.tensor(ds["label_mix"]["rows"], dtype=torch.long)  # (M, A) full-vocab indices
         self._mix_p = torch.tensor(ds["label_mix"]["counts"], dtype=torch.float)
@@ -68,11 +79,27 @@ class Sampler:
         self.default_open = "unspecified" if self.attr_dropout > 0 else "mix"
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device="cpu", palette_merge: float | None = None) -> Sampler:
+    def from_checkpoint(
+        cls, path: str | Path, device="cpu", palette_merge: float | None = None, rgb_colours: int | None = None
+    ) -> Sampler:
         path = resolve_checkpoint_path(path)
         state = load_checkpoint(path, map_location="cpu")
         with foreign_weights(path):
-            return cls(state, device, palette_merge)
+            return cls(state, device, palette_merge, rgb_colours)
+
+    def set_rgb_colours(self, colours: int) -> None:
+        """Quantise each RGB portrait to at most `colours` of its own (0 = off; models/colour_quantise.py)."""
+        if colours < 0 or colours == 1:
+            raise SampleError(f"rgb colours {colours}: at least 2 colours a portrait (0 = off)")
+        if self.config.model.output != "rgb" and colours > 0:
+            raise SampleError(
+                f"rgb colours {colours}: this model draws from a palette already (model.output="
+                f"{self.config.model.output}, at most {self.config.model.palette_k} colours); leave it out"
+            )
+        set_rgb_colours(self.G, colours)
+        self.config.model.rgb_colours = int(colours)
+        if colours == 0 and self.config.model.palette_merge > 0 and self.config.model.output == "rgb":
+            self.set_palette_merge(0.0)  # nothing left to merge
 
     def set_palette_merge(self, delta_e: float) -> None:
         """Merge each portrait's palette colours closer than `delta_e` dE (0 = off; models/palette_output.py)."""
@@ -80,8 +107,8 @@ class Sampler:
             raise SampleError(f"palette merge {delta_e:g}: a colour distance (dE) is >= 0 (0 = off)")
         if not set_palette_merge(self.G, delta_e) and delta_e > 0:
             raise SampleError(
-                f"palette merge {delta_e:g}: this model draws RGB (model.output={self.config.model.output}), "
-                "it has no palette to merge; leave the merge out"
+                f"palette merge {delta_e:g}: this model draws RGB (model.output={self.config.model.output}) "
+                "with no palette to merge; quantise its portraits first (--rgb-colours K) or leave the merge out"
             )
         self.config.model.palette_merge = float(delta_e)
 
@@ -297,13 +324,16 @@ def add_cli(sub) -> None:
         "seeds under one condition, ATTR=A:B[:C...] (e.g. palette=warm:cool) walks an attribute at fixed noise",
     )
     p.add_argument("--frames", type=int, default=8, help="frames per walk segment, ends included (default 8)")
+    add_rgb_colours(p)
     add_palette_merge(p)
     add_seed(p, "noise and condition seed")
     add_device(p)
 
 
 def _run_cli(args: argparse.Namespace) -> None:
-    sampler = Sampler.from_checkpoint(resolve_checkpoint_path(args.checkpoint), args.device, args.palette_merge)
+    sampler = Sampler.from_checkpoint(
+        resolve_checkpoint_path(args.checkpoint), args.device, args.palette_merge, args.rgb_colours
+    )
     conditions = parse_assignments(args.conditions)
     if args.interpolate:
         from heroportraits.walks import write_walk  # walks builds on this module

@@ -32,6 +32,7 @@ from torch import nn
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.oklab import DELTA_E_SCALE, unit_rgb_to_oklab
 from heroportraits.errors import HeroError
+from heroportraits.models.colour_quantise import cluster_colours
 from heroportraits.models.conditioning import AttributeEmbedding
 from heroportraits.training.config import ModelConfig
 
@@ -41,12 +42,24 @@ class PaletteConfigError(HeroError):
 
 
 class RGBOutput(nn.Module):
-    """The plain output: 3 channels squashed to [-1, 1]. No parameters (old checkpoints load)."""
+    """The plain output: 3 channels squashed to [-1, 1]. No parameters (old checkpoints load).
+    In eval mode, with `colours` > 0 (model.rgb_colours), each portrait is quantised to that many
+    colours of its own (models/colour_quantise.py)."""
 
     channels = 3
 
+    def __init__(self, colours: int = 0, merge: float = 0.0):
+        super().__init__()
+        self.colours, self.merge = int(colours), float(merge)
+
     def forward(self, h: torch.Tensor, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(h)
+        image = torch.tanh(h)
+        if self.colours <= 0 or self.training:
+            return image
+        colours, index = cluster_colours(image, self.colours)
+        if self.merge > 0:
+            colours = merge_close_colours(colours, index, self.merge)
+        return pick_colours(index, colours).to(image.dtype)
 
 
 class PaletteOutput(nn.Module):
@@ -141,7 +154,9 @@ def merge_close_colours(colours: torch.Tensor, index: torch.Tensor, delta_e: flo
 
 def image_output(cfg: ModelConfig, vocab: Vocabulary, palette: torch.Tensor | None = None) -> nn.Module:
     """The output layer `model.output` names; its `channels` is what G's last conv must produce."""
-    return PaletteOutput(cfg, vocab, palette) if cfg.output == "palette" else RGBOutput()
+    if cfg.output == "palette":
+        return PaletteOutput(cfg, vocab, palette)
+    return RGBOutput(cfg.rgb_colours, cfg.palette_merge)
 
 
 def palette_tau(step: int, total: int, start: float, end: float, schedule: str = "exp") -> float:
@@ -165,8 +180,33 @@ def set_tau(module: nn.Module, tau: float) -> None:
 
 
 def set_palette_merge(module: nn.Module, delta_e: float) -> int:
-    """Sample `module` with slots merged under `delta_e` (0 = off); returns how many palette outputs took it."""
-    layers = palette_outputs(module)
+    """Sample `module` with palette colours merged under `delta_e` (0 = off); returns how many output layers
+    took it: palette outputs, and RGB outputs whose samples are quantised (model.rgb_colours > 0)."""
+    layers = palette_outputs(module) + [out for out in rgb_outputs(module) if out.colours > 0]
     for out in layers:
         out.merge = float(delta_e)
     return len(layers)
+
+
+def rgb_outputs(module: nn.Module) -> list[RGBOutput]:
+    """Every RGB output layer inside a network (empty for palette models)."""
+    return [m for m in module.modules() if isinstance(m, RGBOutput)]
+
+
+def set_rgb_colours(module: nn.Module, colours: int) -> int:
+    """Sample `module`'s RGB output quantised to `colours` per portrait (0 = off); returns how many RGB
+    outputs took it (0 for palette models)."""
+    layers = rgb_outputs(module)
+    for out in layers:
+        out.colours = int(colours)
+    return len(layers)
+
+
+def colour_settings(cfg: ModelConfig) -> dict:
+    """The sampling-time colour switches a model draws with, for records (evaluations, exported files):
+    a palette model's merge; an RGB model's quantisation and merge when it quantises; nothing otherwise."""
+    if cfg.output == "palette":
+        return {"palette_merge": cfg.palette_merge}
+    if cfg.rgb_colours > 0:
+        return {"rgb_colours": cfg.rgb_colours, "palette_merge": cfg.palette_merge}
+    return {}

@@ -46,6 +46,8 @@ class ModelConfig:
     # mix of the colours), "straight" (argmax colour, gradient of the soft mix) or "gumbel" (Gumbel-softmax at tau)
     palette_merge: float = 0.0  # palette output, sampling only: a portrait's slots within this dE (100 x OKLab
     # distance) of a more used slot take its colour, so near-identical colours stop speckling; 0 = off
+    rgb_colours: int = 0  # RGB output, sampling only: each portrait's pixels clustered (k-means in OKLab) into at
+    # most this many colours of its own, each pixel drawn in its cluster's mean colour; 0 = off
     g_sle: bool = False  # skip-layer excitation in G (FastGAN, Liu 2021): each feature map of >= 16 px is gated
     # channel-wise by G's map at 1/4 its size
     d_recon: float = 0.0  # self-supervised D (FastGAN): weight of the L1 loss of small decoders that rebuild each
@@ -199,9 +201,12 @@ def _demo(cfg: Config) -> Config:
     """The demo recipe: D's classifier, and mode seeking at half weight, since the classifier already keeps
     each condition's portraits apart. On the demo body, 3 seeds against the classifier with mode seeking 1,
     6,000 steps: precision 0.445 -> 0.489, coverage 0.81 -> 0.86, joint accuracy 0.844 -> 0.862 (gender 0.87 ->
-    0.89), FD 4.8 -> 4.5 and recall 0.88 -> 0.89 within the seed spread (docs/pixelart.md 13)."""
+    0.89), FD 4.8 -> 4.5 and recall 0.88 -> 0.89 within the seed spread (docs/pixelart.md 13).
+    Samples are quantised to 32 colours a portrait, those within 7 dE merged: ~1,000 colours -> 20 (real 18),
+    sharp share 0.46 -> 0.81, for FD +0.4 and joint accuracy -0.03 (3 seeds, docs/pixelart.md 15)."""
     _classify(cfg)
     cfg.train.mode_seeking = 0.5
+    cfg.model.rgb_colours, cfg.model.palette_merge = 32, 7.0  # sampling only: training is unchanged
     return cfg
 
 
@@ -271,7 +276,10 @@ class Preset:
 
 
 _SN_PROJ_MS = "DCGAN + spectral-norm projection D + conditional BN in G + mode seeking"
-_SN_PROJ_MS_AC = "dcgan_sn_proj_ms + D's auxiliary classifier (AC-GAN, weight 2), mode seeking halved"
+_SN_PROJ_MS_AC = (
+    "dcgan_sn_proj_ms + D's auxiliary classifier (AC-GAN, weight 2), mode seeking halved, samples quantised to "
+    "32 colours a portrait"
+)
 _SN_PROJ = "residual G and D, spectral-norm projection D, conditional BN in G"
 _FULL = "resnet_sn_proj + R1, TTUR, EMA ramp-up, DiffAugment, instance noise"
 _PALETTE = (
@@ -360,6 +368,7 @@ RANGES: dict[str, Range] = {
     "model.d_recon": AT_LEAST_0,
     "model.d_classify": AT_LEAST_0,
     "model.palette_merge": AT_LEAST_0,
+    "model.rgb_colours": AT_LEAST_0,
     **{f"train.{f}": POSITIVE for f in ("tau_start", "tau_end")},
     "train.tau_steps": AT_LEAST_0,
     **{f"train.{f}": AT_LEAST_1 for f in ("steps", "batch_size", "n_dis", "r1_every", "ada_interval")},
@@ -496,6 +505,22 @@ def check_choices(section_cfg: ModelConfig | TrainConfig) -> None:
             check_choice(key, getattr(section_cfg, key.partition(".")[2]))
 
 
+def check_colour_settings(m: ModelConfig) -> None:
+    """The sampling-time colour switches need a palette to act on: G's own (model.output=palette) or one
+    found per portrait from an RGB sample (model.rgb_colours)."""
+    if m.rgb_colours == 1 or (m.rgb_colours > 1 and m.output == "palette"):
+        why = "one colour draws nothing" if m.rgb_colours == 1 else "palette models already draw palette_k colours"
+        raise ConfigError(
+            f"model.rgb_colours={m.rgb_colours} quantises RGB samples to a few colours ({why}): use >= 2 with "
+            "model.output=rgb, or 0 (off: --set model.rgb_colours=0)"
+        )
+    if m.palette_merge > 0 and m.output != "palette" and m.rgb_colours == 0:
+        raise ConfigError(
+            f"model.palette_merge={m.palette_merge:g} merges palette colours, so it needs model.output=palette "
+            "or an RGB model's samples quantised (model.rgb_colours > 0) (or set model.palette_merge=0)"
+        )
+
+
 def validate_config(cfg: Config) -> Config:
     """Reject values the code cannot run, naming the field and the allowed values."""
     from heroportraits.training.augment import AugmentError, parse_policy  # the op names live with the ops
@@ -513,11 +538,7 @@ def validate_config(cfg: Config) -> Config:
             "train.ada_target > 0 tunes the DiffAugment probability, so it needs train.augment "
             "(e.g. --set train.augment=color,translation,cutout)"
         )
-    if cfg.model.palette_merge > 0 and cfg.model.output != "palette":
-        raise ConfigError(
-            f"model.palette_merge={cfg.model.palette_merge:g} merges palette slots, so it needs model.output=palette "
-            "(or set model.palette_merge=0)"
-        )
+    check_colour_settings(cfg.model)
     if cfg.model.d_classify > 0 and cfg.model.d_cond != "projection":
         raise ConfigError(
             f"model.d_classify={cfg.model.d_classify:g} needs model.d_cond=projection: with d_cond="

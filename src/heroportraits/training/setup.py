@@ -214,6 +214,7 @@ RESUME_FREE = {
     "train.compile",
     "train.channels_last",
     "model.palette_merge",  # sampling only: training never merges
+    "model.rgb_colours",  # sampling only: training never quantises
 }
 # Optimiser settings a resumed run may change, with a notice: applied to the restored optimisers.
 RESUME_OPTIMISER = {
