@@ -32,7 +32,6 @@ from heroportraits.errors import HeroError
 from heroportraits.models import upscale_to_output
 from heroportraits.models.palette_output import colour_settings
 from heroportraits.sample import Sampler
-from heroportraits.training.checkpoint import resolve_checkpoint_path
 
 FORMATS = ("onnx", "torchscript")
 METADATA_KEY = "heroportraits"  # ONNX metadata_props key / TorchScript extra file "heroportraits.json"
@@ -157,8 +156,7 @@ def export_generator(
     `rgb_colours` override the checkpoint's model.palette_merge / model.rgb_colours (None = the checkpoint's)."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {list(FORMATS)}")
-    path = resolve_checkpoint_path(checkpoint)
-    sampler = Sampler.from_checkpoint(path, palette_merge=palette_merge, rgb_colours=rgb_colours)
+    sampler = Sampler.from_checkpoint(checkpoint, palette_merge=palette_merge, rgb_colours=rgb_colours)
     graph = PortraitGraph(frozen_generator(sampler.G), sampler.resolution).eval()
     inputs = example_inputs(sampler, 2)  # batch 2: a traced batch of 1 could be specialised to a constant
     out = Path(out)

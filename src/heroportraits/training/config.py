@@ -44,8 +44,9 @@ class ModelConfig:
     # labels) or "dataset" (one palette clustered from the train pixels: `python -m heroportraits palette NAME --k K`)
     palette_mix: str = "soft"  # palette output, training only: the image D sees is "soft" (softmax(logits / tau)
     # mix of the colours), "straight" (argmax colour, gradient of the soft mix) or "gumbel" (Gumbel-softmax at tau)
-    palette_merge: float = 0.0  # palette output, sampling only: a portrait's slots within this dE (100 x OKLab
-    # distance) of a more used slot take its colour, so near-identical colours stop speckling; 0 = off
+    palette_merge: float = 0.0  # palette output (or RGB output quantised by rgb_colours), sampling only: a
+    # portrait's colours within this dE (100 x OKLab distance) of a more used one take its colour, so
+    # near-identical colours stop speckling; 0 = off
     rgb_colours: int = 0  # RGB output, sampling only: each portrait's pixels clustered (k-means in OKLab) into at
     # most this many colours of its own, each pixel drawn in its cluster's mean colour; 0 = off
     g_sle: bool = False  # skip-layer excitation in G (FastGAN, Liu 2021): each feature map of >= 16 px is gated
