@@ -15,8 +15,8 @@ from heroportraits.data.dataset import read_labels_csv
 from heroportraits.data.images import tensor_to_uint8
 from heroportraits.data.oklab import delta_e
 from heroportraits.export import export_generator, read_metadata
-from heroportraits.models import build_models
-from heroportraits.models.colour_quantise import cluster_colours, farthest_first
+from heroportraits.models import build_models, colour_quantise
+from heroportraits.models.colour_quantise import cluster_colours, farthest_first, nearest_centre
 from heroportraits.models.palette_output import set_palette_merge, set_rgb_colours
 from heroportraits.training.config import ConfigError, ModelConfig, resolve_config
 
@@ -52,6 +52,23 @@ def test_farthest_first_starts_from_distinct_colours():
     points = images.flatten(2).transpose(1, 2)
     start = farthest_first(points, len(KNOWN))
     assert all(len({tuple(c) for c in s.tolist()}) == len(KNOWN) for s in start)
+
+
+def test_nearest_centre_is_the_brute_force_nearest():
+    # the matrix-product distances pick the centre the plain (x - c)^2 sums pick
+    g = torch.Generator().manual_seed(0)
+    points, centres = torch.rand(4, 300, 3, generator=g), torch.rand(4, 9, 3, generator=g)
+    brute = ((points[:, :, None] - centres[:, None]) ** 2).sum(-1).argmin(-1)
+    assert torch.equal(nearest_centre(points, centres), brute)
+
+
+def test_a_large_batch_is_clustered_in_chunks_as_each_portrait_alone(monkeypatch):
+    monkeypatch.setattr(colour_quantise, "CHUNK", 2)
+    images, _ = noisy_portraits(n=5, noise=20.0)
+    colours, index = cluster_colours(images, k=4)  # chunks of 2, 2 and 1
+    for n in range(5):
+        alone = cluster_colours(images[n : n + 1], k=4)
+        assert torch.equal(alone[1], index[n : n + 1]) and torch.equal(alone[0], colours[n : n + 1])
 
 
 def test_quantised_rgb_model_draws_at_most_k_colours_and_only_when_sampling():

@@ -22,20 +22,32 @@ import torch
 from heroportraits.data.oklab import unit_rgb_to_oklab
 
 LLOYD_STEPS = 10  # k-means iterations after the farthest-first start
+CHUNK = 64  # portraits clustered at once: their (N, P, K) distance scores stay in cache (~1.5x faster than 256)
+
+
+def nearest_centre(points: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """Each point's nearest centre: points (N, P, 3), centres (N, K, 3) -> (N, P) indices. The squared
+    distance |x - c|^2 = |x|^2 - 2 x.c + |c|^2 less |x|^2 (the same for every centre of a point) is one
+    batched matrix product; the (N, P, K, 3) differences it avoids made sampling ~5 times slower."""
+    scores = torch.baddbmm((centres * centres).sum(-1)[:, None, :], points, centres.transpose(1, 2), alpha=-2.0)
+    return scores.argmin(-1)
 
 
 def farthest_first(points: torch.Tensor, k: int) -> torch.Tensor:
     """k start centres per portrait: the pixel nearest the mean colour, then each time the pixel
     furthest from every centre chosen so far. points (N, P, 3) -> centres (N, k, 3)."""
-    n, p, _ = points.shape
-    rows = torch.arange(n, device=points.device)
-    first = ((points - points.mean(1, keepdim=True)) ** 2).sum(-1).argmin(1)  # (N,)
-    centres = [points[rows, first]]
-    nearest = ((points - centres[0][:, None]) ** 2).sum(-1)  # (N, P) squared distance to the closest centre
+    planes = points.permute(2, 0, 1).contiguous()  # (3, N, P): one colour channel per plane, for fast sums
+
+    def squared_distances(centre: torch.Tensor) -> torch.Tensor:  # (N, 3) -> (N, P)
+        d = planes - centre.T[:, :, None]
+        return d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+
+    rows = torch.arange(points.shape[0], device=points.device)
+    centres = [points[rows, squared_distances(points.mean(1)).argmin(1)]]
+    nearest = squared_distances(centres[0])  # (N, P) to the closest centre so far
     for _ in range(k - 1):
-        pick = nearest.argmax(1)
-        centres.append(points[rows, pick])
-        nearest = torch.minimum(nearest, ((points - centres[-1][:, None]) ** 2).sum(-1))
+        centres.append(points[rows, nearest.argmax(1)])
+        nearest = torch.minimum(nearest, squared_distances(centres[-1]))
     return torch.stack(centres, dim=1)
 
 
@@ -43,15 +55,26 @@ def cluster_colours(images: torch.Tensor, k: int, steps: int = LLOYD_STEPS) -> t
     """Each portrait's own palette of at most k colours: images (N, 3, H, W) in [-1, 1] -> colours
     (N, k, 3) in [-1, 1] (each cluster's mean colour in RGB) and index (N, H, W) (each pixel's cluster),
     from k-means on the pixels' OKLab colours."""
+    exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()  # a traced graph has one batch, any size
+    if not exporting and images.shape[0] > CHUNK:
+        parts = [cluster_colours(part, k, steps) for part in images.split(CHUNK)]
+        return torch.cat([colours for colours, _ in parts]), torch.cat([index for _, index in parts])
     n, _, h, w = images.shape
-    rgb = images.float().flatten(2).transpose(1, 2)  # (N, P, 3)
+    rgb = images.float().flatten(2).transpose(1, 2).contiguous()  # (N, P, 3)
     lab = unit_rgb_to_oklab((rgb + 1.0) / 2.0)
     centres = farthest_first(lab, k)
-    slots = torch.arange(k, device=images.device)
+    ones = torch.ones_like(lab[..., :1])
     for _ in range(steps + 1):  # the last pass only assigns
-        assign = ((lab[:, :, None] - centres[:, None]) ** 2).sum(-1).argmin(-1)  # (N, P)
-        members = (assign[..., None] == slots).to(lab.dtype)  # (N, P, k)
-        counts = members.sum(1)[..., None]  # (N, k, 1)
-        centres = torch.where(counts > 0, members.transpose(1, 2) @ lab / counts.clamp_min(1.0), centres)
-    colours = members.transpose(1, 2) @ rgb / counts.clamp_min(1.0)  # (N, k, 3)
+        assign = nearest_centre(lab, centres)  # (N, P)
+        counts = cluster_sums(assign, ones, k)  # (N, k, 1)
+        centres = torch.where(counts > 0, cluster_sums(assign, lab, k) / counts.clamp_min(1.0), centres)
+    colours = cluster_sums(assign, rgb, k) / counts.clamp_min(1.0)  # (N, k, 3)
     return colours, assign.reshape(n, h, w)
+
+
+def cluster_sums(assign: torch.Tensor, values: torch.Tensor, k: int) -> torch.Tensor:
+    """values (N, P, C) summed over the pixels that `assign` (N, P) puts in each of k clusters -> (N, k, C)."""
+    index = assign[..., None].expand(-1, -1, values.shape[-1])
+    return torch.zeros(values.shape[0], k, values.shape[-1], dtype=values.dtype, device=values.device).scatter_add_(
+        1, index, values
+    )
