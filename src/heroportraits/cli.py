@@ -113,6 +113,17 @@ def add_palette_merge(p) -> None:
     )
 
 
+def add_best_of(p) -> None:
+    """--best-of R, for the verbs that draw portraits from a checkpoint (sample, evaluate)."""
+    p.add_argument(
+        "--best-of",
+        type=int,
+        metavar="R",
+        help="draw R candidates for each portrait and keep the one D's classifier reads most surely as the asked "
+        "attributes (models trained with model.d_classify; about R + 1 times the sampling time); default 1 (off)",
+    )
+
+
 def add_rgb_colours(p) -> None:
     """--rgb-colours K, for the verbs that draw from a checkpoint (sample, evaluate, export)."""
     p.add_argument(

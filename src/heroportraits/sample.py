@@ -22,6 +22,7 @@ import torch
 
 from heroportraits.cli import (
     add_assignments,
+    add_best_of,
     add_count,
     add_device,
     add_palette_merge,
@@ -34,10 +35,11 @@ from heroportraits.data.dataset import write_labels_csv
 from heroportraits.data.images import make_grid, save_png, tensor_to_uint8
 from heroportraits.drawing import grid_layout, save_grid_figure
 from heroportraits.errors import HeroError
-from heroportraits.models import build_generator, conditioning_vocab, upscale_to_output
+from heroportraits.models import build_generator, build_models, conditioning_vocab, upscale_to_output
 from heroportraits.models.palette_output import set_palette_merge, set_rgb_colours
 from heroportraits.paths import output_folder
 from heroportraits.progress import progress_bar
+from heroportraits.selection import best_noise
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint, resolve_checkpoint_path
 from heroportraits.training.config import Config
 
@@ -52,7 +54,14 @@ class Sampler:
     (only meaningful for models trained with attribute dropout, and their default).
     """
 
-    def __init__(self, state: dict, device="cpu", palette_merge: float | None = None, rgb_colours: int | None = None):
+    def __init__(
+        self,
+        state: dict,
+        device="cpu",
+        palette_merge: float | None = None,
+        rgb_colours: int | None = None,
+        best_of: int | None = None,
+    ):
         self.device = torch.device(device)
         self.config = Config.from_dict(state["config"])
         self.vocab = Vocabulary.from_json(state["vocab"])
@@ -73,6 +82,9 @@ class Sampler:
             self.set_rgb_colours(rgb_colours)
         if palette_merge is not None:
             self.set_palette_merge(palette_merge)
+        self._state, self.D, self.best_of = state, None, 1  # D is built only for best-of sampling
+        if best_of is not None:
+            self.set_best_of(best_of)
         self._mix_rows = torch.tensor(ds["label_mix"]["rows"], dtype=torch.long)  # (M, A) full-vocab indices
         self._mix_p = torch.tensor(ds["label_mix"]["counts"], dtype=torch.float)
         self.attr_dropout = float(self.config.train.attr_dropout)
@@ -80,12 +92,36 @@ class Sampler:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device="cpu", palette_merge: float | None = None, rgb_colours: int | None = None
+        cls,
+        path: str | Path,
+        device="cpu",
+        palette_merge: float | None = None,
+        rgb_colours: int | None = None,
+        best_of: int | None = None,
     ) -> Sampler:
         path = resolve_checkpoint_path(path)
         state = load_checkpoint(path, map_location="cpu")
         with foreign_weights(path):
-            return cls(state, device, palette_merge, rgb_colours)
+            return cls(state, device, palette_merge, rgb_colours, best_of)
+
+    def set_best_of(self, candidates: int) -> None:
+        """Draw `candidates` portraits for each one asked and keep the one D's classifier reads most surely as
+        its conditions (1 = off; selection.py). Needs a D with the auxiliary classifier (model.d_classify)."""
+        if candidates < 1:
+            raise SampleError(f"best of {candidates}: at least 1 candidate a portrait (1 = off)")
+        if candidates > 1 and self.D is None:
+            if self.config.model.d_classify <= 0:
+                raise SampleError(
+                    f"best of {candidates}: this model's D has no classifier to rank candidates "
+                    "(model.d_classify=0); leave --best-of out"
+                )
+            if "D" not in self._state:
+                raise SampleError(f"best of {candidates}: this checkpoint holds no D to rank candidates")
+            with torch.random.fork_rng(devices=[]):  # as for G: building D leaves the caller's random streams
+                _, D = build_models(self.config.model, self.vocab, int(self._state["dataset"]["network_resolution"]))
+            D.load_state_dict(self._state["D"])
+            self.D = D.to(self.device).eval()
+        self.best_of = int(candidates)
 
     def set_rgb_colours(self, colours: int) -> None:
         """Quantise each RGB portrait to at most `colours` of its own (0 = off; models/colour_quantise.py)."""
@@ -178,7 +214,12 @@ class Sampler:
     def generate_from_labels(self, labels: torch.Tensor, seed: int = 0, batch_size: int = 256) -> np.ndarray:
         """(N, A) full-vocab label indices -> (N, 64, 64, 3) uint8 images."""
         cols = [self.vocab.names.index(n) for n in self.cvocab.names]
-        return self.render(self.noise(len(labels), seed), labels[:, cols], batch_size)
+        labels = labels[:, cols]
+        if self.best_of == 1:
+            return self.render(self.noise(len(labels), seed), labels, batch_size)
+        candidates = self.noise(len(labels) * self.best_of, seed).view(self.best_of, len(labels), -1)
+        z = best_noise(self.G, self.D, candidates.to(self.device), labels.to(self.device), batch_size)
+        return self.render(z, labels, batch_size)
 
     def generate(
         self,
@@ -326,13 +367,14 @@ def add_cli(sub) -> None:
     p.add_argument("--frames", type=int, default=8, help="frames per walk segment, ends included (default 8)")
     add_rgb_colours(p)
     add_palette_merge(p)
+    add_best_of(p)
     add_seed(p, "noise and condition seed")
     add_device(p)
 
 
 def _run_cli(args: argparse.Namespace) -> None:
     sampler = Sampler.from_checkpoint(
-        resolve_checkpoint_path(args.checkpoint), args.device, args.palette_merge, args.rgb_colours
+        resolve_checkpoint_path(args.checkpoint), args.device, args.palette_merge, args.rgb_colours, args.best_of
     )
     conditions = parse_assignments(args.conditions)
     if args.interpolate:

@@ -20,7 +20,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from heroportraits.cli import add_count, add_device, add_palette_merge, add_rgb_colours, add_seed, add_verb
+from heroportraits.cli import (
+    add_best_of,
+    add_count,
+    add_device,
+    add_palette_merge,
+    add_rgb_colours,
+    add_seed,
+    add_verb,
+)
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import load_dataset, read_labels_csv, read_meta
 from heroportraits.data.images import load_image, to_resolution
@@ -568,6 +576,7 @@ def evaluate_checkpoint(
     progress: bool = True,
     palette_merge: float | None = None,
     rgb_colours: int | None = None,
+    best_of: int | None = None,
 ) -> Evaluation:
     """Draw n portraits from a checkpoint's EMA generator and score them (the `evaluate` verb).
 
@@ -576,21 +585,21 @@ def evaluate_checkpoint(
     `<stem>.eval.json` and `<stem>.nn.png` (closest pairs) next to the checkpoint (a file
     that cannot be written is named in a warning; the returned scores are complete).
     `palette_merge` and `rgb_colours` override the model's model.palette_merge / model.rgb_colours
-    (None = the model's own).
+    (None = the model's own); `best_of` > 1 keeps the best of that many candidates a portrait (selection.py).
     """
     from heroportraits.models.palette_output import colour_settings
     from heroportraits.sample import Sampler
     from heroportraits.training.checkpoint import resolve_checkpoint_path
 
     ckpt = resolve_checkpoint_path(checkpoint)
-    sampler = Sampler.from_checkpoint(ckpt, device=device, palette_merge=palette_merge, rgb_colours=rgb_colours)
+    sampler = Sampler.from_checkpoint(ckpt, device, palette_merge, rgb_colours, best_of)
     dataset = dataset or sampler.dataset_name
     seconds = _ready_judge(dataset, retrain_judge, progress)
     t = time.time()
     images, rows = sampler.generate(n, seed=seed, open_attributes="mix")
     seconds["generate"] = round(time.time() - t, 2)
     source = {"checkpoint": str(ckpt), "step": sampler.step}
-    source.update(colour_settings(sampler.config.model))  # what the scores were drawn with
+    source.update(colour_settings(sampler.config.model), best_of=sampler.best_of)  # what the scores were drawn with
     ev = _score(images, rows, dataset, source, n_subsets, seed, with_floor, seconds, progress)
     for problem in write_evaluation(ev, *checkpoint_outputs(ckpt)) if write else []:
         print(f"warning: could not write {problem}")
@@ -620,13 +629,19 @@ def add_cli(sub) -> None:
     p.add_argument("--retrain-judge", action="store_true", help="retrain the judge even if a valid cache exists")
     add_rgb_colours(p)
     add_palette_merge(p)
+    add_best_of(p)
     add_device(p)
 
 
 def _run_cli(args: argparse.Namespace) -> None:
     if bool(args.checkpoint) == bool(args.images):
         raise EvaluationError("give either a CHECKPOINT or --images DIR (not both)")
-    for flag, value in (("--palette-merge", args.palette_merge), ("--rgb-colours", args.rgb_colours)):
+    draw_flags = (
+        ("--palette-merge", args.palette_merge),
+        ("--rgb-colours", args.rgb_colours),
+        ("--best-of", args.best_of),
+    )
+    for flag, value in draw_flags:
         if args.images and value is not None:
             raise EvaluationError(f"{flag} changes how a checkpoint draws; a folder of --images is scored as it is")
     if args.images:
@@ -652,6 +667,7 @@ def _run_cli(args: argparse.Namespace) -> None:
             retrain_judge=args.retrain_judge,
             palette_merge=args.palette_merge,
             rgb_colours=args.rgb_colours,
+            best_of=args.best_of,
         )
         outputs = checkpoint_outputs(Path(ev.results["checkpoint"]))
     # The table first: a folder that cannot be written must not cost the scores.

@@ -92,12 +92,24 @@ class ClassifierHead(nn.Module):
 
     def loss(self, phi: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         total, named = phi.new_zeros((), dtype=torch.float32), phi.new_zeros((), dtype=torch.float32)
-        for i, logits in enumerate(self.logits(phi)):
-            target = labels[:, i]
-            keep = target < logits.shape[1]  # not "unspecified"
-            ce = F.cross_entropy(logits, target.clamp(max=logits.shape[1] - 1), reduction="none")
+        for ce, keep in self._cross_entropies(phi, labels):
             total, named = total + (ce * keep).sum(), named + keep.sum()
         return total / named.clamp(min=1)
+
+    def log_likelihood(self, phi: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(N,) per sample: the log-probability the heads give its named attributes together (best-of
+        sampling ranks candidates by it, selection.py)."""
+        total = phi.new_zeros(phi.shape[0], dtype=torch.float32)
+        for ce, keep in self._cross_entropies(phi, labels):
+            total = total - ce * keep
+        return total
+
+    def _cross_entropies(self, phi: torch.Tensor, labels: torch.Tensor):
+        """Per attribute: each sample's cross-entropy (N,) and whether its label is named, not "unspecified"."""
+        for i, logits in enumerate(self.logits(phi)):
+            target = labels[:, i]
+            keep = target < logits.shape[1]
+            yield F.cross_entropy(logits, target.clamp(max=logits.shape[1] - 1), reduction="none"), keep
 
 
 def maybe_classifier(weight: float, features: int, vocab: Vocabulary) -> ClassifierHead | None:

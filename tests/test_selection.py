@@ -1,0 +1,82 @@
+"""Best-of-R sampling (selection.py, `--best-of R`): each kept portrait is the candidate D's classifier
+agrees with most, 1 candidate is plain sampling, quantisation applies to the kept portraits only, and a
+model without D's classifier is refused in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from heroportraits.cli import main as cli_main
+from heroportraits.data.attributes import Vocabulary
+from heroportraits.evaluation.evaluate import evaluate_checkpoint
+from heroportraits.models.layers import ClassifierHead
+from heroportraits.sample import SampleError, Sampler
+from heroportraits.selection import classifier_agreement
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
+
+CLASSIFIER = {"model.d_cond": "projection", "model.d_classify": 1.0}
+
+
+def test_log_likelihood_sums_the_named_attributes_and_matches_the_loss():
+    head = ClassifierHead(5, Vocabulary.from_json({"gender": ["a", "b"], "palette": ["x", "y", "z"]}))
+    phi = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([[0, 2], [1, 0], [2, 1], [0, 3]])  # gender 2 and palette 3 are "unspecified"
+    ll = head.log_likelihood(phi, labels)
+    g, p = (torch.log_softmax(lg, 1) for lg in head.logits(phi))
+    expected = torch.stack([g[0, 0] + p[0, 2], g[1, 1] + p[1, 0], p[2, 1], g[3, 0]])  # unspecified ones left out
+    assert torch.allclose(ll, expected)
+    assert torch.allclose(head.loss(phi, labels), -ll.sum() / 6)  # 6 named labels
+
+
+def test_best_of_keeps_the_candidate_the_classifier_agrees_with_most(smoke_checkpoint):
+    plain = Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER))
+    sampler = Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), best_of=3)
+    labels = plain.draw_conditions(8, seed=1)
+    images = sampler.generate_from_labels(labels, seed=1)
+    # by hand: 3 candidates a portrait from noise(24, 1), scored by D's classifier, the best rendered
+    cols = [plain.vocab.names.index(n) for n in plain.cvocab.names]
+    y = labels[:, cols]
+    candidates = plain.noise(24, 1).view(3, 8, -1)
+    with torch.no_grad():
+        scores = torch.stack([classifier_agreement(sampler.D, plain.G(z, y), y) for z in candidates])
+    best = scores.argmax(0)
+    assert (best > 0).any()  # the test means something only if some portrait keeps a later candidate
+    expected = plain.render(candidates[best, torch.arange(8)], y)
+    assert np.array_equal(images, expected)
+    assert np.array_equal(
+        Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), best_of=1).generate_from_labels(labels, seed=1),
+        plain.generate_from_labels(labels, seed=1),
+    )  # one candidate: plain sampling
+
+
+def test_best_of_quantises_the_kept_portraits(smoke_checkpoint):
+    sampler = Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), rgb_colours=5, best_of=2)
+    images, _ = sampler.generate(6, seed=2)
+    assert max(len(np.unique(im.reshape(-1, 3), axis=0)) for im in images) <= 5
+    assert all(out.colours == 5 for out in sampler.G.modules() if hasattr(out, "colours"))  # restored after
+
+
+def test_best_of_is_refused_without_a_classifier(smoke_checkpoint, tmp_path, capsys):
+    with pytest.raises(SampleError, match=r"best of 4: this model's D has no classifier .*model.d_classify=0"):
+        Sampler.from_checkpoint(smoke_checkpoint(), best_of=4)
+    with pytest.raises(SampleError, match="best of 0: at least 1 candidate"):
+        Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), best_of=0)
+    assert cli_main(["sample", str(smoke_checkpoint()), "--out", str(tmp_path / "s"), "--best-of", "2"]) == 2
+    assert "leave --best-of out" in capsys.readouterr().err
+    argv = ["evaluate", "--images", str(tmp_path), "--dataset", "toy", "--best-of", "2"]
+    assert cli_main(argv) == 2
+    assert "--best-of changes how a checkpoint draws" in capsys.readouterr().err
+
+
+def test_sample_and_evaluate_take_best_of(smoke_checkpoint, tmp_path, monkeypatch):
+    ckpt = smoke_checkpoint(**CLASSIFIER)
+    monkeypatch.setenv("HEROPORTRAITS_ROOT", str(ckpt.parents[3]))  # the smoke run's project, with its toy data
+    out = tmp_path / "b"
+    assert cli_main(["sample", str(ckpt), "--n", "4", "--out", str(out), "--best-of", "3"]) == 0
+    assert len(list(out.glob("*.png"))) == 4 and Image.open(next(out.glob("*.png"))).size == (64, 64)
+    ev = evaluate_checkpoint(ckpt, n=12, n_subsets=2, with_floor=False, write=False, progress=False, best_of=3)
+    assert ev.results["best_of"] == 3
