@@ -72,6 +72,13 @@ def test_best_of_is_refused_without_a_classifier(smoke_checkpoint, tmp_path, cap
     assert "--best-of changes how a checkpoint draws" in capsys.readouterr().err
 
 
+def test_the_config_sets_best_of_and_the_flag_overrides_it(smoke_checkpoint):
+    ckpt = smoke_checkpoint(**CLASSIFIER, **{"model.best_of": 3})
+    assert Sampler.from_checkpoint(ckpt).best_of == 3 and Sampler.from_checkpoint(ckpt).D is not None
+    plain = Sampler.from_checkpoint(ckpt, best_of=1)
+    assert plain.best_of == plain.config.model.best_of == 1 and plain.D is None
+
+
 def test_sample_and_evaluate_take_best_of(smoke_checkpoint, tmp_path, monkeypatch):
     ckpt = smoke_checkpoint(**CLASSIFIER)
     monkeypatch.setenv("HEROPORTRAITS_ROOT", str(ckpt.parents[3]))  # the smoke run's project, with its toy data

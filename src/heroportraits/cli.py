@@ -120,7 +120,8 @@ def add_best_of(p) -> None:
         type=int,
         metavar="R",
         help="draw R candidates for each portrait and keep the one D's classifier reads most surely as the asked "
-        "attributes (models trained with model.d_classify; about R + 1 times the sampling time); default 1 (off)",
+        "attributes (models trained with model.d_classify; ~R times the sampling time); 1 = off (default: the "
+        "model's model.best_of)",
     )
 
 

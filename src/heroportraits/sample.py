@@ -83,8 +83,7 @@ class Sampler:
         if palette_merge is not None:
             self.set_palette_merge(palette_merge)
         self._state, self.D, self.best_of = state, None, 1  # D is built only for best-of sampling
-        if best_of is not None:
-            self.set_best_of(best_of)
+        self.set_best_of(self.config.model.best_of if best_of is None else best_of)
         self._mix_rows = torch.tensor(ds["label_mix"]["rows"], dtype=torch.long)  # (M, A) full-vocab indices
         self._mix_p = torch.tensor(ds["label_mix"]["counts"], dtype=torch.float)
         self.attr_dropout = float(self.config.train.attr_dropout)
@@ -121,7 +120,7 @@ class Sampler:
                 _, D = build_models(self.config.model, self.vocab, int(self._state["dataset"]["network_resolution"]))
             D.load_state_dict(self._state["D"])
             self.D = D.to(self.device).eval()
-        self.best_of = int(candidates)
+        self.best_of = self.config.model.best_of = int(candidates)
 
     def set_rgb_colours(self, colours: int) -> None:
         """Quantise each RGB portrait to at most `colours` of its own (0 = off; models/colour_quantise.py)."""

@@ -17,12 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from heroportraits.errors import HeroError
 from heroportraits.models.palette_output import rgb_outputs
-
-
-class SelectionError(HeroError):
-    """Best-of sampling asked of a checkpoint that cannot rank candidates."""
 
 
 def classifier_agreement(D: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -44,23 +39,18 @@ def best_noise(
     """candidates (R, N, z_dim) noise, labels (N, A) -> (N, z_dim): for each portrait, the candidate whose
     image D's classifier agrees with most (the first on ties). G and D in eval mode; G's quantisation,
     if any, is off while the candidates are drawn."""
+
+    def agreement(z: torch.Tensor) -> torch.Tensor:  # (N, z_dim) -> (N,), in batches
+        parts = zip(z.split(batch_size), labels.split(batch_size))
+        return torch.cat([classifier_agreement(D, G(part, y), y) for part, y in parts])
+
     quantisers = [(out, out.colours) for out in rgb_outputs(G)]
-    scores = []
     try:
         for out, _ in quantisers:
             out.colours = 0
         with torch.no_grad():
-            for z in candidates:
-                scores.append(
-                    torch.cat(
-                        [
-                            classifier_agreement(D, G(z[i : i + batch_size], y), y)
-                            for i, y in zip(range(0, len(z), batch_size), labels.split(batch_size))
-                        ]
-                    )
-                )
+            best = torch.stack([agreement(z) for z in candidates]).argmax(0)  # (N,)
     finally:
         for out, colours in quantisers:
             out.colours = colours
-    best = torch.stack(scores).argmax(0)  # (N,)
     return candidates[best, torch.arange(candidates.shape[1])]
