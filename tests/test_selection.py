@@ -87,3 +87,13 @@ def test_sample_and_evaluate_take_best_of(smoke_checkpoint, tmp_path, monkeypatc
     assert len(list(out.glob("*.png"))) == 4 and Image.open(next(out.glob("*.png"))).size == (64, 64)
     ev = evaluate_checkpoint(ckpt, n=12, n_subsets=2, with_floor=False, write=False, progress=False, best_of=3)
     assert ev.results["best_of"] == 3
+
+
+def test_an_export_draws_each_noise_as_plain_sampling_does(smoke_checkpoint, tmp_path):
+    from heroportraits.export import example_inputs, export_generator, run_exported
+
+    ckpt = smoke_checkpoint(**CLASSIFIER, **{"model.best_of": 3})
+    out = export_generator(ckpt, tmp_path / "g.pt", "torchscript")  # G only: no D in the file to choose with
+    plain = Sampler.from_checkpoint(ckpt, best_of=1)
+    noise, labels = example_inputs(plain, 4, seed=5)
+    assert np.array_equal(run_exported(out, noise.numpy(), labels.numpy()), plain.render(noise, labels))

@@ -156,7 +156,8 @@ def export_generator(
     `rgb_colours` override the checkpoint's model.palette_merge / model.rgb_colours (None = the checkpoint's)."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {list(FORMATS)}")
-    sampler = Sampler.from_checkpoint(checkpoint, palette_merge=palette_merge, rgb_colours=rgb_colours)
+    # best_of=1: the file holds G only and draws the portrait of each noise (no D to choose among candidates)
+    sampler = Sampler.from_checkpoint(checkpoint, palette_merge=palette_merge, rgb_colours=rgb_colours, best_of=1)
     graph = PortraitGraph(frozen_generator(sampler.G), sampler.resolution).eval()
     inputs = example_inputs(sampler, 2)  # batch 2: a traced batch of 1 could be specialised to a constant
     out = Path(out)
