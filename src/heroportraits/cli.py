@@ -101,8 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def add_palette_merge(p) -> None:
-    """--palette-merge DE, for the verbs that draw from a checkpoint (sample, evaluate, export)."""
+def add_drawing_options(p, best_of: bool = True) -> None:
+    """How a checkpoint's portraits are drawn, for the verbs that draw them: --rgb-colours K, --palette-merge DE
+    and (sample, evaluate; not export, whose file holds G only) --best-of R. Each defaults to the model's own."""
+    p.add_argument(
+        "--rgb-colours",
+        type=int,
+        metavar="K",
+        help="RGB models: quantise each portrait to at most K colours of its own (k-means in OKLab), so it is "
+        "drawn in flat colours; 0 = off (default: the model's model.rgb_colours)",
+    )
     p.add_argument(
         "--palette-merge",
         type=float,
@@ -111,26 +119,12 @@ def add_palette_merge(p) -> None:
         "(100 x OKLab distance; e.g. 4.5) into the more used one, so near-identical colours stop speckling; "
         "0 = off (default: the model's model.palette_merge)",
     )
-
-
-def add_best_of(p) -> None:
-    """--best-of R, for the verbs that draw portraits from a checkpoint (sample, evaluate)."""
-    p.add_argument(
-        "--best-of",
-        type=int,
-        metavar="R",
-        help="draw R candidates for each portrait and keep the one D's classifier reads most surely as the asked "
-        "attributes (models trained with model.d_classify; ~R times the sampling time); 1 = off (default: the "
-        "model's model.best_of)",
-    )
-
-
-def add_rgb_colours(p) -> None:
-    """--rgb-colours K, for the verbs that draw from a checkpoint (sample, evaluate, export)."""
-    p.add_argument(
-        "--rgb-colours",
-        type=int,
-        metavar="K",
-        help="RGB models: quantise each portrait to at most K colours of its own (k-means in OKLab), so it is "
-        "drawn in flat colours; 0 = off (default: the model's model.rgb_colours)",
-    )
+    if best_of:
+        p.add_argument(
+            "--best-of",
+            type=int,
+            metavar="R",
+            help="draw R candidates for each portrait and keep the one D's classifier reads most surely as the "
+            "asked attributes (models trained with model.d_classify; ~R times the sampling time); 1 = off "
+            "(default: the model's model.best_of)",
+        )

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from heroportraits.cli import add_palette_merge, add_rgb_colours, add_verb
+from heroportraits.cli import add_drawing_options, add_verb
 from heroportraits.errors import HeroError
 from heroportraits.models import upscale_to_output
 from heroportraits.models.palette_output import colour_settings
@@ -206,8 +206,7 @@ def add_cli(sub) -> None:
     p.add_argument("checkpoint", help="checkpoint file, or run folder (uses its last.pt)")
     p.add_argument("--format", dest="fmt", choices=FORMATS, default="onnx", help="onnx (default) or torchscript")
     p.add_argument("--out", required=True, help="output file, e.g. hero.onnx or hero.pt")
-    add_rgb_colours(p)
-    add_palette_merge(p)
+    add_drawing_options(p, best_of=False)
 
 
 def _run_cli(args: argparse.Namespace) -> None:

@@ -22,11 +22,9 @@ import torch
 
 from heroportraits.cli import (
     add_assignments,
-    add_best_of,
     add_count,
     add_device,
-    add_palette_merge,
-    add_rgb_colours,
+    add_drawing_options,
     add_seed,
     add_verb,
 )
@@ -364,9 +362,7 @@ def add_cli(sub) -> None:
         "seeds under one condition, ATTR=A:B[:C...] (e.g. palette=warm:cool) walks an attribute at fixed noise",
     )
     p.add_argument("--frames", type=int, default=8, help="frames per walk segment, ends included (default 8)")
-    add_rgb_colours(p)
-    add_palette_merge(p)
-    add_best_of(p)
+    add_drawing_options(p)
     add_seed(p, "noise and condition seed")
     add_device(p)
 

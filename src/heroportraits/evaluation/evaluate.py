@@ -21,11 +21,9 @@ import numpy as np
 import pandas as pd
 
 from heroportraits.cli import (
-    add_best_of,
     add_count,
     add_device,
-    add_palette_merge,
-    add_rgb_colours,
+    add_drawing_options,
     add_seed,
     add_verb,
 )
@@ -627,9 +625,7 @@ def add_cli(sub) -> None:
     add_count(p, "--subsets", 100, "KID subsets")
     p.add_argument("--no-floor", action="store_true", help="skip the real TRAIN vs VAL floor")
     p.add_argument("--retrain-judge", action="store_true", help="retrain the judge even if a valid cache exists")
-    add_rgb_colours(p)
-    add_palette_merge(p)
-    add_best_of(p)
+    add_drawing_options(p)
     add_device(p)
 
 
