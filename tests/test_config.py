@@ -37,12 +37,13 @@ def test_aliases_are_the_presets_they_name():
     assert palette.train.tau_steps == 4000 and palette.train.steps == cpu.train.steps
     assert palette.model.palette_merge == 5.0 and palette.model.rgb_colours == 0  # samples merged (pixelart.md 10)
     assert (cpu.model.rgb_colours, cpu.model.palette_merge) == (32, 7.0)  # samples quantised (pixelart.md 15)
-    assert cpu.model.best_of == 4 and palette.model.best_of == 1  # best of 4 by D's classifier (pixelart.md 16)
+    assert cpu.model.best_of == palette.model.best_of == 1  # refinement, not best-of (pixelart.md 16-17) ...
+    assert (cpu.model.refine_steps, palette.model.refine_steps) == (5, 0)  # ... by D's classifier (pixelart.md 17)
     assert palette.model.d_classify == 2.0 and palette.train.r1_gamma == 1.0  # D's classifier (pixelart.md 11)
     assert cpu.model.d_classify == 2.0  # the demo has D's classifier (pixelart.md 11) ...
     base = get_preset("dcgan_sn_proj_ms")  # ... and the studies' base is the preset they measured, without it
     assert base.model.d_classify == 0.0 and base.model.rgb_colours == 0
-    assert replace(cpu.model, d_classify=0.0, rgb_colours=0, palette_merge=0.0, best_of=1) == base.model
+    assert replace(cpu.model, d_classify=0.0, rgb_colours=0, palette_merge=0.0, refine_steps=0) == base.model
     assert (cpu.train.mode_seeking, base.train.mode_seeking) == (0.5, 1.0)  # halved beside it (pixelart.md 13)
     assert replace(cpu.train, mode_seeking=1.0) == base.train
     with pytest.raises(ConfigError, match="aliases: cpu = dcgan_sn_proj_ms_ac"):
@@ -125,7 +126,14 @@ def test_values_are_parsed_by_their_declared_type():
         resolve_config("cpu", {"model.d_classify": -0.5})
     assert resolve_config("cpu", {"model.d_classify": 0.5}).model.d_classify == 0.5
     with pytest.raises(ConfigError, match="model.best_of=4 ranks candidates by D's auxiliary classifier, so it needs"):
+        resolve_config("cpu", {"model.d_classify": 0, "model.refine_steps": 0, "model.best_of": 4})
+    with pytest.raises(ConfigError, match="model.refine_steps=5 guides the noise by D's auxiliary classifier"):
         resolve_config("cpu", {"model.d_classify": 0})
+    for field in ("refine_steps", "refine_realness"):
+        with pytest.raises(ConfigError, match=f"model.{field}"):
+            resolve_config("cpu", {f"model.{field}": -1})
+    with pytest.raises(ConfigError, match="model.refine_rate"):
+        resolve_config("cpu", {"model.refine_rate": 0})
     with pytest.raises(ConfigError, match="model.best_of"):
         resolve_config("cpu", {"model.best_of": 0})
     with pytest.raises(ConfigError, match="model.z_dim=1.5: expects a whole number"):

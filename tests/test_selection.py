@@ -1,6 +1,8 @@
-"""Best-of-R sampling (selection.py, `--best-of R`): each kept portrait is the candidate D's classifier
-agrees with most, 1 candidate is plain sampling, quantisation applies to the kept portraits only, and a
-model without D's classifier is refused in one line."""
+"""D-guided sampling (selection.py). Best of R (`--best-of R`): each kept portrait is the candidate D's
+classifier agrees with most, 1 candidate is plain sampling, quantisation applies to the kept portraits only.
+Refinement (`--refine T`): each step moves the noise up the guidance score by its set share of the noise's
+length, keeps the length, raises the score, and 0 steps is plain sampling. A model without D's classifier is
+refused in one line for both."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from heroportraits.data.attributes import Vocabulary
 from heroportraits.evaluation.evaluate import evaluate_checkpoint
 from heroportraits.models.layers import ClassifierHead
 from heroportraits.sample import SampleError, Sampler
-from heroportraits.selection import classifier_agreement
+from heroportraits.selection import classifier_agreement, guidance_score, refine_noise
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
@@ -92,8 +94,69 @@ def test_sample_and_evaluate_take_best_of(smoke_checkpoint, tmp_path, monkeypatc
 def test_an_export_draws_each_noise_as_plain_sampling_does(smoke_checkpoint, tmp_path):
     from heroportraits.export import example_inputs, export_generator, run_exported
 
-    ckpt = smoke_checkpoint(**CLASSIFIER, **{"model.best_of": 3})
-    out = export_generator(ckpt, tmp_path / "g.pt", "torchscript")  # G only: no D in the file to choose with
-    plain = Sampler.from_checkpoint(ckpt, best_of=1)
+    ckpt = smoke_checkpoint(**CLASSIFIER, **{"model.best_of": 3, "model.refine_steps": 2})
+    out = export_generator(ckpt, tmp_path / "g.pt", "torchscript")  # G only: no D in the file to guide it
+    plain = Sampler.from_checkpoint(ckpt, best_of=1, refine=0)
     noise, labels = example_inputs(plain, 4, seed=5)
     assert np.array_equal(run_exported(out, noise.numpy(), labels.numpy()), plain.render(noise, labels))
+
+
+def _guided(smoke_checkpoint, **kwargs) -> tuple[Sampler, torch.Tensor, torch.Tensor]:
+    sampler = Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), **kwargs)
+    labels = sampler.draw_conditions(32, seed=3)
+    return sampler, sampler.noise(32, 3), labels[:, [sampler.vocab.names.index(n) for n in sampler.cvocab.names]]
+
+
+def test_a_refinement_step_moves_the_noise_along_its_normalised_gradient(smoke_checkpoint):
+    sampler, z, y = _guided(smoke_checkpoint, refine=1)
+    G, D = sampler.G, sampler.D
+    stepped = refine_noise(G, D, z, y, steps=1, rate=0.1, realness=0.5)
+    # by hand: the gradient of log-likelihood + 0.5 x D's output, a step of 0.1 x |z| along it, rescaled to |z|
+    x = z.clone().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(guidance_score(D, G(x, y), y, 0.5).sum(), x)
+    moved = z + 0.1 * z.norm(dim=1, keepdim=True) * grad / grad.norm(dim=1, keepdim=True)
+    assert torch.allclose(stepped, moved * z.norm(dim=1, keepdim=True) / moved.norm(dim=1, keepdim=True), atol=1e-5)
+    assert torch.allclose(stepped.norm(dim=1), z.norm(dim=1), rtol=1e-5)  # the noise keeps its length
+    assert all(p.grad is None for p in [*G.parameters(), *D.parameters()])  # only the noise's gradient
+
+
+def test_refinement_raises_the_classifiers_agreement(smoke_checkpoint):
+    sampler, z, y = _guided(smoke_checkpoint, refine=1)
+    G, D = sampler.G, sampler.D
+    with torch.no_grad():
+        before = classifier_agreement(D, G(z, y), y)
+        after = classifier_agreement(D, G(refine_noise(G, D, z, y, steps=3, rate=0.02, realness=0.0), y), y)
+    assert (after > before).float().mean() > 0.9 and after.mean() > before.mean()
+
+
+def test_refined_sampling_draws_the_refined_noise_quantised(smoke_checkpoint):
+    sampler, _, _ = _guided(smoke_checkpoint, refine=2, rgb_colours=5)
+    labels = sampler.draw_conditions(6, seed=4)
+    y = labels[:, [sampler.vocab.names.index(n) for n in sampler.cvocab.names]]
+    m = sampler.config.model
+    z = refine_noise(sampler.G, sampler.D, sampler.noise(6, 4), y, 2, m.refine_rate, m.refine_realness)
+    images = sampler.generate_from_labels(labels, seed=4)
+    assert np.array_equal(images, sampler.render(z, y))
+    assert max(len(np.unique(im.reshape(-1, 3), axis=0)) for im in images) <= 5  # quantised after refining
+    plain = Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), rgb_colours=5, refine=0)
+    assert not np.array_equal(images, plain.generate_from_labels(labels, seed=4))
+    assert np.array_equal(plain.generate_from_labels(labels, seed=4), plain.render(sampler.noise(6, 4), y))
+
+
+def test_refine_is_refused_without_a_classifier_and_recorded(smoke_checkpoint, tmp_path, capsys, monkeypatch):
+    with pytest.raises(SampleError, match=r"refine 3: this model's D has no classifier to guide the noise"):
+        Sampler.from_checkpoint(smoke_checkpoint(), refine=3)
+    with pytest.raises(SampleError, match="refine -1: a number of steps >= 0"):
+        Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), refine=-1)
+    assert cli_main(["sample", str(smoke_checkpoint()), "--out", str(tmp_path / "s"), "--refine", "2"]) == 2
+    assert "leave --refine out" in capsys.readouterr().err
+    assert cli_main(["evaluate", "--images", str(tmp_path), "--dataset", "toy", "--refine", "2"]) == 2
+    assert "--refine changes how a checkpoint draws" in capsys.readouterr().err
+    ckpt = smoke_checkpoint(**CLASSIFIER, **{"model.refine_steps": 2})
+    assert Sampler.from_checkpoint(ckpt).refine == 2 and Sampler.from_checkpoint(ckpt, refine=0).D is None
+    monkeypatch.setenv("HEROPORTRAITS_ROOT", str(ckpt.parents[3]))
+    ev = evaluate_checkpoint(ckpt, n=12, n_subsets=2, with_floor=False, write=False, progress=False)
+    assert (ev.results["refine_steps"], ev.results["refine_rate"], ev.results["best_of"]) == (2, 0.05, 1)
+    assert cli_main(["sample", str(ckpt), "--n", "3", "--out", str(tmp_path / "r"), "--refine", "1"]) == 0
+    assert len(list((tmp_path / "r").glob("*.png"))) == 3

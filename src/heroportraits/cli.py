@@ -101,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def add_drawing_options(p, best_of: bool = True) -> None:
+def add_drawing_options(p, guided: bool = True) -> None:
     """How a checkpoint's portraits are drawn, for the verbs that draw them: --rgb-colours K, --palette-merge DE
-    and (sample, evaluate; not export, whose file holds G only) --best-of R. Each defaults to the model's own."""
+    and, D-guided (sample, evaluate; not export, whose file holds G only), --best-of R and --refine T. Each
+    defaults to the model's own."""
     p.add_argument(
         "--rgb-colours",
         type=int,
@@ -119,7 +120,7 @@ def add_drawing_options(p, best_of: bool = True) -> None:
         "(100 x OKLab distance; e.g. 4.5) into the more used one, so near-identical colours stop speckling; "
         "0 = off (default: the model's model.palette_merge)",
     )
-    if best_of:
+    if guided:
         p.add_argument(
             "--best-of",
             type=int,
@@ -127,4 +128,12 @@ def add_drawing_options(p, best_of: bool = True) -> None:
             help="draw R candidates for each portrait and keep the one D's classifier reads most surely as the "
             "asked attributes (models trained with model.d_classify; ~R times the sampling time); 1 = off "
             "(default: the model's model.best_of)",
+        )
+        p.add_argument(
+            "--refine",
+            type=int,
+            metavar="T",
+            help="move each portrait's noise T small steps towards a portrait D's classifier reads more surely as "
+            "the asked attributes (models trained with model.d_classify; ~3T times the sampling time); 0 = off "
+            "(default: the model's model.refine_steps)",
         )

@@ -156,8 +156,10 @@ def export_generator(
     `rgb_colours` override the checkpoint's model.palette_merge / model.rgb_colours (None = the checkpoint's)."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {list(FORMATS)}")
-    # best_of=1: the file holds G only and draws the portrait of each noise (no D to choose among candidates)
-    sampler = Sampler.from_checkpoint(checkpoint, palette_merge=palette_merge, rgb_colours=rgb_colours, best_of=1)
+    # best_of=1, refine=0: the file holds G only and draws the portrait of each noise (no D to guide it)
+    sampler = Sampler.from_checkpoint(
+        checkpoint, palette_merge=palette_merge, rgb_colours=rgb_colours, best_of=1, refine=0
+    )
     graph = PortraitGraph(frozen_generator(sampler.G), sampler.resolution).eval()
     inputs = example_inputs(sampler, 2)  # batch 2: a traced batch of 1 could be specialised to a constant
     out = Path(out)
@@ -206,7 +208,7 @@ def add_cli(sub) -> None:
     p.add_argument("checkpoint", help="checkpoint file, or run folder (uses its last.pt)")
     p.add_argument("--format", dest="fmt", choices=FORMATS, default="onnx", help="onnx (default) or torchscript")
     p.add_argument("--out", required=True, help="output file, e.g. hero.onnx or hero.pt")
-    add_drawing_options(p, best_of=False)
+    add_drawing_options(p, guided=False)
 
 
 def _run_cli(args: argparse.Namespace) -> None:

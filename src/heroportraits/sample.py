@@ -37,7 +37,7 @@ from heroportraits.models import build_generator, build_models, conditioning_voc
 from heroportraits.models.palette_output import set_palette_merge, set_rgb_colours
 from heroportraits.paths import output_folder
 from heroportraits.progress import progress_bar
-from heroportraits.selection import best_noise
+from heroportraits.selection import best_noise, refine_noise
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint, resolve_checkpoint_path
 from heroportraits.training.config import Config
 
@@ -59,6 +59,7 @@ class Sampler:
         palette_merge: float | None = None,
         rgb_colours: int | None = None,
         best_of: int | None = None,
+        refine: int | None = None,
     ):
         self.device = torch.device(device)
         self.config = Config.from_dict(state["config"])
@@ -80,8 +81,10 @@ class Sampler:
             self.set_rgb_colours(rgb_colours)
         if palette_merge is not None:
             self.set_palette_merge(palette_merge)
-        self._state, self.D, self.best_of = state, None, 1  # D is built only for best-of sampling
+        # D is built only for D-guided sampling (selection.py): best of R, refinement
+        self._state, self.D, self.best_of, self.refine = state, None, 1, 0
         self.set_best_of(self.config.model.best_of if best_of is None else best_of)
+        self.set_refine(self.config.model.refine_steps if refine is None else refine)
         self._mix_rows = torch.tensor(ds["label_mix"]["rows"], dtype=torch.long)  # (M, A) full-vocab indices
         self._mix_p = torch.tensor(ds["label_mix"]["counts"], dtype=torch.float)
         self.attr_dropout = float(self.config.train.attr_dropout)
@@ -95,30 +98,55 @@ class Sampler:
         palette_merge: float | None = None,
         rgb_colours: int | None = None,
         best_of: int | None = None,
+        refine: int | None = None,
     ) -> Sampler:
         path = resolve_checkpoint_path(path)
         state = load_checkpoint(path, map_location="cpu")
         with foreign_weights(path):
-            return cls(state, device, palette_merge, rgb_colours, best_of)
+            return cls(state, device, palette_merge, rgb_colours, best_of, refine)
 
     def set_best_of(self, candidates: int) -> None:
         """Draw `candidates` portraits for each one asked and keep the one D's classifier reads most surely as
         its conditions (1 = off; selection.py). Needs a D with the auxiliary classifier (model.d_classify)."""
         if candidates < 1:
             raise SampleError(f"best of {candidates}: at least 1 candidate a portrait (1 = off)")
-        if candidates > 1 and self.D is None:
-            if self.config.model.d_classify <= 0:
-                raise SampleError(
-                    f"best of {candidates}: this model's D has no classifier to rank candidates "
-                    "(model.d_classify=0); leave --best-of out"
-                )
-            if "D" not in self._state:
-                raise SampleError(f"best of {candidates}: this checkpoint holds no D to rank candidates")
-            with torch.random.fork_rng(devices=[]):  # as for G: building D leaves the caller's random streams
-                _, D = build_models(self.config.model, self.vocab, int(self._state["dataset"]["network_resolution"]))
-            D.load_state_dict(self._state["D"])
-            self.D = D.to(self.device).eval()
+        if candidates > 1:
+            self._build_discriminator(f"best of {candidates}", "rank candidates", "--best-of")
         self.best_of = self.config.model.best_of = int(candidates)
+
+    def set_refine(self, steps: int) -> None:
+        """Move each portrait's noise `steps` steps up D's classifier's log-likelihood of its conditions (plus a
+        little of D's realness; model.refine_rate / model.refine_realness) before drawing it (0 = off;
+        selection.py). Needs a D with the auxiliary classifier (model.d_classify)."""
+        if steps < 0:
+            raise SampleError(f"refine {steps}: a number of steps >= 0 (0 = off)")
+        if steps > 0:
+            self._build_discriminator(f"refine {steps}", "guide the noise", "--refine")
+        self.refine = self.config.model.refine_steps = int(steps)
+
+    def guidance_settings(self) -> dict:
+        """How D guides this sampler's portraits, for records (evaluations): best of R, refinement steps and,
+        when it refines, its rate and realness weight."""
+        m = self.config.model
+        settings = {"best_of": self.best_of, "refine_steps": self.refine}
+        if self.refine > 0:
+            settings.update(refine_rate=m.refine_rate, refine_realness=m.refine_realness)
+        return settings
+
+    def _build_discriminator(self, what: str, purpose: str, flag: str) -> None:
+        """D from the checkpoint, for D-guided sampling; refused in one line if it has no classifier."""
+        if self.D is not None:
+            return
+        if self.config.model.d_classify <= 0:
+            raise SampleError(
+                f"{what}: this model's D has no classifier to {purpose} (model.d_classify=0); leave {flag} out"
+            )
+        if "D" not in self._state:
+            raise SampleError(f"{what}: this checkpoint holds no D to {purpose}")
+        with torch.random.fork_rng(devices=[]):  # as for G: building D leaves the caller's random streams
+            _, D = build_models(self.config.model, self.vocab, int(self._state["dataset"]["network_resolution"]))
+        D.load_state_dict(self._state["D"])
+        self.D = D.to(self.device).eval()
 
     def set_rgb_colours(self, colours: int) -> None:
         """Quantise each RGB portrait to at most `colours` of its own (0 = off; models/colour_quantise.py)."""
@@ -213,9 +241,15 @@ class Sampler:
         cols = [self.vocab.names.index(n) for n in self.cvocab.names]
         labels = labels[:, cols]
         if self.best_of == 1:
-            return self.render(self.noise(len(labels), seed), labels, batch_size)
-        candidates = self.noise(len(labels) * self.best_of, seed).view(self.best_of, len(labels), -1)
-        z = best_noise(self.G, self.D, candidates.to(self.device), labels.to(self.device), batch_size)
+            z = self.noise(len(labels), seed).to(self.device)
+        else:
+            candidates = self.noise(len(labels) * self.best_of, seed).view(self.best_of, len(labels), -1)
+            z = best_noise(self.G, self.D, candidates.to(self.device), labels.to(self.device), batch_size)
+        if self.refine > 0:
+            m = self.config.model
+            z = refine_noise(
+                self.G, self.D, z, labels.to(self.device), self.refine, m.refine_rate, m.refine_realness, batch_size
+            )
         return self.render(z, labels, batch_size)
 
     def generate(
@@ -369,7 +403,12 @@ def add_cli(sub) -> None:
 
 def _run_cli(args: argparse.Namespace) -> None:
     sampler = Sampler.from_checkpoint(
-        resolve_checkpoint_path(args.checkpoint), args.device, args.palette_merge, args.rgb_colours, args.best_of
+        resolve_checkpoint_path(args.checkpoint),
+        args.device,
+        args.palette_merge,
+        args.rgb_colours,
+        args.best_of,
+        args.refine,
     )
     conditions = parse_assignments(args.conditions)
     if args.interpolate:

@@ -575,6 +575,7 @@ def evaluate_checkpoint(
     palette_merge: float | None = None,
     rgb_colours: int | None = None,
     best_of: int | None = None,
+    refine: int | None = None,
 ) -> Evaluation:
     """Draw n portraits from a checkpoint's EMA generator and score them (the `evaluate` verb).
 
@@ -583,21 +584,23 @@ def evaluate_checkpoint(
     `<stem>.eval.json` and `<stem>.nn.png` (closest pairs) next to the checkpoint (a file
     that cannot be written is named in a warning; the returned scores are complete).
     `palette_merge` and `rgb_colours` override the model's model.palette_merge / model.rgb_colours
-    (None = the model's own); `best_of` > 1 keeps the best of that many candidates a portrait (selection.py).
+    (None = the model's own); `best_of` > 1 keeps the best of that many candidates a portrait, `refine` > 0 moves
+    each portrait's noise that many steps as D's classifier asks (selection.py; None = the model's own).
     """
     from heroportraits.models.palette_output import colour_settings
     from heroportraits.sample import Sampler
     from heroportraits.training.checkpoint import resolve_checkpoint_path
 
     ckpt = resolve_checkpoint_path(checkpoint)
-    sampler = Sampler.from_checkpoint(ckpt, device, palette_merge, rgb_colours, best_of)
+    sampler = Sampler.from_checkpoint(ckpt, device, palette_merge, rgb_colours, best_of, refine)
     dataset = dataset or sampler.dataset_name
     seconds = _ready_judge(dataset, retrain_judge, progress)
     t = time.time()
     images, rows = sampler.generate(n, seed=seed, open_attributes="mix")
     seconds["generate"] = round(time.time() - t, 2)
     source = {"checkpoint": str(ckpt), "step": sampler.step}
-    source.update(colour_settings(sampler.config.model), best_of=sampler.best_of)  # what the scores were drawn with
+    # what the scores were drawn with
+    source.update(colour_settings(sampler.config.model), **sampler.guidance_settings())
     ev = _score(images, rows, dataset, source, n_subsets, seed, with_floor, seconds, progress)
     for problem in write_evaluation(ev, *checkpoint_outputs(ckpt)) if write else []:
         print(f"warning: could not write {problem}")
@@ -636,6 +639,7 @@ def _run_cli(args: argparse.Namespace) -> None:
         ("--palette-merge", args.palette_merge),
         ("--rgb-colours", args.rgb_colours),
         ("--best-of", args.best_of),
+        ("--refine", args.refine),
     )
     for flag, value in draw_flags:
         if args.images and value is not None:
@@ -664,6 +668,7 @@ def _run_cli(args: argparse.Namespace) -> None:
             palette_merge=args.palette_merge,
             rgb_colours=args.rgb_colours,
             best_of=args.best_of,
+            refine=args.refine,
         )
         outputs = checkpoint_outputs(Path(ev.results["checkpoint"]))
     # The table first: a folder that cannot be written must not cost the scores.
