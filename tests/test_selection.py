@@ -160,3 +160,34 @@ def test_refine_is_refused_without_a_classifier_and_recorded(smoke_checkpoint, t
     assert (ev.results["refine_steps"], ev.results["refine_rate"], ev.results["best_of"]) == (2, 0.05, 1)
     assert cli_main(["sample", str(ckpt), "--n", "3", "--out", str(tmp_path / "r"), "--refine", "1"]) == 0
     assert len(list((tmp_path / "r").glob("*.png"))) == 3
+
+
+def test_refinement_reaches_a_palette_models_colour_choices(smoke_checkpoint):
+    ckpt = smoke_checkpoint(**CLASSIFIER, **{"model.output": "palette", "model.palette_k": 6})
+    sampler = Sampler.from_checkpoint(ckpt, refine=2)
+    labels = sampler.draw_conditions(16, seed=3)
+    y = labels[:, [sampler.vocab.names.index(n) for n in sampler.cvocab.names]]
+    G, D, z = sampler.G, sampler.D, sampler.noise(16, 3)
+    (out,) = [m for m in G.modules() if hasattr(m, "differentiable")]
+
+    def noise_gradient() -> torch.Tensor:
+        x = z.clone().requires_grad_(True)
+        with torch.enable_grad():
+            return torch.autograd.grad(guidance_score(D, G(x, y), y, 0.0).sum(), x)[0]
+
+    palette_only = noise_gradient()  # sampling's argmax: only the palette colours carry a gradient
+    out.differentiable = True
+    try:
+        with torch.no_grad():
+            same = torch.equal(G(z, y), Sampler.from_checkpoint(ckpt, palette_merge=0.0).G(z, y))
+        through_choices = noise_gradient()
+    finally:
+        out.differentiable = False
+    assert same  # it draws the same argmax colours (unmerged) ...
+    assert not torch.allclose(through_choices, palette_only)  # ... with the per-pixel choices' gradient too
+    with torch.no_grad():
+        before = classifier_agreement(D, G(z, y), y)
+        after = classifier_agreement(D, G(refine_noise(G, D, z, y, steps=3, rate=0.02, realness=0.0), y), y)
+    assert after.mean() > before.mean() and not out.differentiable
+    images = sampler.generate_from_labels(labels, seed=3)
+    assert max(len(np.unique(im.reshape(-1, 3), axis=0)) for im in images) <= 6

@@ -28,7 +28,7 @@ import contextlib
 import torch
 from torch import nn
 
-from heroportraits.models.palette_output import rgb_outputs
+from heroportraits.models.palette_output import palette_outputs, rgb_outputs
 
 
 def classifier_agreement(D: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -52,16 +52,23 @@ def guidance_score(D: nn.Module, images: torch.Tensor, labels: torch.Tensor, rea
 
 
 @contextlib.contextmanager
-def as_drawn(G: nn.Module):
-    """G's RGB quantisation off inside: candidates are scored as G drew them, as D saw them in training."""
+def as_drawn(G: nn.Module, differentiable: bool = False):
+    """G's RGB quantisation off inside: candidates are scored as G drew them, as D saw them in training.
+    `differentiable`: a palette output draws its argmax colours with the soft mix's gradient (unmerged), so
+    the noise's gradient reaches each pixel's choice of colour, not only the palette."""
     quantisers = [(out, out.colours) for out in rgb_outputs(G)]
+    palettes = palette_outputs(G) if differentiable else []
     try:
         for out, _ in quantisers:
             out.colours = 0
+        for out in palettes:
+            out.differentiable = True
         yield G
     finally:
         for out, colours in quantisers:
             out.colours = colours
+        for out in palettes:
+            out.differentiable = False
 
 
 def best_noise(
@@ -94,7 +101,7 @@ def refine_noise(
     to its length before the first step, so every portrait moves the same distance whatever its score's
     scale. Only the noise's gradient is computed (G's and D's weights get none). G and D in eval mode."""
     out = []
-    with as_drawn(G), torch.enable_grad():
+    with as_drawn(G, differentiable=True), torch.enable_grad():
         for part, y in zip(z.split(batch_size), labels.split(batch_size)):
             length = part.norm(dim=1, keepdim=True)
             for _ in range(steps):

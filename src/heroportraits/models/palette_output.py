@@ -70,6 +70,9 @@ class PaletteOutput(nn.Module):
         self.mix, self.source = cfg.palette_mix, cfg.palette_source
         self.merge = float(cfg.palette_merge)  # dE under which sampling merges slots; 0 = off
         self.generator: torch.Generator | None = None  # Gumbel noise stream; the Trainer sets its own
+        # Refinement (selection.py) sets it: eval mode then draws the argmax colours unmerged, with the soft
+        # mix's gradient (straight-through), so the noise's gradient reaches the per-pixel choices too
+        self.differentiable = False
         self.register_buffer("tau", torch.tensor(1.0))  # softmax temperature, set by the Trainer each step
         if self.source == "dataset":
             if palette is None:
@@ -100,16 +103,16 @@ class PaletteOutput(nn.Module):
     def forward(self, logits: torch.Tensor, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         colours = self.colours(z, labels)  # (N, K, 3)
         logits = logits.float()  # softmax and the mix in float32, also under bf16 autocast
-        if not self.training:
+        if not self.training and not self.differentiable:
             index = logits.argmax(dim=1)
             if self.merge > 0:
                 colours = merge_close_colours(colours, index, self.merge)
             return pick_colours(index, colours)
-        if self.mix == "gumbel":  # + Gumbel(0, 1) noise: the softmax becomes a relaxed sample
+        if self.mix == "gumbel" and self.training:  # + Gumbel(0, 1) noise: the softmax becomes a relaxed sample
             u = torch.rand(logits.shape, generator=self.generator, device=logits.device, dtype=logits.dtype)
             logits = logits - torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
         weights = torch.softmax(logits / self.tau, dim=1)  # (N, K, H, W), sums to 1 over K
-        if self.mix != "straight":
+        if self.mix != "straight" and self.training:
             return torch.einsum("nkhw,nkc->nchw", weights, colours)
         # Straight-through: forward exactly the argmax colours (the colours' gradient through them);
         # the logits' gradient is the soft mix's.
