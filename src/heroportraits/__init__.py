@@ -48,7 +48,7 @@ study                    studies: config variants x seeds x a budget, trained, e
   study.runner           runs a study, resumable and shardable; the `study` verb
   study.tables           results.csv, summary.csv and the verdict rule
 sample                   portraits from a checkpoint's EMA generator, the `sample` verb
-selection                best-of-R sampling: the candidate D's classifier reads as the asked attributes
+selection                D-guided sampling: noise refined by D's classifier, or the best of R candidates
 walks                    latent walks (noise or an attribute) as a strip PNG and a GIF, `sample --interpolate`
 widgets                  notebook 03's interactive sampler (ipywidgets): choices -> grid, save
 export                   the EMA generator as one ONNX / TorchScript file, the `export` verb
