@@ -124,7 +124,8 @@ def _join(segments: list[torch.Tensor]) -> torch.Tensor:
 
 
 def walk_frames(sampler: Sampler, walk: Walk, conditions=None, seed: int = 0, open_attributes=None) -> np.ndarray:
-    """(F, 64, 64, 3) uint8 frames of the walk."""
+    """(F, 64, 64, 3) uint8 frames of the walk: G's portrait of each noise on the path. D-guided sampling
+    (refinement, best-of) is left out: it moves or swaps each noise on its own, so the frames would jump."""
     z, weights = walk_inputs(sampler, walk, conditions, seed, open_attributes)
     return sampler.render(z, weights)
 
