@@ -70,3 +70,17 @@ def test_without_ipywidgets_one_static_grid(sampler, tmp_path, monkeypatch, caps
     shown = show_sampler(sampler, tmp_path, count=4)
     assert shown.images.shape == (4, 64, 64, 3)
     assert "ipywidgets is not installed" in capsys.readouterr().out
+
+
+def test_a_model_with_ds_classifier_gets_a_refine_slider(smoke_checkpoint, tmp_path):
+    guided = Sampler.from_checkpoint(smoke_checkpoint(**{"model.d_cond": "projection", "model.d_classify": 1.0}))
+    panel = sampler_panel(guided, tmp_path, count=4)
+    seed_box, count_slider, refine_slider = panel.children[1].children
+    assert (refine_slider.description, refine_slider.value) == ("refine", 0)  # the sampler's own setting
+    plain = panel.state["shown"].images
+    refine_slider.value = 3
+    shown = panel.state["shown"]
+    assert shown.refine == 3 and not np.array_equal(shown.images, plain)
+    assert np.array_equal(shown.images, render_choices(guided, {}, seed=0, count=4, refine=3).images)
+    assert guided.refine == 0  # the sampler keeps its own setting for the notebook's other cells
+    assert render_choices(guided, {}, seed=0, count=4).refine == 0

@@ -1,8 +1,9 @@
 """The interactive sampler of notebook 03: pick attributes, seed and count, see the grid, save it.
 
 `sampler_panel(sampler, save_dir)` builds the ipywidgets box: one dropdown per attribute the
-model is conditioned on (with "any"), the seed, the count, the grid (redrawn on every change) and
-a button that saves the portraits shown. The drawing and the saving are plain functions
+model is conditioned on (with "any"), the seed, the count, for a model whose D has the classifier the
+refinement steps (selection.py; 0 = G's own portraits), the grid (redrawn on every change) and a button
+that saves the portraits shown. The drawing and the saving are plain functions
 (`render_choices`, `save_shown`) so they are tested without a browser; `show_sampler` falls back
 to one static grid where ipywidgets is not installed.
 """
@@ -23,6 +24,7 @@ from heroportraits.sample import Sampler, save_portraits
 
 MAX_COUNT = 64  # portraits a grid shows at most
 ZOOM = 2  # the grid is shown at 2x (64 px portraits are small on a screen)
+MAX_REFINE = 10  # the refinement slider's top (the demo refines 5 steps)
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Shown:
     grid: np.ndarray  # (H, W, 3) uint8, zoomed
     choices: dict[str, str] = field(default_factory=dict)
     seed: int = 0
+    refine: int = 0  # the refinement steps they were drawn with
 
 
 def attribute_choices(sampler: Sampler) -> dict[str, list[str]]:
@@ -41,14 +44,24 @@ def attribute_choices(sampler: Sampler) -> dict[str, list[str]]:
     return {name: [UNSPECIFIED, *values] for name, values in sampler.cvocab.attributes.items()}
 
 
-def render_choices(sampler: Sampler, choices: dict[str, str], seed: int = 0, count: int = 16) -> Shown:
+def render_choices(
+    sampler: Sampler, choices: dict[str, str], seed: int = 0, count: int = 16, refine: int | None = None
+) -> Shown:
     """The portraits for the panel's choices ({attribute: value or "any"}). "any" leaves the attribute
-    open, as `sample` does (training mix, or unspecified for a model trained with attribute dropout)."""
+    open, as `sample` does (training mix, or unspecified for a model trained with attribute dropout).
+    `refine` draws them with that many refinement steps (None = the sampler's own); the sampler keeps
+    its own setting after."""
     count = max(1, min(int(count), MAX_COUNT))
     conditions = {k: v for k, v in choices.items() if v != UNSPECIFIED}
-    images, rows = sampler.generate(count, conditions, seed=int(seed))
+    own = sampler.refine
+    sampler.set_refine(own if refine is None else int(refine))
+    try:
+        images, rows = sampler.generate(count, conditions, seed=int(seed))
+        steps = sampler.refine
+    finally:
+        sampler.set_refine(own)
     grid = nearest_upscale(make_grid(images, nrow=math.ceil(math.sqrt(count))), ZOOM)
-    return Shown(images, rows, grid, dict(choices), int(seed))
+    return Shown(images, rows, grid, dict(choices), int(seed), steps)
 
 
 def save_shown(shown: Shown, save_dir: str | Path, names: list[str]) -> Path:
@@ -75,24 +88,29 @@ def sampler_panel(sampler: Sampler, save_dir: str | Path, count: int = 16, seed:
     }
     seed_box = w.IntText(value=seed, description="seed")
     count_slider = w.IntSlider(value=count, min=1, max=MAX_COUNT, description="count")
+    numbers = [seed_box, count_slider]
+    if sampler.config.model.d_classify > 0:  # refinement needs D's classifier
+        top = max(MAX_REFINE, sampler.refine)
+        numbers.append(w.IntSlider(value=sampler.refine, min=0, max=top, description="refine"))
     picture, status = w.Image(format="png"), w.Label()
     save = w.Button(description="save these", icon="save")
     state: dict[str, Shown] = {}
 
     def redraw(_change=None) -> None:
         choices = {n: d.value for n, d in dropdowns.items()}
-        state["shown"] = render_choices(sampler, choices, seed_box.value, count_slider.value)
+        refine = numbers[2].value if len(numbers) > 2 else None
+        state["shown"] = render_choices(sampler, choices, seed_box.value, count_slider.value, refine)
         picture.value = png_bytes(state["shown"].grid)
 
     def on_save(_button) -> None:
         folder = save_shown(state["shown"], save_dir, sampler.vocab.names)
         status.value = f"saved {len(state['shown'].images)} portraits to {folder}"
 
-    for control in (*dropdowns.values(), seed_box, count_slider):
+    for control in (*dropdowns.values(), *numbers):
         control.observe(redraw, names="value")
     save.on_click(on_save)
     redraw()
-    box = w.VBox([w.HBox(list(dropdowns.values())), w.HBox([seed_box, count_slider]), picture, w.HBox([save, status])])
+    box = w.VBox([w.HBox(list(dropdowns.values())), w.HBox(numbers), picture, w.HBox([save, status])])
     box.state = state  # the portraits shown, for callers and tests
     return box
 
