@@ -191,3 +191,28 @@ def test_refinement_reaches_a_palette_models_colour_choices(smoke_checkpoint):
     assert after.mean() > before.mean() and not out.differentiable
     images = sampler.generate_from_labels(labels, seed=3)
     assert max(len(np.unique(im.reshape(-1, 3), axis=0)) for im in images) <= 6
+
+
+def test_the_realness_weight_is_a_sampling_choice(smoke_checkpoint, tmp_path, capsys, monkeypatch):
+    ckpt = smoke_checkpoint(**CLASSIFIER)
+    alone = Sampler.from_checkpoint(ckpt, refine=2, refine_realness=0.0)
+    mixed = Sampler.from_checkpoint(ckpt, refine=2, refine_realness=2.0)
+    assert (alone.config.model.refine_realness, mixed.config.model.refine_realness) == (0.0, 2.0)
+    labels = alone.draw_conditions(6, seed=4)
+    y = labels[:, [alone.vocab.names.index(n) for n in alone.cvocab.names]]
+    z = refine_noise(alone.G, alone.D, alone.noise(6, 4), y, 2, alone.config.model.refine_rate, 0.0)
+    assert np.array_equal(alone.generate_from_labels(labels, seed=4), alone.render(z, y))
+    assert not np.array_equal(alone.generate_from_labels(labels, seed=4), mixed.generate_from_labels(labels, seed=4))
+    with pytest.raises(SampleError, match="refine realness -1: a weight >= 0"):
+        Sampler.from_checkpoint(ckpt, refine=2, refine_realness=-1.0)
+    assert cli_main(["evaluate", "--images", str(tmp_path), "--dataset", "toy", "--refine-realness", "0"]) == 2
+    assert "--refine-realness changes how a checkpoint draws" in capsys.readouterr().err
+    monkeypatch.setenv("HEROPORTRAITS_ROOT", str(ckpt.parents[3]))
+    ev = evaluate_checkpoint(
+        ckpt, n=12, n_subsets=2, with_floor=False, write=False, progress=False, refine=1, refine_realness=0.0
+    )
+    assert (ev.results["refine_steps"], ev.results["refine_realness"]) == (1, 0.0)
+    out = tmp_path / "w"
+    assert (
+        cli_main(["sample", str(ckpt), "--n", "2", "--out", str(out), "--refine", "1", "--refine-realness", "0"]) == 0
+    )

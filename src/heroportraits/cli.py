@@ -137,3 +137,11 @@ def add_drawing_options(p, guided: bool = True) -> None:
             "the asked attributes (models trained with model.d_classify; ~3T times the sampling time); 0 = off "
             "(default: the model's model.refine_steps)",
         )
+        p.add_argument(
+            "--refine-realness",
+            type=float,
+            metavar="W",
+            help="with --refine: the weight of D's realness score beside its classifier (0 = the classifier alone; "
+            "the scale of D's score depends on the GAN loss, docs/pixelart.md section 17) "
+            "(default: the model's model.refine_realness)",
+        )

@@ -60,6 +60,7 @@ class Sampler:
         rgb_colours: int | None = None,
         best_of: int | None = None,
         refine: int | None = None,
+        refine_realness: float | None = None,
     ):
         self.device = torch.device(device)
         self.config = Config.from_dict(state["config"])
@@ -84,7 +85,7 @@ class Sampler:
         # D is built only for D-guided sampling (selection.py): best of R, refinement
         self._state, self.D, self.best_of, self.refine = state, None, 1, 0
         self.set_best_of(self.config.model.best_of if best_of is None else best_of)
-        self.set_refine(self.config.model.refine_steps if refine is None else refine)
+        self.set_refine(self.config.model.refine_steps if refine is None else refine, refine_realness)
         self._mix_rows = torch.tensor(ds["label_mix"]["rows"], dtype=torch.long)  # (M, A) full-vocab indices
         self._mix_p = torch.tensor(ds["label_mix"]["counts"], dtype=torch.float)
         self.attr_dropout = float(self.config.train.attr_dropout)
@@ -99,11 +100,12 @@ class Sampler:
         rgb_colours: int | None = None,
         best_of: int | None = None,
         refine: int | None = None,
+        refine_realness: float | None = None,
     ) -> Sampler:
         path = resolve_checkpoint_path(path)
         state = load_checkpoint(path, map_location="cpu")
         with foreign_weights(path):
-            return cls(state, device, palette_merge, rgb_colours, best_of, refine)
+            return cls(state, device, palette_merge, rgb_colours, best_of, refine, refine_realness)
 
     def set_best_of(self, candidates: int) -> None:
         """Draw `candidates` portraits for each one asked and keep the one D's classifier reads most surely as
@@ -114,12 +116,16 @@ class Sampler:
             self._build_discriminator(f"best of {candidates}", "rank candidates", "--best-of")
         self.best_of = self.config.model.best_of = int(candidates)
 
-    def set_refine(self, steps: int) -> None:
-        """Move each portrait's noise `steps` steps up D's classifier's log-likelihood of its conditions (plus a
-        little of D's realness; model.refine_rate / model.refine_realness) before drawing it (0 = off;
-        selection.py). Needs a D with the auxiliary classifier (model.d_classify)."""
+    def set_refine(self, steps: int, realness: float | None = None) -> None:
+        """Move each portrait's noise `steps` steps up D's classifier's log-likelihood of its conditions (plus
+        `realness` x D's score; None = model.refine_realness) before drawing it (0 = off; selection.py). Needs a
+        D with the auxiliary classifier (model.d_classify)."""
         if steps < 0:
             raise SampleError(f"refine {steps}: a number of steps >= 0 (0 = off)")
+        if realness is not None:
+            if realness < 0:
+                raise SampleError(f"refine realness {realness:g}: a weight >= 0 (0 = D's classifier alone)")
+            self.config.model.refine_realness = float(realness)
         if steps > 0:
             self._build_discriminator(f"refine {steps}", "guide the noise", "--refine")
         self.refine = self.config.model.refine_steps = int(steps)
@@ -409,6 +415,7 @@ def _run_cli(args: argparse.Namespace) -> None:
         args.rgb_colours,
         args.best_of,
         args.refine,
+        args.refine_realness,
     )
     conditions = parse_assignments(args.conditions)
     if args.interpolate:

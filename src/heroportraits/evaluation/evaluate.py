@@ -576,6 +576,7 @@ def evaluate_checkpoint(
     rgb_colours: int | None = None,
     best_of: int | None = None,
     refine: int | None = None,
+    refine_realness: float | None = None,
 ) -> Evaluation:
     """Draw n portraits from a checkpoint's EMA generator and score them (the `evaluate` verb).
 
@@ -585,14 +586,15 @@ def evaluate_checkpoint(
     that cannot be written is named in a warning; the returned scores are complete).
     `palette_merge` and `rgb_colours` override the model's model.palette_merge / model.rgb_colours
     (None = the model's own); `best_of` > 1 keeps the best of that many candidates a portrait, `refine` > 0 moves
-    each portrait's noise that many steps as D's classifier asks (selection.py; None = the model's own).
+    each portrait's noise that many steps as D's classifier asks, with `refine_realness` x D's score beside it
+    (selection.py; None = the model's own).
     """
     from heroportraits.models.palette_output import colour_settings
     from heroportraits.sample import Sampler
     from heroportraits.training.checkpoint import resolve_checkpoint_path
 
     ckpt = resolve_checkpoint_path(checkpoint)
-    sampler = Sampler.from_checkpoint(ckpt, device, palette_merge, rgb_colours, best_of, refine)
+    sampler = Sampler.from_checkpoint(ckpt, device, palette_merge, rgb_colours, best_of, refine, refine_realness)
     dataset = dataset or sampler.dataset_name
     seconds = _ready_judge(dataset, retrain_judge, progress)
     t = time.time()
@@ -640,6 +642,7 @@ def _run_cli(args: argparse.Namespace) -> None:
         ("--rgb-colours", args.rgb_colours),
         ("--best-of", args.best_of),
         ("--refine", args.refine),
+        ("--refine-realness", args.refine_realness),
     )
     for flag, value in draw_flags:
         if args.images and value is not None:
@@ -669,6 +672,7 @@ def _run_cli(args: argparse.Namespace) -> None:
             rgb_colours=args.rgb_colours,
             best_of=args.best_of,
             refine=args.refine,
+            refine_realness=args.refine_realness,
         )
         outputs = checkpoint_outputs(Path(ev.results["checkpoint"]))
     # The table first: a folder that cannot be written must not cost the scores.
