@@ -38,14 +38,19 @@ def test_aliases_are_the_presets_they_name():
     assert palette.model.palette_merge == 5.0 and palette.model.rgb_colours == 0  # samples merged (pixelart.md 10)
     assert (cpu.model.rgb_colours, cpu.model.palette_merge) == (32, 7.0)  # samples quantised (pixelart.md 15)
     assert cpu.model.best_of == palette.model.best_of == 1  # refinement, not best-of (pixelart.md 16-17) ...
-    assert (cpu.model.refine_steps, palette.model.refine_steps) == (5, 0)  # ... by D's classifier (pixelart.md 17)
+    assert (cpu.model.refine_steps, palette.model.refine_steps) == (7, 0)  # ... by D's classifier (pixelart.md 18)
+    assert cpu.model.refine_realness == 0.025
     assert palette.model.d_classify == 2.0 and palette.train.r1_gamma == 1.0  # D's classifier (pixelart.md 11)
     assert cpu.model.d_classify == 2.0  # the demo has D's classifier (pixelart.md 11) ...
     base = get_preset("dcgan_sn_proj_ms")  # ... and the studies' base is the preset they measured, without it
     assert base.model.d_classify == 0.0 and base.model.rgb_colours == 0
-    assert replace(cpu.model, d_classify=0.0, rgb_colours=0, palette_merge=0.0, refine_steps=0) == base.model
+    assert (
+        replace(cpu.model, d_classify=0.0, rgb_colours=0, palette_merge=0.0, refine_steps=0, refine_realness=0.05)
+        == base.model
+    )
     assert (cpu.train.mode_seeking, base.train.mode_seeking) == (0.5, 1.0)  # halved beside it (pixelart.md 13)
-    assert replace(cpu.train, mode_seeking=1.0) == base.train
+    assert cpu.train.amp and cpu.train.reuse_fakes  # bf16 where native, one G forward a step (pixelart.md 18)
+    assert replace(cpu.train, mode_seeking=1.0, amp=False, reuse_fakes=False) == base.train
     with pytest.raises(ConfigError, match="aliases: cpu = dcgan_sn_proj_ms_ac"):
         get_preset("cpu_fast")
 
@@ -127,7 +132,7 @@ def test_values_are_parsed_by_their_declared_type():
     assert resolve_config("cpu", {"model.d_classify": 0.5}).model.d_classify == 0.5
     with pytest.raises(ConfigError, match="model.best_of=4 ranks candidates by D's auxiliary classifier, so it needs"):
         resolve_config("cpu", {"model.d_classify": 0, "model.refine_steps": 0, "model.best_of": 4})
-    with pytest.raises(ConfigError, match="model.refine_steps=5 guides the noise by D's auxiliary classifier"):
+    with pytest.raises(ConfigError, match="model.refine_steps=7 guides the noise by D's auxiliary classifier"):
         resolve_config("cpu", {"model.d_classify": 0})
     for field in ("refine_steps", "refine_realness"):
         with pytest.raises(ConfigError, match=f"model.{field}"):

@@ -48,6 +48,14 @@ def _logistic_accuracy(x, y, n_train, steps=250, lr=0.5, l2=1e-3):
     return float(((z[n_train:] @ w + b).argmax(1) == y[n_train:]).mean())
 
 
+def test_drawing_processes_do_not_change_the_portraits():
+    """Each image has its own Generator: one process or several (forked, in chunks) give the same bytes."""
+    one, rows_one = P.generate_portraits(30, seed=4, progress=False, workers=1)
+    two, rows_two = P.generate_portraits(30, seed=4, progress=False, workers=2)
+    assert one.tobytes() == two.tobytes() and rows_one == rows_two
+    assert P.drawing_workers(7600) >= 1 and P.drawing_workers(50) == 1
+
+
 def test_same_seed_same_bytes_other_seed_differs():
     a, rows_a = P.generate_portraits(6, seed=5, progress=False)
     b, rows_b = P.generate_portraits(6, seed=5, progress=False)

@@ -193,6 +193,54 @@ def test_r2_penalises_d_on_fakes_on_the_lazy_schedule():
     assert any(not torch.allclose(a, b) for a, b in zip(d_on, d_off))
 
 
+# ------------------------------------------------------------------ speed: one G forward a step, bf16 on CPU
+@pytest.mark.parametrize("mode_seeking", [0.0, 1.0])
+def test_reuse_fakes_draws_g_once_a_step_and_d_learns_on_the_fakes_g_then_trains_on(mode_seeking):
+    """train.reuse_fakes: G runs once a step; D's update sees those fakes (detached) with the labels G drew
+    them for (under mode seeking the first half's, twice), and the G update goes through the same fakes."""
+    seen = {}
+    for reuse in (False, True):
+        trainer, next_batch = toy_trainer(**{"train.reuse_fakes": reuse, "train.mode_seeking": mode_seeking})
+        g_out, d_in = [], []
+        trainer.G.register_forward_hook(lambda m, args, out, g_out=g_out: g_out.append((args[1], out.detach())))
+        trainer.D.register_forward_pre_hook(lambda m, args, d_in=d_in: d_in.append((args[0].detach(), args[1])))
+        trainer.step(next_batch)
+        seen[reuse] = g_out, d_in
+    (plain_g, plain_d), (reuse_g, reuse_d) = seen[False], seen[True]
+    assert len(plain_g) == 2 and len(reuse_g) == 1 and len(plain_d) == len(reuse_d) == 3  # D: real, fake; G phase
+    (labels, fake), (_, d_fake_labels), (g_phase_in, _) = reuse_g[0], reuse_d[1], reuse_d[2]
+    assert torch.equal(reuse_d[1][0], fake) and torch.equal(g_phase_in, fake)
+    assert torch.equal(d_fake_labels, labels)
+    if mode_seeking:  # G's batch: the first half of the reals' labels, twice
+        assert torch.equal(labels, reuse_d[0][1][:3].repeat(2, 1))
+    else:
+        assert torch.equal(labels, reuse_d[0][1])
+    assert not torch.equal(plain_d[1][0], plain_d[2][0])  # plain: D's fakes and G's fakes are two draws
+
+
+def test_amp_trains_in_bf16_where_the_cpu_computes_it_natively_and_in_float32_elsewhere(monkeypatch):
+    from heroportraits.training import trainer as trainer_module
+
+    native = trainer_module.native_bf16
+    assert native(torch.device("cuda")) and not native(torch.device("meta"))
+    for flags, expect in (((False, False), False), ((True, False), True), ((False, True), True)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda f=flags[0]: f, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda f=flags[1]: f, raising=False)
+        assert native(torch.device("cpu")) is expect
+        for amp in (False, True):
+            trainer, next_batch = toy_trainer(**{"train.amp": amp})
+            assert trainer.autocast._enabled is (amp and expect)
+    # bf16 autocast in the step: G's convolutions compute in bf16, the weights and the EMA copy stay float32
+    trainer, next_batch = toy_trainer(**{"train.amp": True})
+    dtypes = []
+    trainer.G.register_forward_hook(lambda m, args, out: dtypes.append(out.dtype))
+    before = [p.detach().clone() for p in trainer.G.parameters()]
+    stats = trainer.step(next_batch)
+    assert dtypes == [torch.bfloat16, torch.bfloat16] and all(torch.isfinite(v) for v in stats.values())
+    assert all(p.dtype == torch.float32 for p in [*trainer.G.parameters(), *trainer.G_ema.parameters()])
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.G.parameters()))
+
+
 # ------------------------------------------------------------------ learning-rate decay
 def test_learning_rates_fall_linearly_to_zero_over_the_last_share_of_steps():
     trainer, next_batch = toy_trainer(**{"train.steps": 10, "train.lr_decay": 0.5, "train.d_lr": 1e-3})

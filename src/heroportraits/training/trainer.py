@@ -27,6 +27,17 @@ STEP_STATS = ["d_loss", "g_loss", "d_real", "d_fake", "r1", "r2", "lecam", "ada_
 NextBatch = Callable[[], tuple[torch.Tensor, torch.Tensor]]
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 natively: CUDA, or a CPU with AVX512-BF16 or AMX. Elsewhere oneDNN
+    emulates bf16 more slowly than float32, so `train.amp` trains in float32 there."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so looked up defensively
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 def lr_scale(steps: int, decay: float, iteration: int) -> float:
     """The learning rates' factor at `iteration`: 1, then linearly to 0 over the last `decay` share of `steps`."""
     span = decay * steps
@@ -37,7 +48,8 @@ class Trainer:
     """One training iteration and the state it carries between iterations.
 
     `step(next_batch)` runs `n_dis` D phases (each on a fresh batch, with R1 every
-    `r1_every` D updates and the LeCam term), one G phase on the last batch's labels,
+    `r1_every` D updates and the LeCam term), one G phase on the last batch's labels (with
+    `train.reuse_fakes` the last D phase already trains on G's batch: one G forward a step),
     the EMA update and the ADA adjustment; it returns a dict of 0-dim tensors
     (STEP_STATS) and never calls .item(), so a GPU never waits for the host.
 
@@ -73,7 +85,7 @@ class Trainer:
         self.policy = ",".join(parse_policy(tc.augment))
         self.ada = tc.ada_target > 0
         self.autocast = torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=tc.amp and self.device.type == "cuda"
+            self.device.type, dtype=torch.bfloat16, enabled=tc.amp and native_bf16(self.device)
         )
         self.unspecified = torch.tensor(vocab.sizes, dtype=torch.long, device=self.device)  # (A,)
         # State that exact resume needs (see state_dict).
@@ -132,7 +144,8 @@ class Trainer:
             r1 = d["r1"] if d["r1"] is not None else r1
             r2 = d["r2"] if d["r2"] is not None else r2
         self.D.requires_grad_(False)
-        g_loss = self._g_phase(d["y"], d["d_real"].detach(), noise_std, see)
+        g_batch = d["g_batch"] or self.g_forward(d["y"])  # train.reuse_fakes: drawn in the last D phase
+        g_loss = self._g_phase(g_batch, d["d_real"].detach(), noise_std, see)
         self.D.requires_grad_(True)
 
         # ---- ranks: batch-norm statistics / spectral-norm vectors from rank 0 (parameters already agree)
@@ -177,8 +190,13 @@ class Trainer:
         # D sees a non-leaf alias of a leaf it must differentiate by (R1): module backward hooks, such as the
         # FLOP counter's in `bench`, cannot take a leaf input under autograd.grad. The same values and gradients.
         real_in = real.view_as(real) if do_r1 else real
-        with torch.no_grad(), self.autocast:
-            fake = without_ddp(self.G)(self.noise(real.shape[0]), y)
+        g_batch, y_fake = None, y
+        if tc.reuse_fakes and i == tc.n_dis - 1:  # G's own batch, kept (with its graph) for the G phase
+            g_batch = self.g_forward(y)
+            fake, y_fake = g_batch[2].detach(), g_batch[1]
+        else:
+            with torch.no_grad(), self.autocast:
+                fake = without_ddp(self.G)(self.noise(real.shape[0]), y)
         fake = fake.requires_grad_(do_r2)  # R2 differentiates D by the fake images too
         fake_in = fake.view_as(fake) if do_r2 else fake
         # R1 back-propagates through D's input gradient (double backward), which compiled
@@ -195,7 +213,7 @@ class Trainer:
             else:  # the decoders' L1 and the classifier's cross-entropy on this real batch join D's loss
                 d_real, extras = D(see(real_in, noise_std), y, part=part, classify=classify)
                 d_real = d_real.float()
-            d_fake = D(see(fake_in, noise_std), y).float()
+            d_fake = D(see(fake_in, noise_std), y_fake).float()
         d_loss = self.d_loss_fn(d_real, d_fake)
         recon, d_class = extras.get("recon", self._zero), extras.get("class", self._zero)
         loss, r1, r2, lecam = d_loss + mc.d_recon * recon + mc.d_classify * d_class, None, None, self._zero
@@ -216,6 +234,7 @@ class Trainer:
         self.ada_stats += torch.stack([d_real.detach().sign().sum(), self._zero + d_real.numel()])
         return {
             "y": y,
+            "g_batch": g_batch,
             "d_loss": d_loss,
             "d_real": d_real,
             "d_fake": d_fake,
@@ -226,21 +245,25 @@ class Trainer:
             "d_class": d_class,
         }
 
-    def _g_phase(self, y: torch.Tensor, d_real: torch.Tensor, noise_std: float, see) -> torch.Tensor:
-        """G update: fool D (frozen) on the last D batch's conditions with fresh noise.
+    def g_forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """G's batch of a step on labels `y`, with its graph: (noise, labels, fakes). With mode seeking
+        (MSGAN) the two halves share labels: the first half of `y`, twice."""
+        yg = y[: y.shape[0] // 2].repeat(2, 1) if self.tc.mode_seeking > 0 else y
+        z = self.noise(yg.shape[0])
+        with self.autocast:
+            return z, yg, self.G(z, yg)
+
+    def _g_phase(self, g_batch: tuple, d_real: torch.Tensor, noise_std: float, see) -> torch.Tensor:
+        """G update: fool D (frozen) with G's batch (`g_forward` on the last D batch's labels).
 
         `d_real`: D's logits on that batch's reals (before its update, no gradient); only the relativistic
         loss reads them, each fake paired with the real whose labels it was given, at no extra forward."""
         tc = self.tc
-        if tc.mode_seeking > 0:  # MSGAN: the two halves share labels
-            half = y.shape[0] // 2
-            yg, d_real = y[:half].repeat(2, 1), d_real[:half].repeat(2)
-        else:
-            yg = y
-        z = self.noise(yg.shape[0])
+        z, yg, fake = g_batch
+        if tc.mode_seeking > 0:
+            d_real = d_real[: d_real.shape[0] // 2].repeat(2)
         weight = self.model_cfg.d_classify
         with self.autocast:
-            fake = self.G(z, yg)
             if weight > 0:  # AC-GAN: G also pays when D's classifier does not name fakes as their conditions
                 d_fake, extras = without_ddp(self.D)(see(fake, noise_std), yg, classify=True)
                 g_loss = self.g_loss_fn(d_fake.float(), d_real) + weight * extras["class"]
