@@ -25,6 +25,7 @@ from heroportraits.training.config import resolve_config
 from heroportraits.training.guards import DivergedError
 from heroportraits.training.loop import train
 from heroportraits.training.run_files import RunFilesError
+from heroportraits.training.setup import check_resume
 
 EXPLODE = {"train.d_lr": 1e30, "train.g_lr": 1e30}  # Adam steps of 1e30: inf weights within two steps
 
@@ -183,6 +184,24 @@ def test_resume_refuses_changes_to_what_the_run_learns_and_lists_them(toy_datase
     assert isinstance(e.value, HeroError) and config_json.read_text() == before
     # The fixes it names work: a new run name, or starting again from scratch.
     assert train(other, toy_dataset, "fix", resume=False, progress=False).step == 6
+
+
+def test_resume_allows_sampling_only_changes_and_refuses_training_arithmetic():
+    """How a checkpoint samples (quantisation, best-of, refinement) may change on resume; bf16 and the fakes'
+    reuse change the training arithmetic, so they are refused like any other change to what the run learns."""
+    saved = resolve_config("cpu", {}).to_dict()
+    sampling = {
+        "model.rgb_colours": 16,
+        "model.palette_merge": 0.0,
+        "model.best_of": 4,
+        "model.refine_steps": 2,
+        "model.refine_realness": 0.0,
+    }
+    sampling["model.refine_rate"] = 0.02
+    assert check_resume(saved, resolve_config("cpu", sampling).to_dict(), Path("last.pt")) == {}
+    for field in ("train.amp", "train.reuse_fakes"):
+        with pytest.raises(CheckpointError, match=f"{field}: True -> False"):
+            check_resume(saved, resolve_config("cpu", {field: False}).to_dict(), Path("last.pt"))
 
 
 def test_a_json_record_killed_mid_write_keeps_its_old_content(tmp_path, monkeypatch):

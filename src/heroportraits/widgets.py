@@ -24,7 +24,7 @@ from heroportraits.sample import Sampler, save_portraits
 
 MAX_COUNT = 64  # portraits a grid shows at most
 ZOOM = 2  # the grid is shown at 2x (64 px portraits are small on a screen)
-MAX_REFINE = 10  # the refinement slider's top (the demo refines 5 steps)
+MAX_REFINE = 10  # the refinement slider's top (the demo refines 7 steps)
 
 
 @dataclass

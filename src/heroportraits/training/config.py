@@ -299,7 +299,8 @@ class Preset:
 _SN_PROJ_MS = "DCGAN + spectral-norm projection D + conditional BN in G + mode seeking"
 _SN_PROJ_MS_AC = (
     "dcgan_sn_proj_ms + D's auxiliary classifier (AC-GAN, weight 2), mode seeking halved, samples quantised to "
-    "32 colours a portrait, each one's noise refined 5 steps by D's classifier"
+    "32 colours a portrait, each one's noise refined 7 steps by D's classifier; trained in bf16 where native, "
+    "one G forward a step"
 )
 _SN_PROJ = "residual G and D, spectral-norm projection D, conditional BN in G"
 _FULL = "resnet_sn_proj + R1, TTUR, EMA ramp-up, DiffAugment, instance noise"

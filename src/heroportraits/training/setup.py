@@ -215,6 +215,10 @@ RESUME_FREE = {
     "train.channels_last",
     "model.palette_merge",  # sampling only: training never merges
     "model.rgb_colours",  # sampling only: training never quantises
+    "model.best_of",  # sampling only, as are the refinement's settings
+    "model.refine_steps",
+    "model.refine_rate",
+    "model.refine_realness",
 }
 # Optimiser settings a resumed run may change, with a notice: applied to the restored optimisers.
 RESUME_OPTIMISER = {
