@@ -29,7 +29,7 @@ NextBatch = Callable[[], tuple[torch.Tensor, torch.Tensor]]
 
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` computes bf16 natively: CUDA, or a CPU with AVX512-BF16 or AMX. Elsewhere oneDNN
-    emulates bf16 more slowly than float32, so `train.amp` trains in float32 there."""
+    emulates bf16 (in general slower than float32; not measured here), so `train.amp` trains in float32 there."""
     if device.type == "cuda":
         return True
     if device.type != "cpu":
