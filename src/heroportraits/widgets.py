@@ -89,16 +89,18 @@ def sampler_panel(sampler: Sampler, save_dir: str | Path, count: int = 16, seed:
     seed_box = w.IntText(value=seed, description="seed")
     count_slider = w.IntSlider(value=count, min=1, max=MAX_COUNT, description="count")
     numbers = [seed_box, count_slider]
+    refine_slider = None
     if sampler.config.model.d_classify > 0:  # refinement needs D's classifier
         top = max(MAX_REFINE, sampler.refine)
-        numbers.append(w.IntSlider(value=sampler.refine, min=0, max=top, description="refine"))
+        refine_slider = w.IntSlider(value=sampler.refine, min=0, max=top, description="refine")
+        numbers.append(refine_slider)
     picture, status = w.Image(format="png"), w.Label()
     save = w.Button(description="save these", icon="save")
     state: dict[str, Shown] = {}
 
     def redraw(_change=None) -> None:
         choices = {n: d.value for n, d in dropdowns.items()}
-        refine = numbers[2].value if len(numbers) > 2 else None
+        refine = refine_slider.value if refine_slider is not None else None
         state["shown"] = render_choices(sampler, choices, seed_box.value, count_slider.value, refine)
         picture.value = png_bytes(state["shown"].grid)
 

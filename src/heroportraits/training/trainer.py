@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -25,6 +26,14 @@ from heroportraits.training.pixel_art import palette_layers, recon_part, tau
 STEP_STATS = ["d_loss", "g_loss", "d_real", "d_fake", "r1", "r2", "lecam", "ada_p", "rt", "recon", "d_class"]
 
 NextBatch = Callable[[], tuple[torch.Tensor, torch.Tensor]]
+
+
+class GBatch(NamedTuple):
+    """G's batch of a step, with its graph: what the G phase back-propagates through."""
+
+    z: torch.Tensor
+    labels: torch.Tensor
+    fakes: torch.Tensor
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -144,7 +153,9 @@ class Trainer:
             r1 = d["r1"] if d["r1"] is not None else r1
             r2 = d["r2"] if d["r2"] is not None else r2
         self.D.requires_grad_(False)
-        g_batch = d["g_batch"] or self.g_forward(d["y"])  # train.reuse_fakes: drawn in the last D phase
+        g_batch = d["g_batch"]  # train.reuse_fakes: drawn in the last D phase; otherwise drawn now
+        if g_batch is None:
+            g_batch = self.g_forward(d["y"])
         g_loss = self._g_phase(g_batch, d["d_real"].detach(), noise_std, see)
         self.D.requires_grad_(True)
 
@@ -193,7 +204,7 @@ class Trainer:
         g_batch, y_fake = None, y
         if tc.reuse_fakes and i == tc.n_dis - 1:  # G's own batch, kept (with its graph) for the G phase
             g_batch = self.g_forward(y)
-            fake, y_fake = g_batch[2].detach(), g_batch[1]
+            fake, y_fake = g_batch.fakes.detach(), g_batch.labels
         else:
             with torch.no_grad(), self.autocast:
                 fake = without_ddp(self.G)(self.noise(real.shape[0]), y)
@@ -245,15 +256,15 @@ class Trainer:
             "d_class": d_class,
         }
 
-    def g_forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """G's batch of a step on labels `y`, with its graph: (noise, labels, fakes). With mode seeking
-        (MSGAN) the two halves share labels: the first half of `y`, twice."""
+    def g_forward(self, y: torch.Tensor) -> GBatch:
+        """G's batch of a step on labels `y`. With mode seeking (MSGAN) the two halves share labels: the first
+        half of `y`, twice."""
         yg = y[: y.shape[0] // 2].repeat(2, 1) if self.tc.mode_seeking > 0 else y
         z = self.noise(yg.shape[0])
         with self.autocast:
-            return z, yg, self.G(z, yg)
+            return GBatch(z, yg, self.G(z, yg))
 
-    def _g_phase(self, g_batch: tuple, d_real: torch.Tensor, noise_std: float, see) -> torch.Tensor:
+    def _g_phase(self, g_batch: GBatch, d_real: torch.Tensor, noise_std: float, see) -> torch.Tensor:
         """G update: fool D (frozen) with G's batch (`g_forward` on the last D batch's labels).
 
         `d_real`: D's logits on that batch's reals (before its update, no gradient); only the relativistic
