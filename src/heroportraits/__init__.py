@@ -25,6 +25,7 @@ models                   build_models: G and D from a ModelConfig and the vocabu
   models.palette_output  G's output layer: RGB, or palette-indexed pixels (per-portrait or dataset palette)
   models.colour_quantise  an RGB sample's own palette: per-portrait k-means in OKLab (model.rgb_colours)
   models.fastgan         FastGAN parts: skip-layer excitation in G, D's self-supervised decoders
+  models.head_classifier D's head classifier: the class named from the portrait's top rows alone
 training                 the training stage
   training.config        typed config dataclasses, named presets, --set parsing and range checks
   training.losses        GAN losses and regularisers as free functions
@@ -42,6 +43,7 @@ evaluation               the evaluation stage
   evaluation.judge       a CNN trained on the dataset's TRAIN split; every metric uses its features
   evaluation.metrics     metric functions: arrays in, numbers out
   evaluation.evaluate    the evaluation suite (scores beside the floor) and the `evaluate` verb
+  evaluation.headgear    does the class change the headgear (LPC head items, same noise); `headgear`
   evaluation.tone        tone per palette label (hue / lightness spread) and palette drift
 study                    studies: config variants x seeds x a budget, trained, evaluated, tabulated
   study.spec             a study spec (TOML / JSON) checked field by field

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "heroportraits.sample",
     "heroportraits.export",
     "heroportraits.evaluation.evaluate",
+    "heroportraits.evaluation.headgear",
     "heroportraits.bench",
     "heroportraits.study.runner",
 ]

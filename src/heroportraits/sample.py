@@ -251,6 +251,16 @@ class Sampler:
         else:
             candidates = self.noise(len(labels) * self.best_of, seed).view(self.best_of, len(labels), -1)
             z = best_noise(self.G, self.D, candidates.to(self.device), labels.to(self.device), batch_size)
+        return self._refined_render(z, labels, batch_size)
+
+    def generate_from_noise(self, z: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Given noise (N, z_dim) and (N, A) full-vocab label indices -> (N, 64, 64, 3) uint8, refined as
+        configured. Best of R is not applied: it would pick other noise, and callers of this want theirs
+        (the same noise under every class, headgear.py)."""
+        cols = [self.vocab.names.index(n) for n in self.cvocab.names]
+        return self._refined_render(z.to(self.device), labels[:, cols], batch_size)
+
+    def _refined_render(self, z: torch.Tensor, labels: torch.Tensor, batch_size: int) -> np.ndarray:
         if self.refine > 0:
             m = self.config.model
             z = refine_noise(

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from heroportraits.data.attributes import Vocabulary
-from heroportraits.data.dataset import DatasetError, load_dataset
+from heroportraits.data.dataset import DatasetError, PortraitData, load_dataset
 from heroportraits.errors import HeroError
 from heroportraits.paths import dataset_dir
 from heroportraits.progress import progress_bar
@@ -201,6 +201,13 @@ def train_judge(name_or_path: str | Path, cfg: JudgeConfig | None = None, progre
         val = load_dataset(name_or_path, "val")
     except DatasetError as e:
         raise JudgeError(f"the judge needs a VAL split to measure itself: {e}. Rebuild with a val fraction > 0") from e
+    return train_judge_on(train, val, cfg, name_or_path, progress)
+
+
+def train_judge_on(
+    train: PortraitData, val: PortraitData, cfg: JudgeConfig, name_or_path: str | Path, progress: bool = True
+) -> Judge:
+    """A judge of `train`'s labels (any vocabulary: headgear.py trains one of head items), measured on `val`."""
     vocab = train.vocab
     t0 = time.time()
 

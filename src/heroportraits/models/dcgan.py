@@ -22,6 +22,7 @@ from torch import nn
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.conditioning import AttributeEmbedding, join_label_maps
 from heroportraits.models.fastgan import RECON_PART, RECON_WHOLE, maybe_reconstruction, maybe_sle
+from heroportraits.models.head_classifier import maybe_head_classifier
 from heroportraits.models.layers import ProjectionHead, g_norm, maybe_classifier, minibatch_stddev
 from heroportraits.models.palette_output import image_output
 from heroportraits.training.config import ModelConfig
@@ -83,6 +84,7 @@ class DCGANDiscriminator(nn.Module):
         self.out = nn.Linear(cin * 16, 1)
         self.proj = ProjectionHead(cin * 16, vocab) if cfg.d_cond == "projection" else None
         self.classifier = maybe_classifier(cfg.d_classify, cin * 16, vocab)
+        self.head_classifier = maybe_head_classifier(cfg, vocab)
         widths_by_size = {resolution // 2 ** (i + 1): w for i, w in enumerate(widths)}  # R/2 ... 4
         self.recon = maybe_reconstruction(cfg.d_recon, widths_by_size, resolution, cfg.d_width)
 
@@ -104,7 +106,11 @@ class DCGANDiscriminator(nn.Module):
         out = out if self.proj is None else out + self.proj(phi, labels)
         if part is None and not classify:
             return out
-        extras = {"class": self.classifier.loss(phi, labels)} if classify else {}
+        extras = {}
+        if classify and self.classifier is not None:
+            extras["class"] = self.classifier.loss(phi, labels)
+        if classify and self.head_classifier is not None:
+            extras["head"] = self.head_classifier.loss(x, labels)
         if part is not None:
             extras["recon"] = self.recon.loss(x, {s: feats[s] for s in (RECON_WHOLE, RECON_PART)}, part)
         return out, extras

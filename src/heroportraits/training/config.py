@@ -63,6 +63,11 @@ class ModelConfig:
     d_classify: float = 0.0  # auxiliary classifier (AC-GAN, Odena 2017): D also names each real portrait's
     # attributes from its last features, and G is pushed to draw portraits D names as their conditions; the
     # weight of both cross-entropies; 0 = off (no heads)
+    d_head_classify: float = 0.0  # D's head classifier (models/head_classifier.py): names head_attribute from the
+    # top head_rows of the portrait alone, so G has to show it on the head (headgear); the weight of both
+    # cross-entropies; 0 = off
+    head_attribute: str = "hero_class"  # the attribute the head classifier names
+    head_rows: float = 0.5  # the share of the rows, from the top, the head classifier sees
 
 
 @dataclass
@@ -389,6 +394,8 @@ RANGES: dict[str, Range] = {
     "model.palette_k": Range(2),  # a palette of one colour draws nothing
     "model.d_recon": AT_LEAST_0,
     "model.d_classify": AT_LEAST_0,
+    "model.d_head_classify": AT_LEAST_0,
+    "model.head_rows": Range(0.0, 1.0, low_open=True),
     "model.palette_merge": AT_LEAST_0,
     "model.rgb_colours": AT_LEAST_0,
     "model.best_of": AT_LEAST_1,
@@ -570,6 +577,11 @@ def validate_config(cfg: Config) -> Config:
             f"model.d_classify={cfg.model.d_classify:g} needs model.d_cond=projection: with d_cond="
             f"{cfg.model.d_cond} D's features hold the labels themselves, so its classifier would read them "
             "instead of the image (or set model.d_classify=0)"
+        )
+    if cfg.model.d_head_classify > 0 and cfg.model.d_cond != "projection":
+        raise ConfigError(
+            f"model.d_head_classify={cfg.model.d_head_classify:g} needs model.d_cond=projection: with d_cond="
+            f"{cfg.model.d_cond} D's features hold the labels (or set model.d_head_classify=0)"
         )
     if cfg.model.best_of > 1 and cfg.model.d_classify <= 0:
         raise ConfigError(

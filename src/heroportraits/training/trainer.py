@@ -23,7 +23,7 @@ from heroportraits.training.losses import get_losses, lecam_penalty, mode_seekin
 from heroportraits.training.pixel_art import palette_layers, recon_part, tau
 
 # What `Trainer.step` returns, all 0-dim tensors; metrics.csv adds step, time and noise std.
-STEP_STATS = ["d_loss", "g_loss", "d_real", "d_fake", "r1", "r2", "lecam", "ada_p", "rt", "recon", "d_class"]
+STEP_STATS = ["d_loss", "g_loss", "d_real", "d_fake", "r1", "r2", "lecam", "ada_p", "rt", "recon", "d_class", "d_head"]
 
 NextBatch = Callable[[], tuple[torch.Tensor, torch.Tensor]]
 
@@ -183,6 +183,7 @@ class Trainer:
             "rt": d_real.sign().mean(),
             "recon": d["recon"].detach(),
             "d_class": d["d_class"].detach(),
+            "d_head": d["d_head"].detach(),
         }
 
     def _d_phase(self, next_batch: NextBatch, i: int, noise_std: float, see, bare: bool) -> dict:
@@ -216,7 +217,7 @@ class Trainer:
         eager = (do_r1 or do_r2) and "D" in self.compiled
         mc = self.model_cfg
         part = recon_part(mc, self.iteration * tc.n_dis + i)  # self-supervised D: a quarter to rebuild, or None
-        classify = mc.d_classify > 0  # AC-GAN: D also names the real portraits' attributes
+        classify = mc.d_classify > 0 or mc.d_head_classify > 0  # AC-GAN: D also names the reals' attributes
         extras = {}
         with self.autocast, torch.compiler.set_stance("force_eager") if eager else contextlib.nullcontext():
             if part is None and not classify:
@@ -227,7 +228,9 @@ class Trainer:
             d_fake = D(see(fake_in, noise_std), y_fake).float()
         d_loss = self.d_loss_fn(d_real, d_fake)
         recon, d_class = extras.get("recon", self._zero), extras.get("class", self._zero)
-        loss, r1, r2, lecam = d_loss + mc.d_recon * recon + mc.d_classify * d_class, None, None, self._zero
+        d_head = extras.get("head", self._zero)
+        loss = d_loss + mc.d_recon * recon + mc.d_classify * d_class + mc.d_head_classify * d_head
+        r1, r2, lecam = None, None, self._zero
         if tc.lecam_weight > 0:
             lecam = lecam_penalty(d_real, d_fake, self.lecam_anchors[0], self.lecam_anchors[1])
             loss = loss + tc.lecam_weight * lecam
@@ -254,6 +257,7 @@ class Trainer:
             "lecam": lecam,
             "recon": recon,
             "d_class": d_class,
+            "d_head": d_head,
         }
 
     def g_forward(self, y: torch.Tensor) -> GBatch:
@@ -273,11 +277,14 @@ class Trainer:
         z, yg, fake = g_batch
         if tc.mode_seeking > 0:
             d_real = d_real[: d_real.shape[0] // 2].repeat(2)
-        weight = self.model_cfg.d_classify
+        mc = self.model_cfg
         with self.autocast:
-            if weight > 0:  # AC-GAN: G also pays when D's classifier does not name fakes as their conditions
+            if mc.d_classify > 0 or mc.d_head_classify > 0:  # AC-GAN: G also pays when D's classifiers do not
+                # name fakes as their conditions
                 d_fake, extras = without_ddp(self.D)(see(fake, noise_std), yg, classify=True)
-                g_loss = self.g_loss_fn(d_fake.float(), d_real) + weight * extras["class"]
+                g_loss = self.g_loss_fn(d_fake.float(), d_real)
+                named = mc.d_classify * extras.get("class", 0.0) + mc.d_head_classify * extras.get("head", 0.0)
+                g_loss = g_loss + named
             else:
                 g_loss = self.g_loss_fn(without_ddp(self.D)(see(fake, noise_std), yg).float(), d_real)
         if tc.mode_seeking > 0:

@@ -1,0 +1,60 @@
+"""D's head classifier: one attribute named from the top rows of the portrait alone.
+
+D's auxiliary classifier (layers.ClassifierHead) reads the whole portrait, and on the varied LPC
+art a generator satisfies it with colours, collars and shoulders while the head stays as the
+noise drew it: with the same noise, the class changed everything but the headgear (issue 11;
+`python -m heroportraits headgear` measures it). This classifier sees only the top
+`model.head_rows` share of the rows, where hair is shared by every class and head items are not,
+so G can make it name the class only by what it draws on the head. Trained like the auxiliary
+classifier: on reals in D's update, G pays its cross-entropy on fakes (weight model.d_head_classify).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from heroportraits.data.attributes import LabelError, Vocabulary
+
+
+class HeadClassifier(nn.Module):
+    """Three strided convs on the top rows -> pooled to 2x4 -> logits of one attribute.
+
+    x: (N, 3, R, R) in [-1, 1], labels: (N, A) -> mean cross-entropy (unspecified labels left out)."""
+
+    def __init__(self, vocab: Vocabulary, attribute: str, rows: float, width: int):
+        super().__init__()
+        self.column = vocab.names.index(attribute)
+        self.n_values = vocab.sizes[self.column]
+        self.rows = rows
+        chans = [3, width, 2 * width, 4 * width]
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 4, 2, 1) for a, b in zip(chans[:-1], chans[1:]))
+        self.head = nn.Linear(4 * width * 8, self.n_values)
+
+    def crop(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, : max(4, round(self.rows * x.shape[-2]))]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.crop(x)
+        for conv in self.convs:
+            h = F.leaky_relu(conv(h), 0.2)
+        return self.head(F.adaptive_avg_pool2d(h, (2, 4)).flatten(1)).float()
+
+    def loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        target = labels[:, self.column]
+        keep = target < self.n_values
+        ce = F.cross_entropy(self.logits(x), target.clamp(max=self.n_values - 1), reduction="none")
+        return (ce * keep).sum() / keep.sum().clamp(min=1)
+
+
+def maybe_head_classifier(cfg, vocab: Vocabulary) -> HeadClassifier | None:
+    """The head classifier when `model.d_head_classify` > 0; none (no parameters) when off."""
+    if cfg.d_head_classify <= 0:
+        return None
+    if cfg.head_attribute not in vocab.names:
+        raise LabelError(
+            f"model.head_attribute={cfg.head_attribute!r}: the model is conditioned on {vocab.names}; name one of "
+            "those (or set model.d_head_classify=0)"
+        )
+    return HeadClassifier(vocab, cfg.head_attribute, cfg.head_rows, cfg.d_width)
