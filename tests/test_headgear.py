@@ -170,6 +170,9 @@ def test_headgear_command_end_to_end(tmp_path, monkeypatch, capsys):
     assert scores["class_from_headgear"]["real"] > 0.6  # 80 % wear their class's kind
     assert 0 <= scores["changes_with_class"]["model"] <= 1
     assert (ckpt.parent / "headgear.png").exists()
+    capsys.readouterr()
+    assert cli.main(["headgear", str(ckpt.parent), "--noises", "4", "--refine", "2", "--quiet"]) == 2
+    assert "no classifier" in capsys.readouterr().err  # refinement needs D's auxiliary classifier
 
 
 def test_headgear_command_refuses_data_without_head_items_in_one_line(tmp_path, monkeypatch, capsys, smoke_checkpoint):

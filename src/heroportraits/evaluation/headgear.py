@@ -192,11 +192,14 @@ def same_noise_under_classes(sampler, n_noises: int, seed: int = 0) -> tuple[np.
     return images.reshape(n_noises, len(classes), *images.shape[1:]), classes
 
 
-def evaluate_headgear(checkpoint: str | Path, n_noises: int = 300, seed: int = 0, progress: bool = True) -> dict:
-    """The three scores of a checkpoint against its dataset's real VAL portraits, and the portraits read."""
+def evaluate_headgear(
+    checkpoint: str | Path, n_noises: int = 300, seed: int = 0, progress: bool = True, refine: int | None = None
+) -> dict:
+    """The scores of a checkpoint against its dataset's real VAL portraits, and the portraits read.
+    `refine`: D-guided refinement steps (None: the checkpoint's model.refine_steps)."""
     from heroportraits.sample import Sampler
 
-    sampler = Sampler.from_checkpoint(checkpoint)
+    sampler = Sampler.from_checkpoint(checkpoint, refine=refine)
     judge = headgear_judge(sampler.dataset_name, progress=progress)
     images, classes = same_noise_under_classes(sampler, n_noises, seed)
     fake = judge.predict(images.reshape(-1, *images.shape[2:]))[:, 0].reshape(n_noises, len(classes))
@@ -236,6 +239,14 @@ def add_cli(sub) -> None:
     )
     p.add_argument("checkpoint", help="a run folder or .pt file")
     p.add_argument("--noises", type=int, default=300, help="noises, each drawn under every class (default 300)")
+    p.add_argument(
+        "--refine",
+        type=int,
+        default=None,
+        metavar="T",
+        help="refine each noise T steps by D's classifier "
+        "(models trained with model.d_classify; default: the checkpoint's model.refine_steps)",
+    )
     add_seed(p, "noise and conditions")
     add_quiet(p)
 
@@ -246,7 +257,7 @@ def _run_cli(args: argparse.Namespace) -> None:
     if args.noises < 1:
         raise HeadgearError(f"--noises {args.noises}: at least 1")
     path = resolve_checkpoint_path(args.checkpoint)
-    result = evaluate_headgear(path, args.noises, args.seed, progress=not args.quiet)
+    result = evaluate_headgear(path, args.noises, args.seed, progress=not args.quiet, refine=args.refine)
     scores = result["scores"]
     out = path.parent / "headgear.json"
     write_json(out, scores)
