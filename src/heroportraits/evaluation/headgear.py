@@ -8,7 +8,7 @@ the head as the noise drew it. The LPC composer records each portrait's head ite
 (`data/sources/<name>/labels.csv`, column `headgear`), so a second judge learns the item's kind
 from the image (`HEADGEAR_KINDS`, on the dataset's TRAIN split, measured on VAL) and reads it off
 generated portraits: the same noise under every class, the other attributes as the training mix
-drew them. Three numbers, each beside what real portraits give:
+drew them. Each score stands beside what real portraits give:
   * **class from headgear**: the class named by the head item alone (the real portraits' most
     likely class for that kind), right how often: real VAL gives the ceiling, 1/C is chance;
   * **changes with class**: the share of noises whose head item is not the same under every class;
@@ -126,8 +126,8 @@ def kind_shares(kinds: np.ndarray, classes: np.ndarray, n_classes: int) -> np.nd
 def headgear_scores(fake_kinds: np.ndarray, real_kinds: np.ndarray, real_classes: np.ndarray) -> dict:
     """fake_kinds (N, C): the kind read off noise i under class c; real_kinds / real_classes (M,): real portraits.
 
-    Returns the three scores for the model and for real portraits (see the module docstring) and
-    each class's kind shares on both sides."""
+    Returns each score for the model and for real portraits (see the module docstring) and each
+    class's kind shares on both sides."""
     n, n_classes = fake_kinds.shape
     real = kind_shares(real_kinds, real_classes, n_classes)  # (C, K)
     fake = kind_shares(fake_kinds.reshape(-1), np.tile(np.arange(n_classes), n), n_classes)
@@ -159,7 +159,7 @@ def _pairs(n: int) -> list[tuple[int, int]]:
 
 
 def scores_frame(scores: dict) -> pd.DataFrame:
-    """The three scores as a table: model, real portraits, chance."""
+    """The scores as a table: model, real portraits, chance."""
     rows = [
         ("class named by the headgear alone", scores["class_from_headgear"]),
         ("noises whose headgear changes with the class", scores["changes_with_class"]),
@@ -226,7 +226,7 @@ def same_noise_grid(images: np.ndarray, rows: int = 8) -> np.ndarray:
 
 # ---------------------------------------------------------------- command line
 def add_cli(sub) -> None:
-    from heroportraits.cli import add_quiet, add_seed, add_verb
+    from heroportraits.cli import add_quiet, add_seed, add_verb, at_least
 
     p = add_verb(
         sub,
@@ -238,7 +238,7 @@ def add_cli(sub) -> None:
         "same-noise grid headgear.png (rows: noises, columns: classes) beside the checkpoint.",
     )
     p.add_argument("checkpoint", help="a run folder or .pt file")
-    p.add_argument("--noises", type=int, default=300, help="noises, each drawn under every class (default 300)")
+    p.add_argument("--noises", type=at_least(1), default=300, help="noises, each drawn under every class (default 300)")
     p.add_argument(
         "--refine",
         type=int,
@@ -254,8 +254,6 @@ def add_cli(sub) -> None:
 def _run_cli(args: argparse.Namespace) -> None:
     from heroportraits.training.checkpoint import resolve_checkpoint_path
 
-    if args.noises < 1:
-        raise HeadgearError(f"--noises {args.noises}: at least 1")
     path = resolve_checkpoint_path(args.checkpoint)
     result = evaluate_headgear(path, args.noises, args.seed, progress=not args.quiet, refine=args.refine)
     scores = result["scores"]
