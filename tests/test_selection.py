@@ -1,8 +1,8 @@
 """D-guided sampling (selection.py). Best of R (`--best-of R`): each kept portrait is the candidate D's
 classifier agrees with most, 1 candidate is plain sampling, quantisation applies to the kept portraits only.
 Refinement (`--refine T`): each step moves the noise up the guidance score by its set share of the noise's
-length, keeps the length, raises the score, and 0 steps is plain sampling. A model without D's classifier is
-refused in one line for both."""
+length, keeps the length, raises the score, and 0 steps is plain sampling; with `--refine-head W` it climbs D's
+head classifier too. A model without D's classifier (or head classifier) is refused in one line."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from PIL import Image
 from heroportraits.cli import main as cli_main
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.evaluation.evaluate import evaluate_checkpoint
+from heroportraits.models.head_classifier import HeadClassifier
 from heroportraits.models.layers import ClassifierHead
 from heroportraits.sample import SampleError, Sampler
 from heroportraits.selection import classifier_agreement, guidance_score, refine_noise
+from heroportraits.training.config import ConfigError, resolve_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
@@ -216,3 +218,67 @@ def test_the_realness_weight_is_a_sampling_choice(smoke_checkpoint, tmp_path, ca
     assert (
         cli_main(["sample", str(ckpt), "--n", "2", "--out", str(out), "--refine", "1", "--refine-realness", "0"]) == 0
     )
+
+
+HEAD = {**CLASSIFIER, "model.d_head_classify": 1.0}
+
+
+def test_head_log_likelihood_is_the_asked_values_log_probability():
+    head = HeadClassifier(
+        Vocabulary.from_json({"gender": ["a", "b"], "hero_class": ["w", "m", "r"]}), "hero_class", 0.5, 4
+    )
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    labels = torch.tensor([[0, 2], [1, 0], [0, 3], [1, 1]])  # class 3 is "unspecified"
+    logp = torch.log_softmax(head.logits(x), 1)
+    assert torch.allclose(
+        head.log_likelihood(x, labels), torch.stack([logp[0, 2], logp[1, 0], logp[0, 0] * 0, logp[3, 1]])
+    )
+    assert torch.allclose(head.loss(x, labels), -head.log_likelihood(x, labels).sum() / 3)
+
+
+def test_refinement_with_the_head_weight_climbs_the_head_classifier(smoke_checkpoint):
+    sampler, z, y = _guided_head(smoke_checkpoint)
+    G, D = sampler.G, sampler.D
+    with torch.no_grad():
+        before = D.head_classifier.log_likelihood(G(z, y), y)
+    moved = {w: refine_noise(G, D, z, y, steps=3, rate=0.02, realness=0.0, head=w) for w in (0.0, 20.0)}
+    with torch.no_grad():
+        after = {w: D.head_classifier.log_likelihood(G(m, y), y) for w, m in moved.items()}
+        plain = guidance_score(D, G(z, y), y, 0.0)
+        both = guidance_score(D, G(z, y), y, 0.0, head=2.0)
+    assert torch.allclose(both, plain + 2.0 * before)  # the head's log-likelihood, weighted, beside the classifier's
+    assert after[20.0].mean() > after[0.0].mean() and after[20.0].mean() > before.mean()
+
+
+def _guided_head(smoke_checkpoint, **kwargs):
+    sampler = Sampler.from_checkpoint(smoke_checkpoint(**HEAD), refine=1, **kwargs)
+    labels = sampler.draw_conditions(32, seed=3)
+    return sampler, sampler.noise(32, 3), labels[:, [sampler.vocab.names.index(n) for n in sampler.cvocab.names]]
+
+
+def test_the_head_weight_is_a_sampling_choice_refused_without_a_head_classifier(
+    smoke_checkpoint, tmp_path, capsys, monkeypatch
+):
+    with pytest.raises(SampleError, match=r"refine head 1: this model's D has no head classifier.*--refine-head"):
+        Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), refine=2, refine_head=1.0)
+    with pytest.raises(SampleError, match="refine head -1: a weight >= 0"):
+        Sampler.from_checkpoint(smoke_checkpoint(**HEAD), refine=2, refine_head=-1.0)
+    with pytest.raises(ConfigError, match="model.refine_head=1 climbs D's head classifier.*d_head_classify > 0"):
+        resolve_config("smoke", {**CLASSIFIER, "model.refine_head": 1.0})
+    ckpt = smoke_checkpoint(**HEAD)
+    sampler, z, y = _guided_head(smoke_checkpoint, refine_head=3.0)
+    assert sampler.guidance_settings()["refine_head"] == 3.0
+    m = sampler.config.model
+    refined = refine_noise(sampler.G, sampler.D, z, y, 1, m.refine_rate, m.refine_realness, head=3.0)
+    labels = sampler.draw_conditions(32, seed=3)
+    assert np.array_equal(sampler.generate_from_labels(labels, seed=3), sampler.render(refined, y))
+    monkeypatch.setenv("HEROPORTRAITS_ROOT", str(ckpt.parents[3]))
+    ev = evaluate_checkpoint(
+        ckpt, n=12, n_subsets=2, with_floor=False, write=False, progress=False, refine=1, refine_head=0.5
+    )
+    assert (ev.results["refine_steps"], ev.results["refine_head"]) == (1, 0.5)
+    assert cli_main(["evaluate", "--images", str(tmp_path), "--dataset", "toy", "--refine-head", "1"]) == 2
+    assert "--refine-head changes how a checkpoint draws" in capsys.readouterr().err
+    out = tmp_path / "h"
+    assert cli_main(["sample", str(ckpt), "--n", "2", "--out", str(out), "--refine", "1", "--refine-head", "1"]) == 0
+    assert len(list(out.glob("*.png"))) == 2

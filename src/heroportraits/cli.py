@@ -146,3 +146,11 @@ def add_drawing_options(p, guided: bool = True) -> None:
             "the scale of D's score depends on the GAN loss, docs/pixelart.md section 17) "
             "(default: the model's model.refine_realness)",
         )
+        p.add_argument(
+            "--refine-head",
+            type=float,
+            metavar="W",
+            help="with --refine: the weight of D's head classifier beside its classifier, so the head (headgear) "
+            "moves towards the asked class too (models trained with model.d_head_classify; 0 = off) "
+            "(default: the model's model.refine_head)",
+        )

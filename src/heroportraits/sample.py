@@ -61,6 +61,7 @@ class Sampler:
         best_of: int | None = None,
         refine: int | None = None,
         refine_realness: float | None = None,
+        refine_head: float | None = None,
     ):
         self.device = torch.device(device)
         self.config = Config.from_dict(state["config"])
@@ -85,7 +86,7 @@ class Sampler:
         # D is built only for D-guided sampling (selection.py): best of R, refinement
         self._state, self.D, self.best_of, self.refine = state, None, 1, 0
         self.set_best_of(self.config.model.best_of if best_of is None else best_of)
-        self.set_refine(self.config.model.refine_steps if refine is None else refine, refine_realness)
+        self.set_refine(self.config.model.refine_steps if refine is None else refine, refine_realness, refine_head)
         self._mix_rows = torch.tensor(ds["label_mix"]["rows"], dtype=torch.long)  # (M, A) full-vocab indices
         self._mix_p = torch.tensor(ds["label_mix"]["counts"], dtype=torch.float)
         self.attr_dropout = float(self.config.train.attr_dropout)
@@ -101,11 +102,12 @@ class Sampler:
         best_of: int | None = None,
         refine: int | None = None,
         refine_realness: float | None = None,
+        refine_head: float | None = None,
     ) -> Sampler:
         path = resolve_checkpoint_path(path)
         state = load_checkpoint(path, map_location="cpu")
         with foreign_weights(path):
-            return cls(state, device, palette_merge, rgb_colours, best_of, refine, refine_realness)
+            return cls(state, device, palette_merge, rgb_colours, best_of, refine, refine_realness, refine_head)
 
     def set_best_of(self, candidates: int) -> None:
         """Draw `candidates` portraits for each one asked and keep the one D's classifier reads most surely as
@@ -116,16 +118,26 @@ class Sampler:
             self._build_discriminator(f"best of {candidates}", "rank candidates", "--best-of")
         self.best_of = self.config.model.best_of = int(candidates)
 
-    def set_refine(self, steps: int, realness: float | None = None) -> None:
+    def set_refine(self, steps: int, realness: float | None = None, head: float | None = None) -> None:
         """Move each portrait's noise `steps` steps up D's classifier's log-likelihood of its conditions (plus
-        `realness` x D's score; None = model.refine_realness) before drawing it (0 = off; selection.py). Needs a
-        D with the auxiliary classifier (model.d_classify)."""
+        `realness` x D's score and `head` x its head classifier's log-likelihood; None = model.refine_realness /
+        model.refine_head) before drawing it (0 = off; selection.py). Needs a D with the auxiliary classifier
+        (model.d_classify), and for `head` > 0 the head classifier (model.d_head_classify)."""
         if steps < 0:
             raise SampleError(f"refine {steps}: a number of steps >= 0 (0 = off)")
         if realness is not None:
             if realness < 0:
                 raise SampleError(f"refine realness {realness:g}: a weight >= 0 (0 = D's classifier alone)")
             self.config.model.refine_realness = float(realness)
+        if head is not None:
+            if head < 0:
+                raise SampleError(f"refine head {head:g}: a weight >= 0 (0 = off)")
+            if head > 0 and self.config.model.d_head_classify <= 0:
+                raise SampleError(
+                    f"refine head {head:g}: this model's D has no head classifier (trained with "
+                    "model.d_head_classify=0); leave --refine-head out"
+                )
+            self.config.model.refine_head = float(head)
         if steps > 0:
             self._build_discriminator(f"refine {steps}", "guide the noise", "--refine")
         self.refine = self.config.model.refine_steps = int(steps)
@@ -137,6 +149,8 @@ class Sampler:
         settings = {"best_of": self.best_of, "refine_steps": self.refine}
         if self.refine > 0:
             settings.update(refine_rate=m.refine_rate, refine_realness=m.refine_realness)
+            if m.refine_head > 0:
+                settings.update(refine_head=m.refine_head)
         return settings
 
     def _build_discriminator(self, what: str, purpose: str, flag: str) -> None:
@@ -263,8 +277,9 @@ class Sampler:
     def _refined_render(self, z: torch.Tensor, labels: torch.Tensor, batch_size: int) -> np.ndarray:
         if self.refine > 0:
             m = self.config.model
+            y = labels.to(self.device)
             z = refine_noise(
-                self.G, self.D, z, labels.to(self.device), self.refine, m.refine_rate, m.refine_realness, batch_size
+                self.G, self.D, z, y, self.refine, m.refine_rate, m.refine_realness, batch_size, m.refine_head
             )
         return self.render(z, labels, batch_size)
 
@@ -426,6 +441,7 @@ def _run_cli(args: argparse.Namespace) -> None:
         args.best_of,
         args.refine,
         args.refine_realness,
+        args.refine_head,
     )
     conditions = parse_assignments(args.conditions)
     if args.interpolate:

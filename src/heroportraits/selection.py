@@ -13,6 +13,8 @@ portrait shows its condition:
 * refinement moves each portrait's noise T small steps up the gradient of the classifier's log-likelihood
   plus a little of D's realness score, keeping the noise's length (so it stays where G was trained), the
   latent-space refinement of Tanaka 2019 (DOT) and Che et al. 2020 (DDLS) with D's classifier added.
+  Models with D's head classifier (model.d_head_classify) can climb its log-likelihood too
+  (model.refine_head), so the head, not only colours and collars, moves towards the class.
   A portrait becomes a nearby one that shows its condition more plainly, rather than another draw: on the
   demo FD fell by half and precision passed 0.6 where best-of could not (docs/pixelart.md 17).
   About 3T passes of G and D a portrait.
@@ -38,9 +40,12 @@ def classifier_agreement(D: nn.Module, images: torch.Tensor, labels: torch.Tenso
     return guidance_score(D, images, labels, realness=0.0)
 
 
-def guidance_score(D: nn.Module, images: torch.Tensor, labels: torch.Tensor, realness: float) -> torch.Tensor:
+def guidance_score(
+    D: nn.Module, images: torch.Tensor, labels: torch.Tensor, realness: float, head: float = 0.0
+) -> torch.Tensor:
     """(N,) the classifier's log-likelihood of each image's asked labels, plus `realness` x D's output (its
-    realness score for those labels, projection term included)."""
+    realness score for those labels, projection term included), plus `head` x the log-likelihood D's head
+    classifier gives the asked value of its attribute (D has one: model.d_head_classify)."""
     captured = {}
     hook = D.out.register_forward_hook(lambda _module, inputs, _output: captured.update(phi=inputs[0]))
     try:
@@ -48,7 +53,11 @@ def guidance_score(D: nn.Module, images: torch.Tensor, labels: torch.Tensor, rea
     finally:
         hook.remove()
     score = D.classifier.log_likelihood(captured["phi"], labels)
-    return score + realness * d.reshape(-1).float() if realness else score
+    if realness:
+        score = score + realness * d.reshape(-1).float()
+    if head:
+        score = score + head * D.head_classifier.log_likelihood(images, labels)
+    return score
 
 
 @contextlib.contextmanager
@@ -95,8 +104,10 @@ def refine_noise(
     rate: float,
     realness: float,
     batch_size: int = 256,
+    head: float = 0.0,
 ) -> torch.Tensor:
-    """noise (N, z_dim), labels (N, A) -> (N, z_dim) after `steps` ascent steps on guidance_score. Each step
+    """noise (N, z_dim), labels (N, A) -> (N, z_dim) after `steps` ascent steps on guidance_score (with
+    `realness` and `head` as its weights). Each step
     moves a portrait's noise by `rate` x its length along its own normalised gradient, then rescales it
     to its length before the first step, so every portrait moves the same distance whatever its score's
     scale. Only the noise's gradient is computed (G's and D's weights get none). G and D in eval mode."""
@@ -106,7 +117,7 @@ def refine_noise(
             length = part.norm(dim=1, keepdim=True)
             for _ in range(steps):
                 part = part.detach().requires_grad_(True)
-                (grad,) = torch.autograd.grad(guidance_score(D, G(part, y), y, realness).sum(), part)
+                (grad,) = torch.autograd.grad(guidance_score(D, G(part, y), y, realness, head).sum(), part)
                 part = part + rate * length * grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
                 part = part * (length / part.norm(dim=1, keepdim=True).clamp_min(1e-12))
             out.append(part.detach())

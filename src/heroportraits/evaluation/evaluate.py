@@ -577,6 +577,7 @@ def evaluate_checkpoint(
     best_of: int | None = None,
     refine: int | None = None,
     refine_realness: float | None = None,
+    refine_head: float | None = None,
 ) -> Evaluation:
     """Draw n portraits from a checkpoint's EMA generator and score them (the `evaluate` verb).
 
@@ -586,15 +587,17 @@ def evaluate_checkpoint(
     that cannot be written is named in a warning; the returned scores are complete).
     `palette_merge` and `rgb_colours` override the model's model.palette_merge / model.rgb_colours
     (None = the model's own); `best_of` > 1 keeps the best of that many candidates a portrait, `refine` > 0 moves
-    each portrait's noise that many steps as D's classifier asks, with `refine_realness` x D's score beside it
-    (selection.py; None = the model's own).
+    each portrait's noise that many steps as D's classifier asks, with `refine_realness` x D's score and
+    `refine_head` x its head classifier beside it (selection.py; None = the model's own).
     """
     from heroportraits.models.palette_output import colour_settings
     from heroportraits.sample import Sampler
     from heroportraits.training.checkpoint import resolve_checkpoint_path
 
     ckpt = resolve_checkpoint_path(checkpoint)
-    sampler = Sampler.from_checkpoint(ckpt, device, palette_merge, rgb_colours, best_of, refine, refine_realness)
+    sampler = Sampler.from_checkpoint(
+        ckpt, device, palette_merge, rgb_colours, best_of, refine, refine_realness, refine_head
+    )
     dataset = dataset or sampler.dataset_name
     seconds = _ready_judge(dataset, retrain_judge, progress)
     t = time.time()
@@ -643,6 +646,7 @@ def _run_cli(args: argparse.Namespace) -> None:
         ("--best-of", args.best_of),
         ("--refine", args.refine),
         ("--refine-realness", args.refine_realness),
+        ("--refine-head", args.refine_head),
     )
     for flag, value in draw_flags:
         if args.images and value is not None:
@@ -673,6 +677,7 @@ def _run_cli(args: argparse.Namespace) -> None:
             best_of=args.best_of,
             refine=args.refine,
             refine_realness=args.refine_realness,
+            refine_head=args.refine_head,
         )
         outputs = checkpoint_outputs(Path(ev.results["checkpoint"]))
     # The table first: a folder that cannot be written must not cost the scores.

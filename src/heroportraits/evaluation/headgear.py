@@ -193,13 +193,19 @@ def same_noise_under_classes(sampler, n_noises: int, seed: int = 0) -> tuple[np.
 
 
 def evaluate_headgear(
-    checkpoint: str | Path, n_noises: int = 300, seed: int = 0, progress: bool = True, refine: int | None = None
+    checkpoint: str | Path,
+    n_noises: int = 300,
+    seed: int = 0,
+    progress: bool = True,
+    refine: int | None = None,
+    refine_head: float | None = None,
 ) -> dict:
     """The scores of a checkpoint against its dataset's real VAL portraits, and the portraits read.
-    `refine`: D-guided refinement steps (None: the checkpoint's model.refine_steps)."""
+    `refine`: D-guided refinement steps, `refine_head` the head classifier's weight in them (None: the
+    checkpoint's model.refine_steps / model.refine_head)."""
     from heroportraits.sample import Sampler
 
-    sampler = Sampler.from_checkpoint(checkpoint, refine=refine)
+    sampler = Sampler.from_checkpoint(checkpoint, refine=refine, refine_head=refine_head)
     judge = headgear_judge(sampler.dataset_name, progress=progress)
     images, classes = same_noise_under_classes(sampler, n_noises, seed)
     fake = judge.predict(images.reshape(-1, *images.shape[2:]))[:, 0].reshape(n_noises, len(classes))
@@ -247,6 +253,14 @@ def add_cli(sub) -> None:
         help="refine each noise T steps by D's classifier "
         "(models trained with model.d_classify; default: the checkpoint's model.refine_steps)",
     )
+    p.add_argument(
+        "--refine-head",
+        type=float,
+        default=None,
+        metavar="W",
+        help="with --refine: the weight of D's head classifier beside its classifier "
+        "(models trained with model.d_head_classify; default: the checkpoint's model.refine_head)",
+    )
     add_seed(p, "noise and conditions")
     add_quiet(p)
 
@@ -255,7 +269,9 @@ def _run_cli(args: argparse.Namespace) -> None:
     from heroportraits.training.checkpoint import resolve_checkpoint_path
 
     path = resolve_checkpoint_path(args.checkpoint)
-    result = evaluate_headgear(path, args.noises, args.seed, progress=not args.quiet, refine=args.refine)
+    result = evaluate_headgear(
+        path, args.noises, args.seed, progress=not args.quiet, refine=args.refine, refine_head=args.refine_head
+    )
     scores = result["scores"]
     out = path.parent / "headgear.json"
     write_json(out, scores)

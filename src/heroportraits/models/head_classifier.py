@@ -42,10 +42,19 @@ class HeadClassifier(nn.Module):
         return self.head(F.adaptive_avg_pool2d(h, (2, 4)).flatten(1)).float()
 
     def loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        ce, keep = self._cross_entropy(x, labels)
+        return (ce * keep).sum() / keep.sum().clamp(min=1)
+
+    def log_likelihood(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(N,) the log-probability of each portrait's asked value (0 where it is unspecified): refinement
+        climbs it with model.refine_head (selection.py)."""
+        ce, keep = self._cross_entropy(x, labels)
+        return -ce * keep
+
+    def _cross_entropy(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         target = labels[:, self.column]
         keep = target < self.n_values
-        ce = F.cross_entropy(self.logits(x), target.clamp(max=self.n_values - 1), reduction="none")
-        return (ce * keep).sum() / keep.sum().clamp(min=1)
+        return F.cross_entropy(self.logits(x), target.clamp(max=self.n_values - 1), reduction="none"), keep
 
 
 def maybe_head_classifier(cfg, vocab: Vocabulary) -> HeadClassifier | None:

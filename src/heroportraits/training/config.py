@@ -56,6 +56,8 @@ class ModelConfig:
     refine_rate: float = 0.05  # sampling only: each refinement step moves the noise by this share of its length
     refine_realness: float = 0.05  # sampling only: weight of D's realness score beside the classifier's
     # log-likelihood in refinement (0 = the classifier alone)
+    refine_head: float = 0.0  # sampling only: weight of D's head classifier's log-likelihood (d_head_classify)
+    # beside the classifier's in refinement, so the head moves towards the class too; 0 = off
     g_sle: bool = False  # skip-layer excitation in G (FastGAN, Liu 2021): each feature map of >= 16 px is gated
     # channel-wise by G's map at 1/4 its size
     d_recon: float = 0.0  # self-supervised D (FastGAN): weight of the L1 loss of small decoders that rebuild each
@@ -402,6 +404,7 @@ RANGES: dict[str, Range] = {
     "model.refine_steps": AT_LEAST_0,
     "model.refine_rate": POSITIVE,
     "model.refine_realness": AT_LEAST_0,
+    "model.refine_head": AT_LEAST_0,
     **{f"train.{f}": POSITIVE for f in ("tau_start", "tau_end")},
     "train.tau_steps": AT_LEAST_0,
     **{f"train.{f}": AT_LEAST_1 for f in ("steps", "batch_size", "n_dis", "r1_every", "ada_interval")},
@@ -592,6 +595,11 @@ def validate_config(cfg: Config) -> Config:
         raise ConfigError(
             f"model.refine_steps={cfg.model.refine_steps} guides the noise by D's auxiliary classifier, so it "
             "needs model.d_classify > 0 (or set model.refine_steps=0)"
+        )
+    if cfg.model.refine_head > 0 and cfg.model.d_head_classify <= 0:
+        raise ConfigError(
+            f"model.refine_head={cfg.model.refine_head:g} climbs D's head classifier, so it needs "
+            "model.d_head_classify > 0 (or set model.refine_head=0)"
         )
     if t.eval_every > 0 and t.eval_samples < 10:
         raise ConfigError(f"train.eval_samples={t.eval_samples}: FD needs at least 10 portraits (500 is typical)")

@@ -219,6 +219,7 @@ RESUME_FREE = {
     "model.refine_steps",
     "model.refine_rate",
     "model.refine_realness",
+    "model.refine_head",
 }
 # Optimiser settings a resumed run may change, with a notice: applied to the restored optimisers.
 RESUME_OPTIMISER = {
