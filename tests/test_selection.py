@@ -261,6 +261,8 @@ def test_the_head_weight_is_a_sampling_choice_refused_without_a_head_classifier(
 ):
     with pytest.raises(SampleError, match=r"refine head 1: this model's D has no head classifier.*--refine-head"):
         Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), refine=2, refine_head=1.0)
+    with pytest.raises(SampleError, match=r"refine head 2: refinement is off \(0 steps\); add --refine T"):
+        Sampler.from_checkpoint(smoke_checkpoint(**HEAD), refine=0, refine_head=2.0)
     with pytest.raises(SampleError, match="refine head -1: a weight >= 0"):
         Sampler.from_checkpoint(smoke_checkpoint(**HEAD), refine=2, refine_head=-1.0)
     with pytest.raises(ConfigError, match="model.refine_head=1 climbs D's head classifier.*d_head_classify > 0"):

@@ -132,6 +132,8 @@ class Sampler:
         if head is not None:
             if head < 0:
                 raise SampleError(f"refine head {head:g}: a weight >= 0 (0 = off)")
+            if head > 0 and steps == 0:
+                raise SampleError(f"refine head {head:g}: refinement is off (0 steps); add --refine T (5, say)")
             if head > 0 and self.config.model.d_head_classify <= 0:
                 raise SampleError(
                     f"refine head {head:g}: this model's D has no head classifier (trained with "
