@@ -99,6 +99,40 @@ def test_head_classifier_reads_only_the_top_rows_and_learns_from_them():
     assert loss.item() < 0.3 * first
 
 
+def test_head_classifier_with_a_fake_class_learns_to_tell_fakes_from_reals_by_the_top_rows():
+    torch.manual_seed(0)
+    vocab = Vocabulary(DEFAULT_SCHEMA)
+    head = HeadClassifier(vocab, "hero_class", rows=0.5, width=8, fake_class=True)
+    labels = torch.stack(
+        [torch.zeros(64, dtype=torch.long), torch.arange(64) % 4, torch.zeros(64, dtype=torch.long)], 1
+    )
+    real = torch.rand(64, 3, 32, 32) * 2 - 1
+    real[:, :, :16] = (labels[:, 1].float() / 1.5 - 1)[:, None, None, None]  # a flat band names the class
+    fake = real.clone()
+    fake[:, :, :16] = torch.rand(64, 3, 16, 32) * 2 - 1  # noise where the band should be
+    assert head.logits(real).shape == (64, 5)  # four classes and "fake"
+    opt = torch.optim.Adam(head.parameters(), lr=3e-3)
+    for _ in range(80):
+        loss = head.loss(real, labels) + head.fake_loss(fake)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    p_fake = lambda x: head.logits(x).softmax(1)[:, 4]  # noqa: E731
+    assert p_fake(fake).mean() > 0.9 > 0.1 > p_fake(real).mean()
+    # G's side: the asked class's log-likelihood is low on fakes, since they are named fake
+    assert head.log_likelihood(fake, labels).mean() < head.log_likelihood(real, labels).mean() - 2
+
+
+def test_training_with_a_fake_class_in_the_head_classifier(smoke_checkpoint):
+    ckpt = smoke_checkpoint(**{"model.d_head_classify": 1.0, "model.d_cond": "projection", "model.head_fake": True})
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert state["D"]["head_classifier.head.weight"].shape[0] == len(CLASSES) + 1
+    metrics = pd.read_csv(ckpt.parent / "metrics.csv")
+    assert (metrics["d_head"] > 0).all()
+    with pytest.raises(ConfigError, match="model.head_fake=true .* needs model.d_head_classify > 0"):
+        resolve_config("smoke", {"model.head_fake": True, "model.d_cond": "projection"})
+
+
 def test_head_classifier_settings_are_checked():
     with pytest.raises(ConfigError, match="model.head_rows"):
         resolve_config("smoke", {"model.head_rows": 0})

@@ -207,6 +207,8 @@ def test_the_realness_weight_is_a_sampling_choice(smoke_checkpoint, tmp_path, ca
     assert not np.array_equal(alone.generate_from_labels(labels, seed=4), mixed.generate_from_labels(labels, seed=4))
     with pytest.raises(SampleError, match="refine realness -1: a weight >= 0"):
         Sampler.from_checkpoint(ckpt, refine=2, refine_realness=-1.0)
+    with pytest.raises(SampleError, match="refine realness 2: refinement is off .* add --refine T"):
+        Sampler.from_checkpoint(ckpt, refine=0, refine_realness=2.0)
     assert cli_main(["evaluate", "--images", str(tmp_path), "--dataset", "toy", "--refine-realness", "0"]) == 2
     assert "--refine-realness changes how a checkpoint draws" in capsys.readouterr().err
     monkeypatch.setenv("HEROPORTRAITS_ROOT", str(ckpt.parents[3]))

@@ -128,6 +128,8 @@ class Sampler:
         if realness is not None:
             if realness < 0:
                 raise SampleError(f"refine realness {realness:g}: a weight >= 0 (0 = D's classifier alone)")
+            if steps == 0:
+                raise SampleError(f"refine realness {realness:g}: refinement is off (0 steps); add --refine T (5, say)")
             self.config.model.refine_realness = float(realness)
         if head is not None:
             if head < 0:

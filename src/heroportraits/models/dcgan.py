@@ -88,9 +88,13 @@ class DCGANDiscriminator(nn.Module):
         widths_by_size = {resolution // 2 ** (i + 1): w for i, w in enumerate(widths)}  # R/2 ... 4
         self.recon = maybe_reconstruction(cfg.d_recon, widths_by_size, resolution, cfg.d_width)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor, part: int | None = None, classify: bool = False):
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor, part: int | None = None, classify: bool = False, fakes=False
+    ):
         """x: (N, 3, R, R) -> logits (N,). With `part` (0-3, D has decoders) and/or `classify` (D has the
-        auxiliary classifier) -> (logits, {"recon": reconstruction L1, "class": classifier cross-entropy})."""
+        auxiliary classifier) -> (logits, {"recon": reconstruction L1, "class": classifier cross-entropy}).
+        With `fakes` (x are G's, D's head classifier names fakes: model.head_fake) -> (logits,
+        {"head_fake": its cross-entropy of naming them fake})."""
         h = F.leaky_relu(self.first(x), 0.2)  # (N, w, R/2, R/2)
         feats = {h.shape[-1]: h}  # D's maps by size, for the decoders
         if self.embed is not None:
@@ -104,6 +108,8 @@ class DCGANDiscriminator(nn.Module):
         phi = h.flatten(1)  # (N, C' * 4 * 4)
         out = self.out(phi).squeeze(1)
         out = out if self.proj is None else out + self.proj(phi, labels)
+        if fakes and self.head_classifier is not None and self.head_classifier.fake_class:
+            return out, {"head_fake": self.head_classifier.fake_loss(x)}
         if part is None and not classify:
             return out
         extras = {}

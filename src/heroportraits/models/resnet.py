@@ -125,9 +125,13 @@ class ResNetDiscriminator(nn.Module):
         self.recon = maybe_reconstruction(cfg.d_recon, widths_by_size, resolution, cfg.d_width)
         _init(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor, part: int | None = None, classify: bool = False):
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor, part: int | None = None, classify: bool = False, fakes=False
+    ):
         """x: (N, 3, R, R) -> logits (N,). With `part` (0-3, D has decoders) and/or `classify` (D has the
-        auxiliary classifier) -> (logits, {"recon": reconstruction L1, "class": classifier cross-entropy})."""
+        auxiliary classifier) -> (logits, {"recon": reconstruction L1, "class": classifier cross-entropy}).
+        With `fakes` (x are G's, D's head classifier names fakes: model.head_fake) -> (logits,
+        {"head_fake": its cross-entropy of naming them fake})."""
         h = self.first(x)  # (N, w, R/2, R/2)
         feats = {h.shape[-1]: h}  # D's maps by size (the last one at 4x4 wins), for the decoders
         if self.embed is not None:
@@ -141,6 +145,8 @@ class ResNetDiscriminator(nn.Module):
         phi = h.sum(dim=(2, 3))  # (N, C'): global sum pooling
         out = self.out(phi).squeeze(1)
         out = out if self.proj is None else out + self.proj(phi, labels)
+        if fakes and self.head_classifier is not None and self.head_classifier.fake_class:
+            return out, {"head_fake": self.head_classifier.fake_loss(x)}
         if part is None and not classify:
             return out
         extras = {}

@@ -70,6 +70,8 @@ class ModelConfig:
     # cross-entropies; 0 = off
     head_attribute: str = "hero_class"  # the attribute the head classifier names
     head_rows: float = 0.5  # the share of the rows, from the top, the head classifier sees
+    head_fake: bool = False  # the head classifier also names fakes as one more value, "fake" (C+1 classes), so
+    # G cannot satisfy it with top-half cues that are no head item
 
 
 @dataclass
@@ -585,6 +587,11 @@ def validate_config(cfg: Config) -> Config:
         raise ConfigError(
             f"model.d_head_classify={cfg.model.d_head_classify:g} needs model.d_cond=projection: with d_cond="
             f"{cfg.model.d_cond} D's features hold the labels (or set model.d_head_classify=0)"
+        )
+    if cfg.model.head_fake and cfg.model.d_head_classify <= 0:
+        raise ConfigError(
+            "model.head_fake=true teaches D's head classifier to name fakes, so it needs model.d_head_classify > 0 "
+            "(or set model.head_fake=false)"
         )
     if cfg.model.best_of > 1 and cfg.model.d_classify <= 0:
         raise ConfigError(

@@ -225,7 +225,12 @@ class Trainer:
             else:  # the decoders' L1 and the classifier's cross-entropy on this real batch join D's loss
                 d_real, extras = D(see(real_in, noise_std), y, part=part, classify=classify)
                 d_real = d_real.float()
-            d_fake = D(see(fake_in, noise_std), y_fake).float()
+            if mc.head_fake:  # D's head classifier also learns to name these fakes as fakes
+                d_fake, fake_extras = D(see(fake_in, noise_std), y_fake, fakes=True)
+                extras["head"] = extras["head"] + fake_extras["head_fake"]
+            else:
+                d_fake = D(see(fake_in, noise_std), y_fake)
+            d_fake = d_fake.float()
         d_loss = self.d_loss_fn(d_real, d_fake)
         recon, d_class = extras.get("recon", self._zero), extras.get("class", self._zero)
         d_head = extras.get("head", self._zero)
