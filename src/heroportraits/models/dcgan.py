@@ -89,7 +89,12 @@ class DCGANDiscriminator(nn.Module):
         self.recon = maybe_reconstruction(cfg.d_recon, widths_by_size, resolution, cfg.d_width)
 
     def forward(
-        self, x: torch.Tensor, labels: torch.Tensor, part: int | None = None, classify: bool = False, fakes=False
+        self,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        part: int | None = None,
+        classify: bool = False,
+        fakes: bool = False,
     ):
         """x: (N, 3, R, R) -> logits (N,). With `part` (0-3, D has decoders) and/or `classify` (D has the
         auxiliary classifier) -> (logits, {"recon": reconstruction L1, "class": classifier cross-entropy}).

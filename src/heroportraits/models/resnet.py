@@ -126,7 +126,12 @@ class ResNetDiscriminator(nn.Module):
         _init(self)
 
     def forward(
-        self, x: torch.Tensor, labels: torch.Tensor, part: int | None = None, classify: bool = False, fakes=False
+        self,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        part: int | None = None,
+        classify: bool = False,
+        fakes: bool = False,
     ):
         """x: (N, 3, R, R) -> logits (N,). With `part` (0-3, D has decoders) and/or `classify` (D has the
         auxiliary classifier) -> (logits, {"recon": reconstruction L1, "class": classifier cross-entropy}).
