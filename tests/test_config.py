@@ -41,6 +41,13 @@ def test_aliases_are_the_presets_they_name():
     assert (cpu.model.refine_steps, palette.model.refine_steps) == (7, 0)  # ... by D's classifier (pixelart.md 18)
     assert cpu.model.refine_realness == 0.025
     assert palette.model.d_classify == 2.0 and palette.train.r1_gamma == 1.0  # D's classifier (pixelart.md 11)
+    head = get_preset("dcgan_sn_proj_ms_palette_head")  # the palette preset for head items (pixelart.md 21-22)
+    assert (head.model.d_head_classify, head.model.head_fake, head.model.refine_steps) == (4.0, True, 1)
+    assert (head.model.palette_k, head.model.palette_merge) == (64, 0.0)
+    assert (head.train.steps, head.train.tau_steps) == (8153, 6000)
+    unchanged = dict(palette_k=32, palette_merge=5.0, d_head_classify=0.0, head_fake=False, refine_steps=0)
+    assert replace(head.model, **unchanged) == palette.model  # the palette preset underneath, nothing else
+    assert replace(head.train, steps=6000, tau_steps=4000) == palette.train
     assert cpu.model.d_classify == 2.0  # the demo has D's classifier (pixelart.md 11) ...
     base = get_preset("dcgan_sn_proj_ms")  # ... and the studies' base is the preset they measured, without it
     assert base.model.d_classify == 0.0 and base.model.rgb_colours == 0
