@@ -19,9 +19,9 @@ from heroportraits.data.build import (
     stratified_split,
 )
 from heroportraits.data.dataset import load_dataset, read_labels_csv, read_meta
+from heroportraits.data.figures import plot_counts
 from heroportraits.data.images import nearest_upscale
 from heroportraits.data.prepare import prepare_dataset
-from heroportraits.drawing import plot_counts
 
 
 def art(rng) -> np.ndarray:

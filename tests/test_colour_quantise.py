@@ -14,10 +14,10 @@ from heroportraits.cli import main as cli_main
 from heroportraits.data.dataset import read_labels_csv
 from heroportraits.data.images import tensor_to_uint8
 from heroportraits.data.oklab import delta_e
-from heroportraits.export import export_generator, read_metadata
 from heroportraits.models import build_models, colour_quantise
 from heroportraits.models.colour_quantise import cluster_colours, farthest_first, nearest_centre
 from heroportraits.models.palette_output import set_palette_merge, set_rgb_colours
+from heroportraits.sampling.export import export_generator, read_metadata
 from heroportraits.training.config import ConfigError, ModelConfig, resolve_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread

@@ -10,13 +10,16 @@ import numpy as np
 import pytest
 from conftest import make_project_root, synthetic_shapes_dataset
 
-from heroportraits import drawing
 from heroportraits.cli import main as cli_main
 from heroportraits.data.dataset import load_dataset
 from heroportraits.evaluation import evaluate as E
+from heroportraits.evaluation.figures import plot_attribute_grid
 from heroportraits.evaluation.judge import JudgeConfig, load_or_train_judge
-from heroportraits.sample import Sampler, write_samples
+from heroportraits.figures import DrawingError
+from heroportraits.sampling.portraits import write_samples
+from heroportraits.sampling.sampler import Sampler
 from heroportraits.training.config import resolve_config
+from heroportraits.training.figures import plot_metric_curves
 from heroportraits.training.loop import train
 
 TEST_JUDGE = JudgeConfig(width=8, feature_dim=64, epochs=6, batch_size=64)
@@ -189,7 +192,7 @@ def test_evaluate_verb_errors_clearly_and_before_training_a_judge(toy_dataset, p
 
 def test_attribute_grid_and_metric_curves(shapes, tmp_path):
     sampler = Sampler.from_checkpoint(shapes["run"] / "last.pt")
-    fig = drawing.plot_attribute_grid(sampler, per_row=4, path=tmp_path / "attrs.png")
+    fig = plot_attribute_grid(sampler, per_row=4, path=tmp_path / "attrs.png")
     assert [ax.get_ylabel().split("\n")[0] for ax in fig.axes] == [
         "shape=square",
         "shape=ring",
@@ -203,11 +206,11 @@ def test_attribute_grid_and_metric_curves(shapes, tmp_path):
 
     log = tmp_path / "eval.jsonl"
     log.write_text("".join(json.dumps({"step": s, "fd": 10.0 / s, "cond_acc": 0.1 * s}) + "\n" for s in (1, 2, 3)))
-    fig = drawing.plot_metric_curves(log, ["fd", "cond_acc"])
+    fig = plot_metric_curves(log, ["fd", "cond_acc"])
     assert [ax.get_title() for ax in fig.axes] == ["fd", "cond_acc"]
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [10.0, 5.0, 10.0 / 3])
-    with pytest.raises(drawing.DrawingError, match="no column"):
-        drawing.plot_metric_curves(log, ["kid"])
+    with pytest.raises(DrawingError, match="no column"):
+        plot_metric_curves(log, ["kid"])
 
 
 def test_evaluate_prints_the_table_then_names_what_it_could_not_write(shapes, tmp_path, capsys):

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from heroportraits.cli import main as cli_main
-from heroportraits.export import example_inputs, export_generator, read_metadata, run_exported
-from heroportraits.sample import Sampler
+from heroportraits.sampling.export import example_inputs, export_generator, read_metadata, run_exported
+from heroportraits.sampling.sampler import Sampler
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from heroportraits import cli
+from heroportraits.cli.data import add_lpc
 from heroportraits.data import lpc
 from heroportraits.data.images import detect_pixel_scale, load_image
 from heroportraits.data.lpc import Background, Layer, LPCArt, LPCArtError, RecipeChoice, compose_portrait
@@ -316,7 +317,7 @@ def test_a_json_recipe_table_replaces_the_classes(art, tmp_path):
 @needs_art
 def test_cli_builds_a_final_dataset_with_credits(project_root):
     parser = argparse.ArgumentParser()
-    lpc.add_cli(parser.add_subparsers())
+    add_lpc(parser.add_subparsers())
     args = parser.parse_args(["lpc", "--art", str(ART_DIR), "--n", "40", "--name", "lpc_tiny", "--quiet"])
     args.func(args)
     final = project_root / "data" / "lpc_tiny"
@@ -395,7 +396,7 @@ def test_high_variety_mixes_headgear_across_classes(art):
 @needs_art
 def test_variety_is_recorded_and_the_cli_defaults_to_high(project_root):
     parser = argparse.ArgumentParser()
-    lpc.add_cli(parser.add_subparsers())
+    add_lpc(parser.add_subparsers())
     args = parser.parse_args(["lpc", "--art", str(ART_DIR), "--n", "16", "--name", "v", "--quiet", "--no-build"])
     assert args.variety == "high"
     args.func(args)

@@ -16,8 +16,8 @@ from heroportraits.data.attributes import Vocabulary
 from heroportraits.evaluation.evaluate import evaluate_checkpoint
 from heroportraits.models.head_classifier import HeadClassifier
 from heroportraits.models.layers import ClassifierHead
-from heroportraits.sample import SampleError, Sampler
-from heroportraits.selection import classifier_agreement, guidance_score, refine_noise
+from heroportraits.sampling.sampler import SampleError, Sampler
+from heroportraits.sampling.selection import classifier_agreement, guidance_score, refine_noise
 from heroportraits.training.config import ConfigError, resolve_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
@@ -94,7 +94,7 @@ def test_sample_and_evaluate_take_best_of(smoke_checkpoint, tmp_path, monkeypatc
 
 
 def test_an_export_draws_each_noise_as_plain_sampling_does(smoke_checkpoint, tmp_path):
-    from heroportraits.export import example_inputs, export_generator, run_exported
+    from heroportraits.sampling.export import example_inputs, export_generator, run_exported
 
     ckpt = smoke_checkpoint(**CLASSIFIER, **{"model.best_of": 3, "model.refine_steps": 2})
     out = export_generator(ckpt, tmp_path / "g.pt", "torchscript")  # G only: no D in the file to guide it

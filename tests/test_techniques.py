@@ -17,7 +17,7 @@ from heroportraits.data.attributes import UNSPECIFIED, Vocabulary
 from heroportraits.data.dataset import load_dataset, write_dataset
 from heroportraits.data.images import nearest_upscale
 from heroportraits.models.layers import ConditionalBatchNorm2d
-from heroportraits.sample import Sampler, most_common_labels
+from heroportraits.sampling.sampler import Sampler, most_common_labels
 from heroportraits.training.config import PRESETS, resolve_config
 from heroportraits.training.ema import ema_beta
 from heroportraits.training.loop import train

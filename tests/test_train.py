@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from heroportraits.cli import main as cli_main
-from heroportraits.sample import Sampler
+from heroportraits.sampling.sampler import Sampler
 from heroportraits.training.checkpoint import CheckpointError, load_checkpoint
 from heroportraits.training.config import ConfigError, resolve_config
 from heroportraits.training.loop import train
@@ -118,8 +118,8 @@ def test_dry_run_and_help_show_evaluation_and_multi_gpu_options(capsys):
 
 
 def test_eval_every_writes_curve_and_keeps_best_checkpoint(toy_dataset, project_root):
-    from heroportraits.drawing import read_metric_file
     from heroportraits.evaluation.judge import JudgeConfig, load_or_train_judge
+    from heroportraits.training.figures import read_metric_file
 
     load_or_train_judge(toy_dataset, JudgeConfig(epochs=2), progress=False)  # cached: train() loads it
     cfg = resolve_config("smoke", {"train.eval_every": 2, "train.eval_samples": 20})

@@ -19,7 +19,7 @@ import torch
 from heroportraits.cli import main as cli_main
 from heroportraits.errors import HeroError
 from heroportraits.paths import write_json
-from heroportraits.sample import Sampler
+from heroportraits.sampling.sampler import Sampler
 from heroportraits.training.checkpoint import CheckpointError, load_checkpoint, nonfinite_weights, save_checkpoint
 from heroportraits.training.config import resolve_config
 from heroportraits.training.guards import DivergedError

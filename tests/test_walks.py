@@ -11,8 +11,8 @@ from heroportraits.cli import main as cli_main
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.conditioning import AttributeEmbedding, soft_labels
 from heroportraits.models.layers import ConditionalBatchNorm2d
-from heroportraits.sample import Sampler
-from heroportraits.walks import Walk, WalkError, parse_walk, save_walk, slerp, walk_frames
+from heroportraits.sampling.sampler import Sampler
+from heroportraits.sampling.walks import Walk, WalkError, parse_walk, save_walk, slerp, walk_frames
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from heroportraits.sample import Sampler
-from heroportraits.widgets import attribute_choices, render_choices, sampler_panel, save_shown, show_sampler
+from heroportraits.sampling.sampler import Sampler
+from heroportraits.sampling.widgets import attribute_choices, render_choices, sampler_panel, save_shown, show_sampler
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 

@@ -17,6 +17,7 @@ data                     sources (procedural, LPC, your own images) -> prepare -
   data.prepare           any folder of images + labels -> a checked staging set with a report
   data.build             staging set -> final dataset: duplicates removed, stratified split
   data.dataset           the final dataset format, loaded into memory for training
+  data.figures           the data stage's pictures: previews, review grids, counts, duplicates, examples
 models                   build_models: G and D from a ModelConfig and the vocabulary
   models.conditioning    learned attribute embeddings
   models.layers          conditional batch-norm, projection head, spectral normalisation
@@ -38,26 +39,38 @@ training                 the training stage
   training.setup         setup_training, checkpoint_state (the one checkpoint dict), restore
   training.run_files     a run's files: metrics.csv, sample grids, eval.jsonl / best.pt, checkpoints
   training.guards        divergence checks and SIGINT / SIGTERM: stop early without losing work
-  training.loop          train(): the loop, and the `train` verb
+  training.loop          train(): the loop
+  training.figures       the training stage's pictures: the attribute grid of samples, loss and metric curves
 evaluation               the evaluation stage
   evaluation.judge       a CNN trained on the dataset's TRAIN split; every metric uses its features
   evaluation.metrics     metric functions: arrays in, numbers out
   evaluation.evaluate    the evaluation suite (scores beside the floor) and the `evaluate` verb
   evaluation.headgear    does the class change the headgear (LPC head items, same noise); `headgear`
   evaluation.tone        tone per palette label (hue / lightness spread) and palette drift
+  evaluation.figures     the evaluation stage's pictures: closest pairs to TRAIN, a row per attribute value
 study                    studies: config variants x seeds x a budget, trained, evaluated, tabulated
   study.spec             a study spec (TOML / JSON) checked field by field
   study.runner           runs a study, resumable and shardable; the `study` verb
   study.tables           results.csv, summary.csv and the verdict rule
-sample                   portraits from a checkpoint's EMA generator, the `sample` verb
-selection                D-guided sampling: noise refined by D's classifier, or the best of R candidates
-walks                    latent walks (noise or an attribute) as a strip PNG and a GIF, `sample --interpolate`
-widgets                  notebook 03's interactive sampler (ipywidgets): choices -> grid, save
-export                   the EMA generator as one ONNX / TorchScript file, the `export` verb
-bench                    speed of a training step against the machine's roof, the `bench` verb
-drawing                  every picture: sample grids, plots, source previews, review grids
+  study.figures          a study's pictures: bars, train-time curves, the same noise across runs
+sampling                 the sampling stage: portraits drawn from a trained checkpoint
+  sampling.sampler       Sampler: a checkpoint's EMA generator, its conditions and how it draws
+  sampling.portraits     what `sample` writes: numbered PNGs + labels.csv, or a grid
+  sampling.selection     D-guided sampling: noise refined by D's classifier, or the best of R candidates
+  sampling.walks         latent walks (noise or an attribute) as a strip PNG and a GIF, `sample --interpolate`
+  sampling.widgets       notebook 03's interactive sampler (ipywidgets): choices -> grid, save
+  sampling.export        the EMA generator as one ONNX / TorchScript file
+bench                    speed of a training step against the machine's roof
+figures                  what every picture shares: saving a figure, pixels shown crisp
 progress                 progress bars: live on a terminal or in Jupyter, plain lines in logs
-cli                      `python -m heroportraits VERB`: one verb per pipeline step
+cli                      `python -m heroportraits VERB`: every verb registered in one place
+  cli.options            the options several verbs share (counts, seeds, devices, drawing)
+  cli.data               the data verbs: procedural, lpc, prepare, build, palette
+  cli.training           the `train` verb
+  cli.sampling           the sampling verbs: sample, export
+  cli.evaluation         the evaluation verbs: evaluate, headgear
+  cli.bench              the `bench` verb
+  cli.study              the `study` verb
 __main__                 runs cli.main
 paths                    where datasets and artifacts live
 errors                   HeroError, the one base of errors a user can fix

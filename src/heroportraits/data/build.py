@@ -26,11 +26,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from heroportraits.cli import add_seed, add_verb
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import read_labels_csv, read_meta, read_table, write_dataset, write_labels_csv
-from heroportraits.data.prepare import PrepareError, read_prepare_meta
-from heroportraits.drawing import plot_counts
+from heroportraits.data.figures import plot_counts
+from heroportraits.data.prepare import read_prepare_meta
 from heroportraits.errors import HeroError
 from heroportraits.paths import data_dir, plain_name
 from heroportraits.progress import progress_bar
@@ -340,34 +339,3 @@ def build_dataset(
         seconds=time.perf_counter() - t0,
         paths=paths,
     )
-
-
-# ---------------------------------------------------------------- CLI
-def add_cli(subparsers) -> None:
-    p = add_verb(
-        subparsers,
-        "build",
-        _run_cli,
-        help="data/NAME/prepared -> final dataset data/NAME (dedup, stratified split, dataset.json)",
-        description="Remove exact and near duplicates, count labels, split train/val stratified on the joint "
-        "label and write data/NAME/{images.npy,labels.csv,dataset.json,build_report.csv,counts.png}.",
-    )
-    p.add_argument("name", help="dataset name (reads data/NAME/prepared from `prepare`)")
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    add_seed(p, "seed of the train/val split")
-    p.add_argument(
-        "--near-threshold",
-        type=float,
-        default=NEAR_THRESHOLD,
-        help="RMS colour difference (0-255) on a 16x16 downsample below which images are near duplicates "
-        "(0 turns near-duplicate removal off)",
-    )
-
-
-def _run_cli(args) -> None:
-    try:
-        result = build_dataset(args.name, args.val_fraction, args.seed, args.near_threshold)
-    except PrepareError as e:
-        raise BuildError(str(e)) from None
-    print(result.summary())
-    print(f"wrote {result.folder} (duplicates listed in {result.paths['report']})")

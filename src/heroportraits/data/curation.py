@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from heroportraits.data.dataset import read_labels_csv
-from heroportraits.drawing import captioned_grid
+from heroportraits.data.figures import captioned_grid
 from heroportraits.errors import HeroError
 from heroportraits.paths import data_dir
 

@@ -14,7 +14,6 @@ artists of the layers it actually used. Never copy the art or its portraits into
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import fnmatch
 import itertools
@@ -29,13 +28,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from heroportraits.cli import add_count, add_quiet, add_seed, add_verb
 from heroportraits.data.dataset import write_labels_csv
+from heroportraits.data.figures import preview_grid
 from heroportraits.data.images import save_png
 from heroportraits.data.lpc_recipes import CREDIT_RULES, RECIPES, SLOT_ORDER, TINT_COLOURS
-from heroportraits.data.lpc_variety import VARIETIES, with_variety
+from heroportraits.data.lpc_variety import with_variety
 from heroportraits.data.palette_labels import label_palette
-from heroportraits.drawing import preview_grid
 from heroportraits.errors import HeroError
 from heroportraits.paths import preview_path
 from heroportraits.progress import progress_bar
@@ -661,60 +659,3 @@ def build_lpc_dataset(
 
 # ---------------------------------------------------------------------------------------
 # CLI
-
-
-def _cli(args: argparse.Namespace) -> None:
-    from heroportraits.paths import data_dir, plain_name
-
-    recipes = load_recipes(args.recipes)
-    out = data_dir() / "sources" / plain_name(args.name, "--name")
-    t0 = time.perf_counter()
-    generate_lpc_folder(
-        args.art, out, n=args.n, seed=args.seed, progress=not args.quiet, recipes=recipes, variety=args.variety
-    )
-    print(
-        f"wrote {args.n} LPC portraits to {out} in {time.perf_counter() - t0:.1f} s "
-        f"(labels.csv, CREDITS.txt; preview {preview_path(out)})"
-    )
-    if not args.no_build:
-        prepared, built = build_lpc_dataset(args.name, out, recipes=recipes, seed=args.seed, progress=not args.quiet)
-        print(prepared.summary())
-        print(built.summary())
-        print(
-            f"dataset ready: {built.folder} (credits in {built.folder / 'CREDITS.txt'}) "
-            f"after {time.perf_counter() - t0:.1f} s in all"
-        )
-
-
-def add_cli(subparsers) -> None:
-    p = add_verb(
-        subparsers,
-        "lpc",
-        _cli,
-        help="compose labelled portraits from a Universal LPC spritesheet checkout",
-        description="Compose labelled hero portraits (gender, hero_class, palette) from the LPC art into\n"
-        "data/sources/NAME/ (images/, labels.csv, CREDITS.txt, source.json; preview grid\n"
-        "data/sources/NAME_preview.png), then prepare and build the final dataset data/NAME/\n"
-        "(dataset.json records the source; CREDITS.txt is copied beside it).\n"
-        "The same --seed always gives the same portraits.\n\n"
-        f"Get the art with:  git clone {UPSTREAM_URL}\n"
-        "The art is CC-BY-SA 3.0 / GPL 3.0: share the portraits with their CREDITS.txt (docs/lpc.md).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--art", required=True, help="folder of the LPC art checkout (holds body/, hair/, head/..., AUTHORS.txt)"
-    )
-    add_count(p, "--n", 7600, "number of portraits, balanced over class x gender")
-    p.add_argument("--name", default="lpc", help="dataset name: writes data/sources/NAME/ and data/NAME/ (default lpc)")
-    add_seed(p, "portrait i depends only on (seed, i); also seeds the split")
-    p.add_argument("--recipes", default=None, help="JSON recipe table replacing lpc_recipes.RECIPES (same structure)")
-    p.add_argument(
-        "--variety",
-        choices=VARIETIES,
-        default="high",
-        help="high (default, for measurements): each class mixes several head items and outfits, items cross "
-        "classes at a low rate, a quarter of heads bare, more skins, hair and recolours; low: the recipe table "
-        "as written, one iconic look per class (docs/lpc.md)",
-    )
-    p.add_argument("--no-build", action="store_true", help="only write data/sources/NAME/ (prepare and build later)")
-    add_quiet(p)

@@ -18,13 +18,11 @@ real colours keep the common ones exact, where a mean would be a colour nobody d
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from heroportraits.cli import add_count, add_seed, add_verb
 from heroportraits.data.dataset import load_dataset, read_meta
 from heroportraits.data.images import save_png
 from heroportraits.data.oklab import DELTA_E_SCALE, rgb_to_oklab
@@ -192,26 +190,3 @@ def dataset_palette(meta: dict, k: int, name: str = "the dataset") -> np.ndarray
             f"remake it with {fix} or set model.palette_k={stored['k']}"
         )
     return np.asarray(stored["colours"], np.uint8)
-
-
-# ---------------------------------------------------------------- CLI
-def add_cli(sub) -> None:
-    p = add_verb(
-        sub,
-        "palette",
-        _run_cli,
-        help="cluster a dataset's train pixels into K colours (OKLab); report and store the palette",
-        description="Cluster the train split's pixels (native grid) of data/NAME into at most K colours in "
-        "OKLab, print how much colour that loses (mean / max dE, share of pixels kept exactly) and store the "
-        "palette in data/NAME/dataset.json with a swatch data/NAME/palette.png. A model trained with "
-        "--set model.output=palette --set model.palette_source=dataset draws every pixel from it.",
-    )
-    p.add_argument("name", help="final dataset name under data/ (from `build`) or a path")
-    add_count(p, "--k", 32, "most colours in the palette")
-    add_seed(p, "seed of the k-means++ start")
-
-
-def _run_cli(args: argparse.Namespace) -> None:
-    report = make_dataset_palette(args.name, args.k, args.seed)
-    print(report.summary())
-    print(f"stored in {dataset_dir(args.name) / 'dataset.json'} (swatch {dataset_dir(args.name) / 'palette.png'})")

@@ -26,7 +26,6 @@ Values are kept as written (surrounding spaces stripped); `any` is reserved.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -40,11 +39,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from heroportraits.cli import add_count, add_verb
 from heroportraits.data import palette_labels as palette_mod
 from heroportraits.data.attributes import DEFAULT_SCHEMA, UNSPECIFIED
 from heroportraits.data.curation import check_overrides, normalise_relpath, read_overrides, split_overrides
 from heroportraits.data.dataset import read_labels_csv, read_table, write_labels_csv
+from heroportraits.data.figures import plot_palette_agreement
 from heroportraits.data.images import (
     MAX_PIXELS,
     ImageReadError,
@@ -55,7 +54,6 @@ from heroportraits.data.images import (
     scan_folder,
     to_resolution,
 )
-from heroportraits.drawing import plot_palette_agreement
 from heroportraits.errors import HeroError
 from heroportraits.paths import data_dir, plain_name, project_root
 from heroportraits.progress import progress_bar
@@ -634,72 +632,3 @@ def _holds_procedural(folder: Path, wanted: dict) -> bool:
         return False
     n = wanted["n"]
     return same and len(read_labels_csv(labels)) == n and len(list_images(folder / "images")) == n
-
-
-# ---------------------------------------------------------------- CLI
-def add_cli(subparsers) -> None:
-    p = add_verb(
-        subparsers,
-        "prepare",
-        _run_cli,
-        help="any folder of images + labels -> data/NAME/prepared (report of every file)",
-        description="Read every image under --input, label it (labels.csv or sub-folder names, automatic "
-        "palette), apply --overrides, resize to 64x64 crisply; write data/NAME/prepared/.",
-    )
-    p.add_argument("--input", required=True, help="path of the folder of images (searched recursively)")
-    p.add_argument("--name", required=True, help="dataset name (a plain name): writes data/NAME/prepared/")
-    p.add_argument("--labels", help="path of a labels CSV (default: INPUT/labels.csv if present, else folder names)")
-    p.add_argument(
-        "--attributes", help="comma-separated attribute columns / folder levels, e.g. gender,hero_class,palette"
-    )
-    p.add_argument(
-        "--values",
-        action="append",
-        metavar="ATTR=V1,V2",
-        help="allowed values of an attribute, in order (repeatable); other values are rejected",
-    )
-    p.add_argument("--overrides", help="curation CSV: file,action,attribute,value[,note] (exclude / relabel)")
-    p.add_argument(
-        "--auto-palette",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="label palette from colours (default: only when the labels have no palette column)",
-    )
-    add_count(p, "--size", 64, "output side in pixels")
-    add_count(p, "--min-size", 16, "reject images smaller than this on their native grid")
-    p.add_argument("--background", default="0,0,0", help="R,G,B that transparency is flattened onto")
-    p.add_argument("--review", action="store_true", help="also write review grids for every attribute")
-
-
-def _run_cli(args) -> None:
-    values = {}
-    for item in args.values or []:
-        if "=" not in item:
-            raise PrepareError(f"--values expects ATTR=V1,V2, got {item!r}")
-        k, v = item.split("=", 1)
-        values[k.strip()] = [x.strip() for x in v.split(",") if x.strip()]
-    try:
-        background = tuple(int(c) for c in args.background.split(","))
-        assert len(background) == 3
-    except (ValueError, AssertionError):
-        raise PrepareError(f"--background expects R,G,B (e.g. 0,0,0), got {args.background!r}") from None
-    result = prepare_dataset(
-        args.input,
-        args.name,
-        labels_csv=args.labels,
-        attributes=args.attributes,
-        auto_palette=args.auto_palette,
-        overrides_csv=args.overrides,
-        size=args.size,
-        min_size=args.min_size,
-        background=background,
-        values=values or None,
-    )
-    print(result.summary())
-    print(f"wrote {result.folder} (report: {result.paths['report']})")
-    if args.review:
-        from heroportraits.data.curation import review_grids
-
-        for attr in result.attributes:
-            paths = review_grids(args.name, attr)
-            print(f"review grids for {attr}: {paths[0].parent}")

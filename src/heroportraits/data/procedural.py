@@ -12,25 +12,22 @@ image can be regenerated alone and the output never depends on batching or worke
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import multiprocessing
 import os
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from heroportraits.cli import add_count, add_quiet, add_seed, add_verb
 from heroportraits.data import procedural_parts as pp
 from heroportraits.data.attributes import DEFAULT_SCHEMA, GENDERS, HERO_CLASSES, PALETTES, LabelError
 from heroportraits.data.dataset import write_labels_csv
+from heroportraits.data.figures import preview_grid
 from heroportraits.data.images import nearest_upscale, save_png
 from heroportraits.data.procedural_parts import hsv, ramp
-from heroportraits.drawing import preview_grid
-from heroportraits.paths import data_dir, output_folder, preview_path
+from heroportraits.paths import preview_path
 from heroportraits.progress import progress_bar
 
 NATIVE = pp.N  # drawn at 32x32 ...
@@ -539,7 +536,7 @@ def generate_portraits(
 
 
 def preview_portraits(seed: int = 0, per_cell: int = 2) -> dict[str, list[list[np.ndarray]]]:
-    """gender -> one row per hero_class of `per_cell` portraits per palette (drawing.preview_grid's input).
+    """gender -> one row per hero_class of `per_cell` portraits per palette (data.figures.preview_grid's input).
 
     Drawn fresh from Generators seeded (seed, 'preview', cell) so it shows every combination.
     """
@@ -574,29 +571,3 @@ def write_procedural_folder(out_dir: str | Path, n: int = 7600, seed: int = 0, p
 
 
 # ----------------------------------------------------------------------------- CLI
-
-
-def _run_cli(args: argparse.Namespace) -> None:
-    out = output_folder(args.out, "--out") if args.out else data_dir() / "sources" / "procedural"
-    t0 = time.perf_counter()
-    write_procedural_folder(out, n=args.n, seed=args.seed, progress=not args.quiet)
-    dt = time.perf_counter() - t0
-    print(f"wrote {args.n} portraits (64x64 PNG, native 32x32) to {out / 'images'}")
-    print(f"labels: {out / 'labels.csv'}   preview: {preview_path(out)}   time: {dt:.1f} s")
-
-
-def add_cli(subparsers) -> None:
-    p = add_verb(
-        subparsers,
-        "procedural",
-        _run_cli,
-        help="draw the built-in labelled pixel-art portraits (no download)",
-        description="Draw labelled pixel-art hero portraits from code: 32x32 native pixel art "
-        "stored 2x upscaled at 64x64, labelled gender / hero_class / palette. Writes "
-        "OUT/images/*.png, OUT/labels.csv (file,gender,hero_class,palette) and OUT_preview.png beside it. "
-        "The same --seed always gives the same images.",
-    )
-    add_count(p, "--n", 7600, "number of portraits")
-    add_seed(p, "random seed; image i depends only on (seed, i)")
-    p.add_argument("--out", default=None, help="output folder path (default: data/sources/procedural)")
-    add_quiet(p)

@@ -11,7 +11,6 @@ The floor (`floor`) scores n real TRAIN images the same way, so a reader knows w
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,19 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from heroportraits.cli import (
-    add_count,
-    add_device,
-    add_drawing_options,
-    add_seed,
-    add_verb,
-)
 from heroportraits.data.attributes import Vocabulary
-from heroportraits.data.dataset import load_dataset, read_labels_csv, read_meta
+from heroportraits.data.dataset import load_dataset, read_labels_csv
 from heroportraits.data.images import load_image, to_resolution
-from heroportraits.drawing import plot_nearest_neighbours
 from heroportraits.errors import HeroError
 from heroportraits.evaluation import metrics as M
+from heroportraits.evaluation.figures import plot_nearest_neighbours
 from heroportraits.evaluation.judge import Judge, describe_accuracy, load_or_train_judge
 from heroportraits.paths import dataset_dir, required_file, write_json
 
@@ -591,7 +583,7 @@ def evaluate_checkpoint(
     `refine_head` x its head classifier beside it (selection.py; None = the model's own).
     """
     from heroportraits.models.palette_output import colour_settings
-    from heroportraits.sample import Sampler
+    from heroportraits.sampling.sampler import Sampler
     from heroportraits.training.checkpoint import resolve_checkpoint_path
 
     ckpt = resolve_checkpoint_path(checkpoint)
@@ -610,82 +602,3 @@ def evaluate_checkpoint(
     for problem in write_evaluation(ev, *checkpoint_outputs(ckpt)) if write else []:
         print(f"warning: could not write {problem}")
     return ev
-
-
-# ---------------------------------------------------------------- CLI
-def add_cli(sub) -> None:
-    p = add_verb(
-        sub,
-        "evaluate",
-        _run_cli,
-        help="score a checkpoint or a folder of portraits (FD, KID, precision/recall, conditioning, "
-        "pixel art, memorisation)",
-        description="Score generated portraits against the dataset's real VAL split in the feature space of a judge "
-        "trained on its TRAIN split (cached as data/<name>/judge.pt), beside the floor (real TRAIN vs VAL). "
-        "Prints the table, then writes <checkpoint stem>.eval.json and .nn.png next to the checkpoint, or "
-        "eval.json and nearest_neighbours.png into --images DIR.",
-    )
-    p.add_argument("checkpoint", nargs="?", help="checkpoint file or run folder (uses its last.pt)")
-    p.add_argument("--images", metavar="DIR", help="evaluate a folder of PNGs + labels.csv instead of a checkpoint")
-    p.add_argument("--dataset", help="dataset name or path (default: the checkpoint's; required with --images)")
-    add_count(p, "--n", 2000, "samples to draw from the checkpoint", low=MIN_IMAGES)
-    add_seed(p, "noise, condition and KID-subset seed")
-    add_count(p, "--subsets", 100, "KID subsets")
-    p.add_argument("--no-floor", action="store_true", help="skip the real TRAIN vs VAL floor")
-    p.add_argument("--retrain-judge", action="store_true", help="retrain the judge even if a valid cache exists")
-    add_drawing_options(p)
-    add_device(p)
-
-
-def _run_cli(args: argparse.Namespace) -> None:
-    if bool(args.checkpoint) == bool(args.images):
-        raise EvaluationError("give either a CHECKPOINT or --images DIR (not both)")
-    draw_flags = (
-        ("--palette-merge", args.palette_merge),
-        ("--rgb-colours", args.rgb_colours),
-        ("--best-of", args.best_of),
-        ("--refine", args.refine),
-        ("--refine-realness", args.refine_realness),
-        ("--refine-head", args.refine_head),
-    )
-    for flag, value in draw_flags:
-        if args.images and value is not None:
-            raise EvaluationError(f"{flag} changes how a checkpoint draws; a folder of --images is scored as it is")
-    if args.images:
-        if not args.dataset:
-            raise EvaluationError("--images needs --dataset NAME (the dataset the images should resemble)")
-        folder = Path(args.images)
-        # Read the folder before anything slow, so a missing labels.csv fails in a second, not after judge training.
-        images, rows = read_image_folder(folder, int(read_meta(args.dataset)["resolution"]))
-        seconds = _ready_judge(args.dataset, args.retrain_judge, True)
-        source = {"images": str(folder)}
-        ev = _score(images, rows, args.dataset, source, args.subsets, args.seed, not args.no_floor, seconds, True)
-        outputs = (folder / "eval.json", folder / "nearest_neighbours.png")
-    else:
-        ev = evaluate_checkpoint(
-            args.checkpoint,
-            args.n,
-            args.seed,
-            args.subsets,
-            not args.no_floor,
-            args.dataset,
-            args.device,
-            write=False,
-            retrain_judge=args.retrain_judge,
-            palette_merge=args.palette_merge,
-            rgb_colours=args.rgb_colours,
-            best_of=args.best_of,
-            refine=args.refine,
-            refine_realness=args.refine_realness,
-            refine_head=args.refine_head,
-        )
-        outputs = checkpoint_outputs(Path(ev.results["checkpoint"]))
-    # The table first: a folder that cannot be written must not cost the scores.
-    print(ev.table())
-    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in ev.seconds.items()))
-    problems = write_evaluation(ev, *outputs)
-    written = [str(p) for p in (ev.json_path, ev.nn_path) if p is not None]
-    if written:
-        print(f"wrote {' and '.join(written)}")
-    for problem in problems:
-        print(f"could not write {problem}; the table above is the whole result")

@@ -20,7 +20,6 @@ The judge's readings are used on both sides, so its errors count on both.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import torch
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import PortraitData, load_dataset, read_labels_csv, read_meta
-from heroportraits.data.images import make_grid, save_png
+from heroportraits.data.images import make_grid
 from heroportraits.errors import HeroError
 from heroportraits.evaluation.judge import (
     Judge,
@@ -41,7 +40,7 @@ from heroportraits.evaluation.judge import (
     save_judge,
     train_judge_on,
 )
-from heroportraits.paths import dataset_dir, project_root, write_json
+from heroportraits.paths import dataset_dir, project_root
 
 HEADGEAR = "headgear"
 HEADGEAR_KINDS = ("bare", "bandana", "cap", "helmet", "chain hood", "cloth hood", "tiara")
@@ -203,7 +202,7 @@ def evaluate_headgear(
     """The scores of a checkpoint against its dataset's real VAL portraits, and the portraits read.
     `refine`: D-guided refinement steps, `refine_head` the head classifier's weight in them (None: the
     checkpoint's model.refine_steps / model.refine_head)."""
-    from heroportraits.sample import Sampler
+    from heroportraits.sampling.sampler import Sampler
 
     sampler = Sampler.from_checkpoint(checkpoint, refine=refine, refine_head=refine_head)
     judge = headgear_judge(sampler.dataset_name, progress=progress)
@@ -228,56 +227,3 @@ def same_noise_grid(images: np.ndarray, rows: int = 8) -> np.ndarray:
     """The first `rows` noises, one per row, each class a column."""
     n, c = images.shape[:2]
     return make_grid(images[: min(rows, n)].reshape(-1, *images.shape[2:]), nrow=c)
-
-
-# ---------------------------------------------------------------- command line
-def add_cli(sub) -> None:
-    from heroportraits.cli import add_quiet, add_seed, add_verb, at_least
-
-    p = add_verb(
-        sub,
-        "headgear",
-        _run_cli,
-        help="does the class change the headgear? (LPC data)",
-        description="Draw the same noise under every class and read each portrait's head item with a judge "
-        "trained on the dataset's recorded head items (LPC composer data only); writes headgear.json and a "
-        "same-noise grid headgear.png (rows: noises, columns: classes) beside the checkpoint.",
-    )
-    p.add_argument("checkpoint", help="a run folder or .pt file")
-    p.add_argument("--noises", type=at_least(1), default=300, help="noises, each drawn under every class (default 300)")
-    p.add_argument(
-        "--refine",
-        type=int,
-        default=None,
-        metavar="T",
-        help="refine each noise T steps by D's classifier "
-        "(models trained with model.d_classify; default: the checkpoint's model.refine_steps)",
-    )
-    p.add_argument(
-        "--refine-head",
-        type=float,
-        default=None,
-        metavar="W",
-        help="with --refine: the weight of D's head classifier beside its classifier "
-        "(models trained with model.d_head_classify; default: the checkpoint's model.refine_head)",
-    )
-    add_seed(p, "noise and conditions")
-    add_quiet(p)
-
-
-def _run_cli(args: argparse.Namespace) -> None:
-    from heroportraits.training.checkpoint import resolve_checkpoint_path
-
-    path = resolve_checkpoint_path(args.checkpoint)
-    result = evaluate_headgear(
-        path, args.noises, args.seed, progress=not args.quiet, refine=args.refine, refine_head=args.refine_head
-    )
-    scores = result["scores"]
-    out = path.parent / "headgear.json"
-    write_json(out, scores)
-    save_png(same_noise_grid(result["images"]), path.parent / "headgear.png")
-    print(f"headgear judge accuracy on VAL: {scores['judge_accuracy']:.3f}")
-    print(scores_frame(scores).round(3).to_string())
-    print("kinds per class (model):")
-    print(shares_frame(scores, scores["classes"]).round(2).to_string())
-    print(f"wrote {out} and {path.parent / 'headgear.png'}")

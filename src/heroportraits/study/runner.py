@@ -24,7 +24,6 @@ fd_vs_time.png (against steps for a step budget) and samples.png in artifacts_ga
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import shutil
@@ -36,13 +35,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from heroportraits.cli import add_verb
-from heroportraits.drawing import plot_curves, plot_metric_bars, read_metric_file, save_comparison_grid
 from heroportraits.errors import HeroError
 from heroportraits.paths import checkpoints_dir, studies_dir, write_json
 from heroportraits.progress import progress_bar
 from heroportraits.study import tables as T
-from heroportraits.study.spec import Spec, StudyError, Variant, builtin_names, load_spec, parse_budget
+from heroportraits.study.figures import plot_curves, plot_metric_bars, save_comparison_grid
+from heroportraits.study.spec import Spec, StudyError, Variant, load_spec, parse_budget
+from heroportraits.training.figures import read_metric_file
 
 GRID_COLUMNS = 10  # portraits per run in the side-by-side comparison
 GRID_SEED = 1234  # their noise: the same in every run (for equal z sizes)
@@ -196,7 +195,7 @@ def evaluate_run(checkpoint: Path, dataset: str, n: int, device: str = "cpu") ->
     """evaluate_images + tone.palette_tone of n portraits (conditions from the training mix); also the sampler."""
     from heroportraits.evaluation.evaluate import evaluate_images
     from heroportraits.evaluation.tone import palette_tone
-    from heroportraits.sample import Sampler
+    from heroportraits.sampling.sampler import Sampler
 
     sampler = Sampler.from_checkpoint(checkpoint, device)
     images, rows = sampler.generate(n, seed=EVAL_SEED, open_attributes="mix")
@@ -207,7 +206,7 @@ def evaluate_run(checkpoint: Path, dataset: str, n: int, device: str = "cpu") ->
 
 def run_one(study: Study, run: Run, device: str | None = None, progress: bool = True) -> dict:
     """Train (resuming), evaluate and record one run; returns its result.json content."""
-    from heroportraits.sample import write_grid
+    from heroportraits.sampling.portraits import write_grid
 
     spec = study.spec
     cfg = spec.config(run.variant, run.seed)
@@ -431,53 +430,3 @@ def describe(spec: Spec, variants: list[str] | None = None, seeds: list[int] | N
         state = study.status(run) if run.id in selected else "not selected"
         lines.append(f"  [{run.index:3d}] {run.id:<24} {state:<12} --preset {run.variant.preset} {sets}")
     return "\n".join(lines)
-
-
-def add_cli(sub) -> None:
-    p = add_verb(
-        sub,
-        "study",
-        _run_cli,
-        help="run a study: config variants x seeds x a budget, evaluated and tabulated",
-        description="Train and evaluate every run of a study spec (a built-in name under studies/ or a "
-        ".toml/.json file), then write results.csv, summary.csv and figures to artifacts_gan/studies/<name>/. "
-        "Re-running skips finished runs and resumes interrupted ones.",
-    )
-    p.add_argument("spec", help=f"spec file or built-in name ({', '.join(builtin_names())})")
-    p.add_argument("--dataset", help="train and evaluate on this dataset instead of the spec's")
-    p.add_argument(
-        "--budget",
-        help="per-run budget instead of the spec's: minutes=M, steps=N or both "
-        "(minutes with a step cap); results go to <name>-<budget>/",
-    )
-    p.add_argument("--smoke", action="store_true", help="a few steps per run, two seeds, 64 portraits: <name>-smoke/")
-    p.add_argument("--shard", default="0/1", metavar="I/N", help="run only runs I, I+N, I+2N, ... (default 0/1)")
-    p.add_argument("--variants", metavar="A,B", help="run only these variants (the tables still cover the whole spec)")
-    p.add_argument("--seeds", metavar="0,1", help="run only these of the spec's seeds (e.g. a one-seed screen first)")
-    p.add_argument("--merge", action="store_true", help="only write the tables from the finished runs present")
-    p.add_argument("--partial", action="store_true", help="with --merge: tabulate even if runs are missing")
-    p.add_argument("--device", help="train.device of every run (cpu, cuda, cuda:1); evaluation runs there too")
-    p.add_argument("--name", help="the study folder's name (default: the spec's, + -smoke / -<budget>)")
-    p.add_argument("--dry-run", action="store_true", help="print the runs and their status, train nothing")
-
-
-def _run_cli(args: argparse.Namespace) -> None:
-    spec = prepare_spec(args.spec, args.dataset, args.budget, args.smoke, args.name)
-    variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
-    seeds = parse_seeds(args.seeds)
-    if args.dry_run:
-        print(describe(spec, variants, seeds))
-    elif args.merge:
-        merge_study(spec, partial=args.partial)
-    else:
-        run_study(spec, parse_shard(args.shard), args.device, variants=variants, seeds=seeds)
-
-
-def parse_seeds(text: str | None) -> list[int] | None:
-    """`0,2` -> [0, 2]; None -> None (every seed)."""
-    if not text:
-        return None
-    try:
-        return [int(s) for s in text.split(",")]
-    except ValueError:
-        raise StudyError(f"--seeds {text!r}: expected whole numbers separated by commas, e.g. --seeds 0,1") from None

@@ -22,14 +22,14 @@ from pathlib import Path
 import torch
 
 from heroportraits.data.images import tensor_to_uint8
-from heroportraits.drawing import fixed_noise, grid_layout, plot_losses, save_grid_figure
 from heroportraits.errors import HeroError
 from heroportraits.models import upscale_to_output
 from heroportraits.paths import checkpoints_dir, samples_dir
-from heroportraits.sample import Sampler
+from heroportraits.sampling.sampler import Sampler
 from heroportraits.training import distributed
 from heroportraits.training.checkpoint import nonfinite_weights, save_checkpoint
 from heroportraits.training.config import Config
+from heroportraits.training.figures import fixed_noise, grid_layout, plot_losses, save_grid_figure
 from heroportraits.training.guards import diverged
 from heroportraits.training.setup import TrainingSetup, checkpoint_state
 from heroportraits.training.trainer import STEP_STATS

@@ -13,31 +13,17 @@ generator pick them; `--open mix` draws them from the training mix instead.
 
 from __future__ import annotations
 
-import argparse
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from heroportraits.cli import (
-    add_assignments,
-    add_count,
-    add_device,
-    add_drawing_options,
-    add_seed,
-    add_verb,
-)
-from heroportraits.data.attributes import UNSPECIFIED, LabelError, Vocabulary, parse_assignments
-from heroportraits.data.dataset import write_labels_csv
-from heroportraits.data.images import make_grid, save_png, tensor_to_uint8
-from heroportraits.drawing import grid_layout, save_grid_figure
+from heroportraits.data.attributes import UNSPECIFIED, LabelError, Vocabulary
+from heroportraits.data.images import tensor_to_uint8
 from heroportraits.errors import HeroError
 from heroportraits.models import build_generator, build_models, conditioning_vocab, upscale_to_output
 from heroportraits.models.palette_output import set_palette_merge, set_rgb_colours
-from heroportraits.paths import output_folder
-from heroportraits.progress import progress_bar
-from heroportraits.selection import best_noise, refine_noise
+from heroportraits.sampling.selection import best_noise, refine_noise
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint, resolve_checkpoint_path
 from heroportraits.training.config import Config
 
@@ -311,165 +297,3 @@ def most_common_labels(rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor
 
 class SampleError(HeroError):
     """An output folder that would mix new portraits with old ones."""
-
-
-SAMPLE_FILE = re.compile(r"\d+\.png")  # the portraits write_samples names: 00000.png, 00001.png, ...
-
-
-def clear_sample_folder(out_dir: Path, overwrite: bool) -> None:
-    """Make `out_dir` ready for a fresh set: refused when it holds anything unless `overwrite`,
-    which removes only this verb's own files (numbered PNGs and labels.csv); others stay."""
-    present = sorted(p.name for p in out_dir.iterdir()) if out_dir.is_dir() else []
-    if not present:
-        return
-    if not overwrite:
-        shown = ", ".join(present[:3]) + (" ..." if len(present) > 3 else "")
-        raise SampleError(
-            f"{out_dir} already holds {len(present)} file(s) ({shown}); choose an empty --out, or pass "
-            f"--overwrite to replace its portraits (only numbered PNGs and labels.csv are removed)"
-        )
-    for name in present:
-        if SAMPLE_FILE.fullmatch(name) or name == "labels.csv":
-            (out_dir / name).unlink()
-
-
-def write_samples(
-    sampler: Sampler,
-    out_dir: str | Path,
-    n: int,
-    conditions=None,
-    seed: int = 0,
-    progress=True,
-    open_attributes: str | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """n PNGs + labels.csv (file + the attribute values each image was conditioned on; `any` = unspecified).
-
-    The folder must be empty (or new) unless `overwrite`: stale PNGs that labels.csv does not
-    list would otherwise be scored with the new ones.
-    """
-    out_dir = output_folder(out_dir, "sample folder")
-    if n < 1:
-        raise SampleError(f"n={n}: the number of portraits must be >= 1")
-    clear_sample_folder(out_dir, overwrite)
-    images, rows = sampler.generate(n, conditions, seed, open_attributes=open_attributes)
-    return save_portraits(images, rows, out_dir, sampler.vocab.names, progress)
-
-
-def save_portraits(images: np.ndarray, rows: list[dict], out_dir: str | Path, names: list[str], progress=False) -> Path:
-    """images (N, H, W, 3) uint8 -> out_dir/00000.png ... and labels.csv (file + each row's attribute `names`)."""
-    out_dir = Path(out_dir)
-    digits = max(5, len(str(len(images) - 1)))
-    records = []
-    for i, img in enumerate(progress_bar(images, disable=not progress, desc="writing PNGs")):
-        name = f"{i:0{digits}d}.png"
-        save_png(img, out_dir / name)
-        records.append({"file": name, **rows[i]})
-    write_labels_csv(out_dir / "labels.csv", records, ["file", *names])
-    return out_dir
-
-
-def write_grid(
-    sampler: Sampler,
-    out_path: str | Path,
-    conditions=None,
-    n: int = 64,
-    seed: int = 0,
-    open_attributes: str | None = None,
-) -> Path:
-    """With no conditions: the attribute layout grid (rows = class, cols = palette, blocks = gender).
-    With conditions: n portraits under them, tiled."""
-    if not conditions:
-        common = most_common_labels(sampler._mix_rows, sampler._mix_p)
-        cols = [sampler.vocab.names.index(n) for n in sampler.cvocab.names]
-        layout = grid_layout(sampler.cvocab, default_labels=common[cols].tolist())
-        full = common.repeat(len(layout.labels), 1)
-        full[:, cols] = layout.labels
-        images = sampler.generate_from_labels(full, seed)
-        return save_grid_figure(images, layout, out_path, title=f"step {sampler.step}")
-    images, _ = sampler.generate(n, conditions, seed, open_attributes=open_attributes)
-    return save_png(make_grid(images, nrow=int(np.ceil(np.sqrt(n)))), out_path)
-
-
-def add_cli(sub) -> None:
-    p = add_verb(
-        sub,
-        "sample",
-        _run_cli,
-        help="generate portraits from a checkpoint",
-        description="Generate portraits with the EMA generator of CHECKPOINT (a .pt file or a run folder). "
-        "Writes individual PNGs plus labels.csv to --out, or one grid image with --grid.",
-    )
-    p.add_argument("checkpoint", help="checkpoint file, or run folder (uses its last.pt)")
-    add_count(p, "--n", 64, "number of portraits")
-    p.add_argument("--out", required=True, help="output folder path (or .png file with --grid)")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="write into a folder that already holds files: its numbered PNGs and labels.csv are replaced, "
-        "anything else is left",
-    )
-    add_assignments(
-        p,
-        "conditions",
-        "ATTR=VALUE",
-        "fix an attribute, e.g. --set hero_class=mage (repeatable); others follow the training mix",
-    )
-    p.add_argument(
-        "--open",
-        dest="open_attributes",
-        choices=OPEN_MODES,
-        default=None,
-        help="attributes not fixed by --set: 'mix' = drawn from the training mix, 'unspecified' = left "
-        "to the model (default: unspecified if it was trained with attribute dropout, else mix)",
-    )
-    p.add_argument("--grid", action="store_true", help="write one grid image instead of individual files")
-    p.add_argument(
-        "--interpolate",
-        metavar="SPEC",
-        help="write a latent walk (strip .png + animated .gif) instead: seed=0:1[:2...] walks the noise between "
-        "seeds under one condition, ATTR=A:B[:C...] (e.g. palette=warm:cool) walks an attribute at fixed noise",
-    )
-    p.add_argument("--frames", type=int, default=8, help="frames per walk segment, ends included (default 8)")
-    add_drawing_options(p)
-    add_seed(p, "noise and condition seed")
-    add_device(p)
-
-
-def _run_cli(args: argparse.Namespace) -> None:
-    sampler = Sampler.from_checkpoint(
-        resolve_checkpoint_path(args.checkpoint),
-        args.device,
-        args.palette_merge,
-        args.rgb_colours,
-        args.best_of,
-        args.refine,
-        args.refine_realness,
-        args.refine_head,
-    )
-    conditions = parse_assignments(args.conditions)
-    if args.interpolate:
-        from heroportraits.walks import write_walk  # walks builds on this module
-
-        out = Path(args.out)
-        out = out if out.suffix.lower() in (".png", ".gif") else output_folder(out, "--out") / "walk.png"
-        strip, gif = write_walk(
-            sampler, args.interpolate, out, args.frames, conditions, args.seed, args.open_attributes
-        )
-        print(f"wrote {strip} and {gif}")
-    elif args.grid:
-        out = Path(args.out)
-        if out.suffix.lower() != ".png":
-            out = output_folder(out, "--out") / "grid.png"
-        print(f"wrote {write_grid(sampler, out, conditions, args.n, args.seed, args.open_attributes)}")
-    else:
-        out = write_samples(
-            sampler,
-            args.out,
-            args.n,
-            conditions,
-            args.seed,
-            open_attributes=args.open_attributes,
-            overwrite=args.overwrite,
-        )
-        print(f"wrote {args.n} portraits and labels.csv to {out}")

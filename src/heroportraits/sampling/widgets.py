@@ -20,7 +20,8 @@ from PIL import Image
 
 from heroportraits.data.attributes import UNSPECIFIED
 from heroportraits.data.images import make_grid, nearest_upscale
-from heroportraits.sample import Sampler, save_portraits
+from heroportraits.sampling.portraits import save_portraits
+from heroportraits.sampling.sampler import Sampler
 
 MAX_COUNT = 64  # portraits a grid shows at most
 ZOOM = 2  # the grid is shown at 2x (64 px portraits are small on a screen)

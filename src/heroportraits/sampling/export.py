@@ -15,7 +15,6 @@ nothing else to build valid inputs.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import logging
@@ -27,11 +26,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from heroportraits.cli import add_drawing_options, add_verb
 from heroportraits.errors import HeroError
 from heroportraits.models import upscale_to_output
 from heroportraits.models.palette_output import colour_settings
-from heroportraits.sample import Sampler
+from heroportraits.sampling.sampler import Sampler
 
 FORMATS = ("onnx", "torchscript")
 METADATA_KEY = "heroportraits"  # ONNX metadata_props key / TorchScript extra file "heroportraits.json"
@@ -193,26 +191,3 @@ def read_metadata(path: str | Path) -> dict:
     files = {f"{METADATA_KEY}.json": ""}
     torch.jit.load(str(path), _extra_files=files)
     return json.loads(files[f"{METADATA_KEY}.json"])
-
-
-def add_cli(sub) -> None:
-    p = add_verb(
-        sub,
-        "export",
-        _run_cli,
-        help="export the EMA generator to ONNX or TorchScript",
-        description="Export the EMA generator of CHECKPOINT (a .pt file or a run folder) as one file: noise "
-        "(N, z_dim) float32 and label indices (N, A) int64 in, uint8 RGB (N, 64, 64, 3) out, dynamic N. "
-        "The attribute values and z_dim are stored inside the file. See docs/export.md.",
-    )
-    p.add_argument("checkpoint", help="checkpoint file, or run folder (uses its last.pt)")
-    p.add_argument("--format", dest="fmt", choices=FORMATS, default="onnx", help="onnx (default) or torchscript")
-    p.add_argument("--out", required=True, help="output file, e.g. hero.onnx or hero.pt")
-    add_drawing_options(p, guided=False)
-
-
-def _run_cli(args: argparse.Namespace) -> None:
-    out = export_generator(args.checkpoint, args.out, args.fmt, args.palette_merge, args.rgb_colours)
-    meta = read_metadata(out)
-    attrs = ", ".join(f"{k} ({len(v)})" for k, v in meta["attributes"].items())
-    print(f"wrote {out} ({args.fmt}, z_dim {meta['z_dim']}, attributes: {attrs or 'none'})")

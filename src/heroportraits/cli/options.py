@@ -1,34 +1,9 @@
-"""`python -m heroportraits VERB ...`: one command-line verb per pipeline step.
-
-Each verb lives in its own module, which exposes `add_cli(subparsers)`; that function
-registers the verb (`add_verb`) and its options, with the helpers below for the options
-several verbs share (counts, seeds, devices, progress), so they read and check alike.
-The notebooks call the same package functions that these verbs call.
-"""
+"""The options several verbs share, so that they read and check alike: counts, seeds, devices,
+`--set` assignments, progress, and how a checkpoint's portraits are drawn."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
-
-from heroportraits.errors import HeroError
-
-# Modules that register a verb, in the order `--help` lists them.
-COMMAND_MODULES = [
-    "heroportraits.data.procedural",
-    "heroportraits.data.lpc",
-    "heroportraits.data.prepare",
-    "heroportraits.data.build",
-    "heroportraits.data.palette_quantise",
-    "heroportraits.training.loop",
-    "heroportraits.sample",
-    "heroportraits.export",
-    "heroportraits.evaluation.evaluate",
-    "heroportraits.evaluation.headgear",
-    "heroportraits.bench",
-    "heroportraits.study.runner",
-]
 
 
 def add_verb(subparsers, name: str, run, help: str, description: str, **kwargs) -> argparse.ArgumentParser:
@@ -76,30 +51,6 @@ def add_assignments(p: argparse.ArgumentParser, dest: str, metavar: str, help: s
 
 def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m heroportraits",
-        description="Conditional GANs for 64x64 pixel-art hero portraits. "
-        "Pipeline: procedural (or your own images) -> prepare -> build -> train -> sample.",
-    )
-    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).add_cli(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except HeroError as e:
-        # Input problems (bad labels, missing files, wrong checkpoint) get a clear
-        # one-line message; anything else is a bug and keeps its traceback.
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
 
 
 def add_drawing_options(p, guided: bool = True) -> None:

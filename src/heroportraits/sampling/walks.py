@@ -25,7 +25,7 @@ from PIL import Image
 from heroportraits.data.attributes import LabelError
 from heroportraits.data.images import make_grid, nearest_upscale, save_png
 from heroportraits.models.conditioning import soft_labels
-from heroportraits.sample import Sampler
+from heroportraits.sampling.sampler import Sampler
 
 NOISE_WALK = "seed"  # `--interpolate seed=0:1` walks the noise; any other name is an attribute
 

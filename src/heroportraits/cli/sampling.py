@@ -1,0 +1,125 @@
+"""The sampling verbs: sample (PNG folders, grids, walks) and export."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from heroportraits.cli.options import add_assignments, add_count, add_device, add_drawing_options, add_seed, add_verb
+from heroportraits.data.attributes import parse_assignments
+from heroportraits.paths import output_folder
+from heroportraits.sampling.export import FORMATS, export_generator, read_metadata
+from heroportraits.sampling.portraits import write_grid, write_samples
+from heroportraits.sampling.sampler import OPEN_MODES, Sampler
+from heroportraits.sampling.walks import write_walk
+from heroportraits.training.checkpoint import resolve_checkpoint_path
+
+
+def add_sample(sub) -> None:
+    p = add_verb(
+        sub,
+        "sample",
+        _run_sample,
+        help="generate portraits from a checkpoint",
+        description="Generate portraits with the EMA generator of CHECKPOINT (a .pt file or a run folder). "
+        "Writes individual PNGs plus labels.csv to --out, or one grid image with --grid.",
+    )
+    p.add_argument("checkpoint", help="checkpoint file, or run folder (uses its last.pt)")
+    add_count(p, "--n", 64, "number of portraits")
+    p.add_argument("--out", required=True, help="output folder path (or .png file with --grid)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a folder that already holds files: its numbered PNGs and labels.csv are replaced, "
+        "anything else is left",
+    )
+    add_assignments(
+        p,
+        "conditions",
+        "ATTR=VALUE",
+        "fix an attribute, e.g. --set hero_class=mage (repeatable); others follow the training mix",
+    )
+    p.add_argument(
+        "--open",
+        dest="open_attributes",
+        choices=OPEN_MODES,
+        default=None,
+        help="attributes not fixed by --set: 'mix' = drawn from the training mix, 'unspecified' = left "
+        "to the model (default: unspecified if it was trained with attribute dropout, else mix)",
+    )
+    p.add_argument("--grid", action="store_true", help="write one grid image instead of individual files")
+    p.add_argument(
+        "--interpolate",
+        metavar="SPEC",
+        help="write a latent walk (strip .png + animated .gif) instead: seed=0:1[:2...] walks the noise between "
+        "seeds under one condition, ATTR=A:B[:C...] (e.g. palette=warm:cool) walks an attribute at fixed noise",
+    )
+    p.add_argument("--frames", type=int, default=8, help="frames per walk segment, ends included (default 8)")
+    add_drawing_options(p)
+    add_seed(p, "noise and condition seed")
+    add_device(p)
+
+
+def _run_sample(args: argparse.Namespace) -> None:
+    sampler = Sampler.from_checkpoint(
+        resolve_checkpoint_path(args.checkpoint),
+        args.device,
+        args.palette_merge,
+        args.rgb_colours,
+        args.best_of,
+        args.refine,
+        args.refine_realness,
+        args.refine_head,
+    )
+    conditions = parse_assignments(args.conditions)
+    if args.interpolate:
+        out = Path(args.out)
+        out = out if out.suffix.lower() in (".png", ".gif") else output_folder(out, "--out") / "walk.png"
+        strip, gif = write_walk(
+            sampler, args.interpolate, out, args.frames, conditions, args.seed, args.open_attributes
+        )
+        print(f"wrote {strip} and {gif}")
+    elif args.grid:
+        out = Path(args.out)
+        if out.suffix.lower() != ".png":
+            out = output_folder(out, "--out") / "grid.png"
+        print(f"wrote {write_grid(sampler, out, conditions, args.n, args.seed, args.open_attributes)}")
+    else:
+        out = write_samples(
+            sampler,
+            args.out,
+            args.n,
+            conditions,
+            args.seed,
+            open_attributes=args.open_attributes,
+            overwrite=args.overwrite,
+        )
+        print(f"wrote {args.n} portraits and labels.csv to {out}")
+
+
+def add_export(sub) -> None:
+    p = add_verb(
+        sub,
+        "export",
+        _run_export,
+        help="export the EMA generator to ONNX or TorchScript",
+        description="Export the EMA generator of CHECKPOINT (a .pt file or a run folder) as one file: noise "
+        "(N, z_dim) float32 and label indices (N, A) int64 in, uint8 RGB (N, 64, 64, 3) out, dynamic N. "
+        "The attribute values and z_dim are stored inside the file. See docs/export.md.",
+    )
+    p.add_argument("checkpoint", help="checkpoint file, or run folder (uses its last.pt)")
+    p.add_argument("--format", dest="fmt", choices=FORMATS, default="onnx", help="onnx (default) or torchscript")
+    p.add_argument("--out", required=True, help="output file, e.g. hero.onnx or hero.pt")
+    add_drawing_options(p, guided=False)
+
+
+def _run_export(args: argparse.Namespace) -> None:
+    out = export_generator(args.checkpoint, args.out, args.fmt, args.palette_merge, args.rgb_colours)
+    meta = read_metadata(out)
+    attrs = ", ".join(f"{k} ({len(v)})" for k, v in meta["attributes"].items())
+    print(f"wrote {out} ({args.fmt}, z_dim {meta['z_dim']}, attributes: {attrs or 'none'})")
+
+
+def add_verbs(sub) -> None:
+    add_sample(sub)
+    add_export(sub)

@@ -1,0 +1,1 @@
+"""The sampling stage: portraits drawn from a trained checkpoint, and how they are drawn."""
