@@ -136,8 +136,8 @@ def synthetic_shapes_dataset(root, name="shapes", n=1000, seed=0, val_every=5):
 def smoke_checkpoint(tmp_path_factory):
     """Factory: a checkpoint of a 2-step smoke run on the toy dataset, per set of overrides,
     trained once per test session (in its own project root) and shared by the tests that only read it."""
-    from heroportraits.training.config import resolve_config
     from heroportraits.training.loop import train
+    from heroportraits.training.presets import resolve_config
 
     root = make_project_root(tmp_path_factory.mktemp("smoke_ckpt"))
     synthetic_blocks_dataset(root)

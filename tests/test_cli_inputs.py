@@ -12,8 +12,8 @@ from PIL import Image
 from heroportraits.cli import main as cli_main
 from heroportraits.data.dataset import read_labels_csv
 from heroportraits.training.checkpoint import CheckpointError, load_checkpoint
-from heroportraits.training.config import resolve_config
 from heroportraits.training.loop import train
+from heroportraits.training.presets import resolve_config
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,8 @@ def test_palette_merge_is_refused_where_there_is_no_palette(run, tmp_path, capsy
     """An RGB model has no palette slots: merging would silently do nothing, so it is refused."""
     assert cli_main(["sample", str(run), "--n", "3", "--out", str(tmp_path / "s"), "--palette-merge", "4"]) == 2
     err = capsys.readouterr().err
-    assert "palette merge 4: this model draws RGB (model.output=rgb)" in err and "leave the merge out" in err
+    assert "draw.palette_merge=4 (--palette-merge 4) merges palette colours, so it needs model.output=palette" in err
+    assert "or set it to 0" in err and err.count("\n") == 1
     assert not (tmp_path / "s").exists()
 
 

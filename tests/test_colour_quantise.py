@@ -1,4 +1,4 @@
-"""Per-portrait quantisation of RGB samples (`model.rgb_colours`): k-means finds a known palette, a
+"""Per-portrait quantisation of RGB samples (`draw.rgb_colours`): k-means finds a known palette, a
 quantised model draws at most K colours a portrait and only in eval mode, the merge acts on the found
 palette, and the switch reaches the config checks, `sample`, `evaluate` and export."""
 
@@ -12,17 +12,22 @@ from test_pixelart_models import VOCAB, colours_per_image, labels
 
 from heroportraits.cli import main as cli_main
 from heroportraits.data.dataset import read_labels_csv
-from heroportraits.data.images import tensor_to_uint8
 from heroportraits.data.oklab import delta_e
-from heroportraits.models import build_models, colour_quantise
+from heroportraits.models import build_models, colour_quantise, to_pixels
 from heroportraits.models.colour_quantise import cluster_colours, farthest_first, nearest_centre
 from heroportraits.models.palette_output import set_palette_merge, set_rgb_colours
 from heroportraits.sampling.export import export_generator, read_metadata
-from heroportraits.training.config import ConfigError, ModelConfig, resolve_config
+from heroportraits.training.config import ConfigError, ModelConfig
+from heroportraits.training.presets import resolve_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 KNOWN = np.array([[20, 20, 30], [230, 220, 200], [200, 40, 40], [40, 170, 60], [50, 70, 210]], np.uint8)
+
+
+def uint8(x: torch.Tensor) -> np.ndarray:
+    """Images (N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8, as sampling converts them."""
+    return to_pixels(x, x.shape[-1]).numpy()
 
 
 def noisy_portraits(n: int = 3, size: int = 16, noise: float = 6.0, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
@@ -89,21 +94,21 @@ def test_quantised_rgb_model_draws_at_most_k_colours_and_only_when_sampling():
         assert torch.equal(G(z, y), trained)
     counts = [len(c) for c in colours_per_image(quantised)]
     assert max(counts) <= 5 and min(counts) >= 3 and min(len(c) for c in colours_per_image(plain)) > 50
-    assert np.array_equal(tensor_to_uint8(alone), tensor_to_uint8(quantised[:1]))
+    assert np.array_equal(uint8(alone), uint8(quantised[:1]))
     assert sum(map(len, colours_per_image(merged))) < sum(counts)
     # quantising moves each pixel to its cluster's mean: near where it was
     assert (quantised - plain).abs().mean() < 0.1
 
 
 def test_config_takes_rgb_colours_for_rgb_models_only():
-    cfg = resolve_config("cpu", {"model.rgb_colours": 24, "model.palette_merge": 6})
-    assert cfg.model.rgb_colours == 24 and cfg.model.palette_merge == 6
-    with pytest.raises(ConfigError, match="model.rgb_colours=24 quantises RGB samples .*palette models already"):
-        resolve_config("dcgan_sn_proj_ms_palette", {"model.rgb_colours": 24})
-    with pytest.raises(ConfigError, match="model.rgb_colours=1 .*one colour draws nothing"):
-        resolve_config("cpu", {"model.rgb_colours": 1})
-    with pytest.raises(ConfigError, match="model.rgb_colours"):
-        resolve_config("cpu", {"model.rgb_colours": -3})
+    cfg = resolve_config("cpu", {"draw.rgb_colours": 24, "draw.palette_merge": 6})
+    assert cfg.draw.rgb_colours == 24 and cfg.draw.palette_merge == 6
+    with pytest.raises(ConfigError, match="draw.rgb_colours=24 .* quantises RGB samples .*palette models already"):
+        resolve_config("dcgan_sn_proj_ms_palette", {"draw.rgb_colours": 24})
+    with pytest.raises(ConfigError, match="draw.rgb_colours=1 .*one colour draws nothing"):
+        resolve_config("cpu", {"draw.rgb_colours": 1})
+    with pytest.raises(ConfigError, match="draw.rgb_colours"):
+        resolve_config("cpu", {"draw.rgb_colours": -3})
     # a merge with nothing to merge is refused: test_config.test_values_are_parsed_by_their_declared_type
 
 
@@ -115,7 +120,7 @@ def test_sample_and_evaluate_take_rgb_colours(smoke_checkpoint, tmp_path, capsys
     counts = [len(np.unique(np.asarray(Image.open(out / r["file"])).reshape(-1, 3), axis=0)) for r in rows]
     assert len(counts) == 6 and max(counts) <= 7
     assert cli_main(["sample", str(ckpt), "--n", "2", "--out", str(tmp_path / "b"), "--rgb-colours", "1"]) == 2
-    assert "rgb colours 1: at least 2 colours a portrait" in capsys.readouterr().err
+    assert "draw.rgb_colours=1 (--rgb-colours 1) quantises RGB samples" in capsys.readouterr().err
     argv = ["evaluate", "--images", str(out), "--dataset", "toy", "--rgb-colours", "7"]
     assert cli_main(argv) == 2
     assert "--rgb-colours changes how a checkpoint draws" in capsys.readouterr().err
@@ -124,10 +129,12 @@ def test_sample_and_evaluate_take_rgb_colours(smoke_checkpoint, tmp_path, capsys
 def test_rgb_colours_are_refused_for_a_palette_model(smoke_checkpoint, tmp_path, capsys):
     ckpt = smoke_checkpoint(**{"model.output": "palette", "model.palette_k": 6})
     assert cli_main(["sample", str(ckpt), "--n", "2", "--out", str(tmp_path / "s"), "--rgb-colours", "8"]) == 2
-    assert "this model draws from a palette already (model.output=palette, at most 6" in capsys.readouterr().err
+    assert "(palette models already draw palette_k colours)" in capsys.readouterr().err
 
 
 def test_export_records_the_quantisation(smoke_checkpoint, tmp_path):
-    out = export_generator(smoke_checkpoint(), tmp_path / "q.pt", "torchscript", palette_merge=3.0, rgb_colours=6)
+    out = export_generator(
+        smoke_checkpoint(), tmp_path / "q.pt", "torchscript", {"palette_merge": 3.0, "rgb_colours": 6}
+    )
     assert read_metadata(out)["rgb_colours"] == 6 and read_metadata(out)["palette_merge"] == 3.0
     assert "rgb_colours" not in read_metadata(export_generator(smoke_checkpoint(), tmp_path / "p.pt", "torchscript"))

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict
 
 import pytest
 
 from heroportraits.cli import main as cli_main
-from heroportraits.training.config import (
+from heroportraits.models.config import DrawOptions
+from heroportraits.training.config import Config, ConfigError, apply_overrides
+from heroportraits.training.presets import (
     PRESET_ALIASES,
     PRESETS,
-    ConfigError,
     get_preset,
+    preset_chain,
     preset_choices,
     resolve_config,
 )
@@ -27,50 +29,93 @@ def test_aliases_are_the_presets_they_name():
     for alias, name in PRESET_ALIASES.items():
         a, b = get_preset(alias), get_preset(name)
         assert a == b and a.preset == name  # the run records the full name
-    cpu = get_preset("cpu")
-    assert (cpu.model.arch, cpu.model.g_cond, cpu.model.d_cond) == ("dcgan", "concat+cbn", "projection")
-    assert cpu.model.d_spectral_norm and cpu.train.mode_seeking > 0  # what the name says
     assert set(preset_choices()) == set(PRESETS) | set(PRESET_ALIASES)
-    palette = get_preset("dcgan_sn_proj_ms_palette")  # the demo recipe, palette output, D slowed (pixelart_long)
-    assert (palette.model.output, palette.model.palette_mix, palette.model.arch) == ("palette", "straight", "dcgan")
-    assert palette.train.d_lr == palette.train.g_lr / 2 and palette.train.r1_gamma > 0
-    assert palette.train.tau_steps == 4000 and palette.train.steps == cpu.train.steps
-    assert palette.model.palette_merge == 5.0 and palette.model.rgb_colours == 0  # samples merged (pixelart.md 10)
-    assert (cpu.model.rgb_colours, cpu.model.palette_merge) == (32, 7.0)  # samples quantised (pixelart.md 15)
-    assert cpu.model.best_of == palette.model.best_of == 1  # refinement, not best-of (pixelart.md 16-17) ...
-    assert (cpu.model.refine_steps, palette.model.refine_steps) == (7, 0)  # ... by D's classifier (pixelart.md 18)
-    assert cpu.model.refine_realness == 0.025
-    assert palette.model.d_classify == 2.0 and palette.train.r1_gamma == 1.0  # D's classifier (pixelart.md 11)
-    head = get_preset("dcgan_sn_proj_ms_palette_head")  # the palette preset for head items (pixelart.md 21-22)
-    assert (head.model.d_head_classify, head.model.head_fake, head.model.refine_steps) == (4.0, True, 1)
-    assert (head.model.palette_k, head.model.palette_merge) == (64, 0.0)
-    assert (head.train.steps, head.train.tau_steps) == (8153, 6000)
-    unchanged = dict(palette_k=32, palette_merge=5.0, d_head_classify=0.0, head_fake=False, refine_steps=0)
-    assert replace(head.model, **unchanged) == palette.model  # the palette preset underneath, nothing else
-    assert replace(head.train, steps=6000, tau_steps=4000) == palette.train
-    assert cpu.model.d_classify == 2.0  # the demo has D's classifier (pixelart.md 11) ...
-    base = get_preset("dcgan_sn_proj_ms")  # ... and the studies' base is the preset they measured, without it
-    assert base.model.d_classify == 0.0 and base.model.rgb_colours == 0
-    assert (
-        replace(cpu.model, d_classify=0.0, rgb_colours=0, palette_merge=0.0, refine_steps=0, refine_realness=0.05)
-        == base.model
-    )
-    assert (cpu.train.mode_seeking, base.train.mode_seeking) == (0.5, 1.0)  # halved beside it (pixelart.md 13)
-    assert cpu.train.amp and cpu.train.reuse_fakes  # bf16 where native, one G forward a step (pixelart.md 18)
-    assert replace(cpu.train, mode_seeking=1.0, amp=False, reuse_fakes=False) == base.train
     with pytest.raises(ConfigError, match="aliases: cpu = dcgan_sn_proj_ms_ac"):
         get_preset("cpu_fast")
 
 
-def test_every_preset_says_what_it_is_and_gpu_twins_match():
+def test_the_preset_table_is_well_formed():
+    """Each preset starts from a preset in the table (no loop), says what it is in one line, and every override
+    names a config field with a value it can take: every preset resolves and passes validate_config."""
     for name, preset in PRESETS.items():
         assert preset.description and "\n" not in preset.description, name
-        if name.endswith("_gpu"):
-            cpu_twin, gpu = get_preset(name.removesuffix("_gpu")), get_preset(name)
-            # The twin differs in size only: the same networks and techniques.
-            for field in ("arch", "g_cond", "d_cond", "d_spectral_norm", "g_spectral_norm"):
-                assert getattr(cpu_twin.model, field) == getattr(gpu.model, field), (name, field)
-            assert (cpu_twin.train.mode_seeking, cpu_twin.train.augment) == (gpu.train.mode_seeking, gpu.train.augment)
+        chain = preset_chain(name)
+        assert chain[-1] == name and len(set(chain)) == len(chain) and PRESETS[chain[0]].base is None
+        assert preset.base is None or preset.base in PRESETS
+        assert resolve_config(name).preset == name
+        for key in preset.overrides:
+            apply_overrides(Config(), {key: preset.overrides[key]})  # a typo in the table would be refused here
+
+
+def test_a_preset_is_its_base_with_its_overrides():
+    """What a preset's row says is what it does: its base's config, with each override set and nothing else."""
+    for name, preset in PRESETS.items():
+        base = get_preset(preset.base) if preset.base else Config()
+        mine = get_preset(name)
+        changed = {
+            f"{section}.{k}"
+            for section in ("model", "train", "draw")
+            for k, v in asdict(getattr(mine, section)).items()
+            if asdict(getattr(base, section))[k] != v
+        }
+        assert changed <= set(preset.overrides), (name, changed - set(preset.overrides))
+
+
+# What the names' parts promise (the table's comment: the networks, then the techniques on top).
+NAME_PARTS = {
+    "dcgan": lambda c: c.model.arch == "dcgan",
+    "resnet": lambda c: c.model.arch == "resnet",
+    "sn_proj": lambda c: c.model.d_spectral_norm and c.model.d_cond == "projection" and "cbn" in c.model.g_cond,
+    "_ms": lambda c: c.train.mode_seeking > 0,
+    "_ac": lambda c: c.model.d_classify > 0,
+    "pixel": lambda c: c.model.output == "palette" and c.model.g_sle and c.model.d_recon > 0,
+    "palette": lambda c: c.model.output == "palette" and c.model.d_classify > 0,
+    "head": lambda c: c.model.d_head_classify > 0,
+    "full": lambda c: c.train.r1_gamma > 0 and c.train.augment and c.train.instance_noise_std > 0,
+    "_gpu": lambda c: not c.model.native_grid and c.train.batch_size >= 128,
+}
+
+
+def test_every_preset_is_what_its_name_says():
+    for name in PRESETS:
+        cfg = get_preset(name)
+        for part, holds in NAME_PARTS.items():
+            if part in name:
+                assert holds(cfg), (name, part)
+        if "sn_proj" not in name and name.startswith("dcgan"):
+            assert (cfg.model.d_cond, cfg.model.d_spectral_norm) == ("concat", False), name  # the plain baseline
+
+
+# Fields a GPU twin may size differently: the networks' width, grid and batch, the schedule, the speed switches.
+SIZE_FIELDS = {
+    "model.g_width",
+    "model.d_width",
+    "model.z_dim",
+    "model.native_grid",
+    "train.steps",
+    "train.batch_size",
+    "train.tau_steps",
+    "train.amp",
+    "train.compile",
+    "train.sample_every",
+    "train.checkpoint_every",
+}
+
+
+def test_gpu_twins_differ_from_their_cpu_preset_in_size_only():
+    for name in PRESETS:
+        if not name.endswith("_gpu"):
+            continue
+        cpu, gpu = get_preset(name.removesuffix("_gpu")).to_dict(), get_preset(name).to_dict()
+        differ = {f"{s}.{k}" for s in ("model", "train", "draw") for k in cpu[s] if cpu[s][k] != gpu[s][k]}
+        assert differ <= SIZE_FIELDS, (name, differ - SIZE_FIELDS)
+
+
+def test_the_demo_draws_with_its_aids_and_the_studies_base_as_g_draws():
+    demo, base = get_preset("cpu"), get_preset("dcgan_sn_proj_ms")
+    assert demo.draw.guided and demo.draw.rgb_colours > 1  # refined by D's classifier, quantised a portrait
+    assert base.draw == DrawOptions() and not get_preset("dcgan_sn_proj_ms_palette").draw.guided
+    assert asdict(demo.model) | {"d_classify": 0.0} == asdict(base.model)  # the same networks, D's classifier on
 
 
 def test_dry_run_prints_the_description_and_pure_json(capsys):
@@ -111,7 +156,7 @@ def test_dry_run_refuses_a_bad_set_naming_field_value_and_what_is_allowed(item, 
 def test_unknown_field_is_named_with_the_sections_fields():
     with pytest.raises(ConfigError, match=r"unknown config field 'train.stepz'; train fields are: steps, batch_size"):
         resolve_config("cpu", ["train.stepz=3"])
-    with pytest.raises(ConfigError, match="model.<name> or train.<name>"):
+    with pytest.raises(ConfigError, match="model.<name>, train.<name> or draw.<name>"):
         resolve_config("cpu", ["optim.lr=3"])
 
 
@@ -128,26 +173,28 @@ def test_values_are_parsed_by_their_declared_type():
     cfg.model.z_dim = 1.5
     from heroportraits.training.config import validate_config
 
-    with pytest.raises(ConfigError, match="palette_merge=4 merges palette colours, so it needs model.output=palette"):
-        resolve_config("dcgan_sn_proj_ms", {"model.palette_merge": 4})
-    with pytest.raises(ConfigError, match="model.palette_merge"):
-        resolve_config("dcgan_sn_proj_ms_palette", {"model.palette_merge": -1})
+    with pytest.raises(ConfigError, match=r"palette_merge=4 \(--palette-merge 4\) merges palette colours, so it needs"):
+        resolve_config("dcgan_sn_proj_ms", {"draw.palette_merge": 4})
+    with pytest.raises(ConfigError, match="draw.palette_merge"):
+        resolve_config("dcgan_sn_proj_ms_palette", {"draw.palette_merge": -1})
     with pytest.raises(ConfigError, match="d_classify=1 needs model.d_cond=projection: with d_cond=concat"):
         resolve_config("dcgan", {"model.d_classify": 1})
     with pytest.raises(ConfigError, match="model.d_classify"):
         resolve_config("cpu", {"model.d_classify": -0.5})
     assert resolve_config("cpu", {"model.d_classify": 0.5}).model.d_classify == 0.5
-    with pytest.raises(ConfigError, match="model.best_of=4 ranks candidates by D's auxiliary classifier, so it needs"):
-        resolve_config("cpu", {"model.d_classify": 0, "model.refine_steps": 0, "model.best_of": 4})
-    with pytest.raises(ConfigError, match="model.refine_steps=7 guides the noise by D's auxiliary classifier"):
+    with pytest.raises(ConfigError, match=r"draw.best_of=4 \(--best-of 4\) ranks candidates by D's auxiliary"):
+        resolve_config("cpu", {"model.d_classify": 0, "draw.refine_steps": 0, "draw.best_of": 4})
+    with pytest.raises(ConfigError, match=r"draw.refine_steps=7 \(--refine 7\) guides the noise by D's auxiliary"):
         resolve_config("cpu", {"model.d_classify": 0})
     for field in ("refine_steps", "refine_realness"):
-        with pytest.raises(ConfigError, match=f"model.{field}"):
-            resolve_config("cpu", {f"model.{field}": -1})
-    with pytest.raises(ConfigError, match="model.refine_rate"):
-        resolve_config("cpu", {"model.refine_rate": 0})
-    with pytest.raises(ConfigError, match="model.best_of"):
-        resolve_config("cpu", {"model.best_of": 0})
+        with pytest.raises(ConfigError, match=f"draw.{field}=-1(.0)? is out of range"):
+            resolve_config("cpu", {f"draw.{field}": -1})
+    with pytest.raises(ConfigError, match="model.refine_steps is how portraits are drawn, not the model: set draw."):
+        resolve_config("cpu", {"model.refine_steps": 3})  # a field that moved is named where it went
+    with pytest.raises(ConfigError, match="draw.refine_rate"):
+        resolve_config("cpu", {"draw.refine_rate": 0})
+    with pytest.raises(ConfigError, match="draw.best_of"):
+        resolve_config("cpu", {"draw.best_of": 0})
     with pytest.raises(ConfigError, match="model.z_dim=1.5: expects a whole number"):
         validate_config(cfg)
 
@@ -157,7 +204,7 @@ def test_every_numeric_field_has_a_range():
 
     from heroportraits.training.config import RANGES, ModelConfig, TrainConfig
 
-    for section, cls in (("model", ModelConfig), ("train", TrainConfig)):
+    for section, cls in (("model", ModelConfig), ("train", TrainConfig), ("draw", DrawOptions)):
         for name, kind in typing.get_type_hints(cls).items():
             numeric = kind in (int, float) or typing.get_origin(kind) is tuple
             assert not numeric or f"{section}.{name}" in RANGES, f"add {section}.{name} to config.RANGES"

@@ -113,8 +113,9 @@ def _worker(rank: int, world: int, ports: tuple[int, int], root: str, out: str) 
     )
     torch.set_num_threads(1)
     from heroportraits.data import dataset
+    from heroportraits.evaluation.during_training import TrainTimeScorer
     from heroportraits.training import loop, run_files, trainer
-    from heroportraits.training.config import resolve_config
+    from heroportraits.training.presets import resolve_config
 
     calls: list[dict] = []
     batch, setup_training, step = dataset.PortraitData.batch, loop.setup_training, trainer.Trainer.step
@@ -149,7 +150,7 @@ def _worker(rank: int, world: int, ports: tuple[int, int], root: str, out: str) 
         for run, steps in (("straight", 6), ("resumed", 3), ("resumed", 6)):
             calls.append({"run": run, "drawn": [], "iterations": [], "writes": []})
             cfg = resolve_config("smoke", {**OVERRIDES, "train.steps": steps})
-            result = loop.train(cfg, "toy", run, progress=False)
+            result = loop.train(cfg, "toy", run, progress=False, scorer=TrainTimeScorer("toy"))
             s = calls[-1].pop("setup")
             calls[-1].update(
                 step=result.step,
@@ -163,7 +164,8 @@ def _worker(rank: int, world: int, ports: tuple[int, int], root: str, out: str) 
     # rendezvous port: on the old one, a fast rank could reach the other's store before it is closed.
     os.environ["MASTER_PORT"] = str(ports[1])
     calls.append({"run": "again", "drawn": [], "iterations": [], "writes": []})
-    loop.train(resolve_config("smoke", {**OVERRIDES, "train.steps": 6}), "toy", "straight", progress=False)
+    cfg = resolve_config("smoke", {**OVERRIDES, "train.steps": 6})
+    loop.train(cfg, "toy", "straight", progress=False, scorer=TrainTimeScorer("toy"))
     calls[-1].update(kept=kept, closed=not torch.distributed.is_initialized())
     calls[-1].pop("setup")
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:

@@ -12,15 +12,17 @@ from conftest import make_project_root, synthetic_shapes_dataset
 
 from heroportraits.cli import main as cli_main
 from heroportraits.data.dataset import load_dataset
-from heroportraits.evaluation import evaluate as E
+from heroportraits.evaluation import report as R
+from heroportraits.evaluation import scores as S
+from heroportraits.evaluation.evaluate import evaluate_checkpoint
 from heroportraits.evaluation.figures import plot_attribute_grid
 from heroportraits.evaluation.judge import JudgeConfig, load_or_train_judge
 from heroportraits.figures import DrawingError
 from heroportraits.sampling.portraits import write_samples
 from heroportraits.sampling.sampler import Sampler
-from heroportraits.training.config import resolve_config
 from heroportraits.training.figures import plot_metric_curves
 from heroportraits.training.loop import train
+from heroportraits.training.presets import resolve_config
 
 TEST_JUDGE = JudgeConfig(width=8, feature_dim=64, epochs=6, batch_size=64)
 
@@ -50,7 +52,7 @@ def test_memorisation_flags_exact_copies_of_train_images(shapes):
     copies = [3, 50, 100, 222, 400, 777]
     images = np.concatenate([shapes["train"][copies], shapes["val"][:54]])
     rows = [shapes["train_rows"][i] for i in copies] + shapes["val_rows"][:54]
-    mem = E.evaluate_images(images, rows, "shapes", n_subsets=5, progress=False)["memorisation"]
+    mem = S.evaluate_images(images, rows, "shapes", n_subsets=5, progress=False)["memorisation"]
     assert mem["threshold"] > 0  # VAL is never an exact copy of TRAIN
     assert set(range(len(copies))) <= set(mem["flagged_indices"])
     assert mem["flagged"] <= len(copies) + 3  # real VAL images: ~1% flagged by construction
@@ -61,17 +63,17 @@ def test_memorisation_flags_exact_copies_of_train_images(shapes):
 
 def test_intra_class_fd_is_zero_for_val_with_true_labels_and_grows_with_wrong_labels(shapes):
     val, rows = shapes["val"], shapes["val_rows"]
-    right = E.evaluate_images(val, rows, "shapes", n_subsets=5, memorisation=False, progress=False)
+    right = S.evaluate_images(val, rows, "shapes", n_subsets=5, memorisation=False, progress=False)
     assert right["fd"] == pytest.approx(0.0, abs=1e-6)
     assert right["precision"] == right["recall"] == right["coverage"] == 1.0
     for attr, values in right["intra_fd"].items():
         for value, r in values.items():
             assert r["fd"] == pytest.approx(0.0, abs=1e-6), (attr, value)
-            assert r["n"] == r["n_real"] >= E.MIN_CLASS
+            assert r["n"] == r["n_real"] >= S.MIN_CLASS
 
     colours = shapes["judge"].vocab.attributes["colour"]
     rotated = [{**r, "colour": colours[(colours.index(r["colour"]) + 1) % 4]} for r in rows]
-    wrong = E.evaluate_images(val, rotated, "shapes", n_subsets=5, memorisation=False, progress=False)
+    wrong = S.evaluate_images(val, rotated, "shapes", n_subsets=5, memorisation=False, progress=False)
     assert wrong["fd"] == pytest.approx(0.0, abs=1e-6)  # the images did not change ...
     assert all(r["fd"] > 1.0 for r in wrong["intra_fd"]["colour"].values())  # ... their classes did
     assert all(r["fd"] == pytest.approx(0.0, abs=1e-6) for r in wrong["intra_fd"]["shape"].values())
@@ -79,26 +81,26 @@ def test_intra_class_fd_is_zero_for_val_with_true_labels_and_grows_with_wrong_la
 
 
 def test_floor_scores_real_train_against_val_and_is_cached_on_disk(shapes, monkeypatch):
-    fl = E.floor("shapes", 120, n_subsets=10, progress=False)
+    fl = S.floor("shapes", 120, n_subsets=10, progress=False)
     assert fl["n"] == 120 and fl["dataset"] == "shapes"
     assert fl["precision"] > 0.8 and fl["recall"] > 0.8
     assert fl["cond_acc"]["colour"] > 0.9
     assert 0 < fl["memorisation"]["flagged_share"] <= 0.02  # VAL against TRAIN: the 1% percentile
-    stored = json.loads((shapes["root"] / "data" / "shapes" / E.FLOOR_FILE).read_text())
+    stored = json.loads((shapes["root"] / "data" / "shapes" / S.FLOOR_FILE).read_text())
     assert "n=120,subsets=10,seed=0,k=3" in stored["entries"]
-    E._FLOORS.clear()
+    S._FLOORS.clear()
 
     def no_recompute(*a, **k):
         raise AssertionError("the floor should come from judge_floor.json")
 
-    monkeypatch.setattr(E, "evaluate_images", no_recompute)
-    assert E.floor("shapes", 120, n_subsets=10, progress=False)["fd"] == fl["fd"]
+    monkeypatch.setattr(S, "evaluate_images", no_recompute)
+    assert S.floor("shapes", 120, n_subsets=10, progress=False)["fd"] == fl["fd"]
 
 
 def test_table_shows_scores_beside_the_floor_and_the_judge_accuracy(shapes):
     rows = shapes["train_rows"][:60]
-    res = E.evaluate_images(shapes["train"][:60], rows, "shapes", n_subsets=5, progress=False)
-    table = E.format_table(res, E.floor("shapes", 60, n_subsets=5, progress=False))
+    res = S.evaluate_images(shapes["train"][:60], rows, "shapes", n_subsets=5, progress=False)
+    table = R.format_table(res, S.floor("shapes", 60, n_subsets=5, progress=False))
     acc = shapes["judge"].accuracy
     assert f"Judge VAL accuracy: shape {acc['shape']:.3f}, colour {acc['colour']:.3f}" in table
     assert "floor: 60 real TRAIN images" in table
@@ -122,9 +124,9 @@ def test_table_shows_scores_beside_the_floor_and_the_judge_accuracy(shapes):
 
 def test_scores_as_dataframes_per_metric_and_per_attribute_value(shapes):
     images, rows = shapes["train"][:60], shapes["train_rows"][:60]
-    res = E.evaluate_images(images, rows, "shapes", n_subsets=5, progress=False)
-    fl = E.floor("shapes", 60, n_subsets=5, progress=False)
-    metrics = E.metrics_frame(res, fl)
+    res = S.evaluate_images(images, rows, "shapes", n_subsets=5, progress=False)
+    fl = S.floor("shapes", 60, n_subsets=5, progress=False)
+    metrics = R.metrics_frame(res, fl)
     assert list(metrics.columns) == ["group", "generated", "floor", "note"]
     assert metrics.loc["FD (judge features)  lower=better", "generated"] == pytest.approx(res["fd"])
     assert metrics.loc["KID x1000  lower=better", "floor"] == pytest.approx(fl["kid"]["mean"] * 1e3)
@@ -136,10 +138,10 @@ def test_scores_as_dataframes_per_metric_and_per_attribute_value(shapes):
         "pixel art",
         "memorisation",
     ]
-    no_floor = E.metrics_frame(res)["floor"]  # without a floor only memorisation has one (VAL against TRAIN)
+    no_floor = R.metrics_frame(res)["floor"]  # without a floor only memorisation has one (VAL against TRAIN)
     assert no_floor.drop("median nearest-neighbour distance").isna().all()
 
-    per_value = E.per_value_frame(res, fl)
+    per_value = R.per_value_frame(res, fl)
     assert per_value.index.names == ["attribute", "value"] and len(per_value) == 3 + 4  # shapes + colours
     assert list(per_value.columns) == ["n", "n_real", "fd", "fd_floor", "cond_acc", "cond_acc_floor", "judge_acc"]
     _, preds = shapes["judge"].embed(images)
@@ -148,7 +150,7 @@ def test_scores_as_dataframes_per_metric_and_per_attribute_value(shapes):
     assert per_value.loc[("shape", "ring"), "n"] == ring.sum()
     assert per_value.loc[("shape", "ring"), "cond_acc"] == pytest.approx((preds[ring, 0] == ring_index).mean())
     assert per_value.loc[("colour", "red"), "judge_acc"] == shapes["judge"].accuracy["colour"]
-    assert E.per_value_frame(res)["fd_floor"].isna().all()  # no floor given
+    assert R.per_value_frame(res)["fd_floor"].isna().all()  # no floor given
 
 
 def test_evaluate_verb_on_a_checkpoint_writes_json_and_figure(shapes, capsys):
@@ -159,10 +161,11 @@ def test_evaluate_verb_on_a_checkpoint_writes_json_and_figure(shapes, capsys):
     saved = json.loads((run / "last.eval.json").read_text())
     res, fl = saved["results"], saved["floor"]
     assert res["n"] == 80 and fl["n"] == 80 and res["step"] == 6
+    assert res["drawing"] == resolve_config("smoke").draw.record()  # the JSON says how its portraits were drawn
     assert res["cond_acc"]["joint"] is not None  # conditions follow the training mix
     assert set(res["seconds"]) >= {"judge", "generate", "scores", "floor"}
     assert (run / "last.nn.png").stat().st_size > 1000
-    again = E.evaluate_checkpoint(run, n=80, n_subsets=10, with_floor=False, write=False, progress=False)
+    again = evaluate_checkpoint(run, n=80, n_subsets=10, with_floor=False, write=False, progress=False)
     assert again.results["fd"] == res["fd"] and again.results["kid"] == res["kid"]  # deterministic
 
 
@@ -237,5 +240,5 @@ def test_evaluate_prints_the_table_then_names_what_it_could_not_write(shapes, tm
 
 
 def test_kid_needs_a_subset(shapes):
-    with pytest.raises(E.EvaluationError, match="n_subsets=0"):
-        E.evaluate_images(shapes["val"][:40], shapes["val_rows"][:40], "shapes", n_subsets=0, progress=False)
+    with pytest.raises(S.EvaluationError, match="n_subsets=0"):
+        S.evaluate_images(shapes["val"][:40], shapes["val_rows"][:40], "shapes", n_subsets=0, progress=False)

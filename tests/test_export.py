@@ -24,9 +24,9 @@ MODELS = {
     # eval-mode argmax colours and skip-layer excitation inside the traced graph
     "palette_sle": {"model.output": "palette", "model.palette_k": 6, "model.g_sle": True},
     # and the merge of near-identical palette colours (a loop over the slots, traced)
-    "palette_merge": {"model.output": "palette", "model.palette_k": 6, "model.palette_merge": 40.0},
+    "palette_merge": {"model.output": "palette", "model.palette_k": 6, "draw.palette_merge": 40.0},
     # an RGB model's samples quantised per portrait (k-means: fixed loops, traced) and merged
-    "rgb_colours": {"model.rgb_colours": 6, "model.palette_merge": 3.0},
+    "rgb_colours": {"draw.rgb_colours": 6, "draw.palette_merge": 3.0},
 }
 
 

@@ -25,7 +25,8 @@ from heroportraits.evaluation.headgear import (
 from heroportraits.evaluation.judge import JudgeConfig
 from heroportraits.models import build_models
 from heroportraits.models.head_classifier import HeadClassifier
-from heroportraits.training.config import ConfigError, resolve_config
+from heroportraits.training.config import ConfigError
+from heroportraits.training.presets import resolve_config
 
 CLASSES = DEFAULT_SCHEMA["hero_class"]
 KIND_COLOURS = [
@@ -206,7 +207,8 @@ def test_headgear_command_end_to_end(tmp_path, monkeypatch, capsys):
     assert (ckpt.parent / "headgear.png").exists()
     capsys.readouterr()
     assert cli.main(["headgear", str(ckpt.parent), "--noises", "4", "--refine", "2", "--quiet"]) == 2
-    assert "no classifier" in capsys.readouterr().err  # refinement needs D's auxiliary classifier
+    assert "model.d_classify > 0" in capsys.readouterr().err  # refinement needs D's auxiliary classifier
+    assert scores["drawing"]["refine_steps"] == 0  # the scores say how their portraits were drawn
 
 
 def test_headgear_command_refuses_data_without_head_items_in_one_line(tmp_path, monkeypatch, capsys, smoke_checkpoint):

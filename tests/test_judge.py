@@ -11,7 +11,7 @@ from conftest import make_project_root, synthetic_shapes_dataset
 
 from heroportraits.data.dataset import load_dataset
 from heroportraits.evaluation import judge as J
-from heroportraits.evaluation.evaluate import evaluate_images, quick_fd
+from heroportraits.evaluation.scores import evaluate_images, quick_fd
 
 TEST_JUDGE = J.JudgeConfig(width=8, feature_dim=64, epochs=6, batch_size=64)
 TINY = J.JudgeConfig(width=4, feature_dim=16, epochs=1, batch_size=64)  # for determinism and cache tests

@@ -115,7 +115,7 @@ def test_mode_seeking_penalty_is_inverse_image_over_noise_distance():
 
 def test_mode_seeking_pairs_share_labels_in_the_g_step(toy_dataset):
     from heroportraits.data.dataset import load_dataset
-    from heroportraits.training.config import resolve_config
+    from heroportraits.training.presets import resolve_config
     from heroportraits.training.setup import setup_training
 
     cfg = resolve_config("smoke", {"train.mode_seeking": 1.0, "train.device": "cpu"})

@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from heroportraits.data.attributes import Vocabulary
-from heroportraits.data.images import tensor_to_uint8
 from heroportraits.data.oklab import delta_e, rgb_to_oklab, unit_rgb_to_oklab
-from heroportraits.models import build_models
+from heroportraits.models import build_models, to_pixels
 from heroportraits.models.fastgan import FastGANError, SkipExcitation, SkipExcitations, quarter
 from heroportraits.models.palette_output import (
     PaletteConfigError,
@@ -31,6 +30,11 @@ DATASET_PALETTE = np.array([[0, 0, 0], [255, 255, 255], [200, 40, 40], [40, 170,
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
+def uint8(x: torch.Tensor) -> np.ndarray:
+    """Images (N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8, as sampling converts them."""
+    return to_pixels(x, x.shape[-1]).numpy()
+
+
 def tiny(**kw) -> ModelConfig:
     return ModelConfig(**{"g_width": 4, "d_width": 4, "z_dim": 8, "embed_dim": 3, "output": "palette", **kw})
 
@@ -41,7 +45,7 @@ def labels(n: int, seed: int = 0) -> torch.Tensor:
 
 
 def colours_per_image(x: torch.Tensor) -> list[set]:
-    return [set(map(tuple, img.reshape(-1, 3).tolist())) for img in tensor_to_uint8(x)]
+    return [set(map(tuple, img.reshape(-1, 3).tolist())) for img in uint8(x)]
 
 
 COMBOS = list(itertools.product(["dcgan", "resnet"], ["concat", "cbn", "concat+cbn"], ["portrait", "dataset"]))
@@ -60,7 +64,7 @@ def test_palette_samples_hold_only_palette_colours(arch, g_cond, source):
         x = G(z, y)
         k = G.out.channels
         assert k == len(DATASET_PALETTE) and G.to_rgb.out_channels == k
-        palettes = tensor_to_uint8(G.out.colours(z, y).transpose(1, 2)[..., None])  # (N, K, 1, 3)
+        palettes = uint8(G.out.colours(z, y).transpose(1, 2)[..., None])  # (N, K, 1, 3)
     used = colours_per_image(x)
     assert all(len(c) <= k for c in used)
     assert max(len(c) for c in used) > 1  # the logits choose; not one flat colour
@@ -140,9 +144,7 @@ def test_dataset_palette_is_required_and_carried_by_the_state_dict():
     with pytest.raises(PaletteConfigError, match="python -m heroportraits palette"):
         build_models(tiny(palette_source="dataset"), VOCAB, 16)
     G, _ = build_models(tiny(palette_source="dataset"), VOCAB, 16, palette=DATASET_PALETTE)
-    assert tensor_to_uint8(G.state_dict()["out.palette"].T[None, :, :, None])[0, :, 0].tolist() == (
-        DATASET_PALETTE.tolist()
-    )
+    assert uint8(G.state_dict()["out.palette"].T[None, :, :, None])[0, :, 0].tolist() == (DATASET_PALETTE.tolist())
 
 
 def test_rgb_models_keep_their_state_dict_keys():

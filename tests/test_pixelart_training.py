@@ -23,8 +23,8 @@ from heroportraits.data.palette_quantise import colour_counts, make_dataset_pale
 from heroportraits.models import build_models
 from heroportraits.models.palette_output import palette_tau
 from heroportraits.training.checkpoint import load_checkpoint
-from heroportraits.training.config import resolve_config
 from heroportraits.training.loop import train
+from heroportraits.training.presets import resolve_config
 from heroportraits.training.setup import setup_training
 from heroportraits.training.trainer import Trainer
 
@@ -107,7 +107,7 @@ def test_resume_is_exact_in_palette_mode_with_gumbel_and_decoders(toy_dataset, p
     overrides["train.tau_steps"] = 6
     straight = train(resolve_config("smoke", overrides), toy_dataset, "straight", progress=False)
     train(resolve_config("smoke", {**overrides, "train.steps": 3}), toy_dataset, "resumed", progress=False)
-    merged = {**overrides, "model.palette_merge": 3.0}
+    merged = {**overrides, "draw.palette_merge": 3.0}
     resumed = train(resolve_config("smoke", merged), toy_dataset, "resumed", progress=False)
     a, b = load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
     for net in ("G", "D", "G_ema"):

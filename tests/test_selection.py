@@ -14,11 +14,14 @@ from PIL import Image
 from heroportraits.cli import main as cli_main
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.evaluation.evaluate import evaluate_checkpoint
+from heroportraits.models.config import DrawOptions
 from heroportraits.models.head_classifier import HeadClassifier
 from heroportraits.models.layers import ClassifierHead
-from heroportraits.sampling.sampler import SampleError, Sampler
+from heroportraits.sampling.export import example_inputs, export_generator, run_exported
+from heroportraits.sampling.sampler import Sampler
 from heroportraits.sampling.selection import classifier_agreement, guidance_score, refine_noise
-from heroportraits.training.config import ConfigError, resolve_config
+from heroportraits.training.config import ConfigError
+from heroportraits.training.presets import resolve_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
@@ -38,11 +41,11 @@ def test_log_likelihood_sums_the_named_attributes_and_matches_the_loss():
 
 def test_best_of_keeps_the_candidate_the_classifier_agrees_with_most(smoke_checkpoint):
     plain = Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER))
-    sampler = Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), best_of=3)
+    sampler = Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), draw={"best_of": 3})
     labels = plain.draw_conditions(8, seed=1)
     images = sampler.generate_from_labels(labels, seed=1)
     # by hand: 3 candidates a portrait from noise(24, 1), scored by D's classifier, the best rendered
-    cols = [plain.vocab.names.index(n) for n in plain.cvocab.names]
+    cols = plain.cond_cols
     y = labels[:, cols]
     candidates = plain.noise(24, 1).view(3, 8, -1)
     with torch.no_grad():
@@ -52,35 +55,41 @@ def test_best_of_keeps_the_candidate_the_classifier_agrees_with_most(smoke_check
     expected = plain.render(candidates[best, torch.arange(8)], y)
     assert np.array_equal(images, expected)
     assert np.array_equal(
-        Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), best_of=1).generate_from_labels(labels, seed=1),
+        Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), draw={"best_of": 1}).generate_from_labels(
+            labels, seed=1
+        ),
         plain.generate_from_labels(labels, seed=1),
     )  # one candidate: plain sampling
 
 
 def test_best_of_quantises_the_kept_portraits(smoke_checkpoint):
-    sampler = Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), rgb_colours=5, best_of=2)
+    sampler = Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), draw={"rgb_colours": 5, "best_of": 2})
     images, _ = sampler.generate(6, seed=2)
     assert max(len(np.unique(im.reshape(-1, 3), axis=0)) for im in images) <= 5
     assert all(out.colours == 5 for out in sampler.G.modules() if hasattr(out, "colours"))  # restored after
 
 
 def test_best_of_is_refused_without_a_classifier(smoke_checkpoint, tmp_path, capsys):
-    with pytest.raises(SampleError, match=r"best of 4: this model's D has no classifier .*model.d_classify=0"):
-        Sampler.from_checkpoint(smoke_checkpoint(), best_of=4)
-    with pytest.raises(SampleError, match="best of 0: at least 1 candidate"):
-        Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), best_of=0)
+    with pytest.raises(
+        ConfigError, match=r"draw.best_of=4 \(--best-of 4\) ranks candidates by D's auxiliary classifier"
+    ):
+        Sampler.from_checkpoint(smoke_checkpoint(), draw={"best_of": 4})
+    with pytest.raises(ConfigError, match=r"draw.best_of=0 is out of range: must be >= 1"):
+        Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), draw={"best_of": 0})
     assert cli_main(["sample", str(smoke_checkpoint()), "--out", str(tmp_path / "s"), "--best-of", "2"]) == 2
-    assert "leave --best-of out" in capsys.readouterr().err
+    assert "model.d_classify > 0 (this one has 0); set it to 1 (off)" in capsys.readouterr().err
     argv = ["evaluate", "--images", str(tmp_path), "--dataset", "toy", "--best-of", "2"]
     assert cli_main(argv) == 2
     assert "--best-of changes how a checkpoint draws" in capsys.readouterr().err
 
 
 def test_the_config_sets_best_of_and_the_flag_overrides_it(smoke_checkpoint):
-    ckpt = smoke_checkpoint(**CLASSIFIER, **{"model.best_of": 3})
-    assert Sampler.from_checkpoint(ckpt).best_of == 3 and Sampler.from_checkpoint(ckpt).D is not None
-    plain = Sampler.from_checkpoint(ckpt, best_of=1)
-    assert plain.best_of == plain.config.model.best_of == 1 and plain.D is None
+    ckpt = smoke_checkpoint(**CLASSIFIER, **{"draw.best_of": 3})
+    assert Sampler.from_checkpoint(ckpt).drawing.best_of == 3 and Sampler.from_checkpoint(ckpt).D is not None
+    plain = Sampler.from_checkpoint(ckpt, draw={"best_of": 1})
+    assert plain.drawing.best_of == 1 and plain.D is None
+    assert plain.run_drawing.best_of == plain.config.draw.best_of == 3  # drawing otherwise leaves the run's own
+    assert Sampler.from_checkpoint(ckpt, draw=DrawOptions()).drawing == DrawOptions()  # G's own portraits
 
 
 def test_sample_and_evaluate_take_best_of(smoke_checkpoint, tmp_path, monkeypatch):
@@ -89,28 +98,29 @@ def test_sample_and_evaluate_take_best_of(smoke_checkpoint, tmp_path, monkeypatc
     out = tmp_path / "b"
     assert cli_main(["sample", str(ckpt), "--n", "4", "--out", str(out), "--best-of", "3"]) == 0
     assert len(list(out.glob("*.png"))) == 4 and Image.open(next(out.glob("*.png"))).size == (64, 64)
-    ev = evaluate_checkpoint(ckpt, n=12, n_subsets=2, with_floor=False, write=False, progress=False, best_of=3)
-    assert ev.results["best_of"] == 3
+    ev = evaluate_checkpoint(
+        ckpt, n=12, n_subsets=2, with_floor=False, write=False, progress=False, draw={"best_of": 3}
+    )
+    assert ev.results["drawing"]["best_of"] == 3
 
 
 def test_an_export_draws_each_noise_as_plain_sampling_does(smoke_checkpoint, tmp_path):
-    from heroportraits.sampling.export import example_inputs, export_generator, run_exported
 
-    ckpt = smoke_checkpoint(**CLASSIFIER, **{"model.best_of": 3, "model.refine_steps": 2})
+    ckpt = smoke_checkpoint(**CLASSIFIER, **{"draw.best_of": 3, "draw.refine_steps": 2})
     out = export_generator(ckpt, tmp_path / "g.pt", "torchscript")  # G only: no D in the file to guide it
-    plain = Sampler.from_checkpoint(ckpt, best_of=1, refine=0)
+    plain = Sampler.from_checkpoint(ckpt, draw={"best_of": 1, "refine_steps": 0})
     noise, labels = example_inputs(plain, 4, seed=5)
     assert np.array_equal(run_exported(out, noise.numpy(), labels.numpy()), plain.render(noise, labels))
 
 
-def _guided(smoke_checkpoint, **kwargs) -> tuple[Sampler, torch.Tensor, torch.Tensor]:
-    sampler = Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), **kwargs)
+def _guided(smoke_checkpoint, **drawing) -> tuple[Sampler, torch.Tensor, torch.Tensor]:
+    sampler = Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), draw=drawing)
     labels = sampler.draw_conditions(32, seed=3)
-    return sampler, sampler.noise(32, 3), labels[:, [sampler.vocab.names.index(n) for n in sampler.cvocab.names]]
+    return sampler, sampler.noise(32, 3), labels[:, sampler.cond_cols]
 
 
 def test_a_refinement_step_moves_the_noise_along_its_normalised_gradient(smoke_checkpoint):
-    sampler, z, y = _guided(smoke_checkpoint, refine=1)
+    sampler, z, y = _guided(smoke_checkpoint, refine_steps=1)
     G, D = sampler.G, sampler.D
     stepped = refine_noise(G, D, z, y, steps=1, rate=0.1, realness=0.5)
     # by hand: the gradient of log-likelihood + 0.5 x D's output, a step of 0.1 x |z| along it, rescaled to |z|
@@ -124,7 +134,7 @@ def test_a_refinement_step_moves_the_noise_along_its_normalised_gradient(smoke_c
 
 
 def test_refinement_raises_the_classifiers_agreement(smoke_checkpoint):
-    sampler, z, y = _guided(smoke_checkpoint, refine=1)
+    sampler, z, y = _guided(smoke_checkpoint, refine_steps=1)
     G, D = sampler.G, sampler.D
     with torch.no_grad():
         before = classifier_agreement(D, G(z, y), y)
@@ -133,42 +143,44 @@ def test_refinement_raises_the_classifiers_agreement(smoke_checkpoint):
 
 
 def test_refined_sampling_draws_the_refined_noise_quantised(smoke_checkpoint):
-    sampler, _, _ = _guided(smoke_checkpoint, refine=2, rgb_colours=5)
+    sampler, _, _ = _guided(smoke_checkpoint, refine_steps=2, rgb_colours=5)
     labels = sampler.draw_conditions(6, seed=4)
-    y = labels[:, [sampler.vocab.names.index(n) for n in sampler.cvocab.names]]
-    m = sampler.config.model
-    z = refine_noise(sampler.G, sampler.D, sampler.noise(6, 4), y, 2, m.refine_rate, m.refine_realness)
+    y = labels[:, sampler.cond_cols]
+    d = sampler.drawing
+    z = refine_noise(sampler.G, sampler.D, sampler.noise(6, 4), y, 2, d.refine_rate, d.refine_realness)
     images = sampler.generate_from_labels(labels, seed=4)
     assert np.array_equal(images, sampler.render(z, y))
     assert max(len(np.unique(im.reshape(-1, 3), axis=0)) for im in images) <= 5  # quantised after refining
-    plain = Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), rgb_colours=5, refine=0)
+    plain = Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), draw={"rgb_colours": 5, "refine_steps": 0})
     assert not np.array_equal(images, plain.generate_from_labels(labels, seed=4))
     assert np.array_equal(plain.generate_from_labels(labels, seed=4), plain.render(sampler.noise(6, 4), y))
 
 
 def test_refine_is_refused_without_a_classifier_and_recorded(smoke_checkpoint, tmp_path, capsys, monkeypatch):
-    with pytest.raises(SampleError, match=r"refine 3: this model's D has no classifier to guide the noise"):
-        Sampler.from_checkpoint(smoke_checkpoint(), refine=3)
-    with pytest.raises(SampleError, match="refine -1: a number of steps >= 0"):
-        Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), refine=-1)
+    with pytest.raises(ConfigError, match=r"draw.refine_steps=3 \(--refine 3\) guides the noise by D's auxiliary"):
+        Sampler.from_checkpoint(smoke_checkpoint(), draw={"refine_steps": 3})
+    with pytest.raises(ConfigError, match="draw.refine_steps=-1 is out of range: must be >= 0"):
+        Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), draw={"refine_steps": -1})
     assert cli_main(["sample", str(smoke_checkpoint()), "--out", str(tmp_path / "s"), "--refine", "2"]) == 2
-    assert "leave --refine out" in capsys.readouterr().err
+    assert "model.d_classify > 0 (this one has 0); set it to 0 (off)" in capsys.readouterr().err
     assert cli_main(["evaluate", "--images", str(tmp_path), "--dataset", "toy", "--refine", "2"]) == 2
     assert "--refine changes how a checkpoint draws" in capsys.readouterr().err
-    ckpt = smoke_checkpoint(**CLASSIFIER, **{"model.refine_steps": 2})
-    assert Sampler.from_checkpoint(ckpt).refine == 2 and Sampler.from_checkpoint(ckpt, refine=0).D is None
+    ckpt = smoke_checkpoint(**CLASSIFIER, **{"draw.refine_steps": 2})
+    assert Sampler.from_checkpoint(ckpt).drawing.refine_steps == 2
+    assert Sampler.from_checkpoint(ckpt, draw={"refine_steps": 0}).D is None
     monkeypatch.setenv("HEROPORTRAITS_ROOT", str(ckpt.parents[3]))
     ev = evaluate_checkpoint(ckpt, n=12, n_subsets=2, with_floor=False, write=False, progress=False)
-    assert (ev.results["refine_steps"], ev.results["refine_rate"], ev.results["best_of"]) == (2, 0.05, 1)
+    drawing = ev.results["drawing"]
+    assert (drawing["refine_steps"], drawing["refine_rate"], drawing["best_of"]) == (2, 0.05, 1)
     assert cli_main(["sample", str(ckpt), "--n", "3", "--out", str(tmp_path / "r"), "--refine", "1"]) == 0
     assert len(list((tmp_path / "r").glob("*.png"))) == 3
 
 
 def test_refinement_reaches_a_palette_models_colour_choices(smoke_checkpoint):
     ckpt = smoke_checkpoint(**CLASSIFIER, **{"model.output": "palette", "model.palette_k": 6})
-    sampler = Sampler.from_checkpoint(ckpt, refine=2)
+    sampler = Sampler.from_checkpoint(ckpt, draw={"refine_steps": 2})
     labels = sampler.draw_conditions(16, seed=3)
-    y = labels[:, [sampler.vocab.names.index(n) for n in sampler.cvocab.names]]
+    y = labels[:, sampler.cond_cols]
     G, D, z = sampler.G, sampler.D, sampler.noise(16, 3)
     (out,) = [m for m in G.modules() if hasattr(m, "differentiable")]
 
@@ -181,7 +193,7 @@ def test_refinement_reaches_a_palette_models_colour_choices(smoke_checkpoint):
     out.differentiable = True
     try:
         with torch.no_grad():
-            same = torch.equal(G(z, y), Sampler.from_checkpoint(ckpt, palette_merge=0.0).G(z, y))
+            same = torch.equal(G(z, y), Sampler.from_checkpoint(ckpt, draw={"palette_merge": 0.0}).G(z, y))
         through_choices = noise_gradient()
     finally:
         out.differentiable = False
@@ -197,25 +209,26 @@ def test_refinement_reaches_a_palette_models_colour_choices(smoke_checkpoint):
 
 def test_the_realness_weight_is_a_sampling_choice(smoke_checkpoint, tmp_path, capsys, monkeypatch):
     ckpt = smoke_checkpoint(**CLASSIFIER)
-    alone = Sampler.from_checkpoint(ckpt, refine=2, refine_realness=0.0)
-    mixed = Sampler.from_checkpoint(ckpt, refine=2, refine_realness=2.0)
-    assert (alone.config.model.refine_realness, mixed.config.model.refine_realness) == (0.0, 2.0)
+    alone = Sampler.from_checkpoint(ckpt, draw={"refine_steps": 2, "refine_realness": 0.0})
+    mixed = Sampler.from_checkpoint(ckpt, draw={"refine_steps": 2, "refine_realness": 2.0})
+    assert (alone.drawing.refine_realness, mixed.drawing.refine_realness) == (0.0, 2.0)
     labels = alone.draw_conditions(6, seed=4)
-    y = labels[:, [alone.vocab.names.index(n) for n in alone.cvocab.names]]
-    z = refine_noise(alone.G, alone.D, alone.noise(6, 4), y, 2, alone.config.model.refine_rate, 0.0)
+    y = labels[:, alone.cond_cols]
+    z = refine_noise(alone.G, alone.D, alone.noise(6, 4), y, 2, alone.drawing.refine_rate, 0.0)
     assert np.array_equal(alone.generate_from_labels(labels, seed=4), alone.render(z, y))
     assert not np.array_equal(alone.generate_from_labels(labels, seed=4), mixed.generate_from_labels(labels, seed=4))
-    with pytest.raises(SampleError, match="refine realness -1: a weight >= 0"):
-        Sampler.from_checkpoint(ckpt, refine=2, refine_realness=-1.0)
-    with pytest.raises(SampleError, match="refine realness 2: refinement is off .* add --refine T"):
-        Sampler.from_checkpoint(ckpt, refine=0, refine_realness=2.0)
+    with pytest.raises(ConfigError, match="draw.refine_realness=-1.0 is out of range: must be >= 0"):
+        Sampler.from_checkpoint(ckpt, draw={"refine_steps": 2, "refine_realness": -1.0})
+    with pytest.raises(
+        ConfigError, match=r"draw.refine_realness=2 \(--refine-realness 2\) weighs refinement, which is off"
+    ):
+        Sampler.from_checkpoint(ckpt, draw={"refine_steps": 0, "refine_realness": 2.0})
     assert cli_main(["evaluate", "--images", str(tmp_path), "--dataset", "toy", "--refine-realness", "0"]) == 2
     assert "--refine-realness changes how a checkpoint draws" in capsys.readouterr().err
     monkeypatch.setenv("HEROPORTRAITS_ROOT", str(ckpt.parents[3]))
-    ev = evaluate_checkpoint(
-        ckpt, n=12, n_subsets=2, with_floor=False, write=False, progress=False, refine=1, refine_realness=0.0
-    )
-    assert (ev.results["refine_steps"], ev.results["refine_realness"]) == (1, 0.0)
+    drawing = {"refine_steps": 1, "refine_realness": 0.0}
+    ev = evaluate_checkpoint(ckpt, n=12, n_subsets=2, with_floor=False, write=False, progress=False, draw=drawing)
+    assert (ev.results["drawing"]["refine_steps"], ev.results["drawing"]["refine_realness"]) == (1, 0.0)
     out = tmp_path / "w"
     assert (
         cli_main(["sample", str(ckpt), "--n", "2", "--out", str(out), "--refine", "1", "--refine-realness", "0"]) == 0
@@ -252,35 +265,36 @@ def test_refinement_with_the_head_weight_climbs_the_head_classifier(smoke_checkp
     assert after[20.0].mean() > after[0.0].mean() and after[20.0].mean() > before.mean()
 
 
-def _guided_head(smoke_checkpoint, **kwargs):
-    sampler = Sampler.from_checkpoint(smoke_checkpoint(**HEAD), refine=1, **kwargs)
+def _guided_head(smoke_checkpoint, **drawing):
+    sampler = Sampler.from_checkpoint(smoke_checkpoint(**HEAD), draw={"refine_steps": 1, **drawing})
     labels = sampler.draw_conditions(32, seed=3)
-    return sampler, sampler.noise(32, 3), labels[:, [sampler.vocab.names.index(n) for n in sampler.cvocab.names]]
+    return sampler, sampler.noise(32, 3), labels[:, sampler.cond_cols]
 
 
 def test_the_head_weight_is_a_sampling_choice_refused_without_a_head_classifier(
     smoke_checkpoint, tmp_path, capsys, monkeypatch
 ):
-    with pytest.raises(SampleError, match=r"refine head 1: this model's D has no head classifier.*--refine-head"):
-        Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), refine=2, refine_head=1.0)
-    with pytest.raises(SampleError, match=r"refine head 2: refinement is off \(0 steps\); add --refine T"):
-        Sampler.from_checkpoint(smoke_checkpoint(**HEAD), refine=0, refine_head=2.0)
-    with pytest.raises(SampleError, match="refine head -1: a weight >= 0"):
-        Sampler.from_checkpoint(smoke_checkpoint(**HEAD), refine=2, refine_head=-1.0)
-    with pytest.raises(ConfigError, match="model.refine_head=1 climbs D's head classifier.*d_head_classify > 0"):
-        resolve_config("smoke", {**CLASSIFIER, "model.refine_head": 1.0})
+    with pytest.raises(ConfigError, match=r"draw.refine_head=1 \(--refine-head 1\) climbs D's head classifier.*"):
+        Sampler.from_checkpoint(smoke_checkpoint(**CLASSIFIER), draw={"refine_steps": 2, "refine_head": 1.0})
+    with pytest.raises(ConfigError, match=r"draw.refine_head=2 \(--refine-head 2\) weighs refinement, which is off"):
+        Sampler.from_checkpoint(smoke_checkpoint(**HEAD), draw={"refine_steps": 0, "refine_head": 2.0})
+    with pytest.raises(ConfigError, match="draw.refine_head=-1.0 is out of range: must be >= 0"):
+        Sampler.from_checkpoint(smoke_checkpoint(**HEAD), draw={"refine_steps": 2, "refine_head": -1.0})
+    with pytest.raises(
+        ConfigError, match=r"draw.refine_head=1 \(--refine-head 1\) climbs D's head.*d_head_classify > 0"
+    ):
+        resolve_config("smoke", {**CLASSIFIER, "draw.refine_head": 1.0})
     ckpt = smoke_checkpoint(**HEAD)
     sampler, z, y = _guided_head(smoke_checkpoint, refine_head=3.0)
-    assert sampler.guidance_settings()["refine_head"] == 3.0
-    m = sampler.config.model
-    refined = refine_noise(sampler.G, sampler.D, z, y, 1, m.refine_rate, m.refine_realness, head=3.0)
+    assert sampler.drawing.refine_head == 3.0
+    d = sampler.drawing
+    refined = refine_noise(sampler.G, sampler.D, z, y, 1, d.refine_rate, d.refine_realness, head=3.0)
     labels = sampler.draw_conditions(32, seed=3)
     assert np.array_equal(sampler.generate_from_labels(labels, seed=3), sampler.render(refined, y))
     monkeypatch.setenv("HEROPORTRAITS_ROOT", str(ckpt.parents[3]))
-    ev = evaluate_checkpoint(
-        ckpt, n=12, n_subsets=2, with_floor=False, write=False, progress=False, refine=1, refine_head=0.5
-    )
-    assert (ev.results["refine_steps"], ev.results["refine_head"]) == (1, 0.5)
+    drawing = {"refine_steps": 1, "refine_head": 0.5}
+    ev = evaluate_checkpoint(ckpt, n=12, n_subsets=2, with_floor=False, write=False, progress=False, draw=drawing)
+    assert (ev.results["drawing"]["refine_steps"], ev.results["drawing"]["refine_head"]) == (1, 0.5)
     assert cli_main(["evaluate", "--images", str(tmp_path), "--dataset", "toy", "--refine-head", "1"]) == 2
     assert "--refine-head changes how a checkpoint draws" in capsys.readouterr().err
     out = tmp_path / "h"

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from heroportraits.evaluation.judge import JudgeConfig, load_or_train_judge
 from heroportraits.study import runner as R
 from heroportraits.study import tables as T
 from heroportraits.study.spec import StudyError, builtin_names, load_spec, parse_budget, parse_spec
-from heroportraits.training.config import resolve_config
+from heroportraits.training.presets import resolve_config
 
 TEST_JUDGE = JudgeConfig(width=8, feature_dim=32, epochs=3, batch_size=32)
 
@@ -237,6 +236,22 @@ def test_study_writes_tables_and_rerun_skips_finished_runs(toy_study, monkeypatc
         R.run_study(changed, progress=False)
 
 
+# `python -m heroportraits` whose process SIGKILLs itself right after its first last.pt is written: a kill at a
+# known step, where polling for the file from outside raced the training (it could finish, or die mid-save).
+KILLED_AFTER_FIRST_CHECKPOINT = """
+import os, signal, sys
+from heroportraits.training import run_files
+save = run_files.save_checkpoint
+def save_then_die(state, path, **kwargs):
+    save(state, path, **kwargs)
+    if path.name == "last.pt":
+        os.kill(os.getpid(), signal.SIGKILL)
+run_files.save_checkpoint = save_then_die
+from heroportraits.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.slow
 def test_killed_study_resumes_its_interrupted_run(toy_study, tmp_path):
     spec = toy_spec(
@@ -248,18 +263,10 @@ def test_killed_study_resumes_its_interrupted_run(toy_study, tmp_path):
     )
     (tmp_path / "kill.json").write_text(json.dumps(spec))
     env = {**os.environ, "PYTHONPATH": str(Path(R.__file__).parents[2]), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "heroportraits", "study", str(tmp_path / "kill.json")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    argv = [sys.executable, "-c", KILLED_AFTER_FIRST_CHECKPOINT, "study", str(tmp_path / "kill.json")]
+    proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+    assert proc.returncode == -signal.SIGKILL
     last = toy_study / "artifacts_gan/checkpoints/study-kill/a-s0/last.pt"
-    deadline = time.time() + 120
-    while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
     run_dir = toy_study / "artifacts_gan/studies/kill/runs/a-s0"
     assert last.exists() and not (run_dir / "trained.json").exists(), "the study was not killed mid-training"
     study = R.Study(parse_spec(spec, str(tmp_path / "kill.json"), "kill"))
@@ -267,12 +274,12 @@ def test_killed_study_resumes_its_interrupted_run(toy_study, tmp_path):
 
     R.run_study(study.spec, progress=False)
     trained = json.loads((run_dir / "trained.json").read_text())
-    assert trained["step"] == 400 and 50 <= trained["resumed_from"] < 400
+    assert trained["step"] == 400 and trained["resumed_from"] == 50  # from the checkpoint the kill left
     metrics = pd.read_csv(last.parent / "metrics.csv")
     assert metrics["step"].tolist() == list(range(10, 401, 10))  # no step twice, none missing
     # the killed process's rows up to its checkpoint were kept; the clock restarts right after them
     restarts = metrics["step"][metrics["seconds"].diff() < 0].tolist()
-    assert restarts == [trained["resumed_from"] + 10]
+    assert restarts == [60]
     assert json.loads((run_dir / "result.json").read_text())["steps"] == 400
 
 
@@ -344,10 +351,10 @@ def _spec_file(folder: Path, spec: dict) -> Path:
 def test_a_run_stopped_by_a_signal_is_not_counted_as_trained(toy_study, monkeypatch):
     from heroportraits.training.loop import TrainResult
 
-    def stopped(cfg, dataset, run, resume=True, progress=True):
+    def stopped(cfg, dataset, run, resume=True, progress=True, scorer=None):
         return TrainResult(run, Path("last.pt"), Path("samples"), 2, 1.0, stopped_by="SIGINT")
 
-    monkeypatch.setattr("heroportraits.training.loop.train", stopped)
+    monkeypatch.setattr(R, "train", stopped)
     spec = parse_spec(toy_spec(), "toy.json")
     with pytest.raises(StudyError, match="a-s0 stopped by SIGINT at step 2.*re-run"):
         R.run_study(spec, progress=False)

@@ -18,9 +18,9 @@ from heroportraits.data.dataset import load_dataset, write_dataset
 from heroportraits.data.images import nearest_upscale
 from heroportraits.models.layers import ConditionalBatchNorm2d
 from heroportraits.sampling.sampler import Sampler, most_common_labels
-from heroportraits.training.config import PRESETS, resolve_config
 from heroportraits.training.ema import ema_beta
 from heroportraits.training.loop import train
+from heroportraits.training.presets import PRESETS, resolve_config
 from heroportraits.training.setup import setup_training
 
 VOCAB = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"]})

@@ -11,10 +11,12 @@ import torch
 from PIL import Image
 
 from heroportraits.cli import main as cli_main
+from heroportraits.evaluation.during_training import TrainTimeScorer
 from heroportraits.sampling.sampler import Sampler
 from heroportraits.training.checkpoint import CheckpointError, load_checkpoint
-from heroportraits.training.config import ConfigError, resolve_config
+from heroportraits.training.config import ConfigError
 from heroportraits.training.loop import train
+from heroportraits.training.presets import resolve_config
 
 
 def test_train_writes_grid_checkpoint_and_metrics(toy_dataset, project_root):
@@ -122,11 +124,18 @@ def test_eval_every_writes_curve_and_keeps_best_checkpoint(toy_dataset, project_
     from heroportraits.training.figures import read_metric_file
 
     load_or_train_judge(toy_dataset, JudgeConfig(epochs=2), progress=False)  # cached: train() loads it
-    cfg = resolve_config("smoke", {"train.eval_every": 2, "train.eval_samples": 20})
-    result = train(cfg, toy_dataset, "ev", progress=False)
+    drawing = {"model.d_cond": "projection", "model.d_classify": 1.0, "draw.rgb_colours": 5, "draw.refine_steps": 2}
+    cfg = resolve_config("smoke", {"train.eval_every": 2, "train.eval_samples": 20, **drawing})
+    with pytest.raises(
+        ConfigError, match=r"train.eval_every=2 scores the run while it trains, so train\(\) needs a scorer"
+    ):
+        train(cfg, toy_dataset, "ev", progress=False)  # refused before any work
+    assert not (project_root / "artifacts_gan" / "checkpoints" / "ev").exists()
+    result = train(cfg, toy_dataset, "ev", progress=False, scorer=TrainTimeScorer(toy_dataset))
     run_dir = result.checkpoint.parent
     rows = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4, 6]
+    assert {r["drawing"] for r in rows} == {"5 colours a portrait"}  # the run's colours, without its refinement
     assert all(r["n"] == 20 and np.isfinite(r["fd"]) and 0 <= r["cond_acc"] <= 1 for r in rows)
     assert {"cond_acc_gender", "cond_acc_hero_class", "cond_acc_palette"} <= set(rows[0])
     best_row = min(rows, key=lambda r: r["fd"])
@@ -137,17 +146,23 @@ def test_eval_every_writes_curve_and_keeps_best_checkpoint(toy_dataset, project_
     assert read_metric_file(run_dir / "eval.jsonl")["fd"].tolist() == [r["fd"] for r in rows]  # what the notebook plots
 
 
-def test_best_fd_survives_resume(toy_dataset, project_root, monkeypatch):
-    from heroportraits.evaluation import evaluate
-    from heroportraits.training import run_files
+class ScriptedScorer:
+    """A RunScorer that gives these FDs in turn (no judge needed)."""
 
-    fds = iter([5.0, 1.0, 3.0, 2.0])  # steps 2, 4, 6, then 8 after the resume
-    monkeypatch.setattr(
-        evaluate, "quick_fd", lambda images, rows, name, n=500: {"n": len(images), "fd": next(fds), "cond_acc": 0.5}
-    )
-    monkeypatch.setattr(run_files, "prepare_evaluation", lambda *a, **k: None)  # no judge needed
+    def __init__(self, fds: list[float]):
+        self.fds = iter(fds)
+
+    def prepare(self, progress: bool) -> None:
+        pass
+
+    def __call__(self, state: dict, n: int, device) -> dict:
+        return {"n": n, "fd": next(self.fds), "cond_acc": 0.5}
+
+
+def test_best_fd_survives_resume(toy_dataset, project_root):
+    scorer = ScriptedScorer([5.0, 1.0, 3.0, 2.0])  # steps 2, 4, 6, then 8 after the resume
     cfg = resolve_config("smoke", {"train.eval_every": 2, "train.eval_samples": 10})
-    train(cfg, toy_dataset, "rb", progress=False)
+    train(cfg, toy_dataset, "rb", progress=False, scorer=scorer)
     run_dir = project_root / "artifacts_gan" / "checkpoints" / "rb"
     with open(run_dir / "eval.jsonl", "a") as f:  # logged after the last checkpoint by a run that then died
         f.write(json.dumps({"step": 7, "fd": 0.1}) + "\n")
@@ -158,6 +173,7 @@ def test_best_fd_survives_resume(toy_dataset, project_root, monkeypatch):
         toy_dataset,
         "rb",
         progress=False,
+        scorer=scorer,
     )
     rows = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()]
     assert [(r["step"], r["fd"], r["best"]) for r in rows] == [

@@ -21,9 +21,9 @@ from heroportraits.errors import HeroError
 from heroportraits.paths import write_json
 from heroportraits.sampling.sampler import Sampler
 from heroportraits.training.checkpoint import CheckpointError, load_checkpoint, nonfinite_weights, save_checkpoint
-from heroportraits.training.config import resolve_config
 from heroportraits.training.guards import DivergedError
 from heroportraits.training.loop import train
+from heroportraits.training.presets import resolve_config
 from heroportraits.training.run_files import RunFilesError
 from heroportraits.training.setup import check_resume
 
@@ -191,14 +191,18 @@ def test_resume_allows_sampling_only_changes_and_refuses_training_arithmetic():
     reuse change the training arithmetic, so they are refused like any other change to what the run learns."""
     saved = resolve_config("cpu", {}).to_dict()
     sampling = {
-        "model.rgb_colours": 16,
-        "model.palette_merge": 0.0,
-        "model.best_of": 4,
-        "model.refine_steps": 2,
-        "model.refine_realness": 0.0,
+        "draw.rgb_colours": 16,
+        "draw.palette_merge": 0.0,
+        "draw.best_of": 4,
+        "draw.refine_steps": 2,
+        "draw.refine_realness": 0.0,
     }
-    sampling["model.refine_rate"] = 0.02
+    sampling["draw.refine_rate"] = 0.02
     assert check_resume(saved, resolve_config("cpu", sampling).to_dict(), Path("last.pt")) == {}
+    # a checkpoint written before the draw section (its drawing in model fields) resumes with today's config
+    old = json.loads(json.dumps(saved))
+    old["model"].update(old.pop("draw"))
+    assert check_resume(old, resolve_config("cpu", sampling).to_dict(), Path("last.pt")) == {}
     for field in ("train.amp", "train.reuse_fakes"):
         with pytest.raises(CheckpointError, match=f"{field}: True -> False"):
             check_resume(saved, resolve_config("cpu", {field: False}).to_dict(), Path("last.pt"))

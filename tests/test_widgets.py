@@ -82,5 +82,5 @@ def test_a_model_with_ds_classifier_gets_a_refine_slider(smoke_checkpoint, tmp_p
     shown = panel.state["shown"]
     assert shown.refine == 3 and not np.array_equal(shown.images, plain)
     assert np.array_equal(shown.images, render_choices(guided, {}, seed=0, count=4, refine=3).images)
-    assert guided.refine == 0  # the sampler keeps its own setting for the notebook's other cells
+    assert guided.drawing.refine_steps == 0  # the sampler keeps its own setting for the notebook's other cells
     assert render_choices(guided, {}, seed=0, count=4).refine == 0

@@ -9,7 +9,7 @@ from torch import nn
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.models import build_models
-from heroportraits.training.config import resolve_config
+from heroportraits.training.presets import resolve_config
 from heroportraits.training.trainer import Trainer
 
 TOY_VOCAB = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"]})

@@ -19,16 +19,18 @@ data                     sources (procedural, LPC, your own images) -> prepare -
   data.dataset           the final dataset format, loaded into memory for training
   data.figures           the data stage's pictures: previews, review grids, counts, duplicates, examples
 models                   build_models: G and D from a ModelConfig and the vocabulary
+  models.config          ModelConfig (the networks) and DrawOptions (how portraits are drawn by default)
   models.conditioning    learned attribute embeddings
   models.layers          conditional batch-norm, projection head, spectral normalisation
   models.dcgan           the conditional DCGAN
   models.resnet          residual G and D (SNGAN / BigGAN)
   models.palette_output  G's output layer: RGB, or palette-indexed pixels (per-portrait or dataset palette)
-  models.colour_quantise  an RGB sample's own palette: per-portrait k-means in OKLab (model.rgb_colours)
+  models.colour_quantise  an RGB sample's own palette: per-portrait k-means in OKLab (draw.rgb_colours)
   models.fastgan         FastGAN parts: skip-layer excitation in G, D's self-supervised decoders
   models.head_classifier D's head classifier: the class named from the portrait's top rows alone
 training                 the training stage
-  training.config        typed config dataclasses, named presets, --set parsing and range checks
+  training.config        Config (model, train, draw), --set parsing, ranges and the checks between fields
+  training.presets       the presets as one table: name, base, one line, overrides
   training.losses        GAN losses and regularisers as free functions
   training.augment       DiffAugment / ADA operations and the instance-noise schedule
   training.ema           the EMA copy of G
@@ -44,7 +46,10 @@ training                 the training stage
 evaluation               the evaluation stage
   evaluation.judge       a CNN trained on the dataset's TRAIN split; every metric uses its features
   evaluation.metrics     metric functions: arrays in, numbers out
-  evaluation.evaluate    the evaluation suite (scores beside the floor) and the `evaluate` verb
+  evaluation.scores      every score of generated portraits against real VAL, the floor, quick_fd
+  evaluation.report      the scores beside their floor as DataFrames and as the printed table
+  evaluation.evaluate    a checkpoint (drawn as asked) or a folder, scored end to end and written
+  evaluation.during_training  TrainTimeScorer: what train() calls for eval.jsonl / best.pt
   evaluation.headgear    does the class change the headgear (LPC head items, same noise); `headgear`
   evaluation.tone        tone per palette label (hue / lightness spread) and palette drift
   evaluation.figures     the evaluation stage's pictures: closest pairs to TRAIN, a row per attribute value

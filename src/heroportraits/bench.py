@@ -3,7 +3,6 @@
     python -m heroportraits bench                          # cpu, dcgan, resnet_full (their *_gpu twins on CUDA)
     python -m heroportraits bench --preset resnet_full_gpu --device cuda --steps 50
     python -m heroportraits bench --preset cpu --profile   # where the step's time and FLOPs go
-    python -m heroportraits bench --quality 10 --dataset procedural   # FD after 10 minutes of training
 
 Every figure of a preset comes from one run of the real training step (`Trainer.step`,
 built by `setup_training`, with that preset's regularisers, channels-last and
@@ -21,12 +20,14 @@ schema, native scale 2), so no prepared data is needed:
     bare=True)`: no augmentation, attribute dropout or EMA, one cached batch, no logging)
     timed window by window with the full step; each part is also timed alone, and their
     sum is a second, steadier estimate on a busy machine;
-  * sampling throughput at batch 256 and single-portrait latency of the EMA generator
-    through `sample.Sampler` (the code the `sample` verb runs);
+  * sampling through `sampling.Sampler` (the code the `sample` verb runs), from the run's own checkpoint
+    dict: throughput at batch 256 and single-portrait latency of G alone (no sampling aids: the
+    networks' speed), and throughput as the preset draws by default (its `draw` section, e.g. the
+    demo's quantisation and refinement, stated beside the figure);
   * peak memory: host RSS and, on CUDA, torch.cuda.max_memory_allocated.
 Each preset runs in a fresh process so its peak memory is its own. Results go to a
 JSON file (default artifacts_gan/bench/bench_<machine>.json); docs/performance.md
-holds the measured tables.
+holds the measured tables. Quality per wall time is a study's job (`study SPEC --budget minutes=M`).
 """
 
 from __future__ import annotations
@@ -54,10 +55,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from heroportraits.data.attributes import DEFAULT_SCHEMA, Vocabulary
 from heroportraits.data.dataset import PortraitData
 from heroportraits.errors import HeroError
+from heroportraits.models.config import DrawOptions
 from heroportraits.paths import project_root, write_json
-from heroportraits.training.config import Config, preset_choices, resolve_config
+from heroportraits.sampling.sampler import Sampler
+from heroportraits.training.config import Config
 from heroportraits.training.distributed import unwrap
 from heroportraits.training.ema import update_ema
+from heroportraits.training.presets import preset_choices, resolve_config
 from heroportraits.training.setup import TrainingSetup, checkpoint_state, resolve_device, setup_training
 from heroportraits.training.trainer import STEP_STATS, Trainer
 
@@ -110,9 +114,11 @@ class PresetBench:
     overhead_share: float  # 1 - bare / full: share of the step outside the networks
     parts_ms: dict  # each outside-the-network part timed alone, per step
     parts_share: float  # sum(parts_ms) / step: the same share from the parts alone
-    sample_per_s: float  # portraits/s at sample_batch through Sampler
+    sample_per_s: float  # portraits/s at sample_batch through Sampler, G alone (no sampling aids)
     sample_batch: int
-    latency_ms: float  # one portrait, median
+    latency_ms: float  # one portrait, median, G alone
+    drawn_per_s: float  # portraits/s at sample_batch as the preset draws by default (its draw section)
+    drawing: str  # that drawing, in words
     host_peak_rss_mb: float
     gpu_peak_mb: float | None
     seconds: float  # wall time of this preset's benchmark
@@ -336,13 +342,11 @@ def _parts_alone(trainer: Trainer, setup: TrainingSetup, batch: tuple, cfg: Conf
     return parts
 
 
-def _sampling(setup: TrainingSetup, cfg: Config, opts: BenchOptions) -> tuple[float, float]:
-    """(portraits/s at opts.sample_batch, single-portrait latency in s) of the EMA generator, through
-    `sample.Sampler` loaded from the run's own checkpoint dict (the code the `sample` verb runs)."""
-    from heroportraits.sampling.sampler import Sampler
-
+def _sampling(setup: TrainingSetup, cfg: Config, opts: BenchOptions) -> tuple[float, float, float]:
+    """(portraits/s at opts.sample_batch and single-portrait latency in s of G alone, portraits/s as the preset
+    draws by default) through `Sampler` loaded from the run's own checkpoint dict (the code `sample` runs)."""
     device = setup.device
-    sampler = Sampler(checkpoint_state(setup, cfg, "synthetic"), device)
+    sampler = Sampler(checkpoint_state(setup, cfg, "synthetic"), device, DrawOptions())
     labels = sampler.draw_conditions(opts.sample_n, seed=0)
     sampler.generate_from_labels(labels[: opts.sample_batch], batch_size=opts.sample_batch)  # warm-up
     sample_s = min(
@@ -351,7 +355,12 @@ def _sampling(setup: TrainingSetup, cfg: Config, opts: BenchOptions) -> tuple[fl
     one = labels[:1]
     sampler.generate_from_labels(one)
     latency = statistics.median(_best_windows(lambda: sampler.generate_from_labels(one), device, 1, opts.latency_reps))
-    return opts.sample_n / sample_s, latency
+    sampler.use(None)  # the preset's own drawing, on one batch (refinement makes it many times slower)
+    batch = labels[: opts.sample_batch]
+    drawn_s = min(
+        _best_windows(lambda: sampler.generate_from_labels(batch, batch_size=opts.sample_batch), device, 1, 2)
+    )
+    return opts.sample_n / sample_s, latency, len(batch) / drawn_s
 
 
 def _roof_notes(roofs: list[tuple[float, str]], fraction: float) -> list[str]:
@@ -411,7 +420,7 @@ def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
     flops, timing, dtype, batch, calls = _time_training_step(trainer, setup, cfg, opts)
     step_s, bare_s = min(timing.full), min(timing.bare)
     parts = _parts_alone(trainer, setup, batch, cfg, device, reps=max(3, calls))
-    sample_per_s, latency = _sampling(setup, cfg, opts)
+    sample_per_s, latency, drawn_per_s = _sampling(setup, cfg, opts)
 
     peak, peak_source = max(timing.roofs)
     fraction = flops / step_s / peak
@@ -442,6 +451,8 @@ def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
         sample_per_s=sample_per_s,
         sample_batch=opts.sample_batch,
         latency_ms=latency * 1e3,
+        drawn_per_s=drawn_per_s,
+        drawing=cfg.draw.describe(),
         host_peak_rss_mb=host_peak_rss_mb(),
         gpu_peak_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         seconds=time.perf_counter() - t_start,
@@ -513,8 +524,9 @@ def format_table(r: PresetBench) -> str:
             f"{r.bare_step_ms:.1f} ms); parts alone {r.parts_share:.1%}",
         ),
         ("  parts alone", parts),
-        (f"sampling (batch {r.sample_batch})", f"{r.sample_per_s:,.0f} portraits/s"),
-        ("single-portrait latency", f"{r.latency_ms:.1f} ms"),
+        (f"sampling, G alone (batch {r.sample_batch})", f"{r.sample_per_s:,.0f} portraits/s"),
+        ("single-portrait latency", f"{r.latency_ms:.1f} ms (G alone)"),
+        ("sampling as drawn by default", f"{r.drawn_per_s:,.0f} portraits/s ({r.drawing})"),
         ("peak memory", f"host {r.host_peak_rss_mb:,.0f} MB{gpu}"),
     ]
     layout = ", channels-last" if r.channels_last else ""
@@ -572,73 +584,4 @@ def save_report(report: dict, path: str | Path | None = None) -> Path:
     path = Path(path) if path else default_json_path(report)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, report)
-    return path
-
-
-# ---------------------------------------------------------------- quality per wall time
-def quality_run(
-    minutes: float,
-    dataset: str = "procedural",
-    preset: str = "cpu",
-    intervals: int = 5,
-    n: int = 500,
-    run: str | None = None,
-    overrides: list[str] | None = None,
-    device: str = "auto",
-    progress: bool = True,
-    echo: Callable[[str], None] | None = print,
-) -> dict:
-    """Train `preset` on a real dataset for `minutes` of wall time; FD (quick_fd, n samples) at intervals.
-
-    Training runs in `intervals` chunks of minutes/intervals each (train.max_minutes), each
-    resuming the last one's checkpoint, so the figures are what this machine reaches in
-    that time with the real loop; FD is the evaluation suite's (quick_fd: the dataset's judge,
-    VAL split), of the EMA generator, scored as evaluation while training scores it.
-    """
-    from heroportraits.training.checkpoint import load_checkpoint
-    from heroportraits.training.loop import train
-    from heroportraits.training.run_files import evaluate_generator
-
-    if minutes <= 0 or intervals < 1:
-        raise BenchError(f"--quality needs minutes > 0 (got {minutes}) and intervals >= 1 (got {intervals})")
-    cfg = resolve_config(preset, list(overrides or []))
-    cfg.train.device = device
-    cfg.train.max_minutes = minutes / intervals
-    run = run or f"bench_quality_{preset}"
-    points, trained_s = [], 0.0
-    for i in range(intervals):
-        result = train(cfg, dataset, run, resume=i > 0, progress=progress)
-        trained_s += result.seconds
-        fd = evaluate_generator(load_checkpoint(result.checkpoint), dataset, n, resolve_device(device))
-        point = {"minutes": round(trained_s / 60, 2), "step": result.step, **fd}
-        points.append(point)
-        if echo:
-            echo(
-                f"  {point['minutes']:6.2f} min  step {point['step']:6d}  FD {point['fd']:9.3f}  "
-                f"conditional accuracy {point['cond_acc']:.3f}"
-            )
-        if result.step >= cfg.train.steps or result.stopped_by:  # done, or Ctrl-C / SIGTERM
-            break
-    return {"preset": preset, "dataset": str(dataset), "run": run, "n": n, "minutes": minutes, "points": points}
-
-
-def plot_quality(quality: dict, path: str | Path) -> Path:
-    """FD against training minutes (from the quality run's points)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pts = quality["points"]
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot([p["minutes"] for p in pts], [p["fd"] for p in pts], marker="o")
-    ax.set_xlabel("training wall time (minutes)")
-    ax.set_ylabel(f"FD (judge features, n={quality['n']})")
-    ax.set_title(f"{quality['preset']} on {quality['dataset']}")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

@@ -13,25 +13,25 @@ from heroportraits.cli.options import (
     add_seed,
     add_verb,
     at_least,
+    drawing_changes,
 )
 from heroportraits.data.dataset import read_meta
 from heroportraits.data.images import save_png
 from heroportraits.evaluation.evaluate import (
-    MIN_IMAGES,
-    EvaluationError,
-    _ready_judge,
-    _score,
     checkpoint_outputs,
     evaluate_checkpoint,
     read_image_folder,
+    ready_judge,
+    score,
     write_evaluation,
 )
 from heroportraits.evaluation.headgear import evaluate_headgear, same_noise_grid, scores_frame, shares_frame
+from heroportraits.evaluation.scores import MIN_IMAGES, EvaluationError
 from heroportraits.paths import write_json
 from heroportraits.training.checkpoint import resolve_checkpoint_path
+from heroportraits.training.config import DRAW_FLAGS
 
 
-# ---------------------------------------------------------------- CLI
 def add_evaluate(sub) -> None:
     p = add_verb(
         sub,
@@ -59,26 +59,19 @@ def add_evaluate(sub) -> None:
 def _run_evaluate(args: argparse.Namespace) -> None:
     if bool(args.checkpoint) == bool(args.images):
         raise EvaluationError("give either a CHECKPOINT or --images DIR (not both)")
-    draw_flags = (
-        ("--palette-merge", args.palette_merge),
-        ("--rgb-colours", args.rgb_colours),
-        ("--best-of", args.best_of),
-        ("--refine", args.refine),
-        ("--refine-realness", args.refine_realness),
-        ("--refine-head", args.refine_head),
-    )
-    for flag, value in draw_flags:
-        if args.images and value is not None:
-            raise EvaluationError(f"{flag} changes how a checkpoint draws; a folder of --images is scored as it is")
+    for name in drawing_changes(args) if args.images else ():
+        raise EvaluationError(
+            f"{DRAW_FLAGS[name]} changes how a checkpoint draws; a folder of --images is scored as it is"
+        )
     if args.images:
         if not args.dataset:
             raise EvaluationError("--images needs --dataset NAME (the dataset the images should resemble)")
         folder = Path(args.images)
         # Read the folder before anything slow, so a missing labels.csv fails in a second, not after judge training.
         images, rows = read_image_folder(folder, int(read_meta(args.dataset)["resolution"]))
-        seconds = _ready_judge(args.dataset, args.retrain_judge, True)
+        seconds = ready_judge(args.dataset, args.retrain_judge, True)
         source = {"images": str(folder)}
-        ev = _score(images, rows, args.dataset, source, args.subsets, args.seed, not args.no_floor, seconds, True)
+        ev = score(images, rows, args.dataset, source, args.subsets, args.seed, not args.no_floor, seconds, True)
         outputs = (folder / "eval.json", folder / "nearest_neighbours.png")
     else:
         ev = evaluate_checkpoint(
@@ -91,12 +84,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
             args.device,
             write=False,
             retrain_judge=args.retrain_judge,
-            palette_merge=args.palette_merge,
-            rgb_colours=args.rgb_colours,
-            best_of=args.best_of,
-            refine=args.refine,
-            refine_realness=args.refine_realness,
-            refine_head=args.refine_head,
+            draw=drawing_changes(args),
         )
         outputs = checkpoint_outputs(Path(ev.results["checkpoint"]))
     # The table first: a folder that cannot be written must not cost the scores.
@@ -110,7 +98,6 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         print(f"could not write {problem}; the table above is the whole result")
 
 
-# ---------------------------------------------------------------- command line
 def add_headgear(sub) -> None:
     p = add_verb(
         sub,
@@ -123,31 +110,14 @@ def add_headgear(sub) -> None:
     )
     p.add_argument("checkpoint", help="a run folder or .pt file")
     p.add_argument("--noises", type=at_least(1), default=300, help="noises, each drawn under every class (default 300)")
-    p.add_argument(
-        "--refine",
-        type=int,
-        default=None,
-        metavar="T",
-        help="refine each noise T steps by D's classifier "
-        "(models trained with model.d_classify; default: the checkpoint's model.refine_steps)",
-    )
-    p.add_argument(
-        "--refine-head",
-        type=float,
-        default=None,
-        metavar="W",
-        help="with --refine: the weight of D's head classifier beside its classifier "
-        "(models trained with model.d_head_classify; default: the checkpoint's model.refine_head)",
-    )
+    add_drawing_options(p, best_of=False)  # each noise is kept under every class: best of R does not apply
     add_seed(p, "noise and conditions")
     add_quiet(p)
 
 
 def _run_headgear(args: argparse.Namespace) -> None:
     path = resolve_checkpoint_path(args.checkpoint)
-    result = evaluate_headgear(
-        path, args.noises, args.seed, progress=not args.quiet, refine=args.refine, refine_head=args.refine_head
-    )
+    result = evaluate_headgear(path, args.noises, args.seed, progress=not args.quiet, draw=drawing_changes(args))
     scores = result["scores"]
     out = path.parent / "headgear.json"
     write_json(out, scores)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from heroportraits.models.config import DRAW_FIELDS
+
 
 def add_verb(subparsers, name: str, run, help: str, description: str, **kwargs) -> argparse.ArgumentParser:
     """Register verb `name`; `run(args)` is called with the parsed options."""
@@ -53,16 +55,17 @@ def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def add_drawing_options(p, guided: bool = True) -> None:
-    """How a checkpoint's portraits are drawn, for the verbs that draw them: --rgb-colours K, --palette-merge DE
-    and, D-guided (sample, evaluate; not export, whose file holds G only), --best-of R and --refine T. Each
-    defaults to the model's own."""
+def add_drawing_options(p: argparse.ArgumentParser, guided: bool = True, best_of: bool = True) -> None:
+    """How a checkpoint's portraits are drawn (models.config.DrawOptions), for the verbs that draw them: the colour
+    options and, D-guided (not for export, whose file holds G alone), refinement and best of R (`best_of`: not for
+    verbs that keep each noise). Each defaults to the run's own (its config's `draw` section); `drawing_changes`
+    reads back the ones given."""
     p.add_argument(
         "--rgb-colours",
         type=int,
         metavar="K",
         help="RGB models: quantise each portrait to at most K colours of its own (k-means in OKLab), so it is "
-        "drawn in flat colours; 0 = off (default: the model's model.rgb_colours)",
+        "drawn in flat colours; 0 = off, as G draws them (default: the run's draw.rgb_colours)",
     )
     p.add_argument(
         "--palette-merge",
@@ -70,38 +73,53 @@ def add_drawing_options(p, guided: bool = True) -> None:
         metavar="DE",
         help="palette models (and RGB models with --rgb-colours): merge each portrait's colours closer than DE "
         "(100 x OKLab distance; e.g. 4.5) into the more used one, so near-identical colours stop speckling; "
-        "0 = off (default: the model's model.palette_merge)",
+        "0 = off (default: the run's draw.palette_merge)",
     )
-    if guided:
+    if not guided:
+        return
+    if best_of:
         p.add_argument(
             "--best-of",
             type=int,
             metavar="R",
             help="draw R candidates for each portrait and keep the one D's classifier reads most surely as the "
             "asked attributes (models trained with model.d_classify; ~R times the sampling time); 1 = off "
-            "(default: the model's model.best_of)",
+            "(default: the run's draw.best_of)",
         )
-        p.add_argument(
-            "--refine",
-            type=int,
-            metavar="T",
-            help="move each portrait's noise T small steps towards a portrait D's classifier reads more surely as "
-            "the asked attributes (models trained with model.d_classify; ~3T times the sampling time); 0 = off "
-            "(default: the model's model.refine_steps)",
-        )
-        p.add_argument(
-            "--refine-realness",
-            type=float,
-            metavar="W",
-            help="with --refine: the weight of D's realness score beside its classifier (0 = the classifier alone; "
-            "the scale of D's score depends on the GAN loss, docs/pixelart.md section 17) "
-            "(default: the model's model.refine_realness)",
-        )
-        p.add_argument(
-            "--refine-head",
-            type=float,
-            metavar="W",
-            help="with --refine: the weight of D's head classifier beside its classifier, so the head (headgear) "
-            "moves towards the asked class too (models trained with model.d_head_classify; 0 = off) "
-            "(default: the model's model.refine_head)",
-        )
+    p.add_argument(
+        "--refine",
+        dest="refine_steps",
+        type=int,
+        metavar="T",
+        help="move each portrait's noise T small steps towards a portrait D's classifier reads more surely as "
+        "the asked attributes (models trained with model.d_classify; ~3T times the sampling time); 0 = off "
+        "(default: the run's draw.refine_steps)",
+    )
+    p.add_argument(
+        "--refine-rate",
+        type=float,
+        metavar="S",
+        help="with --refine: each step moves the noise by this share of its length (default: the run's "
+        "draw.refine_rate)",
+    )
+    p.add_argument(
+        "--refine-realness",
+        type=float,
+        metavar="W",
+        help="with --refine: the weight of D's realness score beside its classifier (0 = the classifier alone; "
+        "the scale of D's score depends on the GAN loss, docs/log/2026-12-03-refinement-by-d-classifier.md) "
+        "(default: the run's draw.refine_realness)",
+    )
+    p.add_argument(
+        "--refine-head",
+        type=float,
+        metavar="W",
+        help="with --refine: the weight of D's head classifier beside its classifier, so the head (headgear) "
+        "moves towards the asked class too (models trained with model.d_head_classify; 0 = off) "
+        "(default: the run's draw.refine_head)",
+    )
+
+
+def drawing_changes(args: argparse.Namespace) -> dict:
+    """The drawing options given on the command line, by DrawOptions field: what changes the run's drawing."""
+    return {f: getattr(args, f) for f in DRAW_FIELDS if getattr(args, f, None) is not None}

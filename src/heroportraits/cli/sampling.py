@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from heroportraits.cli.options import add_assignments, add_count, add_device, add_drawing_options, add_seed, add_verb
+from heroportraits.cli.options import (
+    add_assignments,
+    add_count,
+    add_device,
+    add_drawing_options,
+    add_seed,
+    add_verb,
+    drawing_changes,
+)
 from heroportraits.data.attributes import parse_assignments
 from heroportraits.paths import output_folder
 from heroportraits.sampling.export import FORMATS, export_generator, read_metadata
@@ -61,16 +69,7 @@ def add_sample(sub) -> None:
 
 
 def _run_sample(args: argparse.Namespace) -> None:
-    sampler = Sampler.from_checkpoint(
-        resolve_checkpoint_path(args.checkpoint),
-        args.device,
-        args.palette_merge,
-        args.rgb_colours,
-        args.best_of,
-        args.refine,
-        args.refine_realness,
-        args.refine_head,
-    )
+    sampler = Sampler.from_checkpoint(resolve_checkpoint_path(args.checkpoint), args.device, drawing_changes(args))
     conditions = parse_assignments(args.conditions)
     if args.interpolate:
         out = Path(args.out)
@@ -114,7 +113,7 @@ def add_export(sub) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> None:
-    out = export_generator(args.checkpoint, args.out, args.fmt, args.palette_merge, args.rgb_colours)
+    out = export_generator(args.checkpoint, args.out, args.fmt, drawing_changes(args))
     meta = read_metadata(out)
     attrs = ", ".join(f"{k} ({len(v)})" for k, v in meta["attributes"].items())
     print(f"wrote {out} ({args.fmt}, z_dim {meta['z_dim']}, attributes: {attrs or 'none'})")

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 from heroportraits.cli.options import add_assignments, add_verb
+from heroportraits.evaluation.during_training import TrainTimeScorer
 from heroportraits.paths import checkpoints_dir, output_folder, plain_name, samples_dir
 from heroportraits.training import distributed
-from heroportraits.training.config import PRESETS, preset_choices, resolve_config
 from heroportraits.training.loop import train
+from heroportraits.training.presets import PRESETS, preset_choices, resolve_config
 
-# ------------------------------------------------------------------ CLI
 EPILOG = """\
 multi-GPU / multi-node (PyTorch DDP, one process per GPU; gloo on CPU):
   torchrun --nproc_per_node 4 -m heroportraits train --preset resnet_full_gpu --run-name big
@@ -30,13 +30,17 @@ stopping and resuming (docs/reliability.md):
   and exit 130 / 143; a diverged run (NaN / inf losses or weights) stops with exit 2 and never
   overwrites the last good checkpoint (previous.pt keeps the one before last.pt). A resumed
   run may change steps, max_minutes, the *_every cadences, eval_samples, device, compile,
-  channels_last, and (with a notice) learning rates and betas; other changes are refused.
+  channels_last, how it draws (the draw section), and (with a notice) learning rates and betas;
+  other changes are refused.
 
 evaluation while training (--eval-every N, default off):
   every N steps and at the end, --eval-samples portraits from the EMA generator (conditions
   from the training label mix) are scored by the dataset's judge (trained once, cached in
   data/<dataset>/judge.pt): FD and conditional accuracy, appended to eval.jsonl in the run
-  folder (plot with evaluate.plot_metric_curves); best.pt is the checkpoint with the lowest FD.
+  folder (plot with training.figures.plot_metric_curves); best.pt is the checkpoint with the
+  lowest FD. They are drawn in the run's colours without D's guidance (no best-of, no
+  refinement), as the sample grids are: train-time FD follows the generator itself; `evaluate`
+  scores the run's full default drawing.
 """
 
 
@@ -115,7 +119,8 @@ def _run_train(args: argparse.Namespace) -> None:
     run = plain_name(args.run or f"{Path(str(args.dataset)).name}_{args.preset}", "run name")
     for folder in (checkpoints_dir() / run, samples_dir() / run):
         output_folder(folder, "run folder")
-    result = train(cfg, args.dataset, run, resume=not args.no_resume)
+    scorer = TrainTimeScorer(args.dataset) if cfg.train.eval_every > 0 else None
+    result = train(cfg, args.dataset, run, resume=not args.no_resume, scorer=scorer)
     if not distributed.detect().is_main:
         return
     summary = {

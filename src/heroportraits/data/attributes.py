@@ -77,6 +77,11 @@ class Vocabulary:
             out[name] = values[int(i)] if int(i) < len(values) else UNSPECIFIED
         return out
 
+    def columns(self, names: list[str]) -> list[int]:
+        """Where each of `names` sits in this vocabulary's order: label rows of this vocabulary indexed by these
+        columns are rows of the vocabulary of just those attributes (e.g. the conditioning one, palette OFF)."""
+        return [self.names.index(n) for n in names]
+
     def without(self, *names: str) -> Vocabulary:
         """A copy without some attributes (e.g. palette conditioning OFF)."""
         return Vocabulary({k: list(v) for k, v in self.attributes.items() if k not in names})

@@ -1,7 +1,7 @@
 """Reading, resizing and tiling images without blurring pixel art.
 
 Everything here works on numpy uint8 arrays shaped (H, W, 3) or (N, H, W, 3), so the
-data stages need no torch. `tensor_to_uint8` bridges from model outputs in [-1, 1].
+data stages need no torch.
 """
 
 from __future__ import annotations
@@ -182,9 +182,3 @@ def make_grid(images: np.ndarray, nrow: int, padding: int = 2, pad_value: int = 
         y, x = padding + r * (h + padding), padding + col * (w + padding)
         grid[y : y + h, x : x + w] = images[i]
     return grid
-
-
-def tensor_to_uint8(x) -> np.ndarray:
-    """Model output (N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8 numpy."""
-    x = x.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to("cpu")
-    return x.permute(0, 2, 3, 1).numpy().astype(np.uint8)

@@ -41,6 +41,7 @@ from heroportraits.evaluation.judge import (
     train_judge_on,
 )
 from heroportraits.paths import dataset_dir, project_root
+from heroportraits.sampling.sampler import Drawing, Sampler
 
 HEADGEAR = "headgear"
 HEADGEAR_KINDS = ("bare", "bandana", "cap", "helmet", "chain hood", "cloth hood", "tiara")
@@ -192,19 +193,12 @@ def same_noise_under_classes(sampler, n_noises: int, seed: int = 0) -> tuple[np.
 
 
 def evaluate_headgear(
-    checkpoint: str | Path,
-    n_noises: int = 300,
-    seed: int = 0,
-    progress: bool = True,
-    refine: int | None = None,
-    refine_head: float | None = None,
+    checkpoint: str | Path, n_noises: int = 300, seed: int = 0, progress: bool = True, draw: Drawing = None
 ) -> dict:
-    """The scores of a checkpoint against its dataset's real VAL portraits, and the portraits read.
-    `refine`: D-guided refinement steps, `refine_head` the head classifier's weight in them (None: the
-    checkpoint's model.refine_steps / model.refine_head)."""
-    from heroportraits.sampling.sampler import Sampler
-
-    sampler = Sampler.from_checkpoint(checkpoint, refine=refine, refine_head=refine_head)
+    """The scores of a checkpoint against its dataset's real VAL portraits, and the portraits read. `draw`: how
+    the portraits are drawn (None = the run's default drawing; a DrawOptions or a mapping of fields to change,
+    e.g. {"refine_steps": 5}); best of R does not apply (each noise is kept under every class)."""
+    sampler = Sampler.from_checkpoint(checkpoint, draw=draw)
     judge = headgear_judge(sampler.dataset_name, progress=progress)
     images, classes = same_noise_under_classes(sampler, n_noises, seed)
     fake = judge.predict(images.reshape(-1, *images.shape[2:]))[:, 0].reshape(n_noises, len(classes))
@@ -217,7 +211,7 @@ def evaluate_headgear(
         n_noises=n_noises,
         seed=seed,
         judge_accuracy=judge.accuracy[HEADGEAR],
-        sampling=sampler.guidance_settings(),
+        drawing=sampler.drawing.record(),
         step=sampler.step,
     )
     return {"scores": scores, "images": images, "kinds": fake}

@@ -12,7 +12,7 @@ palette conditioning, hues drift more freely". Three numbers put that claim to t
                   generated ones by the label they were conditioned on. A model without palette
                   conditioning never sees that label (it is drawn with the rest of the condition
                   from the training mix), so its spread is that of whatever palettes it draws.
-    palette accuracy   `cond_acc.palette` of evaluate.evaluate_images: the judge reads the
+    palette accuracy   `cond_acc.palette` of scores.evaluate_images: the judge reads the
                   palette that was asked for.
     drift         total variation distance between the palettes the judge reads in the generated
                   portraits and in real VAL: 0 = the same mix of palettes, 1 = no palette in common.
@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from heroportraits.data.palette_labels import rgb_to_hsv
+from heroportraits.evaluation.scores import reference
 
 MIN_PER_LABEL = 5  # fewer portraits with one label than this: no spread for that label
 PALETTE = "palette"  # the attribute whose tone is measured
@@ -115,8 +116,6 @@ def palette_tone(
     None when the dataset has no `attribute`. Rows whose palette is unspecified count in the
     drift but not in any label's spread.
     """
-    from heroportraits.evaluation.evaluate import reference
-
     ref = reference(dataset_name, progress=False)
     if attribute not in ref.vocab.attributes:
         return None

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from heroportraits.data.attributes import Vocabulary
+from heroportraits.models.config import ModelConfig, check_model_choices
 from heroportraits.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from heroportraits.models.layers import apply_spectral_norm
 from heroportraits.models.resnet import ResNetDiscriminator, ResNetGenerator
-from heroportraits.training.config import ModelConfig, check_choices
 
 ARCHITECTURES = {  # keyed by config.CHOICES["model.arch"]
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
@@ -38,7 +38,7 @@ def network_resolution(cfg: ModelConfig, output_resolution: int, native_scale: i
 def build_generator(cfg: ModelConfig, vocab: Vocabulary, resolution: int, palette=None):
     """G alone, for `vocab`'s attributes (palette dropped when use_palette is off): what sampling needs.
     `palette`: the dataset's colours (K', 3) uint8, needed by `model.palette_source=dataset` only."""
-    check_choices(cfg)
+    check_model_choices(cfg)
     uses_palette = cfg.output == "palette" and cfg.palette_source == "dataset"
     G = ARCHITECTURES[cfg.arch][0](cfg, conditioning_vocab(cfg, vocab), resolution, palette if uses_palette else None)
     if cfg.g_spectral_norm:
@@ -66,3 +66,11 @@ def upscale_to_output(x: torch.Tensor, output_resolution: int) -> torch.Tensor:
     if x.shape[-1] == output_resolution:
         return x
     return F.interpolate(x, size=output_resolution, mode="nearest")
+
+
+def to_pixels(x: torch.Tensor, output_resolution: int) -> torch.Tensor:
+    """G's output (N, 3, r, r) in [-1, 1] -> portraits (N, R, R, 3) uint8 at the output size, upscaled by
+    nearest neighbour: the one conversion that sampling, the grids written while training and exported files
+    share (traceable, so an exported graph holds it)."""
+    x = upscale_to_output(x, output_resolution).float()
+    return x.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1)

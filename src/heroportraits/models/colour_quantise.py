@@ -1,4 +1,4 @@
-"""Per-portrait colour quantisation of an RGB generator's samples (`model.rgb_colours`, sampling only).
+"""Per-portrait colour quantisation of an RGB generator's samples (`draw.rgb_colours`, sampling only).
 
 An RGB generator regresses three numbers a pixel, so every small error is a new colour: ~1,000
 colours a portrait where pixel art uses ~18, and soft noisy steps between neighbours. A pixel artist

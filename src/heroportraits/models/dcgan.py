@@ -21,11 +21,11 @@ from torch import nn
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.conditioning import AttributeEmbedding, join_label_maps
+from heroportraits.models.config import ModelConfig
 from heroportraits.models.fastgan import RECON_PART, RECON_WHOLE, maybe_reconstruction, maybe_sle
 from heroportraits.models.head_classifier import maybe_head_classifier
 from heroportraits.models.layers import ProjectionHead, g_norm, maybe_classifier, minibatch_stddev
 from heroportraits.models.palette_output import image_output
-from heroportraits.training.config import ModelConfig
 
 
 def num_stages(resolution: int) -> int:

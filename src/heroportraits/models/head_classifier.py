@@ -60,7 +60,7 @@ class HeadClassifier(nn.Module):
 
     def log_likelihood(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(N,) the log-probability of each portrait's asked value (0 where it is unspecified): refinement
-        climbs it with model.refine_head (selection.py)."""
+        climbs it with draw.refine_head (sampling/selection.py)."""
         ce, keep = self._cross_entropy(x, labels)
         return -ce * keep
 

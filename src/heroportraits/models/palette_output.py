@@ -15,7 +15,7 @@ tau. tau is a buffer the Trainer sets every step from train.tau_* (`palette_tau`
 is in every checkpoint. In eval mode (the EMA generator, `sample`, evaluation, export)
 every pixel is its argmax colour, so a portrait holds at most K exact colours.
 
-Merging (`palette_merge`, eval mode only, so any trained palette model can use it): G often
+Merging (`draw.palette_merge`, eval mode only, so any trained palette model can use it): G often
 spends several slots on near-identical colours and neighbouring pixels flip between them,
 which reads as speckle and doubles the colour count. With palette_merge = dE > 0, each slot
 within dE (100 x OKLab distance) of a more used slot takes that slot's colour, so a portrait
@@ -34,7 +34,7 @@ from heroportraits.data.oklab import DELTA_E_SCALE, unit_rgb_to_oklab
 from heroportraits.errors import HeroError
 from heroportraits.models.colour_quantise import cluster_colours
 from heroportraits.models.conditioning import AttributeEmbedding
-from heroportraits.training.config import ModelConfig
+from heroportraits.models.config import DrawOptions, ModelConfig
 
 
 class PaletteConfigError(HeroError):
@@ -43,7 +43,7 @@ class PaletteConfigError(HeroError):
 
 class RGBOutput(nn.Module):
     """The plain output: 3 channels squashed to [-1, 1]. No parameters (old checkpoints load).
-    In eval mode, with `colours` > 0 (model.rgb_colours), each portrait is quantised to that many
+    In eval mode, with `colours` > 0 (draw.rgb_colours), each portrait is quantised to that many
     colours of its own (models/colour_quantise.py)."""
 
     channels = 3
@@ -68,7 +68,7 @@ class PaletteOutput(nn.Module):
     def __init__(self, cfg: ModelConfig, vocab: Vocabulary, palette: torch.Tensor | None = None):
         super().__init__()
         self.mix, self.source = cfg.palette_mix, cfg.palette_source
-        self.merge = float(cfg.palette_merge)  # dE under which sampling merges slots; 0 = off
+        self.merge = 0.0  # dE under which sampling merges slots (draw.palette_merge, set by draw_in_colours); 0 = off
         self.generator: torch.Generator | None = None  # Gumbel noise stream; the Trainer sets its own
         # Refinement (selection.py) sets it: eval mode then draws the argmax colours unmerged, with the soft
         # mix's gradient (straight-through), so the noise's gradient reaches the per-pixel choices too
@@ -159,7 +159,7 @@ def image_output(cfg: ModelConfig, vocab: Vocabulary, palette: torch.Tensor | No
     """The output layer `model.output` names; its `channels` is what G's last conv must produce."""
     if cfg.output == "palette":
         return PaletteOutput(cfg, vocab, palette)
-    return RGBOutput(cfg.rgb_colours, cfg.palette_merge)
+    return RGBOutput()
 
 
 def palette_tau(step: int, total: int, start: float, end: float, schedule: str = "exp") -> float:
@@ -184,7 +184,7 @@ def set_tau(module: nn.Module, tau: float) -> None:
 
 def set_palette_merge(module: nn.Module, delta_e: float) -> int:
     """Sample `module` with palette colours merged under `delta_e` (0 = off); returns how many output layers
-    took it: palette outputs, and RGB outputs whose samples are quantised (model.rgb_colours > 0)."""
+    took it: palette outputs, and RGB outputs whose samples are quantised (draw.rgb_colours > 0)."""
     layers = palette_outputs(module) + [out for out in rgb_outputs(module) if out.colours > 0]
     for out in layers:
         out.merge = float(delta_e)
@@ -205,11 +205,18 @@ def set_rgb_colours(module: nn.Module, colours: int) -> int:
     return len(layers)
 
 
-def colour_settings(cfg: ModelConfig) -> dict:
-    """The sampling-time colour switches a model draws with, for records (evaluations, exported files):
-    a palette model's merge; an RGB model's quantisation and merge when it quantises; nothing otherwise."""
+def draw_in_colours(G: nn.Module, draw: DrawOptions) -> None:
+    """G's eval-mode output in `draw`'s colours: each RGB portrait quantised to draw.rgb_colours, and colours
+    merged under draw.palette_merge (training, in train mode, never sees either)."""
+    set_rgb_colours(G, draw.rgb_colours)
+    set_palette_merge(G, draw.palette_merge)
+
+
+def colour_record(cfg: ModelConfig, draw: DrawOptions) -> dict:
+    """The colour options a model's portraits are drawn with, for records (exported files): a palette model's
+    merge; an RGB model's quantisation and merge when it quantises; nothing otherwise."""
     if cfg.output == "palette":
-        return {"palette_merge": cfg.palette_merge}
-    if cfg.rgb_colours > 0:
-        return {"rgb_colours": cfg.rgb_colours, "palette_merge": cfg.palette_merge}
+        return {"palette_merge": draw.palette_merge}
+    if draw.rgb_colours > 0:
+        return {"rgb_colours": draw.rgb_colours, "palette_merge": draw.palette_merge}
     return {}

@@ -7,8 +7,10 @@ The exported graph (docs/export.md) is the whole way from noise to pixels:
     labels (N, A)     int64    one value index per attribute, attributes in the metadata's order
     -> image (N, 64, 64, 3) uint8 RGB
 N is dynamic. The nearest upscale from the native grid and the [-1, 1] -> uint8 conversion are
-inside the graph (as `tensor_to_uint8` does them in Python), and so is whatever the generator's
-eval forward does, e.g. a palette model's hard argmax colours. The attributes, their values and
+inside the graph (models.to_pixels, as `sample` does them), and so is whatever the generator's
+eval forward does in the run's colours: a palette model's hard argmax colours, an RGB model's
+per-portrait quantisation and merge (draw.rgb_colours, draw.palette_merge). D's guidance (best of R,
+refinement) is not: the file holds G alone, so it draws each noise as G draws it. The attributes, their values and
 z_dim travel inside the file (ONNX metadata / a TorchScript extra file), so a caller needs
 nothing else to build valid inputs.
 """
@@ -27,9 +29,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from heroportraits.errors import HeroError
-from heroportraits.models import upscale_to_output
-from heroportraits.models.palette_output import colour_settings
-from heroportraits.sampling.sampler import Sampler
+from heroportraits.models import to_pixels
+from heroportraits.models.palette_output import colour_record
+from heroportraits.sampling.sampler import Drawing, Sampler
 
 FORMATS = ("onnx", "torchscript")
 METADATA_KEY = "heroportraits"  # ONNX metadata_props key / TorchScript extra file "heroportraits.json"
@@ -52,9 +54,7 @@ class PortraitGraph(nn.Module):
         self.G, self.output_resolution = G, output_resolution
 
     def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        x = upscale_to_output(self.G(noise, labels), self.output_resolution)  # (N, 3, R, R) in [-1, 1]
-        x = x.clamp(-1, 1).add(1).mul(127.5).round()  # the same steps as images.tensor_to_uint8
-        return x.to(torch.uint8).permute(0, 2, 3, 1)
+        return to_pixels(self.G(noise, labels), self.output_resolution)
 
 
 def frozen_generator(G: nn.Module) -> nn.Module:
@@ -85,7 +85,7 @@ def export_metadata(sampler: Sampler) -> dict:
         "dataset": sampler.dataset_name,
         "step": sampler.step,
         "preset": sampler.config.preset,
-        **colour_settings(sampler.config.model),
+        **colour_record(sampler.config.model, sampler.drawing),
     }
 
 
@@ -143,21 +143,14 @@ def _export_torchscript(graph: PortraitGraph, inputs, out: Path, meta: dict) -> 
         torch.jit.save(traced, str(out), _extra_files={f"{METADATA_KEY}.json": json.dumps(meta)})
 
 
-def export_generator(
-    checkpoint: str | Path,
-    out: str | Path,
-    fmt: str = "onnx",
-    palette_merge: float | None = None,
-    rgb_colours: int | None = None,
-) -> Path:
-    """Write the checkpoint's EMA generator as `fmt` to `out`, with its metadata inside; `palette_merge` and
-    `rgb_colours` override the checkpoint's model.palette_merge / model.rgb_colours (None = the checkpoint's)."""
+def export_generator(checkpoint: str | Path, out: str | Path, fmt: str = "onnx", draw: Drawing = None) -> Path:
+    """Write the checkpoint's EMA generator as `fmt` to `out`, with its metadata inside. It draws in the colours
+    of `draw` (None = the run's default drawing; a DrawOptions or a mapping of fields to change) without D's
+    guidance: the file holds G alone (no D to guide it), so it draws each noise as G draws it."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {list(FORMATS)}")
-    # best_of=1, refine=0: the file holds G only and draws the portrait of each noise (no D to guide it)
-    sampler = Sampler.from_checkpoint(
-        checkpoint, palette_merge=palette_merge, rgb_colours=rgb_colours, best_of=1, refine=0
-    )
+    sampler = Sampler.from_checkpoint(checkpoint, draw=draw)
+    sampler.use(sampler.drawing.unguided())
     graph = PortraitGraph(frozen_generator(sampler.G), sampler.resolution).eval()
     inputs = example_inputs(sampler, 2)  # batch 2: a traced batch of 1 could be specialised to a constant
     out = Path(out)

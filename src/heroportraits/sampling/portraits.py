@@ -86,7 +86,7 @@ def write_grid(
     With conditions: n portraits under them, tiled."""
     if not conditions:
         common = most_common_labels(sampler._mix_rows, sampler._mix_p)
-        cols = [sampler.vocab.names.index(n) for n in sampler.cvocab.names]
+        cols = sampler.cond_cols
         layout = grid_layout(sampler.cvocab, default_labels=common[cols].tolist())
         full = common.repeat(len(layout.labels), 1)
         full[:, cols] = layout.labels

@@ -14,7 +14,7 @@ portrait shows its condition:
   plus a little of D's realness score, keeping the noise's length (so it stays where G was trained), the
   latent-space refinement of Tanaka 2019 (DOT) and Che et al. 2020 (DDLS) with D's classifier added.
   Models with D's head classifier (model.d_head_classify) can climb its log-likelihood too
-  (model.refine_head), so the head, not only colours and collars, moves towards the class.
+  (draw.refine_head), so the head, not only colours and collars, moves towards the class.
   A portrait becomes a nearby one that shows its condition more plainly, rather than another draw: on the
   demo FD fell by half and precision passed 0.6 where best-of could not (docs/pixelart.md 17).
   About 3T passes of G and D a portrait.

@@ -89,7 +89,7 @@ def walk_inputs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The walk's noise (F, z_dim) and condition weights (F, A, K) in the conditioning vocabulary."""
     conditions = dict(conditions or {})
-    cols = [sampler.vocab.names.index(n) for n in sampler.cvocab.names]
+    cols = sampler.cond_cols
     if walk.what == NOISE_WALK:
         row = sampler.draw_conditions(1, conditions, seed, open_attributes)[:, cols]  # (1, A)
         seeds = [int(s) for s in walk.stops]

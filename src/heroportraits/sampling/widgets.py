@@ -54,13 +54,9 @@ def render_choices(
     its own setting after."""
     count = max(1, min(int(count), MAX_COUNT))
     conditions = {k: v for k, v in choices.items() if v != UNSPECIFIED}
-    own = sampler.refine
-    sampler.set_refine(own if refine is None else int(refine))
-    try:
+    with sampler.drawn_with(sampler.drawing.changed(refine_steps=refine)) as drawing:
         images, rows = sampler.generate(count, conditions, seed=int(seed))
-        steps = sampler.refine
-    finally:
-        sampler.set_refine(own)
+    steps = drawing.refine_steps
     grid = nearest_upscale(make_grid(images, nrow=math.ceil(math.sqrt(count))), ZOOM)
     return Shown(images, rows, grid, dict(choices), int(seed), steps)
 
@@ -92,8 +88,8 @@ def sampler_panel(sampler: Sampler, save_dir: str | Path, count: int = 16, seed:
     numbers = [seed_box, count_slider]
     refine_slider = None
     if sampler.config.model.d_classify > 0:  # refinement needs D's classifier
-        top = max(MAX_REFINE, sampler.refine)
-        refine_slider = w.IntSlider(value=sampler.refine, min=0, max=top, description="refine")
+        steps = sampler.drawing.refine_steps
+        refine_slider = w.IntSlider(value=steps, min=0, max=max(MAX_REFINE, steps), description="refine")
         numbers.append(refine_slider)
     picture, status = w.Image(format="png"), w.Label()
     save = w.Button(description="save these", icon="save")

@@ -36,12 +36,21 @@ import pandas as pd
 import torch
 
 from heroportraits.errors import HeroError
+from heroportraits.evaluation.during_training import TrainTimeScorer
+from heroportraits.evaluation.evaluate import evaluate_sampler
+from heroportraits.evaluation.scores import floor, reference
+from heroportraits.evaluation.tone import palette_tone
 from heroportraits.paths import checkpoints_dir, studies_dir, write_json
 from heroportraits.progress import progress_bar
+from heroportraits.sampling.portraits import write_grid
+from heroportraits.sampling.sampler import Sampler
 from heroportraits.study import tables as T
 from heroportraits.study.figures import plot_curves, plot_metric_bars, save_comparison_grid
 from heroportraits.study.spec import Spec, StudyError, Variant, load_spec, parse_budget
+from heroportraits.training.checkpoint import load_checkpoint
+from heroportraits.training.config import Config
 from heroportraits.training.figures import read_metric_file
+from heroportraits.training.loop import train
 
 GRID_COLUMNS = 10  # portraits per run in the side-by-side comparison
 GRID_SEED = 1234  # their noise: the same in every run (for equal z sizes)
@@ -125,12 +134,20 @@ def training_seconds(rows: list[tuple[int, float]], starts: list[int], upto: int
 
 
 # ---------------------------------------------------------------- one run
-def _record(spec: Spec, run: Run, cfg) -> dict:
+def _record(spec: Spec, run: Run, cfg: Config) -> dict:
     config = cfg.to_dict()
     config["train"].pop("device")  # where it runs does not change what it is
     record = {"study": spec.name, "variant": run.variant.name, "seed": run.seed, "dataset": spec.dataset}
     record.update(n=spec.n, budget=dataclasses.asdict(spec.budget), config=config)
     return json.loads(json.dumps(record))  # tuples -> lists, as read back
+
+
+def _as_saved_now(record: dict) -> dict:
+    """A run.json as this version writes it: an older one's config read the way checkpoints are read (its
+    drawing fields, once model fields, in the draw section), so upgrading never refuses an unchanged run."""
+    config = Config.from_dict(record["config"]).to_dict()
+    config["train"].pop("device")
+    return json.loads(json.dumps({**record, "config": config}))
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -143,7 +160,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def _check_record(path: Path, record: dict, run: Run, study: Study) -> None:
     """A run started under another spec (config, budget, n, dataset) is refused, never mixed in."""
     if path.exists():
-        old = json.loads(path.read_text())
+        old = _as_saved_now(json.loads(path.read_text()))
         if old != record:
             a, b = _flat(old), _flat(record)
             diffs = [
@@ -160,9 +177,6 @@ def _check_record(path: Path, record: dict, run: Run, study: Study) -> None:
 
 def _train(study: Study, run: Run, cfg, progress: bool) -> None:
     """Train (or resume) one run within its budget and write trained.json."""
-    from heroportraits.training.checkpoint import load_checkpoint
-    from heroportraits.training.loop import train
-
     folder, ckpt_dir = study.run_dir(run), study.checkpoint_dir(run)
     last = ckpt_dir / "last.pt"
     start = int(load_checkpoint(last)["step"]) if last.exists() else 0
@@ -175,7 +189,8 @@ def _train(study: Study, run: Run, cfg, progress: bool) -> None:
     if minutes is None or before < minutes * 60:
         if minutes is not None:  # a resumed run gets what is left of its wall time, not all of it again
             cfg.train.max_minutes = minutes - before / 60
-        result = train(cfg, study.spec.dataset, study.train_name(run), resume=True, progress=progress)
+        scorer = TrainTimeScorer(study.spec.dataset) if cfg.train.eval_every > 0 else None
+        result = train(cfg, study.spec.dataset, study.train_name(run), resume=True, progress=progress, scorer=scorer)
         if result.stopped_by:  # Ctrl-C / SIGTERM: train() checkpointed; the run is not done
             raise StudyError(
                 f"run {run.id} stopped by {result.stopped_by} at step {result.step} (checkpoint written); "
@@ -191,23 +206,17 @@ def comparison_labels(vocab) -> torch.Tensor:
     return torch.tensor([[k % size for size in vocab.sizes] for k in range(GRID_COLUMNS)], dtype=torch.long)
 
 
-def evaluate_run(checkpoint: Path, dataset: str, n: int, device: str = "cpu") -> tuple[dict, object]:
-    """evaluate_images + tone.palette_tone of n portraits (conditions from the training mix); also the sampler."""
-    from heroportraits.evaluation.evaluate import evaluate_images
-    from heroportraits.evaluation.tone import palette_tone
-    from heroportraits.sampling.sampler import Sampler
-
+def evaluate_run(checkpoint: Path, dataset: str, n: int, device: str = "cpu") -> tuple[dict, Sampler]:
+    """Every score (evaluate_sampler, no floor) and the palette tone (tone.palette_tone) of n portraits drawn as
+    the run draws by default, conditions from the training mix; also the sampler."""
     sampler = Sampler.from_checkpoint(checkpoint, device)
-    images, rows = sampler.generate(n, seed=EVAL_SEED, open_attributes="mix")
-    results = evaluate_images(images, rows, dataset, seed=EVAL_SEED, progress=False)
-    results["palette"] = palette_tone(images, rows, dataset)
-    return results, sampler
+    ev = evaluate_sampler(sampler, n, EVAL_SEED, with_floor=False, dataset=dataset, progress=False)
+    ev.results["palette"] = palette_tone(ev.images, ev.rows, dataset)
+    return ev.results, sampler
 
 
 def run_one(study: Study, run: Run, device: str | None = None, progress: bool = True) -> dict:
     """Train (resuming), evaluate and record one run; returns its result.json content."""
-    from heroportraits.sampling.portraits import write_grid
-
     spec = study.spec
     cfg = spec.config(run.variant, run.seed)
     if device:
@@ -281,8 +290,6 @@ def run_study(
 ):
     """Run this shard's unfinished runs (skipping finished ones), then the tables once all runs are in.
     `variants` / `seeds` narrow the runs first; the shard then splits what is left (every I-th of them)."""
-    from heroportraits.evaluation.evaluate import reference
-
     study = Study(spec)
     selected = select_runs(study, variants, seeds)
     mine = [r for i, r in enumerate(selected) if i % shard[1] == shard[0]]
@@ -361,8 +368,6 @@ def _curves(study: Study) -> dict[str, list[tuple[list[float], list[float]]]]:
 
 def write_tables(study: Study, progress: bool = True) -> Path:
     """results.csv, summary.csv, floor.csv and the figures of a study's finished runs."""
-    from heroportraits.evaluation.evaluate import floor
-
     spec, folder = study.spec, study.folder
     results = results_frame(study)
     results.to_csv(folder / "results.csv", index=False)

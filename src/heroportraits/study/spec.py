@@ -32,13 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from heroportraits.errors import HeroError
-from heroportraits.training.config import Config, resolve_config
+from heroportraits.training.config import Config
+from heroportraits.training.presets import resolve_config
 
 SPEC_FIELDS = {
     "name": "the study's folder under artifacts_gan/studies/ (default: the spec file's name)",
     "description": "what the study asks",
     "dataset": "final dataset under data/ (default: procedural)",
-    "preset": "config preset every variant starts from (default: dcgan_sn_proj_ms, alias cpu)",
+    "preset": "config preset every variant starts from (default: dcgan_sn_proj_ms, the studies' base)",
     "seeds": "list of train.seed values, one run per variant and seed",
     "baseline": "name of the variant the others are compared with (default: the first)",
     "n": "portraits generated per evaluation (default: 1000)",

@@ -1,4 +1,4 @@
-"""The training loop: `train()`, one function read top to bottom, and the `train` verb.
+"""The training loop: `train()`, one function read top to bottom.
 
     python -m heroportraits train --dataset procedural --preset cpu --run demo
     torchrun --nproc_per_node 4 -m heroportraits train --preset resnet_full_gpu --run-name big
@@ -19,10 +19,10 @@ from heroportraits.data.dataset import batch_warning, load_dataset
 from heroportraits.progress import TrainingBar
 from heroportraits.training import distributed
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint
-from heroportraits.training.config import Config, TrainConfig, validate_config
+from heroportraits.training.config import Config, ConfigError, TrainConfig, validate_config
 from heroportraits.training.distributed import DistInfo
 from heroportraits.training.guards import StopSignals, check_logged
-from heroportraits.training.run_files import RunFiles
+from heroportraits.training.run_files import RunFiles, RunScorer
 from heroportraits.training.setup import checkpoint_exists, resolve_device, restore, setup_training
 
 
@@ -37,14 +37,29 @@ class TrainResult:
     stopped_by: str | None = None  # "SIGINT" / "SIGTERM": stopped early by that signal, checkpoint written
 
 
-def train(cfg: Config, dataset: str, run: str, resume: bool = True, progress: bool = True) -> TrainResult:
-    """Train `run` on `dataset`, resuming its last.pt unless resume=False.
+def train(
+    cfg: Config,
+    dataset: str,
+    run: str,
+    resume: bool = True,
+    progress: bool = True,
+    scorer: RunScorer | None = None,
+) -> TrainResult:
+    """Train `run` on `dataset`, resuming its last.pt unless resume=False. With train.eval_every > 0,
+    `scorer` scores the EMA generator every eval_every steps (eval.jsonl, best.pt): pass
+    `evaluation.during_training.TrainTimeScorer(dataset)`, as the train verb does.
 
     Launched by torchrun, this process is one rank: it joins the process group for the run
     (and leaves it after), trains on its shard of the data and only rank 0 writes files.
     """
     validate_config(cfg)
     tc = cfg.train
+    if tc.eval_every > 0 and scorer is None:
+        raise ConfigError(
+            f"train.eval_every={tc.eval_every} scores the run while it trains, so train() needs a scorer: pass "
+            f"scorer=TrainTimeScorer({str(dataset)!r}) (heroportraits.evaluation.during_training), or set "
+            "train.eval_every=0"
+        )
     with distributed.process_group(resolve_device(tc.device)) as (info, device):
         # ---- data (the whole train split in memory), models, Trainer, this rank's batch sampler
         warning = batch_warning(tc.batch_size, dataset)
@@ -52,7 +67,7 @@ def train(cfg: Config, dataset: str, run: str, resume: bool = True, progress: bo
             print(warning, file=sys.stderr)  # in a notebook too, not only from the CLI
         data = load_dataset(dataset, "train")
         s = setup_training(cfg, data, device, info)
-        files = RunFiles(run, cfg, dataset, s, data.labels)  # + the fixed sample grid
+        files = RunFiles(run, cfg, dataset, s, data.labels, scorer)  # + the fixed sample grid
         del data  # the loop needs only this rank's shard, already on the device
         trainer = s.trainer
 

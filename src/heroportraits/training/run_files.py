@@ -6,8 +6,9 @@
     artifacts_gan/samples/<run>/      step_XXXXXX.png grids of the EMA generator, latest.png
 
 `RunFiles` opens them (cutting the logs back to a resumed step), appends a metrics row,
-draws the fixed sample grid, scores the EMA generator for eval.jsonl / best.pt and saves
-checkpoints, so that `train()` reads as the loop alone.
+draws the fixed sample grid, has the EMA generator scored for eval.jsonl / best.pt and saves
+checkpoints, so that `train()` reads as the loop alone. The scoring is the caller's (a `RunScorer`,
+e.g. evaluation.during_training.TrainTimeScorer): training does not know how portraits are judged.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
-from heroportraits.data.images import tensor_to_uint8
 from heroportraits.errors import HeroError
-from heroportraits.models import upscale_to_output
+from heroportraits.models import to_pixels
 from heroportraits.paths import checkpoints_dir, samples_dir
-from heroportraits.sampling.sampler import Sampler
 from heroportraits.training import distributed
 from heroportraits.training.checkpoint import nonfinite_weights, save_checkpoint
 from heroportraits.training.config import Config
@@ -41,6 +41,15 @@ class RunFilesError(HeroError):
     """A run folder that cannot be written."""
 
 
+class RunScorer(Protocol):
+    """What scores a run while it trains (train.eval_every > 0): given before the first step, called with the
+    checkpoint dict being written; the scores it returns (with "fd") go to eval.jsonl, the lowest FD to best.pt."""
+
+    def prepare(self, progress: bool) -> None: ...
+
+    def __call__(self, state: dict, n: int, device: torch.device) -> dict: ...
+
+
 class RunFiles:
     """One run's folders and files. Every method may be called on every rank: the collective
     parts (averaging the logged losses) run everywhere, the writing on rank 0 only.
@@ -49,8 +58,10 @@ class RunFiles:
     common value except the ones the grid lays out, with the same noise at every sample step.
     """
 
-    def __init__(self, run: str, cfg: Config, dataset: str, s: TrainingSetup, labels: torch.Tensor):
-        self.run, self.cfg, self.dataset, self.s = run, cfg, str(dataset), s
+    def __init__(
+        self, run: str, cfg: Config, dataset: str, s: TrainingSetup, labels: torch.Tensor, scorer: RunScorer | None
+    ):
+        self.run, self.cfg, self.dataset, self.s, self.scorer = run, cfg, str(dataset), s, scorer
         self.main = s.info.is_main
         self.dir, self.sample_dir = checkpoints_dir() / run, samples_dir() / run
         self.last, self.best_path, self.previous = self.dir / "last.pt", self.dir / "best.pt", self.dir / "previous.pt"
@@ -91,7 +102,7 @@ class RunFiles:
         for path in (self.metrics, self.evals):
             drop_rows_after(path, step)
         if self.cfg.train.eval_every > 0:  # before the progress bar starts
-            prepare_evaluation(self.dataset, progress)
+            self.scorer.prepare(progress)
 
     def _unwritable(self) -> str | None:
         """Why the run's folders cannot be written (made if missing), or None: found before the first step."""
@@ -128,9 +139,9 @@ class RunFiles:
         if not self.main:
             return None
         with torch.no_grad():
-            imgs = upscale_to_output(self.s.trainer.G_ema(self.grid_z, self.grid_y), self.s.out_res)
+            images = to_pixels(self.s.trainer.G_ema(self.grid_z, self.grid_y), self.s.out_res).cpu().numpy()
         title = f"{self.run}  step {step}"
-        path = save_grid_figure(tensor_to_uint8(imgs), self.layout, self.sample_dir / f"step_{step:06d}.png", title)
+        path = save_grid_figure(images, self.layout, self.sample_dir / f"step_{step:06d}.png", title)
         (self.sample_dir / "latest.png").write_bytes(path.read_bytes())
         return path
 
@@ -141,7 +152,7 @@ class RunFiles:
         if not self.main:
             return self.postfix
         t0 = time.time()
-        result = evaluate_generator(state, self.dataset, self.cfg.train.eval_samples, self.s.device)
+        result = self.scorer(state, self.cfg.train.eval_samples, self.s.device)
         is_best = self.best is None or result["fd"] < self.best["fd"]
         if is_best:
             self.best = {"fd": result["fd"], "step": step}
@@ -205,23 +216,3 @@ def drop_rows_after(path: Path, step: int) -> None:
         keep = lines[:1] + [ln for ln in lines[1:] if ln.strip() and int(ln.split(",", 1)[0]) <= step]
     if keep != lines:
         path.write_text("".join(keep))
-
-
-# ------------------------------------------------------------------ evaluation while training
-def prepare_evaluation(dataset: str, progress: bool = True) -> None:
-    """Load (or train once and cache) the dataset's judge and embed its VAL split, so the first
-    evaluation does not stall the progress bar; fails early if the dataset has no VAL split."""
-    from heroportraits.evaluation import evaluate
-
-    with torch.random.fork_rng(devices=[]):  # training a judge reseeds the global RNG
-        evaluate.reference(dataset, progress=progress)
-
-
-def evaluate_generator(state: dict, dataset: str, n: int, device: torch.device) -> dict:
-    """quick_fd (FD, conditional accuracy) of n portraits from the EMA generator in a checkpoint
-    dict, conditions drawn from the training label mix, through the `sample` verb's Sampler.
-    Fixed noise and conditions (seed 0), so successive evaluations differ only by the weights."""
-    from heroportraits.evaluation import evaluate
-
-    images, rows = Sampler(state, device).generate(n, seed=0, open_attributes="mix")
-    return evaluate.quick_fd(images, rows, str(dataset), n=n)

@@ -16,6 +16,7 @@ import torch
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import PortraitData, limit_images
 from heroportraits.models import build_models, conditioning_vocab, network_resolution, to_native
+from heroportraits.models.palette_output import draw_in_colours
 from heroportraits.training import distributed
 from heroportraits.training.checkpoint import CheckpointError, check_vocabulary
 from heroportraits.training.config import Config
@@ -103,7 +104,7 @@ def setup_training(
     data = limit_images(data, tc.max_images)  # train.max_images: a fixed stratified subset (data-size studies)
     vocab = data.vocab
     cvocab = conditioning_vocab(mc, vocab)
-    cond_cols = torch.tensor([vocab.names.index(n) for n in cvocab.names], device=device, dtype=torch.long)
+    cond_cols = torch.tensor(vocab.columns(cvocab.names), device=device, dtype=torch.long)
     out_res = data.resolution
     net_res = network_resolution(mc, out_res, data.native_scale)
     pixel = max(1, data.native_scale * net_res // out_res)  # native pixel size on the grid D sees
@@ -114,6 +115,7 @@ def setup_training(
     G, D = _networks(cfg, vocab, net_res, device, info, palette)
     gen = torch.Generator(device=device).manual_seed(distributed.rank_seed(tc.seed, info))
     trainer = Trainer(G, D, cfg, cvocab, gen, pixel=pixel, dist_info=info)
+    draw_in_colours(trainer.G_ema, cfg.draw)  # the grids written while training show the run's colours
     next_batch = batch_sampler(
         shard, distributed.per_rank_batch(tc.batch_size, info), net_res, cond_cols, gen, channels_last=tc.channels_last
     )
@@ -200,7 +202,8 @@ def checkpoint_state(
 
 
 # What a resumed run may change: how long and how often it runs, where, and how fast (the
-# checkpoint keeps plain state_dicts whatever compile / channels_last say), how it samples, not what it learns.
+# checkpoint keeps plain state_dicts whatever compile / channels_last say), and how it draws (every draw.*
+# field: training never reads them), not what it learns.
 RESUME_FREE = {
     "preset",
     "train.steps",
@@ -213,13 +216,6 @@ RESUME_FREE = {
     "train.device",
     "train.compile",
     "train.channels_last",
-    "model.palette_merge",  # sampling only: training never merges
-    "model.rgb_colours",  # sampling only: training never quantises
-    "model.best_of",  # sampling only, as are the refinement's settings
-    "model.refine_steps",
-    "model.refine_rate",
-    "model.refine_realness",
-    "model.refine_head",
 }
 # Optimiser settings a resumed run may change, with a notice: applied to the restored optimisers.
 RESUME_OPTIMISER = {
@@ -251,7 +247,8 @@ def check_resume(saved: dict, now: dict, path: Path) -> dict[str, tuple]:
     """Refuse to resume with changes to what the run learns (model, losses, regularisers, data,
     batch, seed), listing each; returns the allowed changes of learning rates and betas."""
     changes = config_changes(saved, now)
-    refused = {k: v for k, v in changes.items() if k not in RESUME_FREE and k not in RESUME_OPTIMISER}
+    free = RESUME_FREE | RESUME_OPTIMISER.keys()
+    refused = {k: v for k, v in changes.items() if k not in free and not k.startswith("draw.")}
     if refused:
         listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in refused.items())
         raise CheckpointError(

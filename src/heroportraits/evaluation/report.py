@@ -1,0 +1,164 @@
+"""The report of an evaluation: every score beside its floor as DataFrames (what notebooks show) and as the
+plain-text table the `evaluate` verb prints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from heroportraits.evaluation.judge import describe_accuracy
+
+
+# ---------------------------------------------------------------- reporting
+def _f(x, fmt: str = "{:.3f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def _get(d, *path):
+    """d[path[0]][path[1]]..., or None where any step is missing (e.g. no floor)."""
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+def _scaled(x, factor: float = 1e3):
+    return None if x is None else x * factor
+
+
+# Section titles of the text table, by the `group` column of metrics_frame.
+GROUP_TITLES = {
+    "distribution": None,
+    "conditional accuracy": "conditional accuracy (judge prediction = condition)",
+    "pixel art": "pixel-art fidelity (native scale {k}; floor = real TRAIN)",
+    "memorisation": "memorisation (nearest TRAIN image; {space}; floor = VAL vs TRAIN)",
+}
+
+
+def _row(group: str, metric: str, gen, flo, note: str = "", fmt: str = "{:.3f}") -> tuple:
+    return group, metric, gen, flo, note, fmt
+
+
+def _metric_rows(results: dict, floor: dict | None) -> list[tuple]:
+    """(group, metric, generated, floor, note, format) for every score but the per-value ones."""
+    fl = floor or {}
+    return _feature_rows(results, fl) + _pixel_art_rows(results, fl) + _memorisation_rows(results, fl)
+
+
+def _feature_rows(results: dict, fl: dict) -> list[tuple]:
+    """Scores in the judge's feature space: distribution distances and conditional accuracy."""
+    j, kid, d = results["judge"], results["kid"], "distribution"
+    rows = [
+        _row(d, "FD (judge features)  lower=better", results["fd"], fl.get("fd"),
+             f"judge joint acc {j['joint_accuracy']:.3f}", "{:.2f}"),
+        _row(d, "KID x1000  lower=better", kid["mean"] * 1e3, _scaled(_get(fl, "kid", "mean")),
+             f"{kid['subsets']} subsets of {kid['subset_size']}", "{:.2f}"),
+        _row(d, "KID x1000 std", kid["std"] * 1e3, _scaled(_get(fl, "kid", "std")), "across subsets", "{:.2f}"),
+        _row(d, f"precision (k={results['k']})  fidelity", results["precision"], fl.get("precision")),
+        _row(d, f"recall (k={results['k']})  diversity", results["recall"], fl.get("recall")),
+        _row(d, f"density (k={results['k_dc']})", results["density"], fl.get("density"), "~1 for matching sets"),
+        _row(d, f"coverage (k={results['k_dc']})", results["coverage"], fl.get("coverage")),
+    ]  # fmt: skip
+    for a, v in results["cond_acc"].items():
+        note = f"judge VAL acc {j['accuracy'].get(a, j['joint_accuracy']):.3f}"
+        rows.append(_row("conditional accuracy", a, v, _get(fl, "cond_acc", a), note))
+    return rows
+
+
+def _pixel_art_rows(results: dict, fl: dict) -> list[tuple]:
+    px, k = results["pixel_art"], results["pixel_art"]["native_scale"]
+    names = {
+        "distinct_colours": ("distinct colours / image", "{:.1f}"),
+        "block_uniformity": (f"one-colour {k}x{k} blocks", "{:.3f}"),
+        "edge_sharpness": ("edge sharpness (top-10% step)", "{:.1f}"),
+        "sharp_transitions": ("sharp share of colour steps", "{:.3f}"),
+    }
+    return [
+        _row("pixel art", label, px[m]["generated"], _get(fl, "pixel_art", m, "generated"),
+             f"real VAL {_f(px[m]['real'], fmt)}", fmt)
+        for m, (label, fmt) in names.items()
+    ]  # fmt: skip
+
+
+def _memorisation_rows(results: dict, fl: dict) -> list[tuple]:
+    mem = results.get("memorisation")
+    if not mem:
+        return []
+    flagged = f"flagged (<= VAL p{mem['threshold_percentile']:g} = {mem['threshold']:.2f})"
+    return [
+        _row("memorisation", "median nearest-neighbour distance", mem["median_nn"], mem["val_median_nn"],
+             "larger = further from TRAIN", "{:.2f}"),
+        _row("memorisation", flagged, mem["flagged_share"], _get(fl, "memorisation", "flagged_share"),
+             f"{mem['flagged']} images; exact copies are distance 0", "{:.1%}"),
+    ]  # fmt: skip
+
+
+def metrics_frame(results: dict, floor: dict | None = None) -> pd.DataFrame:
+    """One row per score: group, generated, floor (real TRAIN scored the same way; NaN without one), note.
+    Indexed by the metric's label; the per-value scores are in `per_value_frame`."""
+    rows = _metric_rows(results, floor)
+    frame = pd.DataFrame([r[:5] for r in rows], columns=["group", "metric", "generated", "floor", "note"])
+    return frame.set_index("metric").astype({"generated": float, "floor": float})
+
+
+def per_value_frame(results: dict, floor: dict | None = None) -> pd.DataFrame:
+    """One row per (attribute, value): how many generated / real VAL images have it, intra-class FD
+    (generated vs real VAL with that value) and the share the judge reads as that value, with floors."""
+    records = []
+    for a, values in results["intra_fd"].items():
+        for value, r in values.items():
+            fl = _get(floor or {}, "intra_fd", a, value) or {}
+            records.append(
+                {
+                    "attribute": a,
+                    "value": value,
+                    "n": r["n"],
+                    "n_real": r["n_real"],
+                    "fd": r["fd"],
+                    "fd_floor": fl.get("fd"),
+                    "cond_acc": r.get("cond_acc"),
+                    "cond_acc_floor": fl.get("cond_acc"),
+                    "judge_acc": results["judge"]["accuracy"].get(a),
+                }
+            )
+    frame = pd.DataFrame.from_records(records).set_index(["attribute", "value"])
+    return frame.astype({c: float for c in ("fd", "fd_floor", "cond_acc", "cond_acc_floor", "judge_acc")})
+
+
+def format_table(results: dict, floor: dict | None = None) -> str:
+    """A plain-text table of metrics_frame and per_value_frame: generated | floor | note."""
+    j = results["judge"]
+    lines = [
+        f"Evaluation of {results['n']} images against dataset {results['dataset']!r} (real VAL n={results['n_val']})",
+        f"Feature space: judge penultimate layer ({j['feature_dim']}-d). "
+        f"Judge VAL accuracy: {describe_accuracy(j['accuracy'], j['joint_accuracy'])}",
+        "",
+        f"{'metric':<36}{'generated':>16}{'floor':>16}   note",
+        "-" * 88,
+    ]
+    titles = {
+        g: t and t.format(k=results["pixel_art"]["native_scale"], space=_get(results, "memorisation", "space"))
+        for g, t in GROUP_TITLES.items()
+    }
+    group = "distribution"
+    for g, metric, gen, flo, note, fmt in _metric_rows(results, floor):
+        if g != group:
+            if group == "conditional accuracy":  # per-value FD goes between conditioning and pixel art
+                lines += _per_value_lines(results, floor)
+            group = g
+            lines.append(titles[g])
+        label = metric if g == "distribution" else f"  {metric}"
+        lines.append(f"{label:<36}{_f(gen, fmt):>16}{_f(flo, fmt):>16}   {note}")
+    if floor:
+        lines.append(f"floor: {floor['n']} real TRAIN images with their true labels, scored the same way")
+    return "\n".join(lines)
+
+
+def _per_value_lines(results: dict, floor: dict | None) -> list[str]:
+    lines = ["intra-class FD (generated with value vs real VAL with value)"]
+    for (a, value), r in per_value_frame(results, floor).iterrows():
+        note = f"n={r['n']:.0f} vs {r['n_real']:.0f} real; judge {a} acc {r['judge_acc']:.3f}"
+        fd, fd_floor = (None if np.isnan(x) else x for x in (r["fd"], r["fd_floor"]))
+        lines.append(f"{'  ' + a + '=' + value:<36}{_f(fd, '{:.2f}'):>16}{_f(fd_floor, '{:.2f}'):>16}   {note}")
+    return lines
