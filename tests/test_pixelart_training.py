@@ -156,8 +156,8 @@ def test_a_palette_checkpoint_samples_with_no_dataset(toy_dataset, project_root,
 
 
 def test_the_pixel_preset_is_the_demo_body_plus_its_switches():
-    # dcgan_sn_proj_ms: the demo as the pixel preset was measured against (docs/pixelart.md section 7), before
-    # the demo got D's classifier
+    # dcgan_sn_proj_ms: the demo as the pixel preset was measured against
+    # (docs/log/2026-12-01-palette-relaxation.md), before the demo got D's classifier
     pixel, demo = resolve_config("pixel").to_dict(), resolve_config("dcgan_sn_proj_ms").to_dict()
     switched = {"output", "palette_k", "palette_source", "palette_mix", "g_sle", "d_recon"}
     drop = lambda d: {k: v for k, v in d.items() if k not in switched}  # noqa: E731

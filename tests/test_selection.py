@@ -300,3 +300,16 @@ def test_the_head_weight_is_a_sampling_choice_refused_without_a_head_classifier(
     out = tmp_path / "h"
     assert cli_main(["sample", str(ckpt), "--n", "2", "--out", str(out), "--refine", "1", "--refine-head", "1"]) == 0
     assert len(list(out.glob("*.png"))) == 2
+
+
+def test_a_checkpoint_from_before_the_draw_section_draws_as_its_run_did(smoke_checkpoint, tmp_path):
+    """Checkpoints written before drawing options left the model kept them in config.model: they load with them
+    read into the run's drawing, and draw the same portraits."""
+    ckpt = smoke_checkpoint(**CLASSIFIER, **{"draw.refine_steps": 2, "draw.rgb_colours": 5})
+    state = torch.load(ckpt, weights_only=True)
+    state["config"]["model"].update(state["config"].pop("draw"))  # the layout of older checkpoints
+    torch.save(state, tmp_path / "old.pt")
+    old, new = Sampler.from_checkpoint(tmp_path / "old.pt"), Sampler.from_checkpoint(ckpt)
+    assert old.drawing == new.drawing and old.drawing.refine_steps == 2 and old.drawing.rgb_colours == 5
+    labels = new.draw_conditions(6, seed=2)
+    assert np.array_equal(old.generate_from_labels(labels, seed=2), new.generate_from_labels(labels, seed=2))

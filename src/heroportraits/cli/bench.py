@@ -4,38 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from heroportraits.bench import (
-    BenchError,
-    BenchOptions,
-    default_presets,
-    profile_preset,
-    run_bench,
-    save_report,
-)
+from heroportraits import bench
 from heroportraits.cli.options import add_assignments, add_verb
 from heroportraits.training.setup import resolve_device
 
 
 def add_bench(sub) -> None:
-    p = add_verb(
-        sub,
-        "bench",
-        _run_bench,
-        help="measure training/sampling speed on this machine",
-        description="Benchmark the real training step of each preset on a synthetic in-memory dataset: "
-        "time per step, images/s, achieved FLOP/s against a matmul roof measured in the same run, the "
-        "share of the step spent outside the networks, sampling speed (G alone, and as the preset draws by "
-        "default), latency and peak memory. Writes artifacts_gan/bench/bench_<machine>.json. Quality per wall "
-        "time is a study's job: python -m heroportraits study SPEC --budget minutes=M.",
-    )
+    p = add_verb(sub, "bench", _run_bench)
     p.add_argument(
         "--preset",
         dest="presets",
         action="extend",
         nargs="+",
         metavar="NAME",
-        help=f"presets to benchmark (default: {' '.join(default_presets('cpu'))}; on CUDA "
-        f"{' '.join(default_presets('cuda'))})",
+        help=f"presets to benchmark (default: {' '.join(bench.default_presets('cpu'))}; on CUDA "
+        f"{' '.join(bench.default_presets('cuda'))})",
     )
     p.add_argument("--json", help="output JSON (default artifacts_gan/bench/bench_<machine>.json)")
     p.add_argument("--steps", type=int, default=20, help="timed training steps per variant (default 20)")
@@ -56,9 +39,17 @@ def add_bench(sub) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> None:
+    """Measure training/sampling speed on this machine.
+
+    Benchmark the real training step of each preset on a synthetic in-memory dataset: time per step, images/s,
+    achieved FLOP/s against a matmul roof measured in the same run, the share of the step spent outside the
+    networks, sampling speed (G alone, and as the preset draws by default), latency and peak memory. Writes
+    artifacts_gan/bench/bench_<machine>.json. Quality per wall time is a study's job: python -m heroportraits
+    study SPEC --budget minutes=M.
+    """
     if args.steps < 1 or args.windows < 1:
-        raise BenchError(f"--steps and --windows must be >= 1 (got {args.steps}, {args.windows})")
-    opts = BenchOptions(
+        raise bench.BenchError(f"--steps and --windows must be >= 1 (got {args.steps}, {args.windows})")
+    opts = bench.BenchOptions(
         steps=args.steps,
         windows=args.windows,
         device=args.device,
@@ -67,11 +58,11 @@ def _run_bench(args: argparse.Namespace) -> None:
         isolate=not args.no_isolate,
     )
     if args.profile:
-        for name in args.presets or default_presets(resolve_device(args.device).type):
-            print(profile_preset(name, opts) + "\n")
+        for name in args.presets or bench.default_presets(resolve_device(args.device).type):
+            print(bench.profile_preset(name, opts) + "\n")
         return
-    report = run_bench(args.presets, opts)
-    print(f"wrote {save_report(report, args.json)}")
+    report = bench.run_bench(args.presets, opts)
+    print(f"wrote {bench.save_report(report, args.json)}")
 
 
 def add_verbs(sub) -> None:

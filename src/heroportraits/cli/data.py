@@ -17,16 +17,7 @@ from heroportraits.paths import data_dir, dataset_dir, output_folder, plain_name
 
 
 def add_procedural(subparsers) -> None:
-    p = add_verb(
-        subparsers,
-        "procedural",
-        _run_procedural,
-        help="draw the built-in labelled pixel-art portraits (no download)",
-        description="Draw labelled pixel-art hero portraits from code: 32x32 native pixel art "
-        "stored 2x upscaled at 64x64, labelled gender / hero_class / palette. Writes "
-        "OUT/images/*.png, OUT/labels.csv (file,gender,hero_class,palette) and OUT_preview.png beside it. "
-        "The same --seed always gives the same images.",
-    )
+    p = add_verb(subparsers, "procedural", _run_procedural)
     add_count(p, "--n", 7600, "number of portraits")
     add_seed(p, "random seed; image i depends only on (seed, i)")
     p.add_argument("--out", default=None, help="output folder path (default: data/sources/procedural)")
@@ -34,6 +25,13 @@ def add_procedural(subparsers) -> None:
 
 
 def _run_procedural(args: argparse.Namespace) -> None:
+    """Draw the built-in labelled pixel-art portraits (no download).
+
+    Draw labelled pixel-art hero portraits from code: 32x32 native pixel art stored 2x upscaled at 64x64,
+    labelled gender / hero_class / palette. Writes OUT/images/*.png, OUT/labels.csv
+    (file,gender,hero_class,palette) and OUT_preview.png beside it. The same --seed always gives the same
+    images.
+    """
     out = output_folder(args.out, "--out") if args.out else data_dir() / "sources" / "procedural"
     t0 = time.perf_counter()
     write_procedural_folder(out, n=args.n, seed=args.seed, progress=not args.quiet)
@@ -42,19 +40,23 @@ def _run_procedural(args: argparse.Namespace) -> None:
     print(f"labels: {out / 'labels.csv'}   preview: {preview_path(out)}   time: {dt:.1f} s")
 
 
+LPC_DESCRIPTION = (
+    "Compose labelled hero portraits (gender, hero_class, palette) from the LPC art into\n"
+    "data/sources/NAME/ (images/, labels.csv, CREDITS.txt, source.json; preview grid\n"
+    "data/sources/NAME_preview.png), then prepare and build the final dataset data/NAME/\n"
+    "(dataset.json records the source; CREDITS.txt is copied beside it).\n"
+    "The same --seed always gives the same portraits.\n\n"
+    f"Get the art with:  git clone {UPSTREAM_URL}\n"
+    "The art is CC-BY-SA 3.0 / GPL 3.0: share the portraits with their CREDITS.txt (docs/lpc.md)."
+)
+
+
 def add_lpc(subparsers) -> None:
     p = add_verb(
         subparsers,
         "lpc",
         _run_lpc,
-        help="compose labelled portraits from a Universal LPC spritesheet checkout",
-        description="Compose labelled hero portraits (gender, hero_class, palette) from the LPC art into\n"
-        "data/sources/NAME/ (images/, labels.csv, CREDITS.txt, source.json; preview grid\n"
-        "data/sources/NAME_preview.png), then prepare and build the final dataset data/NAME/\n"
-        "(dataset.json records the source; CREDITS.txt is copied beside it).\n"
-        "The same --seed always gives the same portraits.\n\n"
-        f"Get the art with:  git clone {UPSTREAM_URL}\n"
-        "The art is CC-BY-SA 3.0 / GPL 3.0: share the portraits with their CREDITS.txt (docs/lpc.md).",
+        description=LPC_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -77,6 +79,7 @@ def add_lpc(subparsers) -> None:
 
 
 def _run_lpc(args: argparse.Namespace) -> None:
+    """Compose labelled portraits from a Universal LPC spritesheet checkout."""
     recipes = load_recipes(args.recipes)
     out = data_dir() / "sources" / plain_name(args.name, "--name")
     t0 = time.perf_counter()
@@ -97,16 +100,8 @@ def _run_lpc(args: argparse.Namespace) -> None:
         )
 
 
-# ---------------------------------------------------------------- CLI
 def add_prepare(subparsers) -> None:
-    p = add_verb(
-        subparsers,
-        "prepare",
-        _run_prepare,
-        help="any folder of images + labels -> data/NAME/prepared (report of every file)",
-        description="Read every image under --input, label it (labels.csv or sub-folder names, automatic "
-        "palette), apply --overrides, resize to 64x64 crisply; write data/NAME/prepared/.",
-    )
+    p = add_verb(subparsers, "prepare", _run_prepare)
     p.add_argument("--input", required=True, help="path of the folder of images (searched recursively)")
     p.add_argument("--name", required=True, help="dataset name (a plain name): writes data/NAME/prepared/")
     p.add_argument("--labels", help="path of a labels CSV (default: INPUT/labels.csv if present, else folder names)")
@@ -133,6 +128,11 @@ def add_prepare(subparsers) -> None:
 
 
 def _run_prepare(args) -> None:
+    """Any folder of images + labels -> data/NAME/prepared (report of every file).
+
+    Read every image under --input, label it (labels.csv or sub-folder names, automatic palette), apply
+    --overrides, resize to 64x64 crisply; write data/NAME/prepared/.
+    """
     values = {}
     for item in args.values or []:
         if "=" not in item:
@@ -164,16 +164,8 @@ def _run_prepare(args) -> None:
             print(f"review grids for {attr}: {paths[0].parent}")
 
 
-# ---------------------------------------------------------------- CLI
 def add_build(subparsers) -> None:
-    p = add_verb(
-        subparsers,
-        "build",
-        _run_build,
-        help="data/NAME/prepared -> final dataset data/NAME (dedup, stratified split, dataset.json)",
-        description="Remove exact and near duplicates, count labels, split train/val stratified on the joint "
-        "label and write data/NAME/{images.npy,labels.csv,dataset.json,build_report.csv,counts.png}.",
-    )
+    p = add_verb(subparsers, "build", _run_build)
     p.add_argument("name", help="dataset name (reads data/NAME/prepared from `prepare`)")
     p.add_argument("--val-fraction", type=float, default=0.1)
     add_seed(p, "seed of the train/val split")
@@ -187,6 +179,11 @@ def add_build(subparsers) -> None:
 
 
 def _run_build(args) -> None:
+    """Data/NAME/prepared -> final dataset data/NAME (dedup, stratified split, dataset.json).
+
+    Remove exact and near duplicates, count labels, split train/val stratified on the joint label and write
+    data/NAME/{images.npy,labels.csv,dataset.json,build_report.csv,counts.png}.
+    """
     try:
         result = build_dataset(args.name, args.val_fraction, args.seed, args.near_threshold)
     except PrepareError as e:
@@ -195,24 +192,21 @@ def _run_build(args) -> None:
     print(f"wrote {result.folder} (duplicates listed in {result.paths['report']})")
 
 
-# ---------------------------------------------------------------- CLI
 def add_palette(sub) -> None:
-    p = add_verb(
-        sub,
-        "palette",
-        _run_palette,
-        help="cluster a dataset's train pixels into K colours (OKLab); report and store the palette",
-        description="Cluster the train split's pixels (native grid) of data/NAME into at most K colours in "
-        "OKLab, print how much colour that loses (mean / max dE, share of pixels kept exactly) and store the "
-        "palette in data/NAME/dataset.json with a swatch data/NAME/palette.png. A model trained with "
-        "--set model.output=palette --set model.palette_source=dataset draws every pixel from it.",
-    )
+    p = add_verb(sub, "palette", _run_palette)
     p.add_argument("name", help="final dataset name under data/ (from `build`) or a path")
     add_count(p, "--k", 32, "most colours in the palette")
     add_seed(p, "seed of the k-means++ start")
 
 
 def _run_palette(args: argparse.Namespace) -> None:
+    """Cluster a dataset's train pixels into K colours (OKLab); report and store the palette.
+
+    Cluster the train split's pixels (native grid) of data/NAME into at most K colours in OKLab, print how much
+    colour that loses (mean / max dE, share of pixels kept exactly) and store the palette in
+    data/NAME/dataset.json with a swatch data/NAME/palette.png. A model trained with --set model.output=palette
+    --set model.palette_source=dataset draws every pixel from it.
+    """
     report = make_dataset_palette(args.name, args.k, args.seed)
     print(report.summary())
     print(f"stored in {dataset_dir(args.name) / 'dataset.json'} (swatch {dataset_dir(args.name) / 'palette.png'})")

@@ -4,13 +4,19 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 
 from heroportraits.models.config import DRAW_FIELDS
 
 
-def add_verb(subparsers, name: str, run, help: str, description: str, **kwargs) -> argparse.ArgumentParser:
-    """Register verb `name`; `run(args)` is called with the parsed options."""
-    p = subparsers.add_parser(name, help=help, description=description, **kwargs)
+def add_verb(subparsers, name: str, run, **kwargs) -> argparse.ArgumentParser:
+    """Register verb `name`; `run(args)` is called with the parsed options. `run`'s docstring is the verb's help:
+    its first paragraph in `python -m heroportraits --help`, the rest in the verb's own --help (unless
+    `description` is given)."""
+    summary, _, rest = inspect.cleandoc(run.__doc__ or "").partition("\n\n")
+    summary = " ".join(summary.split()).rstrip(".")
+    kwargs.setdefault("description", " ".join(rest.split()) or summary)
+    p = subparsers.add_parser(name, help=summary[0].lower() + summary[1:] if summary else None, **kwargs)
     p.set_defaults(func=run)
     return p
 

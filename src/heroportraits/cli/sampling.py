@@ -5,15 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from heroportraits.cli.options import (
-    add_assignments,
-    add_count,
-    add_device,
-    add_drawing_options,
-    add_seed,
-    add_verb,
-    drawing_changes,
-)
+from heroportraits.cli import options
 from heroportraits.data.attributes import parse_assignments
 from heroportraits.paths import output_folder
 from heroportraits.sampling.export import FORMATS, export_generator, read_metadata
@@ -24,16 +16,9 @@ from heroportraits.training.checkpoint import resolve_checkpoint_path
 
 
 def add_sample(sub) -> None:
-    p = add_verb(
-        sub,
-        "sample",
-        _run_sample,
-        help="generate portraits from a checkpoint",
-        description="Generate portraits with the EMA generator of CHECKPOINT (a .pt file or a run folder). "
-        "Writes individual PNGs plus labels.csv to --out, or one grid image with --grid.",
-    )
+    p = options.add_verb(sub, "sample", _run_sample)
     p.add_argument("checkpoint", help="checkpoint file, or run folder (uses its last.pt)")
-    add_count(p, "--n", 64, "number of portraits")
+    options.add_count(p, "--n", 64, "number of portraits")
     p.add_argument("--out", required=True, help="output folder path (or .png file with --grid)")
     p.add_argument(
         "--overwrite",
@@ -41,7 +26,7 @@ def add_sample(sub) -> None:
         help="write into a folder that already holds files: its numbered PNGs and labels.csv are replaced, "
         "anything else is left",
     )
-    add_assignments(
+    options.add_assignments(
         p,
         "conditions",
         "ATTR=VALUE",
@@ -63,13 +48,20 @@ def add_sample(sub) -> None:
         "seeds under one condition, ATTR=A:B[:C...] (e.g. palette=warm:cool) walks an attribute at fixed noise",
     )
     p.add_argument("--frames", type=int, default=8, help="frames per walk segment, ends included (default 8)")
-    add_drawing_options(p)
-    add_seed(p, "noise and condition seed")
-    add_device(p)
+    options.add_drawing_options(p)
+    options.add_seed(p, "noise and condition seed")
+    options.add_device(p)
 
 
 def _run_sample(args: argparse.Namespace) -> None:
-    sampler = Sampler.from_checkpoint(resolve_checkpoint_path(args.checkpoint), args.device, drawing_changes(args))
+    """Generate portraits from a checkpoint.
+
+    Generate portraits with the EMA generator of CHECKPOINT (a .pt file or a run folder). Writes individual PNGs
+    plus labels.csv to --out, or one grid image with --grid.
+    """
+    sampler = Sampler.from_checkpoint(
+        resolve_checkpoint_path(args.checkpoint), args.device, options.drawing_changes(args)
+    )
     conditions = parse_assignments(args.conditions)
     if args.interpolate:
         out = Path(args.out)
@@ -97,23 +89,21 @@ def _run_sample(args: argparse.Namespace) -> None:
 
 
 def add_export(sub) -> None:
-    p = add_verb(
-        sub,
-        "export",
-        _run_export,
-        help="export the EMA generator to ONNX or TorchScript",
-        description="Export the EMA generator of CHECKPOINT (a .pt file or a run folder) as one file: noise "
-        "(N, z_dim) float32 and label indices (N, A) int64 in, uint8 RGB (N, 64, 64, 3) out, dynamic N. "
-        "The attribute values and z_dim are stored inside the file. See docs/export.md.",
-    )
+    p = options.add_verb(sub, "export", _run_export)
     p.add_argument("checkpoint", help="checkpoint file, or run folder (uses its last.pt)")
     p.add_argument("--format", dest="fmt", choices=FORMATS, default="onnx", help="onnx (default) or torchscript")
     p.add_argument("--out", required=True, help="output file, e.g. hero.onnx or hero.pt")
-    add_drawing_options(p, guided=False)
+    options.add_drawing_options(p, guided=False)
 
 
 def _run_export(args: argparse.Namespace) -> None:
-    out = export_generator(args.checkpoint, args.out, args.fmt, drawing_changes(args))
+    """Export the EMA generator to ONNX or TorchScript.
+
+    Export the EMA generator of CHECKPOINT (a .pt file or a run folder) as one file: noise (N, z_dim) float32
+    and label indices (N, A) int64 in, uint8 RGB (N, 64, 64, 3) out, dynamic N. The attribute values and z_dim
+    are stored inside the file. See docs/export.md.
+    """
+    out = export_generator(args.checkpoint, args.out, args.fmt, options.drawing_changes(args))
     meta = read_metadata(out)
     attrs = ", ".join(f"{k} ({len(v)})" for k, v in meta["attributes"].items())
     print(f"wrote {out} ({args.fmt}, z_dim {meta['z_dim']}, attributes: {attrs or 'none'})")

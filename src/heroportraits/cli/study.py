@@ -10,15 +10,7 @@ from heroportraits.study.spec import StudyError, builtin_names
 
 
 def add_study(sub) -> None:
-    p = add_verb(
-        sub,
-        "study",
-        _run_study,
-        help="run a study: config variants x seeds x a budget, evaluated and tabulated",
-        description="Train and evaluate every run of a study spec (a built-in name under studies/ or a "
-        ".toml/.json file), then write results.csv, summary.csv and figures to artifacts_gan/studies/<name>/. "
-        "Re-running skips finished runs and resumes interrupted ones.",
-    )
+    p = add_verb(sub, "study", _run_study)
     p.add_argument("spec", help=f"spec file or built-in name ({', '.join(builtin_names())})")
     p.add_argument("--dataset", help="train and evaluate on this dataset instead of the spec's")
     p.add_argument(
@@ -38,6 +30,12 @@ def add_study(sub) -> None:
 
 
 def _run_study(args: argparse.Namespace) -> None:
+    """Run a study: config variants x seeds x a budget, evaluated and tabulated.
+
+    Train and evaluate every run of a study spec (a built-in name under studies/ or a .toml/.json file), then
+    write results.csv, summary.csv and figures to artifacts_gan/studies/<name>/. Re-running skips finished runs
+    and resumes interrupted ones.
+    """
     spec = prepare_spec(args.spec, args.dataset, args.budget, args.smoke, args.name)
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
     seeds = parse_seeds(args.seeds)

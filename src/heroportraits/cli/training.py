@@ -16,6 +16,11 @@ from heroportraits.training import distributed
 from heroportraits.training.loop import train
 from heroportraits.training.presets import PRESETS, preset_choices, resolve_config
 
+DESCRIPTION = (
+    "Train a conditional GAN on data/<dataset>/. Writes checkpoints to\n"
+    "artifacts_gan/checkpoints/<run>/ and sample grids to artifacts_gan/samples/<run>/;\n"
+    "re-running the same command resumes from the last checkpoint."
+)
 EPILOG = """\
 multi-GPU / multi-node (PyTorch DDP, one process per GPU; gloo on CPU):
   torchrun --nproc_per_node 4 -m heroportraits train --preset resnet_full_gpu --run-name big
@@ -49,10 +54,7 @@ def add_train(sub) -> None:
         sub,
         "train",
         _run_train,
-        help="train a conditional GAN on a final dataset",
-        description="Train a conditional GAN on data/<dataset>/. Writes checkpoints to\n"
-        "artifacts_gan/checkpoints/<run>/ and sample grids to artifacts_gan/samples/<run>/;\n"
-        "re-running the same command resumes from the last checkpoint.",
+        description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -101,6 +103,7 @@ def add_train(sub) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> None:
+    """Train a conditional GAN on a final dataset."""
     overrides = list(args.overrides)
     for flag, field in (
         (args.steps, "steps"),

@@ -7,7 +7,7 @@ native pixels are clustered into at most K colours by k-means in OKLab (where eq
 alike), and each pixel is drawn in its cluster's mean colour. Nothing changes in training (D never
 sees it), so it can be switched on or off for any trained RGB model. It is the RGB twin of the
 palette output's merge (models/palette_output.py): there G picks each pixel from a palette it draws;
-here the palette is found after G drew. docs/pixelart.md section 15 measures it.
+here the palette is found after G drew. docs/log/2026-12-03-per-portrait-quantisation.md measures it.
 
 Deterministic and made of fixed-size tensor ops only (no sampling, no data-dependent loop), so a
 portrait quantises the same in every batch and exported ONNX / TorchScript files carry it: the

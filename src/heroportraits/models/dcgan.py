@@ -66,7 +66,45 @@ class DCGANGenerator(nn.Module):
         return self.out(self.to_rgb(h), z, labels)
 
 
-class DCGANDiscriminator(nn.Module):
+class Discriminator(nn.Module):
+    """What every D shares: its realness logits from pooled features (`out`, plus the projection term), and the
+    extra heads a step may ask for. An architecture builds `out`, `proj`, `classifier`, `head_classifier` and
+    `recon` and defines `features`; selection.py hooks `out` to read the features a score came from."""
+
+    def features(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """x (N, 3, R, R) -> (phi (N, F) the pooled features, {size: D's map at that size} for the decoders)."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        part: int | None = None,
+        classify: bool = False,
+        fakes: bool = False,
+    ):
+        """x: (N, 3, R, R) -> logits (N,). With `part` (0-3, D has decoders) and/or `classify` (D has the
+        auxiliary classifier) -> (logits, {"recon": reconstruction L1, "class": classifier cross-entropy}).
+        With `fakes` (x are G's, D's head classifier names fakes: model.head_fake) -> (logits,
+        {"head_fake": its cross-entropy of naming them fake})."""
+        phi, feats = self.features(x, labels)
+        out = self.out(phi).squeeze(1)
+        out = out if self.proj is None else out + self.proj(phi, labels)
+        if fakes and self.head_classifier is not None and self.head_classifier.fake_class:
+            return out, {"head_fake": self.head_classifier.fake_loss(x)}
+        if part is None and not classify:
+            return out
+        extras = {}
+        if classify and self.classifier is not None:
+            extras["class"] = self.classifier.loss(phi, labels)
+        if classify and self.head_classifier is not None:
+            extras["head"] = self.head_classifier.loss(x, labels)
+        if part is not None:
+            extras["recon"] = self.recon.loss(x, {s: feats[s] for s in (RECON_WHOLE, RECON_PART)}, part)
+        return out, extras
+
+
+class DCGANDiscriminator(Discriminator):
     def __init__(self, cfg: ModelConfig, vocab: Vocabulary, resolution: int):
         super().__init__()
         stages = num_stages(resolution)
@@ -88,18 +126,7 @@ class DCGANDiscriminator(nn.Module):
         widths_by_size = {resolution // 2 ** (i + 1): w for i, w in enumerate(widths)}  # R/2 ... 4
         self.recon = maybe_reconstruction(cfg.d_recon, widths_by_size, resolution, cfg.d_width)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        labels: torch.Tensor,
-        part: int | None = None,
-        classify: bool = False,
-        fakes: bool = False,
-    ):
-        """x: (N, 3, R, R) -> logits (N,). With `part` (0-3, D has decoders) and/or `classify` (D has the
-        auxiliary classifier) -> (logits, {"recon": reconstruction L1, "class": classifier cross-entropy}).
-        With `fakes` (x are G's, D's head classifier names fakes: model.head_fake) -> (logits,
-        {"head_fake": its cross-entropy of naming them fake})."""
+    def features(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         h = F.leaky_relu(self.first(x), 0.2)  # (N, w, R/2, R/2)
         feats = {h.shape[-1]: h}  # D's maps by size, for the decoders
         if self.embed is not None:
@@ -111,17 +138,4 @@ class DCGANDiscriminator(nn.Module):
         if self.mbstd:
             h = minibatch_stddev(h, self.mbstd)  # (N, C + 1, 4, 4)
         phi = h.flatten(1)  # (N, C' * 4 * 4)
-        out = self.out(phi).squeeze(1)
-        out = out if self.proj is None else out + self.proj(phi, labels)
-        if fakes and self.head_classifier is not None and self.head_classifier.fake_class:
-            return out, {"head_fake": self.head_classifier.fake_loss(x)}
-        if part is None and not classify:
-            return out
-        extras = {}
-        if classify and self.classifier is not None:
-            extras["class"] = self.classifier.loss(phi, labels)
-        if classify and self.head_classifier is not None:
-            extras["head"] = self.head_classifier.loss(x, labels)
-        if part is not None:
-            extras["recon"] = self.recon.loss(x, {s: feats[s] for s in (RECON_WHOLE, RECON_PART)}, part)
-        return out, extras
+        return phi, feats

@@ -11,7 +11,7 @@ classifier: on reals in D's update, G pays its cross-entropy on fakes (weight mo
 With `model.head_fake` it also names fakes as one more value, "fake" (the semi-supervised GAN's C+1
 classes, Salimans 2016 / Odena 2016): a classifier trained on reals alone is satisfied by top-half cues
 that are no head item (it named the asked class of every fake while a judge read two heads in three
-as bare, docs/pixelart.md section 20); one that also learns what fakes look like there is not. The
+as bare, docs/log/2026-12-04-head-classifier-weight.md); one that also learns what fakes look like there is not. The
 fake term joins the real one in D's loss, so the `d_head` column of metrics.csv then logs their sum.
 """
 

@@ -19,7 +19,7 @@ Merging (`draw.palette_merge`, eval mode only, so any trained palette model can 
 spends several slots on near-identical colours and neighbouring pixels flip between them,
 which reads as speckle and doubles the colour count. With palette_merge = dE > 0, each slot
 within dE (100 x OKLab distance) of a more used slot takes that slot's colour, so a portrait
-holds its distinct colours only (docs/pixelart.md section 10).
+holds its distinct colours only (docs/log/2026-12-02-palette-merge.md).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from torch import nn
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.conditioning import AttributeEmbedding, join_label_maps
 from heroportraits.models.config import ModelConfig
-from heroportraits.models.dcgan import num_stages
-from heroportraits.models.fastgan import RECON_PART, RECON_WHOLE, maybe_reconstruction, maybe_sle
+from heroportraits.models.dcgan import Discriminator, num_stages
+from heroportraits.models.fastgan import maybe_reconstruction, maybe_sle
 from heroportraits.models.head_classifier import maybe_head_classifier
 from heroportraits.models.layers import BatchNorm2d, ProjectionHead, g_norm, maybe_classifier, minibatch_stddev
 from heroportraits.models.palette_output import image_output
@@ -102,7 +102,7 @@ class ResNetGenerator(nn.Module):
         return self.out(self.to_rgb(F.relu(self.out_norm(h))), z, labels)
 
 
-class ResNetDiscriminator(nn.Module):
+class ResNetDiscriminator(Discriminator):
     def __init__(self, cfg: ModelConfig, vocab: Vocabulary, resolution: int):
         super().__init__()
         stages = num_stages(resolution)
@@ -125,18 +125,7 @@ class ResNetDiscriminator(nn.Module):
         self.recon = maybe_reconstruction(cfg.d_recon, widths_by_size, resolution, cfg.d_width)
         _init(self)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        labels: torch.Tensor,
-        part: int | None = None,
-        classify: bool = False,
-        fakes: bool = False,
-    ):
-        """x: (N, 3, R, R) -> logits (N,). With `part` (0-3, D has decoders) and/or `classify` (D has the
-        auxiliary classifier) -> (logits, {"recon": reconstruction L1, "class": classifier cross-entropy}).
-        With `fakes` (x are G's, D's head classifier names fakes: model.head_fake) -> (logits,
-        {"head_fake": its cross-entropy of naming them fake})."""
+    def features(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         h = self.first(x)  # (N, w, R/2, R/2)
         feats = {h.shape[-1]: h}  # D's maps by size (the last one at 4x4 wins), for the decoders
         if self.embed is not None:
@@ -148,17 +137,4 @@ class ResNetDiscriminator(nn.Module):
         if self.mbstd:
             h = minibatch_stddev(h, self.mbstd)  # (N, C + 1, 4, 4)
         phi = h.sum(dim=(2, 3))  # (N, C'): global sum pooling
-        out = self.out(phi).squeeze(1)
-        out = out if self.proj is None else out + self.proj(phi, labels)
-        if fakes and self.head_classifier is not None and self.head_classifier.fake_class:
-            return out, {"head_fake": self.head_classifier.fake_loss(x)}
-        if part is None and not classify:
-            return out
-        extras = {}
-        if classify and self.classifier is not None:
-            extras["class"] = self.classifier.loss(phi, labels)
-        if classify and self.head_classifier is not None:
-            extras["head"] = self.head_classifier.loss(x, labels)
-        if part is not None:
-            extras["recon"] = self.recon.loss(x, {s: feats[s] for s in (RECON_WHOLE, RECON_PART)}, part)
-        return out, extras
+        return phi, feats

@@ -8,7 +8,8 @@ portrait shows its condition:
 
 * best of R draws R candidates a portrait and keeps the one the classifier agrees with most. It is
   rejection sampling guided by D (Azadi et al. 2019), ranked by the classifier rather than by D's realness:
-  on the demo the classifier cut FD by a third where realness mostly lifted precision (docs/pixelart.md 16).
+  on the demo the classifier cut FD by a third where realness mostly lifted precision
+  (docs/log/2026-12-03-best-of-four.md).
   About R + 1 generator passes and R passes of D a portrait.
 * refinement moves each portrait's noise T small steps up the gradient of the classifier's log-likelihood
   plus a little of D's realness score, keeping the noise's length (so it stays where G was trained), the
@@ -16,7 +17,8 @@ portrait shows its condition:
   Models with D's head classifier (model.d_head_classify) can climb its log-likelihood too
   (draw.refine_head), so the head, not only colours and collars, moves towards the class.
   A portrait becomes a nearby one that shows its condition more plainly, rather than another draw: on the
-  demo FD fell by half and precision passed 0.6 where best-of could not (docs/pixelart.md 17).
+  demo FD fell by half and precision passed 0.6 where best-of could not
+  (docs/log/2026-12-03-refinement-by-d-classifier.md).
   About 3T passes of G and D a portrait.
 
 Training is unchanged. Both score portraits as G drew them (before `rgb_colours` quantises), as D saw G's
