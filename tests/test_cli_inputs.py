@@ -11,6 +11,7 @@ from PIL import Image
 
 from heroportraits.cli import main as cli_main
 from heroportraits.data.dataset import read_labels_csv
+from heroportraits.sampling.portraits import MANIFEST
 from heroportraits.training.checkpoint import CheckpointError, load_checkpoint
 from heroportraits.training.loop import train
 from heroportraits.training.presets import resolve_config
@@ -51,11 +52,12 @@ def test_sample_refuses_a_folder_with_portraits_unless_overwrite(run, tmp_path, 
     capsys.readouterr()
     assert cli_main(["sample", str(run), "--n", "3", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "already holds 8 file(s)" in err and "--overwrite" in err
+    assert "already holds 9 file(s)" in err and "--overwrite" in err  # 6 portraits, labels, the manifest, the note
     assert len(read_labels_csv(out / "labels.csv")) == 6  # nothing touched
     assert cli_main(["sample", str(run), "--n", "3", "--out", str(out), "--overwrite"]) == 0
     # Only its own kind was replaced: three portraits listed and present, no stale ones, the note kept.
-    assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00001.png", "00002.png", "labels.csv", "notes.txt"]
+    names = [MANIFEST, "00000.png", "00001.png", "00002.png", "labels.csv", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == names
     assert [r["file"] for r in read_labels_csv(out / "labels.csv")] == ["00000.png", "00001.png", "00002.png"]
 
 

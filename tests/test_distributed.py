@@ -51,6 +51,12 @@ def test_detect_reads_the_launcher_environment(monkeypatch):
         distributed.detect()
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
+    for v in distributed.RENDEZVOUS_VARS:
+        monkeypatch.delenv(v, raising=False)
+    with pytest.raises(DistributedError, match="MASTER_ADDR"):  # where the ranks would meet: torchrun sets it
+        distributed.detect()
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
     assert distributed.detect() == DistInfo(rank=1, world_size=2, local_rank=1)
     monkeypatch.setenv("RANK", "2")
     with pytest.raises(DistributedError, match="RANK=2"):

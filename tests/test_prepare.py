@@ -396,7 +396,7 @@ def test_labels_option_given_a_folder_is_a_clear_error(project_root, tmp_path, c
     labelled_folder(tmp_path / "in", {"hero_class": ["mage"]}, n=2)
     argv = ["prepare", "--input", str(tmp_path / "in"), "--name", "x", "--labels", str(tmp_path / "in")]
     assert cli.main(argv) == 2
-    assert f"--labels {tmp_path / 'in'} is a folder" in capsys.readouterr().err
+    assert f"labels file {tmp_path / 'in'} is a folder" in capsys.readouterr().err
 
 
 def test_value_slips_are_accepted_but_flagged(project_root, tmp_path, capsys):

@@ -7,6 +7,7 @@ interpolation, so pixel art stays crisp.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +40,17 @@ def show_image(ax, image: np.ndarray, title: str = "", fontsize: int = 7) -> Non
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=fontsize)
+
+
+def plain_text(draw):
+    """A figure function whose text is drawn as written. Labels come from the data, and matplotlib reads `$...$`
+    as maths: a class named `$mage_$` would fail to draw."""
+
+    @functools.wraps(draw)
+    def drawn(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return drawn

@@ -7,9 +7,12 @@ HEROPORTRAITS_ROOT says otherwise. Outside a checkout, the working directory is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from heroportraits.errors import HeroError
@@ -84,6 +87,41 @@ def output_folder(path: str | Path, what: str) -> Path:
     if path.exists() and not path.is_dir():
         raise PathError(f"{what} {path} is a file, not a folder; give a folder path (or move the file)")
     return path
+
+
+def output_file(path: str | Path, what: str) -> Path:
+    """`path` as a file to write: refused with one clear line when it is a folder, or when a file stands where one
+    of the folders above it should be."""
+    path = Path(path)
+    if path.is_dir():
+        raise PathError(f"{what} {path} is a folder, not a file; give a file path, e.g. {path / ('out' + path.suffix)}")
+    blocking = next((p for p in path.parents if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise PathError(f"{what} {path}: {blocking} is a file, not a folder; give a path in a folder")
+    return path
+
+
+def free_space(path: str | Path) -> str:
+    """'N MB free on FOLDER' for the nearest existing folder at or above `path`."""
+    path = Path(path)
+    folder = next((p for p in (path, *path.parents) if p.is_dir()), Path("/"))
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return f"free space on {folder} unknown"
+    return f"{free / 2**20:,.0f} MB free on {folder}"
+
+
+@contextlib.contextmanager
+def writing(path: str | Path, what: str, error: type[HeroError] = PathError) -> Iterator[None]:
+    """Inside: an OSError while writing `path` (a read-only folder, a full disk, a file too large) becomes one line
+    naming it, the reason and the free space, as `error`."""
+    try:
+        yield
+    except OSError as e:
+        raise error(
+            f"cannot write {what} {path}: {e.strerror or e} ({free_space(path)}); make room or pick a writable place"
+        ) from None
 
 
 def required_file(path: str | Path, error: type[HeroError], how: str) -> Path:

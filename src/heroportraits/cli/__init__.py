@@ -38,4 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         # one-line message; anything else is a bug and keeps its traceback.
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before training took over SIGINT, or a second one: stop, in one line
+        print(f"stopped by Ctrl-C during `{args.verb}`", file=sys.stderr)
+        return 130
     return 0

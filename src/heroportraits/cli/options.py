@@ -7,6 +7,7 @@ import argparse
 import inspect
 
 from heroportraits.models.config import DRAW_FIELDS
+from heroportraits.training.config import MAX_SEED
 
 
 def add_verb(subparsers, name: str, run, **kwargs) -> argparse.ArgumentParser:
@@ -21,16 +22,17 @@ def add_verb(subparsers, name: str, run, **kwargs) -> argparse.ArgumentParser:
     return p
 
 
-def at_least(low: int):
-    """An argparse type: a whole number >= low, refused with one clear line otherwise."""
+def at_least(low: int, high: int | None = None):
+    """An argparse type: a whole number >= low (and <= high), refused with one clear line otherwise."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expects a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        if value < low or (high is not None and value > high):
+            allowed = f">= {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
         return value
 
     parse.__name__ = f"whole number >= {low}"
@@ -43,7 +45,7 @@ def add_count(p: argparse.ArgumentParser, flag: str, default: int, help: str, lo
 
 
 def add_seed(p: argparse.ArgumentParser, help: str = "random seed") -> None:
-    p.add_argument("--seed", type=at_least(0), default=0, help=f"{help} (default 0)")
+    p.add_argument("--seed", type=at_least(0, MAX_SEED), default=0, help=f"{help} (default 0)")
 
 
 def add_device(p: argparse.ArgumentParser, default: str = "cpu") -> None:

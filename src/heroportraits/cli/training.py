@@ -33,7 +33,9 @@ multi-GPU / multi-node (PyTorch DDP, one process per GPU; gloo on CPU):
 stopping and resuming (docs/reliability.md):
   Ctrl-C / SIGTERM finish the current step, write last.pt, print the command that resumes
   and exit 130 / 143; a diverged run (NaN / inf losses or weights) stops with exit 2 and never
-  overwrites the last good checkpoint (previous.pt keeps the one before last.pt). A resumed
+  overwrites the last good checkpoint (previous.pt keeps the one before last.pt). A run resumes
+  from previous.pt (or best.pt) when last.pt cannot be read, and never starts again from step 0
+  unless asked (--no-resume sets its earlier files aside, it deletes none). A resumed
   run may change steps, max_minutes, the *_every cadences, eval_samples, device, compile,
   channels_last, how it draws (the draw section), and (with a notice) learning rates and betas;
   other changes are refused.
@@ -98,7 +100,11 @@ def add_train(sub) -> None:
         metavar="N",
         help="shortcut for --set train.eval_samples=N: portraits per evaluation (default 500)",
     )
-    p.add_argument("--no-resume", action="store_true", help="start from scratch even if the run has a checkpoint")
+    p.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start from step 0 even if the run has a checkpoint (its earlier files move to RUN/earlier-<time>/)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the resolved config (every switch) and exit")
 
 

@@ -27,11 +27,18 @@ import pandas as pd
 import torch
 
 from heroportraits.data.attributes import Vocabulary
-from heroportraits.data.dataset import read_labels_csv, read_meta, read_table, write_dataset, write_labels_csv
+from heroportraits.data.dataset import (
+    read_images,
+    read_labels_csv,
+    read_meta,
+    read_table,
+    write_dataset,
+    write_labels_csv,
+)
 from heroportraits.data.figures import plot_counts
 from heroportraits.data.prepare import read_prepare_meta
 from heroportraits.errors import HeroError
-from heroportraits.paths import data_dir, plain_name
+from heroportraits.paths import data_dir, plain_name, required_file
 from heroportraits.progress import progress_bar
 
 NEAR_GRID = 16  # side of the downsampled image that near-duplicates are compared on
@@ -291,7 +298,10 @@ def build_dataset(
     t0 = time.perf_counter()
     prep = read_prepare_meta(plain_name(name, "dataset name"))
     prepared = data_dir() / name / "prepared"
-    images = np.load(prepared / "images.npy")  # (N, 64, 64, 3) uint8
+    again = "run `python -m heroportraits prepare` again"
+    for needed in ("images.npy", "labels.csv"):
+        required_file(prepared / needed, BuildError, again)
+    images = np.asarray(read_images(prepared / "images.npy", again))  # (N, 64, 64, 3) uint8
     rows = read_labels_csv(prepared / "labels.csv")
     if len(rows) != len(images):
         raise BuildError(f"{prepared}: labels.csv has {len(rows)} rows, images.npy {len(images)}; prepare again")

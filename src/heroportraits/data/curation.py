@@ -16,6 +16,7 @@ Overrides CSV (one fix per row; `note` is optional and copied into the report):
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -50,31 +51,63 @@ def normalise_relpath(path: str) -> str:
     return PurePosixPath(path.strip().replace("\\", "/")).as_posix().removeprefix("./")
 
 
+def read_csv_rows(path: str | Path, what: str, error: type[HeroError]) -> tuple[list[str], list[tuple[int, dict]]]:
+    """(header, [(line, row)]) of a UTF-8 CSV (a byte-order mark is fine; blank lines are skipped). A folder, a
+    missing file, another encoding, binary data, a repeated column name or a named-less column holding values is
+    one `error` naming the file (never a silent last-column-wins); the empty column a trailing comma makes is
+    dropped."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{what} {path} is a folder; give the CSV file (e.g. {path / 'labels.csv'})")
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            text = f.read()
+        if "\0" in text:
+            raise UnicodeError("it holds NUL bytes")
+        table = list(csv.reader(io.StringIO(text)))
+    except (UnicodeError, csv.Error) as e:
+        utf16 = path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+        hint = "it is UTF-16" if utf16 else str(e)
+        raise error(f"{what} {path} is not a UTF-8 text CSV ({hint}); save it as 'CSV UTF-8' and try again") from None
+    header = [h.strip() for h in (table[0] if table else [])]
+    unnamed = [i for i, h in enumerate(header) if not h]
+    if any(i < len(r) and r[i].strip() for r in table[1:] for i in unnamed):
+        raise error(f"{what} {path}: column {unnamed[0] + 1} has values but no name; name it in the header row")
+    named = [i for i, h in enumerate(header) if h]  # a trailing comma's empty column is dropped
+    header = [header[i] for i in named]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise error(f"{what} {path} names column(s) {repeated} more than once; keep one of each")
+    rows = [
+        (line, {h: (r[i] if i < len(r) else "") for h, i in zip(header, named)})
+        for line, r in enumerate(table[1:], start=2)
+        if any(c.strip() for c in r)
+    ]
+    return header, rows
+
+
 def read_overrides(path: str | Path) -> list[Override]:
     """Parse an overrides CSV; syntax errors name the line."""
     path = Path(path)
-    if not path.exists():
-        raise OverrideError(f"overrides file {path} does not exist")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = {"file", "action"} - set(reader.fieldnames or [])
-        if missing:
-            raise OverrideError(
-                f"{path}: missing column(s) {sorted(missing)}; expected header {','.join(OVERRIDE_COLUMNS)}"
-            )
-        out = []
-        for line, row in enumerate(reader, start=2):
-            get = lambda k, row=row: (row.get(k) or "").strip()  # noqa: E731
-            action = get("action").lower()
-            if not get("file") and not action:
-                continue  # blank line
-            if action not in ACTIONS:
-                raise OverrideError(f"{path}:{line}: action {get('action')!r} is not one of {list(ACTIONS)}")
-            if action == "relabel" and not (get("attribute") and get("value")):
-                raise OverrideError(f"{path}:{line}: relabel needs an attribute and a value")
-            out.append(
-                Override(normalise_relpath(get("file")), action, get("attribute"), get("value"), get("note"), line)
-            )
+    header, rows = read_csv_rows(path, "overrides file", OverrideError)
+    missing = {"file", "action"} - set(header)
+    if missing:
+        raise OverrideError(
+            f"{path}: missing column(s) {sorted(missing)}; expected header {','.join(OVERRIDE_COLUMNS)}"
+        )
+    out = []
+    for line, row in rows:
+        get = lambda k, row=row: (row.get(k) or "").strip()  # noqa: E731
+        action = get("action").lower()
+        if not get("file") and not action:
+            continue  # blank line
+        if action not in ACTIONS:
+            raise OverrideError(f"{path}:{line}: action {get('action')!r} is not one of {list(ACTIONS)}")
+        if action == "relabel" and not (get("attribute") and get("value")):
+            raise OverrideError(f"{path}:{line}: relabel needs an attribute and a value")
+        out.append(Override(normalise_relpath(get("file")), action, get("attribute"), get("value"), get("note"), line))
     return out
 
 

@@ -12,6 +12,7 @@ as one uint8 tensor and draws random batches from it: no per-image file reads.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from heroportraits.errors import HeroError
 from heroportraits.paths import dataset_dir, required_file, write_json
 
 FORMAT_VERSION = 1
+# labels.csv columns that are no attribute: `build` writes them itself, so labels may not use their names
+RESERVED_COLUMNS = {"index": "row number", "split": "train/val split"}
 
 
 class DatasetError(HeroError):
@@ -116,8 +119,18 @@ def write_labels_csv(path: str | Path, rows: list[dict], columns: list[str]) -> 
 
 
 def read_meta(name_or_path: str | Path) -> dict:
+    """A final dataset's dataset.json, checked for what every reader needs (its attributes)."""
     how = "it is not a dataset. Build one first: `python -m heroportraits build NAME` (notebook 02), or check the name"
-    return json.loads(required_file(dataset_dir(name_or_path) / "dataset.json", DatasetError, how).read_text())
+    path = required_file(dataset_dir(name_or_path) / "dataset.json", DatasetError, how)
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(
+            f"{path} is not valid JSON ({e}); rebuild the dataset (`python -m heroportraits build`)"
+        ) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("attributes"), dict):
+        raise DatasetError(f"{path} names no attributes; rebuild the dataset (`python -m heroportraits build`)")
+    return meta
 
 
 def write_dataset(folder: str | Path, images: np.ndarray, rows: list[dict], vocab: Vocabulary, meta: dict) -> Path:
@@ -157,6 +170,17 @@ def batch_warning(batch_size: int, name_or_path: str | Path) -> str | None:
     )
 
 
+def read_images(path: Path, fix: str = "rebuild the dataset (`python -m heroportraits build`)") -> np.ndarray:
+    """images.npy as a memory map: (N, H, W, 3) uint8, or one line saying it is damaged and how to `fix` it."""
+    try:
+        images = np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as e:  # missing, truncated, not an .npy, a pickle
+        raise DatasetError(f"cannot read {path} ({e}); {fix}") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise DatasetError(f"{path} holds {images.dtype} {images.shape}, not images (N, H, W, 3) uint8; {fix}")
+    return images
+
+
 def load_dataset(name_or_path: str | Path, split: str | None = "train", device="cpu") -> PortraitData:
     """Load one split ('train', 'val', or None for all) of a final dataset into memory."""
     folder = dataset_dir(name_or_path)
@@ -168,7 +192,7 @@ def load_dataset(name_or_path: str | Path, split: str | None = "train", device="
             raise DatasetError(f"{folder} has no {needed}; rebuild it with `python -m heroportraits build`")
     vocab = Vocabulary.from_json(meta["attributes"])
     rows = read_labels_csv(folder / "labels.csv")
-    images = np.load(folder / "images.npy", mmap_mode="r")
+    images = read_images(folder / "images.npy")
     if len(rows) != len(images):
         raise DatasetError(f"{folder}: labels.csv has {len(rows)} rows but images.npy {len(images)} images")
     keep = [i for i, r in enumerate(rows) if split is None or r["split"] == split]
@@ -177,3 +201,28 @@ def load_dataset(name_or_path: str | Path, split: str | None = "train", device="
     labels = torch.tensor([vocab.encode({n: rows[i][n] for n in vocab.names}) for i in keep], dtype=torch.long)
     x = torch.from_numpy(np.ascontiguousarray(images[keep])).permute(0, 3, 1, 2).contiguous()
     return PortraitData(x, labels, vocab, meta, [rows[i]["file"] for i in keep]).to(device)
+
+
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
+def dataset_fingerprint(name_or_path: str | Path) -> str:
+    """Hash of images.npy + labels.csv: changes whenever the dataset is rebuilt differently.
+
+    Memoised per process on (path, size, mtime) so repeated calls cost a stat().
+    """
+    folder = dataset_dir(name_or_path)
+    files = [folder / "images.npy", folder / "labels.csv"]
+    for f in files:
+        if not f.exists():
+            raise DatasetError(f"{folder} has no {f.name}; build the dataset first (`python -m heroportraits build`)")
+    key = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if key not in _FINGERPRINTS:
+        h = hashlib.blake2b(digest_size=16)
+        for f in files:
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                while chunk := fh.read(1 << 22):
+                    h.update(chunk)
+        _FINGERPRINTS[key] = h.hexdigest()
+    return _FINGERPRINTS[key]

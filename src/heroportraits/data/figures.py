@@ -12,10 +12,11 @@ import numpy as np
 
 from heroportraits.data.dataset import load_dataset, read_labels_csv
 from heroportraits.data.images import make_grid
-from heroportraits.figures import save_figure, show_image
+from heroportraits.figures import plain_text, save_figure, show_image
 from heroportraits.paths import data_dir
 
 
+@plain_text
 def preview_grid(
     panels: dict[str, list[list[np.ndarray]]],
     row_labels: list[str],
@@ -49,6 +50,7 @@ def preview_grid(
     return save_figure(fig, path)
 
 
+@plain_text
 def captioned_grid(images: np.ndarray, captions: list[str], columns: int, title: str):
     """Tiles with a small caption under each (a file name, to copy into an overrides row)."""
     from matplotlib.figure import Figure
@@ -67,6 +69,7 @@ def captioned_grid(images: np.ndarray, captions: list[str], columns: int, title:
     return fig
 
 
+@plain_text
 def plot_palette_agreement(agreement):
     """A PaletteAgreement's confusion matrix as a Figure (counts in the cells)."""
     from matplotlib.figure import Figure
@@ -86,6 +89,7 @@ def plot_palette_agreement(agreement):
 
 
 # ---------------------------------------------------------------- a final dataset
+@plain_text
 def plot_counts(name: str):
     """Bars per attribute value (train/val stacked) and per joint label; saved to data/<name>/counts.png."""
     from matplotlib.figure import Figure
@@ -123,6 +127,7 @@ def plot_counts(name: str):
     return save_figure(fig, folder / "counts.png")
 
 
+@plain_text
 def plot_duplicates(name: str, max_pairs: int = 8):
     """Removed duplicates above the image they duplicate; saved to data/<name>/duplicates.png. None if none."""
     from matplotlib.figure import Figure
@@ -142,6 +147,7 @@ def plot_duplicates(name: str, max_pairs: int = 8):
     return save_figure(fig, folder / "duplicates.png")
 
 
+@plain_text
 def plot_examples(name: str, attribute: str | None = None, per_value: int = 8, split: str = "train", seed: int = 0):
     """A row of random images per value of `attribute` (default: the first attribute).
 

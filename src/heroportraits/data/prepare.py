@@ -26,9 +26,8 @@ Values are kept as written (surrounding spaces stripped); `any` is reserved.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import os
 import shutil
 import time
 from collections import Counter
@@ -41,8 +40,14 @@ import pandas as pd
 
 from heroportraits.data import palette_labels as palette_mod
 from heroportraits.data.attributes import DEFAULT_SCHEMA, UNSPECIFIED
-from heroportraits.data.curation import check_overrides, normalise_relpath, read_overrides, split_overrides
-from heroportraits.data.dataset import read_labels_csv, read_table, write_labels_csv
+from heroportraits.data.curation import (
+    check_overrides,
+    normalise_relpath,
+    read_csv_rows,
+    read_overrides,
+    split_overrides,
+)
+from heroportraits.data.dataset import RESERVED_COLUMNS, read_labels_csv, read_table, write_labels_csv
 from heroportraits.data.figures import plot_palette_agreement
 from heroportraits.data.images import (
     MAX_PIXELS,
@@ -55,7 +60,7 @@ from heroportraits.data.images import (
     to_resolution,
 )
 from heroportraits.errors import HeroError
-from heroportraits.paths import data_dir, plain_name, project_root
+from heroportraits.paths import data_dir, plain_name, project_root, writing
 from heroportraits.progress import progress_bar
 
 PALETTE = "palette"
@@ -141,32 +146,8 @@ class _Labels:
     given_palette: dict[str, str]  # relative path -> given palette (to measure agreement)
 
 
-def _read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """(header, rows) of a UTF-8 CSV; a folder, another encoding, binary data or a repeated
-    column name is one clear error naming the file (never a silent last-column-wins)."""
-    if path.is_dir():
-        raise PrepareError(f"--labels {path} is a folder; give the labels CSV file (e.g. {path / 'labels.csv'})")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            text = f.read()
-        if "\0" in text:
-            raise UnicodeError("it holds NUL bytes")
-        table = list(csv.reader(io.StringIO(text)))
-    except (UnicodeError, csv.Error) as e:
-        utf16 = path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
-        hint = "it is UTF-16" if utf16 else str(e)
-        raise PrepareError(
-            f"labels file {path} is not a UTF-8 text CSV ({hint}); save it as 'CSV UTF-8' and try again"
-        ) from None
-    header = [h.strip() for h in (table[0] if table else [])]
-    repeated = sorted({h for h in header if header.count(h) > 1})
-    if repeated:
-        raise PrepareError(f"labels file {path} names column(s) {repeated} more than once; keep one of each")
-    return header, [dict(zip(header, r)) for r in table[1:] if any(c.strip() for c in r)]
-
-
 def _read_csv_labels(path: Path, attributes: list[str] | None, want_auto: bool) -> _Labels:
-    header, rows = _read_csv_rows(path)
+    header, rows = read_csv_rows(path, "labels file", PrepareError)
     if "file" not in header:
         raise PrepareError(f"{path} has no 'file' column (columns: {header}); the first column must name each image")
     available = [h for h in header if h != "file"]
@@ -180,7 +161,7 @@ def _read_csv_labels(path: Path, attributes: list[str] | None, want_auto: bool) 
     by_file: dict[str, dict[str, str]] = {}
     given_palette: dict[str, str] = {}
     extra = []
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         rel = normalise_relpath(row.get("file", ""))
         if rel in by_file:
             extra.append(
@@ -312,6 +293,12 @@ def _resolve_labels(
     attr_names = [a for a in order if a in columns or (use_auto and a == PALETTE)]
     if not attr_names:
         raise PrepareError("no attributes to label with: the labels have no attribute columns")
+    reserved = [a for a in attr_names if a in RESERVED_COLUMNS]
+    if reserved:
+        raise PrepareError(
+            f"the labels name an attribute {reserved[0]!r}, a column the final dataset keeps for itself (`build` "
+            f"writes each image's {RESERVED_COLUMNS[reserved[0]]}): rename it, or leave it out with --attributes"
+        )
     unknown = sorted(set(values) - set(attr_names))
     if unknown:
         raise PrepareError(f"allowed values given for unknown attribute(s) {unknown}; attributes are {attr_names}")
@@ -432,10 +419,12 @@ def prepare_dataset(
     """
     t0 = time.perf_counter()
     plain_name(name, "dataset name")
+    check_sizes(size, min_size, background)
     input_dir = Path(input_dir).expanduser().resolve()
     if isinstance(attributes, str):
         attributes = [a.strip() for a in attributes.split(",") if a.strip()]
     files, rels, other_rows = _scan_input(input_dir)
+    source = source if source is not None else read_source(input_dir)  # checked before anything is written
     values = {k: list(v) for k, v in (values or {}).items()}
     plan = _resolve_labels(input_dir, rels, labels_csv, attributes, auto_palette, values, overrides_csv)
 
@@ -446,7 +435,8 @@ def prepare_dataset(
     ]
     report += other_rows + _missing_image_rows(plan, rels, {r["file"] for r in other_rows})
     folder = data_dir() / name / "prepared"
-    _write_report(folder, report, plan)
+    with writing(folder, "the prepared set into", PrepareError):
+        _write_report(folder, report, plan)
     if not acc.rows:
         _refuse_empty(folder, input_dir, report)
     parameters = {
@@ -458,12 +448,40 @@ def prepare_dataset(
         "values": values or None,
         "overrides_csv": _display_path(overrides_csv) if overrides_csv else None,
     }
-    meta, agreement = _write_outputs(folder, name, input_dir, source, plan, acc, report, len(files), parameters)
+    with writing(folder, "the prepared set into", PrepareError):
+        meta, agreement = _write_outputs(folder, name, input_dir, source, plan, acc, report, len(files), parameters)
     return _result(name, folder, input_dir, len(files), plan, acc, report, meta, agreement, time.perf_counter() - t0)
+
+
+def check_sizes(size: int, min_size: int, background) -> None:
+    """The output side, the smallest native grid and the background colour: refused in one line before any work
+    when the networks cannot use them (a side that is not a power of two from 16 to 512) or they are no colour."""
+    if not (isinstance(size, int) and 16 <= size <= 512 and size & (size - 1) == 0):
+        raise PrepareError(f"size {size}: the networks halve the side down to 4x4, so use a power of two, 16 to 512")
+    if not (isinstance(min_size, int) and 1 <= min_size <= size):
+        raise PrepareError(f"min size {min_size}: a native grid side from 1 to the output size ({size})")
+    if len(background) != 3 or not all(isinstance(c, int) and 0 <= c <= 255 for c in background):
+        raise PrepareError(f"background {tuple(background)}: an R,G,B colour, each 0 to 255 (e.g. 0,0,0)")
+
+
+def read_source(input_dir: Path) -> dict:
+    """What the input folder is, from its source.json (written by `procedural` / `lpc`), else {"kind": "folder"}."""
+    described = input_dir / "source.json"
+    if not described.exists():
+        return {"kind": "folder"}
+    try:
+        source = json.loads(described.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PrepareError(f"{described} is not valid JSON ({e}); fix it or remove it") from None
+    if not isinstance(source, dict):
+        raise PrepareError(f'{described} must hold a JSON object (e.g. {{"kind": "folder"}}); fix it or remove it')
+    return source
 
 
 def _scan_input(input_dir: Path) -> tuple[list[Path], list[str], list[dict]]:
     """The image files under input_dir, their relative paths, and report rows for every other file."""
+    if input_dir.is_file():
+        raise PrepareError(f"--input {input_dir} is a file; give the folder that holds the images ({input_dir.parent})")
     if not input_dir.is_dir():
         raise PrepareError(f"input folder {input_dir} does not exist")
     files, others = scan_folder(input_dir)
@@ -534,11 +552,6 @@ def _write_outputs(
     auto = [PALETTE] if plan.use_auto else []
     agreement = palette_mod.agreement(acc.given_palette, acc.auto_palette) if acc.given_palette else None
     shutil.rmtree(folder / "review", ignore_errors=True)  # our own grids of a previous run may show stale values
-    np.save(folder / "images.npy", np.stack(acc.images).astype(np.uint8))
-    write_labels_csv(folder / "labels.csv", acc.rows, ["file", *attr_names])
-    if source is None:
-        described = input_dir / "source.json"
-        source = json.loads(described.read_text()) if described.exists() else {"kind": "folder"}
     meta = {
         "name": name,
         "input_dir": _display_path(input_dir),
@@ -560,7 +573,19 @@ def _write_outputs(
         "checks": value_checks(value_counts, [a for a in attr_names if a not in plan.values and a not in auto]),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    (folder / "prepare.json").write_text(json.dumps(meta, indent=2))
+    # images, labels and their record replace the old ones together: written beside them, then renamed, so a
+    # write that fails (a full disk) leaves the previous set whole
+    written = [folder / "images.npy.tmp", folder / "labels.csv.tmp", folder / "prepare.json.tmp"]
+    try:
+        with open(written[0], "wb") as f:
+            np.save(f, np.stack(acc.images).astype(np.uint8))
+        write_labels_csv(written[1], acc.rows, ["file", *attr_names])
+        written[2].write_text(json.dumps(meta, indent=2))
+        for tmp in written:
+            os.replace(tmp, tmp.with_suffix(""))
+    finally:
+        for tmp in written:
+            tmp.unlink(missing_ok=True)
     (folder / "palette_agreement.png").unlink(missing_ok=True)
     if agreement is not None:
         plot_palette_agreement(agreement).savefig(folder / "palette_agreement.png", dpi=100)
@@ -589,7 +614,13 @@ def read_prepare_meta(name: str) -> dict:
     path = data_dir() / name / "prepared" / "prepare.json"
     if not path.exists():
         raise PrepareError(f"no prepared set {name!r} (missing {path}); run `python -m heroportraits prepare` first")
-    return json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PrepareError(f"{path} is not valid JSON ({e}); run `python -m heroportraits prepare` again") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("attributes"), dict):
+        raise PrepareError(f"{path} names no attributes; run `python -m heroportraits prepare` again")
+    return meta
 
 
 # ---------------------------------------------------------------- defaults for the notebooks

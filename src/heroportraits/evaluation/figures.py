@@ -9,9 +9,10 @@ import numpy as np
 
 from heroportraits.data.images import make_grid
 from heroportraits.evaluation.judge import load_or_train_judge
-from heroportraits.figures import save_figure, show_image
+from heroportraits.figures import plain_text, save_figure, show_image
 
 
+@plain_text
 def plot_nearest_neighbours(
     generated: np.ndarray,
     train_images: np.ndarray,
@@ -42,6 +43,7 @@ def plot_nearest_neighbours(
     return save_figure(fig, path, dpi=110)
 
 
+@plain_text
 def plot_attribute_grid(
     sampler, dataset: str | None = None, per_row: int = 8, seed: int = 0, path: str | Path | None = None
 ):

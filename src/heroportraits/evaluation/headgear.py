@@ -28,16 +28,15 @@ import pandas as pd
 import torch
 
 from heroportraits.data.attributes import Vocabulary
-from heroportraits.data.dataset import PortraitData, load_dataset, read_labels_csv, read_meta
+from heroportraits.data.dataset import PortraitData, dataset_fingerprint, load_dataset, read_labels_csv, read_meta
 from heroportraits.data.images import make_grid
 from heroportraits.errors import HeroError
 from heroportraits.evaluation.judge import (
     Judge,
     JudgeConfig,
     JudgeError,
-    dataset_fingerprint,
+    cache_judge,
     load_judge,
-    save_judge,
     train_judge_on,
 )
 from heroportraits.paths import dataset_dir, project_root
@@ -111,7 +110,7 @@ def headgear_judge(name: str, cfg: JudgeConfig | None = None, retrain: bool = Fa
             pass
     train, val = headgear_split(name, "train"), headgear_split(name, "val")
     judge = train_judge_on(train, val, cfg or JudgeConfig(), name, progress)
-    save_judge(judge, path)
+    cache_judge(judge, path)
     return judge
 
 

@@ -15,7 +15,6 @@ dataset files, so a rebuilt dataset is detected and the judge retrained.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from heroportraits.data.attributes import Vocabulary
-from heroportraits.data.dataset import DatasetError, PortraitData, load_dataset
+from heroportraits.data.dataset import DatasetError, PortraitData, dataset_fingerprint, load_dataset
 from heroportraits.errors import HeroError
 from heroportraits.paths import dataset_dir
 from heroportraits.progress import progress_bar
@@ -145,32 +144,6 @@ class Judge:
 
     def predict(self, images) -> np.ndarray:
         return self.embed(images)[1]
-
-
-# ---------------------------------------------------------------- dataset fingerprint
-_FINGERPRINTS: dict[tuple, str] = {}
-
-
-def dataset_fingerprint(name_or_path: str | Path) -> str:
-    """Hash of images.npy + labels.csv: changes whenever the dataset is rebuilt differently.
-
-    Memoised per process on (path, size, mtime) so repeated calls cost a stat().
-    """
-    folder = dataset_dir(name_or_path)
-    files = [folder / "images.npy", folder / "labels.csv"]
-    for f in files:
-        if not f.exists():
-            raise DatasetError(f"{folder} has no {f.name}; build the dataset first (`python -m heroportraits build`)")
-    key = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
-    if key not in _FINGERPRINTS:
-        h = hashlib.blake2b(digest_size=16)
-        for f in files:
-            h.update(f.name.encode())
-            with open(f, "rb") as fh:
-                while chunk := fh.read(1 << 22):
-                    h.update(chunk)
-        _FINGERPRINTS[key] = h.hexdigest()
-    return _FINGERPRINTS[key]
 
 
 # ---------------------------------------------------------------- training
@@ -292,8 +265,11 @@ def save_judge(judge: Judge, path: str | Path) -> Path:
         "meta": judge.meta,
     }
     tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    try:
+        torch.save(state, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -347,9 +323,21 @@ def load_or_train_judge(
         judge = None  # stale: the dataset was rebuilt or another judge was asked for
     if judge is None:
         judge = train_judge(folder, cfg, progress=progress)
-        save_judge(judge, judge_path(folder))
+        cache_judge(judge, judge_path(folder))
     _MEMORY[key] = judge
     return judge
+
+
+def cache_judge(judge: Judge, path: Path) -> None:
+    """Keep a judge just trained for the next evaluation; a dataset folder that cannot be written (read-only, a
+    full disk) is said in one line, and this process scores with the judge in memory."""
+    try:
+        save_judge(judge, path)
+    except (OSError, RuntimeError) as e:  # torch reports a write cut short as RuntimeError
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0][:120]
+        print(
+            f"warning: could not cache the judge in {path} ({why}); it is used from memory and trained again next time"
+        )
 
 
 def describe_accuracy(accuracy: dict[str, float], joint_accuracy: float) -> str:

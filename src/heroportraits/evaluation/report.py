@@ -152,6 +152,7 @@ def format_table(results: dict, floor: dict | None = None) -> str:
         lines.append(f"{label:<36}{_f(gen, fmt):>16}{_f(flo, fmt):>16}   {note}")
     if floor:
         lines.append(f"floor: {floor['n']} real TRAIN images with their true labels, scored the same way")
+    lines += [f"note: {note}" for note in results.get("notes", [])]
     return "\n".join(lines)
 
 

@@ -209,8 +209,18 @@ def evaluate_images(
     core = _fd_and_conditioning(images, label_rows, ref)
     images, feats, judge = core["images"], core["feats"], ref.judge
     kid_mean, kid_std = M.kid(feats, ref.val_feats, n_subsets=n_subsets, seed=seed)
-    precision, recall = M.precision_recall(ref.val_feats, feats, k=k)
-    density, coverage = M.density_coverage(ref.val_feats, feats, k=k_dc)
+    precision = recall = density = coverage = None
+    notes = []
+    if len(ref.val_feats) > max(k, k_dc):  # k-NN radii need more real portraits than neighbours
+        precision, recall = M.precision_recall(ref.val_feats, feats, k=k)
+        density, coverage = M.density_coverage(ref.val_feats, feats, k=k_dc)
+    else:
+        notes.append(
+            f"precision, recall, density and coverage need more than {max(k, k_dc)} real VAL portraits "
+            f"(k-NN with k={k} and {k_dc}); {dataset_name!r} has {len(ref.val_feats)}: build it with more images"
+        )
+        if progress:
+            print(f"note: {notes[-1]}")
     pixel = _pixel_art_means(images, ref.native_scale)
     real_pixel = ref.pixel_art()
     return {
@@ -244,6 +254,7 @@ def evaluate_images(
             **{m: {"generated": pixel[m], "real": real_pixel[m]} for m in pixel},
         },
         "memorisation": _memorisation(images, ref) if memorisation else None,
+        "notes": notes,
     }
 
 

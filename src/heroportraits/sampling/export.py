@@ -18,8 +18,10 @@ nothing else to build valid inputs.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from torch.nn.utils import parametrize
 from heroportraits.errors import HeroError
 from heroportraits.models import to_pixels
 from heroportraits.models.palette_output import colour_record
+from heroportraits.paths import output_file, writing
 from heroportraits.sampling.sampler import Drawing, Sampler
 
 FORMATS = ("onnx", "torchscript")
@@ -97,7 +100,7 @@ def example_inputs(sampler: Sampler, n: int, seed: int = 0) -> tuple[torch.Tenso
     return noise, torch.stack(columns, 1) if columns else torch.zeros(n, 0, dtype=torch.long)
 
 
-def _export_onnx(graph: PortraitGraph, inputs, out: Path, meta: dict) -> None:
+def _export_onnx(graph: PortraitGraph, inputs, meta: dict) -> bytes:
     try:
         import onnx  # noqa: F401  (the exporter needs onnx and onnxscript)
         import onnxscript  # noqa: F401
@@ -128,10 +131,10 @@ def _export_onnx(graph: PortraitGraph, inputs, out: Path, meta: dict) -> None:
     model = program.model_proto
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
-    onnx.save_model(model, str(out))  # one self-contained file (weights inline, a few MB)
+    return model.SerializeToString()  # one self-contained file (weights inline, a few MB)
 
 
-def _export_torchscript(graph: PortraitGraph, inputs, out: Path, meta: dict) -> None:
+def _export_torchscript(graph: PortraitGraph, inputs, meta: dict) -> bytes:
     with warnings.catch_warnings():
         # torch.jit is deprecated upstream (ONNX is the format to prefer), and the tracer warns about
         # shape checks on the attribute count, which the export fixes anyway; the batch stays dynamic
@@ -140,23 +143,35 @@ def _export_torchscript(graph: PortraitGraph, inputs, out: Path, meta: dict) -> 
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(graph, inputs, check_trace=False)
-        torch.jit.save(traced, str(out), _extra_files={f"{METADATA_KEY}.json": json.dumps(meta)})
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer, _extra_files={f"{METADATA_KEY}.json": json.dumps(meta)})
+    return buffer.getvalue()
 
 
 def export_generator(checkpoint: str | Path, out: str | Path, fmt: str = "onnx", draw: Drawing = None) -> Path:
     """Write the checkpoint's EMA generator as `fmt` to `out`, with its metadata inside. It draws in the colours
     of `draw` (None = the run's default drawing; a DrawOptions or a mapping of fields to change) without D's
-    guidance: the file holds G alone (no D to guide it), so it draws each noise as G draws it."""
+    guidance: the file holds G alone (no D to guide it), so it draws each noise as G draws it.
+
+    The file is made in memory and written in one go through a temporary file: a path that cannot be written (a
+    folder, a full disk) is one line, and never leaves a partial file."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {list(FORMATS)}")
+    out = output_file(out, "export file")
     sampler = Sampler.from_checkpoint(checkpoint, draw=draw)
     sampler.use(sampler.drawing.unguided())
     graph = PortraitGraph(frozen_generator(sampler.G), sampler.resolution).eval()
     inputs = example_inputs(sampler, 2)  # batch 2: a traced batch of 1 could be specialised to a constant
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
-        (_export_onnx if fmt == "onnx" else _export_torchscript)(graph, inputs, out, export_metadata(sampler))
+        data = (_export_onnx if fmt == "onnx" else _export_torchscript)(graph, inputs, export_metadata(sampler))
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        with writing(out, "export file", ExportError):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+            os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 

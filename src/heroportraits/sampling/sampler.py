@@ -33,6 +33,7 @@ from heroportraits.models.palette_output import draw_in_colours
 from heroportraits.sampling.selection import best_noise, refine_noise
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint, resolve_checkpoint_path
 from heroportraits.training.config import Config, check_drawing
+from heroportraits.training.setup import resolve_device
 
 OPEN_MODES = ("mix", "unspecified")
 Drawing = DrawOptions | Mapping[str, object] | None  # exactly these / the run's with these changed / the run's
@@ -51,7 +52,7 @@ class Sampler:
     """
 
     def __init__(self, state: dict, device="cpu", draw: Drawing = None):
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.config = Config.from_dict(state["config"])
         self.run_drawing = self.config.draw  # the run's default drawing, kept in its checkpoint
         self.vocab = Vocabulary.from_json(state["vocab"])
@@ -78,6 +79,7 @@ class Sampler:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device="cpu", draw: Drawing = None) -> Sampler:
+        resolve_device(device)  # a device this machine lacks is named as such, not as a foreign checkpoint
         path = resolve_checkpoint_path(path)
         state = load_checkpoint(path, map_location="cpu")
         with foreign_weights(path):

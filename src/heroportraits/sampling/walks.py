@@ -25,6 +25,7 @@ from PIL import Image
 from heroportraits.data.attributes import LabelError
 from heroportraits.data.images import make_grid, nearest_upscale, save_png
 from heroportraits.models.conditioning import soft_labels
+from heroportraits.paths import output_file, writing
 from heroportraits.sampling.sampler import Sampler
 
 NOISE_WALK = "seed"  # `--interpolate seed=0:1` walks the noise; any other name is an attribute
@@ -149,4 +150,7 @@ def write_walk(
 ) -> tuple[Path, Path]:
     """Parse `spec`, draw the walk, write strip + GIF."""
     walk = parse_walk(spec, frames)
-    return save_walk(walk_frames(sampler, walk, conditions, seed, open_attributes), out)
+    out = output_file(out, "walk")
+    frames = walk_frames(sampler, walk, conditions, seed, open_attributes)
+    with writing(out, "walk", WalkError):
+        return save_walk(frames, out)

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from heroportraits.data.images import make_grid
-from heroportraits.figures import save_figure
+from heroportraits.figures import plain_text, save_figure
 
 
+@plain_text
 def plot_metric_bars(
     values: dict[str, dict[str, list[float]]], out: str | Path, baseline: str | None = None, title: str = ""
 ):
@@ -46,6 +47,7 @@ def plot_metric_bars(
     return save_figure(fig, out)
 
 
+@plain_text
 def plot_curves(
     curves: dict[str, list[tuple[list[float], list[float]]]],
     out: str | Path,
@@ -65,15 +67,15 @@ def plot_curves(
     if spread and max(spread) > 10 * min(spread):
         ax.set_yscale("log")
     ax.set_xlabel(xlabel), ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)  # "" leaves it without one
     ax.grid(alpha=0.3)
     if curves:
         ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, out)
 
 
+@plain_text
 def save_comparison_grid(
     rows: list[tuple[str, np.ndarray]], out: str | Path, col_labels: list[str] | None = None, title: str = ""
 ) -> Path:

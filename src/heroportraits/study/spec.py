@@ -316,7 +316,7 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
 
 
-def _read_toml(path: Path) -> dict:
+def _read_toml(path: Path, text: str) -> dict:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
@@ -327,7 +327,7 @@ def _read_toml(path: Path) -> dict:
                 f"{path}: TOML specs need Python >= 3.11 (or `pip install tomli`); or write JSON"
             ) from None
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise StudyError(f"{path}: not valid TOML: {e}") from None
 
@@ -343,13 +343,17 @@ def load_spec(spec: str | Path) -> Spec:
                 f"no study spec {str(spec)!r}: give a .toml/.json file or a built-in name "
                 f"({', '.join(builtin_names())})"
             )
+    if path.suffix.lower() not in (".json", ".toml"):
+        raise StudyError(f"{path}: a study spec is a .toml or .json file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise StudyError(f"{path} is not UTF-8 text; save it as UTF-8 (TOML and JSON files are)") from None
     if path.suffix.lower() == ".json":
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(text)
         except json.JSONDecodeError as e:
             raise StudyError(f"{path}: not valid JSON: {e}") from None
-    elif path.suffix.lower() == ".toml":
-        data = _read_toml(path)
     else:
-        raise StudyError(f"{path}: a study spec is a .toml or .json file")
+        data = _read_toml(path, text)
     return parse_spec(data, str(path), default_name=path.stem)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from heroportraits.errors import HeroError
+from heroportraits.paths import free_space
 
 CHECKPOINT_FORMAT = 1
 
@@ -24,6 +25,7 @@ class CheckpointError(HeroError):
 
 
 NETWORKS = ("G", "D", "G_ema")  # the state_dicts of a checkpoint that hold weights
+RUN_CHECKPOINTS = ("last.pt", "previous.pt", "best.pt")  # what a run folder holds, newest save first
 
 
 def save_checkpoint(state: dict, path: str | Path, keep_previous: str | Path | None = None) -> Path:
@@ -31,7 +33,7 @@ def save_checkpoint(state: dict, path: str | Path, keep_previous: str | Path | N
     to disk, then renamed over it. With `keep_previous`, the checkpoint `path` held until now is
     kept there (previous.pt beside last.pt), so one bad save never leaves no good checkpoint.
 
-    Refuses non-finite weights (a diverged run). A failed write (disk full, no permission)
+    Refuses non-finite weights (a diverged run). A failed write (disk full, even mid-file; no permission)
     removes path.tmp, leaves `path` as it was, and raises one CheckpointError with the free space.
     """
     path = Path(path)
@@ -48,9 +50,13 @@ def save_checkpoint(state: dict, path: str | Path, keep_previous: str | Path | N
         if keep_previous is not None and path.exists():
             _keep_copy(path, Path(keep_previous))
         os.replace(tmp, path)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:  # torch reports a write cut short mid-file as RuntimeError
         tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"could not write checkpoint {path}: {e.strerror or e}; {_free_space(path)}") from e
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0][:200]
+        raise CheckpointError(
+            f"could not write checkpoint {path}: {why}; {free_space(path)}: free some space or make the folder "
+            "writable, then run again"
+        ) from None
     return path
 
 
@@ -63,16 +69,6 @@ def _keep_copy(path: Path, previous: Path) -> None:
     except OSError:
         shutil.copyfile(path, tmp)
     os.replace(tmp, previous)
-
-
-def _free_space(path: Path) -> str:
-    """'N MB free on FOLDER' for the nearest existing folder above `path`."""
-    folder = next((p for p in (path.parent, *path.parents) if p.exists()), Path("/"))
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
-        return f"free space on {folder} unknown"
-    return f"{free / 2**20:,.0f} MB free on {folder}; free some space or make the folder writable, then run again"
 
 
 def nonfinite_weights(state: dict) -> list[str]:
@@ -122,7 +118,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         state, failure = None, type(e).__name__
     if failure:  # raised outside the handler, so no traceback carries torch's advice either
         raise CheckpointError(
-            f"cannot read checkpoint {path}: it is truncated, corrupt or not a PyTorch file ({failure})"
+            f"cannot read checkpoint {path}: it is truncated, corrupt or not a PyTorch file ({failure}). "
+            f"{_fallback(path, 'or train again (--no-resume)')}"
         )
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise not_ours(path, f"no format {CHECKPOINT_FORMAT} marker")
@@ -133,17 +130,17 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if bad:
         raise CheckpointError(
             f"{path} holds non-finite weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): the run "
-            f"diverged before it was saved. {_fallback(path)}"
+            f"diverged before it was saved. {_fallback(path, 'or train again with lower learning rates')}"
         )
     return state
 
 
-def _fallback(path: Path) -> str:
-    """Where to go instead of a diverged checkpoint: the other checkpoints beside it."""
-    others = [p for p in (path.parent / "previous.pt", path.parent / "best.pt") if p.exists() and p != path]
+def _fallback(path: Path, otherwise: str) -> str:
+    """Where to go instead of a checkpoint that cannot be used: the other checkpoints beside it."""
+    others = [p for p in (path.parent / n for n in RUN_CHECKPOINTS) if p.exists() and p != path]
     if others:
-        return f"Use {' or '.join(str(p) for p in others)} instead, or train again with lower learning rates."
-    return "No other checkpoint is beside it: train again with lower learning rates (--no-resume)."
+        return f"Use {' or '.join(str(p) for p in others)} instead, {otherwise}."
+    return f"No other checkpoint is beside it: {otherwise}."
 
 
 @contextmanager

@@ -146,12 +146,14 @@ class Range:
         return above and (self.high is None or v <= self.high)
 
     def __str__(self) -> str:
+        show = lambda v: str(v) if isinstance(v, int) else f"{v:g}"  # noqa: E731  (2**32 - 1 in full)
         if self.high is not None:
-            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
-        return f"{'>' if self.low_open else '>='} {self.low:g}"
+            return f"in {'(' if self.low_open else '['}{show(self.low)}, {show(self.high)}]"
+        return f"{'>' if self.low_open else '>='} {show(self.low)}"
 
 
 AT_LEAST_0, AT_LEAST_1, UNIT, POSITIVE = Range(0), Range(1), Range(0, 1), Range(0, low_open=True)
+MAX_SEED = 2**32 - 1  # every random stream a seed starts (torch, numpy) takes this many
 # Every numeric field's range: checked for presets, --set, notebooks and --dry-run alike.
 RANGES: dict[str, Range] = {
     **{f"model.{f}": AT_LEAST_1 for f in ("z_dim", "g_width", "d_width", "embed_dim")},
@@ -172,7 +174,8 @@ RANGES: dict[str, Range] = {
         f"train.{f}": AT_LEAST_0
         for f in ("mode_seeking", "r1_gamma", "r2_gamma", "ema_start", "ema_rampup", "lecam_weight")
     },
-    **{f"train.{f}": AT_LEAST_0 for f in ("instance_noise_std", "instance_noise_steps", "seed", "max_minutes")},
+    **{f"train.{f}": AT_LEAST_0 for f in ("instance_noise_std", "instance_noise_steps", "max_minutes")},
+    "train.seed": Range(0, MAX_SEED),
     "train.eval_every": AT_LEAST_0,
     "train.max_images": AT_LEAST_0,  # 0 = the whole TRAIN split
     "draw.rgb_colours": AT_LEAST_0,
@@ -224,7 +227,10 @@ def parse_value(key: str, kind, raw):
         items = raw
         if isinstance(raw, str):
             text = raw.strip()
-            items = json.loads(text) if text.startswith("[") else text.split(",")
+            try:
+                items = json.loads(text) if text.startswith("[") else text.split(",")
+            except json.JSONDecodeError:
+                items = None  # refused below, with an example
         args = typing.get_args(kind)
         if not isinstance(items, (list, tuple)) or len(items) != len(args):
             raise ConfigError(f"{key}={raw!r}: expects {len(args)} values, e.g. {key}=[0.0,0.9]")
@@ -397,6 +403,11 @@ def validate_config(cfg: Config) -> Config:
             "(or set model.head_fake=false)"
         )
     cfg.draw = check_drawing(cfg.draw, m)
+    if t.mode_seeking > 0 and t.batch_size < 2:
+        raise ConfigError(
+            f"train.batch_size={t.batch_size}: mode seeking (train.mode_seeking={t.mode_seeking:g}) compares the two "
+            "halves of a batch, so it needs at least 2 (or set train.mode_seeking=0)"
+        )
     if t.eval_every > 0 and t.eval_samples < 10:
         raise ConfigError(f"train.eval_samples={t.eval_samples}: FD needs at least 10 portraits (500 is typical)")
     return cfg

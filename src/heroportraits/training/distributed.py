@@ -30,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from heroportraits.errors import HeroError
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+RENDEZVOUS_VARS = ("MASTER_ADDR", "MASTER_PORT")  # where the ranks meet: torchrun sets them with the others
 # How long a rank waits in a collective for the others. Generous: rank 0 alone trains the
 # evaluation judge (once per dataset), writes sample grids and checkpoints while the others wait.
 TIMEOUT = timedelta(minutes=30)
@@ -73,9 +74,20 @@ def detect() -> DistInfo:
             f"distributed environment is incomplete: {present} set but {missing} missing. "
             f"Launch with `torchrun --nproc_per_node N -m heroportraits train ...`, or unset {present}."
         )
-    rank, world, local = (int(os.environ[v]) for v in ENV_VARS)
+    try:
+        rank, world, local = (int(os.environ[v]) for v in ENV_VARS)
+    except ValueError:
+        shown = ", ".join(f"{v}={os.environ[v]!r}" for v in ENV_VARS)
+        raise DistributedError(f"distributed environment {shown}: each must be a whole number") from None
     if not 0 <= rank < world:
         raise DistributedError(f"RANK={rank} is outside 0..WORLD_SIZE-1 (WORLD_SIZE={world})")
+    unset = [v for v in RENDEZVOUS_VARS if v not in os.environ]
+    if world > 1 and unset and not dist.is_initialized():
+        raise DistributedError(
+            f"distributed environment is incomplete: RANK, WORLD_SIZE and LOCAL_RANK are set but {unset} are not, so "
+            f"the ranks cannot meet. Launch with `torchrun --nproc_per_node N -m heroportraits train ...`, or unset "
+            f"{list(ENV_VARS)}."
+        )
     return DistInfo(rank, world, local)
 
 

@@ -18,7 +18,7 @@ import torch
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.images import make_grid
-from heroportraits.figures import DrawingError, save_figure
+from heroportraits.figures import DrawingError, plain_text, save_figure
 
 
 @dataclass
@@ -67,6 +67,7 @@ def fixed_noise(layout: GridLayout, z_dim: int, seed: int = 1234) -> torch.Tenso
     return z_cols.repeat(layout.n_rows * layout.n_blocks, 1)
 
 
+@plain_text
 def save_grid_figure(images: np.ndarray, layout: GridLayout, path: str | Path, title: str = "") -> Path:
     """Labelled grid (matplotlib, nearest-neighbour display so pixels stay crisp)."""
     import matplotlib.pyplot as plt
@@ -108,6 +109,7 @@ def read_metric_file(path: str | Path) -> pd.DataFrame:
     return frame.select_dtypes("number").astype(float)
 
 
+@plain_text
 def plot_losses(metrics_csv: str | Path, out: str | Path | None = None):
     """D and G losses (and D's mean logits on real/fake) against step."""
     import matplotlib.pyplot as plt
@@ -123,6 +125,7 @@ def plot_losses(metrics_csv: str | Path, out: str | Path | None = None):
     return save_figure(fig, out)
 
 
+@plain_text
 def plot_metric_curves(path: str | Path, keys: list[str] | None = None, out: str | Path | None = None):
     """One panel per metric against `step` (or row number) from a metrics CSV/JSONL; saved if `out`."""
     import matplotlib.pyplot as plt

@@ -15,15 +15,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from heroportraits.data.dataset import batch_warning, load_dataset
+from heroportraits.data.dataset import batch_warning, dataset_fingerprint, load_dataset
 from heroportraits.progress import TrainingBar
 from heroportraits.training import distributed
-from heroportraits.training.checkpoint import foreign_weights, load_checkpoint
+from heroportraits.training.checkpoint import foreign_weights
 from heroportraits.training.config import Config, ConfigError, TrainConfig, validate_config
 from heroportraits.training.distributed import DistInfo
 from heroportraits.training.guards import StopSignals, check_logged
 from heroportraits.training.run_files import RunFiles, RunScorer
-from heroportraits.training.setup import checkpoint_exists, resolve_device, restore, setup_training
+from heroportraits.training.setup import resolve_device, restore, resume_checkpoint, setup_training
 
 
 @dataclass
@@ -45,7 +45,8 @@ def train(
     progress: bool = True,
     scorer: RunScorer | None = None,
 ) -> TrainResult:
-    """Train `run` on `dataset`, resuming its last.pt unless resume=False. With train.eval_every > 0,
+    """Train `run` on `dataset`, resuming its newest readable checkpoint unless resume=False, which sets the
+    run's earlier files aside (in the run folder) and starts from step 0. With train.eval_every > 0,
     `scorer` scores the EMA generator every eval_every steps (eval.jsonl, best.pt): pass
     `evaluation.during_training.TrainTimeScorer(dataset)`, as the train verb does.
 
@@ -67,14 +68,18 @@ def train(
             print(warning, file=sys.stderr)  # in a notebook too, not only from the CLI
         data = load_dataset(dataset, "train")
         s = setup_training(cfg, data, device, info)
+        s.dataset_fingerprint = dataset_fingerprint(dataset)  # a resume on other data is refused
         files = RunFiles(run, cfg, dataset, s, data.labels, scorer)  # + the fixed sample grid
         del data  # the loop needs only this rank's shard, already on the device
         trainer = s.trainer
 
-        # ---- resume: every rank reads last.pt (networks, optimisers, ADA p / LeCam anchors, its RNG, step)
-        if resume and checkpoint_exists(files.last, info):
-            with foreign_weights(files.last):
-                files.best = restore(s, load_checkpoint(files.last, map_location=device), cfg, files.last)
+        # ---- resume: every rank reads the run's newest readable checkpoint (networks, optimisers, ADA p /
+        # LeCam anchors, its RNG, step); a fresh start sets an earlier run's files aside, never deletes them
+        found = resume_checkpoint(files.dir, device, info) if resume else files.set_aside()
+        if found is not None:
+            path, state = found
+            with foreign_weights(path):
+                files.best = restore(s, state, cfg, path, dataset)
         start_step = step = trainer.iteration
         files.open(step, progress)  # rank 0: folders, config.json, logs cut back to `step`; the judge
 

@@ -13,11 +13,13 @@ e.g. evaluation.during_training.TrainTimeScorer): training does not know how por
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -25,9 +27,9 @@ import torch
 
 from heroportraits.errors import HeroError
 from heroportraits.models import to_pixels
-from heroportraits.paths import checkpoints_dir, samples_dir
+from heroportraits.paths import checkpoints_dir, free_space, samples_dir, write_json
 from heroportraits.training import distributed
-from heroportraits.training.checkpoint import nonfinite_weights, save_checkpoint
+from heroportraits.training.checkpoint import RUN_CHECKPOINTS, nonfinite_weights, save_checkpoint
 from heroportraits.training.config import Config
 from heroportraits.training.figures import fixed_noise, grid_layout, plot_losses, save_grid_figure
 from heroportraits.training.guards import diverged
@@ -35,6 +37,8 @@ from heroportraits.training.setup import TrainingSetup, checkpoint_state
 from heroportraits.training.trainer import STEP_STATS
 
 METRIC_COLUMNS = ["step", "seconds", "images_per_s", *STEP_STATS, "noise_std"]
+# A run's own files: what a fresh start (resume=False) sets aside rather than deletes.
+EARLIER_FILES = (*RUN_CHECKPOINTS, "eval.jsonl", "metrics.csv", "config.json", "losses.png")
 
 
 class RunFilesError(HeroError):
@@ -73,31 +77,32 @@ class RunFiles:
         self.grid_z = fixed_noise(self.layout, cfg.model.z_dim).to(s.device)  # (cells, Z)
         self.grid_y = self.layout.labels.to(s.device)  # (cells, A')
         self.start = self.window = time.time()  # run start; start of the current images/s window
+        self.failed: set[str] = set()  # side outputs already reported as unwritable
 
     def open(self, step: int, progress: bool = True) -> None:
-        """Before the first step: folders checked writable (on every rank's word), partial
-        checkpoints of a killed save removed, the resolved config written; metrics and
-        evaluations cut back to `step` (a resumed run logs the steps after its checkpoint
-        again); the judge ready when evaluating."""
+        """Before the first step: partial checkpoints of a killed save removed, folders checked writable (on
+        every rank's word); at a fresh start the resolved config written (a resumed run's config.json is written
+        with its next checkpoint, so it always holds the settings of the checkpoint beside it); metrics and
+        evaluations cut back to `step` (a resumed run logs the steps after its checkpoint again); the judge
+        ready when evaluating."""
         if self.best is not None:
             self.postfix["best_fd"] = f"{self.best['fd']:.2f}"
+        if self.main:  # first: on a full disk, the space a killed save left is what the next one needs
+            for tmp in sorted(self.dir.glob("*.pt.tmp")):
+                tmp.unlink()
+                print(f"removed {tmp}: a partial checkpoint left by a run stopped while saving", file=sys.stderr)
         problem = self._unwritable() if self.main else None
         problem = next((p for p in distributed.all_gather(problem, self.s.info) if p), None)
         if problem:
             raise RunFilesError(problem)
         if not self.main:
             return
-        for tmp in sorted(self.dir.glob("*.pt.tmp")):
-            tmp.unlink()
-            print(f"removed {tmp}: a partial checkpoint left by a run stopped while saving", file=sys.stderr)
-        (self.dir / "config.json").write_text(self.cfg.to_json())
+        if step == 0:
+            write_json(self.dir / "config.json", self.cfg.to_dict())
+            self.evals.unlink(missing_ok=True)  # an unfinished start's evaluations: their steps are trained again
         if step == 0 or not self.metrics.exists():
             with open(self.metrics, "w", newline="") as f:
                 csv.writer(f).writerow(METRIC_COLUMNS)
-        if step == 0:  # a fresh start: an older run's evaluations and checkpoints are not this run's
-            self.evals.unlink(missing_ok=True)
-            self.best_path.unlink(missing_ok=True)
-            self.previous.unlink(missing_ok=True)
         match_metric_columns(self.metrics)
         for path in (self.metrics, self.evals):
             drop_rows_after(path, step)
@@ -111,13 +116,50 @@ class RunFiles:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 probe.write_bytes(b"ok")
-                probe.unlink()
             except OSError as e:
                 return (
-                    f"cannot write to the run folder {folder}: {e.strerror or e}. Make it a writable folder, "
-                    f"or pick another run name (--run) or project root (HEROPORTRAITS_ROOT)"
+                    f"cannot write to the run folder {folder}: {e.strerror or e} ({free_space(folder)}). Make it a "
+                    f"writable folder with free space, or pick another run name (--run) or project root "
+                    f"(HEROPORTRAITS_ROOT)"
                 )
+            finally:
+                with contextlib.suppress(OSError):
+                    probe.unlink(missing_ok=True)
         return None
+
+    def set_aside(self) -> None:
+        """A fresh start (resume=False) in a folder that holds an earlier run: its checkpoints and logs move into
+        RUN/earlier-<time>/ first (rank 0), so that starting again never deletes a checkpoint. Returns None:
+        there is nothing to resume."""
+        present = [self.dir / name for name in EARLIER_FILES if (self.dir / name).exists()] if self.main else []
+        if present:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            keep = next(
+                self.dir / name
+                for name in (f"earlier-{stamp}", *(f"earlier-{stamp}-{i}" for i in range(1, 100)))
+                if not (self.dir / name).exists()
+            )
+            try:
+                keep.mkdir(parents=True)
+                for path in present:
+                    os.replace(path, keep / path.name)
+            except OSError as e:
+                raise RunFilesError(f"cannot set the earlier run's files aside in {keep}: {e.strerror or e}") from None
+            print(f"starting {self.run} again from step 0: its earlier files are in {keep}", file=sys.stderr)
+        distributed.barrier(self.s.info)
+        return None
+
+    @contextlib.contextmanager
+    def side_output(self, what: str) -> Iterator[None]:
+        """A file the run writes beside its checkpoints (a grid, a log row, a plot): one that cannot be written (a
+        full disk) is reported once and skipped, and training goes on; only a checkpoint that cannot be saved
+        stops the run (training.checkpoint)."""
+        try:
+            yield
+        except OSError as e:
+            if what not in self.failed:
+                self.failed.add(what)
+                print(f"warning: could not write {what} ({e.strerror or e}); training goes on", file=sys.stderr)
 
     def log(self, step: int, stats: dict[str, torch.Tensor], noise_std: float) -> dict[str, float]:
         """Average the step's stats over ranks (the loop's only host sync), append a metrics row;
@@ -129,7 +171,7 @@ class RunFiles:
         values = {k: round(v, 5) for k, v in zip(STEP_STATS, means.tolist())}
         if self.main:
             row = [step, round(now - self.start, 2), round(ips, 1), *(values[k] for k in STEP_STATS)]
-            with open(self.metrics, "a", newline="") as f:
+            with self.side_output(str(self.metrics)), open(self.metrics, "a", newline="") as f:
                 csv.writer(f).writerow([*row, round(noise_std, 5)])
         self.postfix.update(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}")
         return values
@@ -141,9 +183,12 @@ class RunFiles:
         with torch.no_grad():
             images = to_pixels(self.s.trainer.G_ema(self.grid_z, self.grid_y), self.s.out_res).cpu().numpy()
         title = f"{self.run}  step {step}"
-        path = save_grid_figure(images, self.layout, self.sample_dir / f"step_{step:06d}.png", title)
-        (self.sample_dir / "latest.png").write_bytes(path.read_bytes())
-        return path
+        path = self.sample_dir / f"step_{step:06d}.png"
+        with self.side_output(f"the sample grids in {self.sample_dir}"):
+            save_grid_figure(images, self.layout, path, title)
+            (self.sample_dir / "latest.png").write_bytes(path.read_bytes())
+            return path
+        return None
 
     def evaluate(self, step: int, rng_states: list) -> dict[str, str]:
         """FD of G_ema now -> a row of eval.jsonl; best.pt (= last.pt's content) when the lowest yet.
@@ -158,7 +203,7 @@ class RunFiles:
             self.best = {"fd": result["fd"], "step": step}
             self.save(self.best_path, rng_states)
         row = {"step": step, "seconds": round(time.time() - self.start, 2), **result, "best": is_best}
-        with open(self.evals, "a") as f:
+        with self.side_output(str(self.evals)), open(self.evals, "a") as f:
             f.write(json.dumps(row) + "\n")
         self.window += time.time() - t0
         self.postfix.update(fd=f"{result['fd']:.2f}", best_fd=f"{self.best['fd']:.2f}")
@@ -170,6 +215,9 @@ class RunFiles:
         state = self._finite_state(self.s.trainer.iteration, rng_states)
         if self.main:
             save_checkpoint(state, path, keep_previous=self.previous if path == self.last else None)
+            if path == self.last:  # the settings of the checkpoint beside it, resumed with other ones or not
+                with self.side_output(str(self.dir / "config.json")):
+                    write_json(self.dir / "config.json", state["config"])
 
     def _finite_state(self, step: int, rng_states: list) -> dict:
         """The checkpoint dict, checked on every rank (they hold the same weights, so all stop together)."""
@@ -185,7 +233,8 @@ class RunFiles:
             return
         if not trained:
             self.write_samples(self.s.trainer.iteration)
-        plot_losses(self.metrics, self.dir / "losses.png")
+        with self.side_output(str(self.dir / "losses.png")):
+            plot_losses(self.metrics, self.dir / "losses.png")
 
 
 def match_metric_columns(path: Path) -> None:

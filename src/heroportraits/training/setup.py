@@ -15,20 +15,39 @@ import torch
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import PortraitData, limit_images
+from heroportraits.errors import HeroError
 from heroportraits.models import build_models, conditioning_vocab, network_resolution, to_native
 from heroportraits.models.palette_output import draw_in_colours
+from heroportraits.paths import dataset_dir
 from heroportraits.training import distributed
-from heroportraits.training.checkpoint import CheckpointError, check_vocabulary
-from heroportraits.training.config import Config
+from heroportraits.training.checkpoint import RUN_CHECKPOINTS, CheckpointError, check_vocabulary, load_checkpoint
+from heroportraits.training.config import DEVICE_PATTERN, Config
 from heroportraits.training.distributed import DistInfo, unwrap
 from heroportraits.training.pixel_art import quantise_reals, training_palette
 from heroportraits.training.trainer import Trainer
 
 
-def resolve_device(name: str) -> torch.device:
+class DeviceError(HeroError):
+    """A device name that is none, or a device this machine does not have."""
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """`auto` (cuda if available, else cpu), cpu, cuda, cuda:N or mps, checked against this machine: a name that
+    is no device, or one this machine lacks, is one line saying what to use instead."""
+    if isinstance(name, torch.device):
+        name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    if not DEVICE_PATTERN.fullmatch(str(name)):
+        raise DeviceError(f"device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {name!r}: this machine has no CUDA GPU that torch can use; use cpu (or auto)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise DeviceError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), cuda:0 and up")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"device {name!r}: this machine has no Apple GPU (MPS) that torch can use; use cpu (or auto)")
+    return device
 
 
 def label_mix(labels: torch.Tensor) -> dict:
@@ -87,6 +106,7 @@ class TrainingSetup:
     info: DistInfo  # rank and world size (world size 1 outside torchrun)
     device: torch.device
     palette: list | None = None  # the dataset palette G draws from, [[r, g, b], ...] (palette_source=dataset)
+    dataset_fingerprint: str | None = None  # of the dataset's files (data.dataset.dataset_fingerprint): train() sets it
 
 
 def setup_training(
@@ -186,6 +206,7 @@ def checkpoint_state(
             "network_resolution": s.net_res,
             "label_mix": s.label_mix,
             "palette": s.palette,  # sampling and export rebuild G's palette output from it
+            "fingerprint": s.dataset_fingerprint,  # a resumed run is refused on other data
         },
         "G": unwrap(t.G).state_dict(),
         "D": unwrap(t.D).state_dict(),
@@ -259,16 +280,17 @@ def check_resume(saved: dict, now: dict, path: Path) -> dict[str, tuple]:
     return {k: v for k, v in changes.items() if k in RESUME_OPTIMISER}
 
 
-def restore(s: TrainingSetup, state: dict, cfg: Config, path: Path) -> dict | None:
+def restore(s: TrainingSetup, state: dict, cfg: Config, path: Path, dataset: str) -> dict | None:
     """Load a checkpoint into a fresh setup (networks, optimisers, ADA p / LeCam anchors, this
     rank's random stream, step); returns its best train-time evaluation ({"fd", "step"} or None).
 
     Settings that only say how long / how often may differ from the checkpoint's; changed
     learning rates and betas are applied to the restored optimisers (with a notice); any
-    other change is refused (check_resume)."""
+    other change is refused (check_resume), and so is other data (check_dataset)."""
     t, info = s.trainer, s.info
     optimiser_changes = check_resume(state["config"], cfg.to_dict(), path)
     check_vocabulary(state["vocab"], s.vocab.to_json(), path)
+    check_dataset(state["dataset"], dataset, s.dataset_fingerprint, path)
     unwrap(t.G).load_state_dict(state["G"]), unwrap(t.D).load_state_dict(state["D"])
     t.G_ema.load_state_dict(state["G_ema"])
     t.opt_G.load_state_dict(state["opt_G"]), t.opt_D.load_state_dict(state["opt_D"])
@@ -293,6 +315,51 @@ def restore(s: TrainingSetup, state: dict, cfg: Config, path: Path) -> dict | No
         s.gen.manual_seed(distributed.rank_seed(cfg.train.seed + t.iteration, info))
     torch.set_rng_state(rng["torch"].cpu())
     return state.get("best")
+
+
+def check_dataset(saved: dict, dataset: str, fingerprint: str | None, path: Path) -> None:
+    """Refuse to resume a run on other data than it trained on: another dataset, or the same one rebuilt with other
+    images or labels (the fingerprint of images.npy and labels.csv; checkpoints from before it compare folders)."""
+    same_folder = dataset_dir(saved["name"]).resolve() == dataset_dir(dataset).resolve()
+    same = saved["fingerprint"] == fingerprint if saved.get("fingerprint") and fingerprint else same_folder
+    if same:
+        return
+    if same_folder:
+        raise CheckpointError(
+            f"checkpoint {path} was trained on dataset {saved['name']!r} as it was then: it has been rebuilt since "
+            f"with other images or labels, so resuming would train on other data. Start a new run with --run NEW_NAME"
+        )
+    raise CheckpointError(
+        f"checkpoint {path} was trained on dataset {saved['name']!r}, not on {dataset!r}: resuming would train it "
+        f"on other data. Resume with --dataset {saved['name']}, or start a new run with --run NEW_NAME"
+    )
+
+
+def resume_checkpoint(run_dir: Path, device: torch.device, info: DistInfo) -> tuple[Path, dict] | None:
+    """The checkpoint a run resumes from, read on every rank: last.pt, or when it is missing or cannot be read (a
+    save cut short, a full disk), the newest of previous.pt and best.pt that can, with a notice. None for a run
+    with no checkpoint at all; a run whose checkpoints all fail is refused, never started again from step 0."""
+    present = [p for p in (run_dir / n for n in RUN_CHECKPOINTS) if checkpoint_exists(p, info)]
+    readable, problems = [], []
+    for path in present:
+        try:
+            readable.append((path, load_checkpoint(path, map_location=device)))
+        except CheckpointError as e:
+            problems.append(str(e))
+        if readable and path.name == "last.pt":
+            return readable[0]
+    if not present:
+        return None
+    if not readable:
+        raise CheckpointError(
+            f"run {run_dir} has checkpoints, but none can be read ({'; '.join(problems)}). Start it again from step "
+            "0 with --no-resume (they are set aside in the run folder, not deleted), or pick another --run"
+        )
+    path, state = max(readable, key=lambda found: int(found[1]["step"]))
+    if info.is_main:
+        why = problems[0] if problems else f"{run_dir / 'last.pt'} is missing"
+        print(f"{why}; resuming from {path} (step {state['step']})", file=sys.stderr)
+    return path, state
 
 
 def checkpoint_exists(path: Path, info: DistInfo) -> bool:
