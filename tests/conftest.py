@@ -97,7 +97,7 @@ def toy_dataset(project_root):
     return "toy"
 
 
-def synthetic_shapes_dataset(root, name="shapes", n=1000, seed=0, val_every=5):
+def synthetic_shapes_dataset(root, name="shapes", n=1000, seed=0, val_every=5, source=None):
     """A final dataset with real intra-class variety, for judge/metric tests: attribute `shape`
     (square, ring, cross) and `colour` (red, green, blue, yellow), at random positions and
     sizes on a two-tone background. Drawn on a 32x32 grid, upscaled x2 (native_scale 2)."""
@@ -128,7 +128,7 @@ def synthetic_shapes_dataset(root, name="shapes", n=1000, seed=0, val_every=5):
             }
         )
     vocab = Vocabulary({"shape": shapes, "colour": list(colours)})
-    meta = {"name": name, "native_scale": 2, "source": {"kind": "synthetic-test"}}
+    meta = {"name": name, "native_scale": 2, "source": source or {"kind": "synthetic-test"}}
     return write_dataset(root / "data" / name, np.stack(images), rows, vocab, meta)
 
 

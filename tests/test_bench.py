@@ -211,12 +211,23 @@ def test_layer_flops_add_up_to_the_networks_forward():
     G, D = s.trainer.G, s.trainer.D
     x, y = s.next_batch()
     z = s.trainer.noise(x.shape[0])
-    flops = bench.layer_flops(G, D, z, y, x)
+    flops = bench.layer_flops(s.trainer, x, y)
     with torch.no_grad():
         total = count_flops(lambda: (G(z, y), D(x, y)))
     assert flops["DCGANGenerator"] + flops["DCGANDiscriminator"] == total
     layers = [v for k, v in flops.items() if k.startswith("DCGANGenerator.")]
     assert 0 < sum(layers) <= flops["DCGANGenerator"]
+
+
+def test_layer_flops_of_a_flow_model_are_its_velocity_networks_forward():
+    data = synthetic_data(n=16)
+    s = train_setup.setup_training(resolve_config("smoke", {"model.arch": "unet"}), data, torch.device("cpu"))
+    x, y = s.next_batch()
+    flops = bench.layer_flops(s.trainer, x, y)
+    with torch.no_grad():
+        total = count_flops(lambda: s.trainer.G(x, y, torch.rand(x.shape[0])))
+    assert s.trainer.D is None and flops["FlowGenerator"] == total > 0
+    assert 0 < flops["FlowGenerator.net"] <= total
 
 
 def test_cli_rejects_unknown_preset(capsys):

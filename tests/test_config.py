@@ -72,7 +72,9 @@ NAME_PARTS = {
     "palette": lambda c: c.model.output == "palette" and c.model.d_classify > 0,
     "head": lambda c: c.model.d_head_classify > 0,
     "full": lambda c: c.train.r1_gamma > 0 and c.train.augment and c.train.instance_noise_std > 0,
-    "_gpu": lambda c: not c.model.native_grid and c.train.batch_size >= 128,
+    # GPU-sized: batch >= 128 and GANs at 64x64 (the flow family stays on the native grid everywhere)
+    "_gpu": lambda c: (not c.model.native_grid or c.model.arch == "unet") and c.train.batch_size >= 128,
+    "flow_unet": lambda c: c.model.arch == "unet" and c.train.attr_dropout > 0,
 }
 
 
@@ -92,11 +94,14 @@ SIZE_FIELDS = {
     "model.d_width",
     "model.z_dim",
     "model.native_grid",
+    "model.embed_dim",
+    "model.flow_blocks",
     "train.steps",
     "train.batch_size",
     "train.tau_steps",
     "train.amp",
     "train.compile",
+    "train.channels_last",
     "train.sample_every",
     "train.checkpoint_every",
 }

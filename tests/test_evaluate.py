@@ -25,6 +25,7 @@ from heroportraits.training.loop import train
 from heroportraits.training.presets import resolve_config
 
 TEST_JUDGE = JudgeConfig(width=8, feature_dim=64, epochs=6, batch_size=64)
+FACE = [16, 16, 48, 48]  # the shapes dataset says its "faces" are here: the centre, where its shapes lie
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def shapes(tmp_path_factory):
     root = make_project_root(tmp_path_factory.mktemp("evaluate"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HEROPORTRAITS_ROOT", str(root))
-        synthetic_shapes_dataset(root)
+        synthetic_shapes_dataset(root, source={"kind": "synthetic-test", "face_box": FACE})
         judge = load_or_train_judge("shapes", TEST_JUDGE, progress=False)
         result = train(resolve_config("smoke"), "shapes", "tiny", progress=False)
         train_split, val_split = load_dataset("shapes", "train"), load_dataset("shapes", "val")
@@ -122,6 +123,27 @@ def test_table_shows_scores_beside_the_floor_and_the_judge_accuracy(shapes):
         assert label in table, label
 
 
+def speckled(images: np.ndarray, levels: int = 3) -> np.ndarray:
+    """Each native 2x2 pixel moved by up to +-levels per channel: speckle that colour counts barely see."""
+    native = images[:, ::2, ::2].astype(int)
+    noise = np.random.default_rng(0).integers(-levels, levels + 1, native.shape)
+    return np.clip(native + noise, 0, 255).repeat(2, 1).repeat(2, 2).astype(np.uint8)
+
+
+def test_detail_score_sits_at_its_floor_for_real_images_and_sees_speckle(shapes):
+    images, rows = shapes["train"][:200], shapes["train_rows"][:200]
+    real = S.evaluate_images(images, rows, "shapes", n_subsets=5, memorisation=False, progress=False)["detail"]
+    noisy = S.evaluate_images(speckled(images), rows, "shapes", n_subsets=5, memorisation=False, progress=False)
+    noisy = noisy["detail"]
+    for region in ("whole", "face"):  # the dataset records a face box, so the face is scored alone too
+        assert real[region]["pattern_distance"] < 0.05 < 0.5 < noisy[region]["pattern_distance"], region
+        assert noisy[region]["isolated_share"]["generated"] > 0.8 > 0.2 > real[region]["isolated_share"]["generated"]
+    assert real["face"]["box"] == FACE and noisy["face"]["fd"] > real["face"]["fd"] >= 0
+    table = R.format_table({**S.evaluate_images(images, rows, "shapes", n_subsets=5, progress=False)})
+    for label in ("pattern distance (TV)", "isolated native pixels", "face: pattern distance", "face: FD"):
+        assert label in table, label
+
+
 def test_scores_as_dataframes_per_metric_and_per_attribute_value(shapes):
     images, rows = shapes["train"][:60], shapes["train_rows"][:60]
     res = S.evaluate_images(images, rows, "shapes", n_subsets=5, progress=False)
@@ -136,6 +158,7 @@ def test_scores_as_dataframes_per_metric_and_per_attribute_value(shapes):
         "distribution",
         "conditional accuracy",
         "pixel art",
+        "detail",
         "memorisation",
     ]
     no_floor = R.metrics_frame(res)["floor"]  # without a floor only memorisation has one (VAL against TRAIN)

@@ -27,6 +27,14 @@ MODELS = {
     "palette_merge": {"model.output": "palette", "model.palette_k": 6, "draw.palette_merge": 40.0},
     # an RGB model's samples quantised per portrait (k-means: fixed loops, traced) and merged
     "rgb_colours": {"draw.rgb_colours": 6, "draw.palette_merge": 3.0},
+    # the flow family: the solver loop (2 Heun steps, guided) and the quantisation inside the graph
+    "flow": {
+        "model.arch": "unet",
+        "train.attr_dropout": 0.2,
+        "draw.flow_steps": 2,
+        "draw.guidance": 1.5,
+        "draw.rgb_colours": 6,
+    },
 }
 
 

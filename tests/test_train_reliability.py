@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from toys import FAMILIES
 
 from heroportraits.cli import main as cli_main
 from heroportraits.errors import HeroError
@@ -41,9 +42,11 @@ def _cli(root: Path, *args: str) -> tuple[list[str], dict]:
 
 
 # ------------------------------------------------------------------ divergence
-def test_a_nan_run_stops_with_one_message_and_saves_nothing_non_finite(toy_dataset, project_root):
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_a_nan_run_stops_with_one_message_and_saves_nothing_non_finite(family, toy_dataset, project_root):
     cmd, env = _cli(project_root, "train", "--dataset", toy_dataset, "--preset", "smoke", "--run", "nan")
     cmd += ["--set", "train.d_lr=1e30", "--set", "train.g_lr=1e30"]
+    cmd += [item for k, v in FAMILIES[family].items() for item in ("--set", f"{k}={v}")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
@@ -53,11 +56,12 @@ def test_a_nan_run_stops_with_one_message_and_saves_nothing_non_finite(toy_datas
     assert not last.exists() or not nonfinite_weights(load_checkpoint(last))
 
 
-def test_a_diverging_resume_keeps_the_good_checkpoint(toy_dataset, project_root):
-    good = train(resolve_config("smoke", {"train.steps": 3}), toy_dataset, "div", progress=False)
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_a_diverging_resume_keeps_the_good_checkpoint(family, toy_dataset, project_root):
+    good = train(resolve_config("smoke", {**FAMILIES[family], "train.steps": 3}), toy_dataset, "div", progress=False)
     before = good.checkpoint.read_bytes()
     with pytest.raises(DivergedError, match=r"diverged at step [456].*last\.pt \(saved before, finite\) is kept"):
-        train(resolve_config("smoke", EXPLODE), toy_dataset, "div", progress=False)
+        train(resolve_config("smoke", {**FAMILIES[family], **EXPLODE}), toy_dataset, "div", progress=False)
     assert good.checkpoint.read_bytes() == before  # last.pt: still the good step-3 checkpoint
     assert load_checkpoint(good.checkpoint)["step"] == 3
 
@@ -82,10 +86,11 @@ def test_non_finite_checkpoints_are_refused_by_sample_evaluate_and_loaders(toy_d
 
 
 # ------------------------------------------------------------------ SIGINT / SIGTERM
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_finishes_the_step_saves_and_prints_the_resume_command(sig, toy_dataset, project_root):
+@pytest.mark.parametrize("sig,family", [(signal.SIGINT, "gan"), (signal.SIGTERM, "gan"), (signal.SIGTERM, "flow")])
+def test_a_signal_finishes_the_step_saves_and_prints_the_resume_command(sig, family, toy_dataset, project_root):
     run = f"sig{int(sig)}"
     cmd, env = _cli(project_root, "train", "--dataset", toy_dataset, "--preset", "smoke", "--run", run)
+    cmd += [item for k, v in FAMILIES[family].items() for item in ("--set", f"{k}={v}")]
     cmd += ["--set", "train.steps=100000", "--set", "train.checkpoint_every=100000"]
     cmd += ["--set", "train.sample_every=100000"]  # only the signal writes a checkpoint
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

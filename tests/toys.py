@@ -13,6 +13,11 @@ from heroportraits.training.presets import resolve_config
 from heroportraits.training.trainer import Trainer
 
 TOY_VOCAB = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"]})
+# Every model family as overrides of the smoke preset (a tiny DCGAN): the run machinery's tests take each.
+FAMILIES = {
+    "gan": {},
+    "flow": {"model.arch": "unet", "train.attr_dropout": 0.1, "draw.flow_steps": 2},
+}
 
 
 def toy_trainer(d: nn.Module | None = None, **overrides) -> tuple[Trainer, Callable]:

@@ -1,4 +1,4 @@
-"""hero-portrait-generator: conditional GANs for 64x64 pixel-art hero portraits.
+"""hero-portrait-generator: conditional generative models (GANs, flow matching) for 64x64 pixel-art hero portraits.
 
 The subpackages are the pipeline, in order (docs/architecture.md draws it). Every module:
 
@@ -17,8 +17,9 @@ data                     sources (procedural, LPC, your own images) -> prepare -
   data.prepare           any folder of images + labels -> a checked staging set with a report
   data.build             staging set -> final dataset: duplicates removed, stratified split
   data.dataset           the final dataset format, loaded into memory for training
+  data.face_regions      where composed sources keep their faces (the face box evaluate scores apart)
   data.figures           the data stage's pictures: previews, review grids, counts, duplicates, examples
-models                   build_models: G and D from a ModelConfig and the vocabulary
+models                   build_models: G and D (none for the flow family) from a ModelConfig and the vocabulary
   models.config          ModelConfig (the networks) and DrawOptions (how portraits are drawn by default)
   models.conditioning    learned attribute embeddings
   models.layers          conditional batch-norm, projection head, spectral normalisation
@@ -28,6 +29,7 @@ models                   build_models: G and D from a ModelConfig and the vocabu
   models.colour_quantise  an RGB sample's own palette: per-portrait k-means in OKLab (draw.rgb_colours)
   models.fastgan         FastGAN parts: skip-layer excitation in G, D's self-supervised decoders
   models.head_classifier D's head classifier: the class named from the portrait's top rows alone
+  models.flow            the flow family: a velocity U-Net, its Euler / Heun sampler with guidance, the loss
 training                 the training stage
   training.config        Config (model, train, draw), --set parsing, ranges and the checks between fields
   training.presets       the presets as one table: name, base, one line, overrides
@@ -37,7 +39,8 @@ training                 the training stage
   training.pixel_art     the training side of the palette output and the self-supervised D (tau, quarter, reals)
   training.checkpoint    atomic checkpoint saves and safe loads
   training.distributed   DDP: process group, sharding, wrapping and unwrapping networks
-  training.trainer       Trainer.step: one iteration (D phases, G phase, EMA, ADA) and its state
+  training.trainer       Trainer.step: one GAN iteration (D phases, G phase, EMA, ADA) and its state
+  training.flow_trainer  FlowTrainer.step: one flow-matching iteration, with the GAN Trainer's outside
   training.setup         setup_training, checkpoint_state (the one checkpoint dict), restore
   training.run_files     a run's files: metrics.csv, sample grids, eval.jsonl / best.pt, checkpoints
   training.guards        divergence checks and SIGINT / SIGTERM: stop early without losing work

@@ -55,15 +55,18 @@ from torch.utils.flop_counter import FlopCounterMode
 from heroportraits.data.attributes import DEFAULT_SCHEMA, Vocabulary
 from heroportraits.data.dataset import PortraitData
 from heroportraits.errors import HeroError
-from heroportraits.models.config import DrawOptions
+from heroportraits.models.config import DrawOptions, is_flow
 from heroportraits.paths import project_root, write_json
 from heroportraits.sampling.sampler import Sampler
 from heroportraits.training.config import Config
 from heroportraits.training.distributed import unwrap
 from heroportraits.training.ema import update_ema
+from heroportraits.training.flow_trainer import FlowTrainer
 from heroportraits.training.presets import preset_choices, resolve_config
 from heroportraits.training.setup import TrainingSetup, checkpoint_state, resolve_device, setup_training
-from heroportraits.training.trainer import STEP_STATS, Trainer
+from heroportraits.training.trainer import Trainer
+
+AnyTrainer = Trainer | FlowTrainer
 
 # Benchmarked by default, per device type: the demo, the plain baseline, the full technique set.
 DEFAULT_PRESETS = {"cpu": ("cpu", "dcgan", "resnet_full"), "cuda": ("gpu", "dcgan_gpu", "resnet_full_gpu")}
@@ -241,7 +244,7 @@ def synthetic_data(
 
 
 # ---------------------------------------------------------------- one preset
-def _compute_dtype(trainer: Trainer) -> torch.dtype:
+def _compute_dtype(trainer: AnyTrainer) -> torch.dtype:
     """The dtype the step's matmuls run in: autocast's when it is on, else the parameters'."""
     ac = getattr(trainer, "autocast", None)
     if ac is not None and getattr(ac, "_enabled", False):
@@ -258,7 +261,7 @@ def _period(cfg: Config) -> int:
     return math.lcm(tc.r1_every, n_dis) // n_dis
 
 
-def _logger(log_every: int) -> Callable[[dict], None]:
+def _logger(log_every: int, columns: tuple[str, ...]) -> Callable[[dict], None]:
     """What train() does every log_every steps: read the stats on the host, append a CSV row."""
     buf, count = io.StringIO(), [0]
 
@@ -266,12 +269,12 @@ def _logger(log_every: int) -> Callable[[dict], None]:
         count[0] += 1
         if count[0] % log_every == 0:
             values = {k: round(float(v.item()), 5) for k, v in stats.items()}
-            csv.writer(buf).writerow([count[0], *(values.get(k, 0.0) for k in STEP_STATS)])
+            csv.writer(buf).writerow([count[0], *(values.get(k, 0.0) for k in columns)])
 
     return log
 
 
-def _eager(trainer: Trainer) -> contextlib.AbstractContextManager:
+def _eager(trainer: AnyTrainer) -> contextlib.AbstractContextManager:
     """Run compiled networks eagerly (FLOP counting needs the individual ops)."""
     return torch.compiler.set_stance("force_eager") if trainer.compiled else contextlib.nullcontext()
 
@@ -319,26 +322,25 @@ def time_steps(
     return t
 
 
-def _parts_alone(trainer: Trainer, setup: TrainingSetup, batch: tuple, cfg: Config, device, reps: int) -> dict:
-    """Each part of the step outside the networks timed alone, in ms per step."""
+def _parts_alone(trainer: AnyTrainer, setup: TrainingSetup, batch: tuple, cfg: Config, device, reps: int) -> dict:
+    """Each part of the step outside the networks timed alone, in ms per step (augmentation: a GAN's D only)."""
     tc, n_dis = cfg.train, getattr(cfg.train, "n_dis", 1)
     real, y = batch
-    with torch.no_grad():
-        fake = trainer.G(trainer.noise(real.shape[0]), y)
 
     def per_step(fn: Callable[[], object], times_per_step: float) -> float:
         return min(_best_windows(fn, device, reps, 3)) * times_per_step * 1e3
 
-    noise_std = trainer.noise_std()
     with torch.no_grad():
         parts = {
             "batch": per_step(setup.next_batch, n_dis),
             "dropout": per_step(lambda: trainer.drop_attributes(y), n_dis),
-            "augment": per_step(lambda: trainer.d_input(fake, noise_std), 2 * n_dis + 1),
-            "ema": per_step(lambda: update_ema(trainer.G_ema, unwrap(trainer.G), 0.999), 1),
         }
+        if trainer.D is not None:
+            fake, noise_std = trainer.G(trainer.noise(real.shape[0]), y), trainer.noise_std()
+            parts["augment"] = per_step(lambda: trainer.d_input(fake, noise_std), 2 * n_dis + 1)
+        parts["ema"] = per_step(lambda: update_ema(trainer.G_ema, unwrap(trainer.G), 0.999), 1)
     stats = trainer.step(setup.next_batch)
-    parts["logging"] = per_step(lambda: _logger(1)(stats), 1 / tc.log_every)
+    parts["logging"] = per_step(lambda: _logger(1, trainer.stats)(stats), 1 / tc.log_every)
     return parts
 
 
@@ -380,11 +382,11 @@ def _roof_notes(roofs: list[tuple[float, str]], fraction: float) -> list[str]:
     return notes
 
 
-def _time_training_step(trainer: Trainer, setup: TrainingSetup, cfg: Config, opts: BenchOptions):
+def _time_training_step(trainer: AnyTrainer, setup: TrainingSetup, cfg: Config, opts: BenchOptions):
     """(FLOPs per step, StepTiming, compute dtype, the bare step's cached batch, steps per window)."""
     period = _period(cfg)
     calls = period * max(1, round(opts.steps / opts.windows / period))  # steps per window
-    log = _logger(cfg.train.log_every)
+    log = _logger(cfg.train.log_every, trainer.stats)
     batch = setup.next_batch()
 
     def full_step() -> None:
@@ -431,7 +433,7 @@ def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
         batch_size=tc.batch_size,
         network_resolution=setup.net_res,
         params_g=sum(p.numel() for p in unwrap(trainer.G).parameters()),
-        params_d=sum(p.numel() for p in unwrap(trainer.D).parameters()),
+        params_d=sum(p.numel() for p in unwrap(trainer.D).parameters()) if trainer.D is not None else 0,
         threads=torch.get_num_threads(),
         channels_last=tc.channels_last,
         compiled=trainer.compiled,
@@ -452,7 +454,7 @@ def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
         sample_batch=opts.sample_batch,
         latency_ms=latency * 1e3,
         drawn_per_s=drawn_per_s,
-        drawing=cfg.draw.describe(),
+        drawing=cfg.draw.describe(flow=is_flow(cfg.model)),
         host_peak_rss_mb=host_peak_rss_mb(),
         gpu_peak_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         seconds=time.perf_counter() - t_start,
@@ -461,17 +463,20 @@ def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
 
 
 # ---------------------------------------------------------------- where the time goes
-def layer_flops(
-    G: torch.nn.Module, D: torch.nn.Module, z: torch.Tensor, y: torch.Tensor, x: torch.Tensor
-) -> dict[str, float]:
-    """Forward FLOPs of G(z, y) and D(x, y) by module ("DCGANDiscriminator.body.0": FLOPs).
+def layer_flops(trainer: AnyTrainer, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Forward FLOPs of the step's networks by module ("DCGANDiscriminator.body.0": FLOPs): a GAN's G(z, y) and
+    D(x, y); a flow model's velocity at x and random times.
 
     Forward only: a convolution's backward costs about twice its forward (input and
     weight gradients), so the shares of the training step are about the same.
     """
+    G = unwrap(trainer.G)
     with torch.no_grad(), FlopCounterMode(display=False, depth=4) as counter:
-        G(z, y)
-        D(x, y)
+        if trainer.D is None:
+            G(x, y, torch.rand(x.shape[0], device=x.device))
+        else:
+            G(trainer.noise(x.shape[0]), y)
+            unwrap(trainer.D)(x, y)
     return {
         name: float(sum(ops.values()))
         for name, ops in counter.get_flop_counts().items()
@@ -498,7 +503,7 @@ def profile_preset(name: str, opts: BenchOptions, steps: int = 4, rows: int = 20
 
     real, y = next_batch()
     with _eager(trainer):
-        flops = layer_flops(unwrap(trainer.G), unwrap(trainer.D), trainer.noise(real.shape[0]), y, real)
+        flops = layer_flops(trainer, real, y)
     total = sum(v for k, v in flops.items() if "." not in k)  # the two networks
     lines = [f"preset {name}: forward FLOPs by layer (batch {real.shape[0]}; backward adds ~2x)"]
     lines += [f"  {k:<44} {v / 1e9:8.3f} GFLOP  {v / total:6.1%}" for k, v in flops.items()]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import inspect
 
-from heroportraits.models.config import DRAW_FIELDS
+from heroportraits.models.config import DRAW_FIELDS, FLOW_SOLVERS
 from heroportraits.training.config import MAX_SEED
 
 
@@ -82,6 +82,26 @@ def add_drawing_options(p: argparse.ArgumentParser, guided: bool = True, best_of
         help="palette models (and RGB models with --rgb-colours): merge each portrait's colours closer than DE "
         "(100 x OKLab distance; e.g. 4.5) into the more used one, so near-identical colours stop speckling; "
         "0 = off (default: the run's draw.palette_merge)",
+    )
+    p.add_argument(
+        "--flow-steps",
+        type=int,
+        metavar="N",
+        help="flow models: solver steps from noise to portrait (fewer = faster, coarser) (default: the run's "
+        "draw.flow_steps)",
+    )
+    p.add_argument(
+        "--solver",
+        dest="flow_solver",
+        choices=FLOW_SOLVERS,
+        help="flow models: euler (one pass a step) or heun (two, second order) (default: the run's draw.flow_solver)",
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        metavar="W",
+        help="flow models trained with attribute dropout: classifier-free guidance scale; 1 = off, higher pushes "
+        "each portrait towards its labels, two passes a step (default: the run's draw.guidance)",
     )
     if not guided:
         return

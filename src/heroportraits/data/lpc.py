@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from heroportraits.data.dataset import write_labels_csv
+from heroportraits.data.face_regions import LPC_FACE
 from heroportraits.data.figures import preview_grid
 from heroportraits.data.images import save_png
 from heroportraits.data.lpc_recipes import CREDIT_RULES, RECIPES, SLOT_ORDER, TINT_COLOURS
@@ -585,6 +586,7 @@ def lpc_source_info(art: LPCArt, n: int, seed: int, recipes: dict | None = None)
         "seed": seed,
         "frame": {"row": FACING_VIEWER_ROW, "column": STANDING_COLUMN, "size": FRAME},
         "crop": {"left": CROP_LEFT, "top": CROP_TOP, "size": CROP_SIZE},
+        "face_box": list(LPC_FACE),  # where the faces are, in output pixels (data/face_regions.py)
         "native_scale": OUTPUT_SIZE // CROP_SIZE,
         "resolution": OUTPUT_SIZE,
         "hero_classes": list(recipes["classes"]),

@@ -658,7 +658,8 @@ def _holds_procedural(folder: Path, wanted: dict) -> bool:
     if not (meta.is_file() and labels.is_file()):
         return False
     try:
-        same = json.loads(meta.read_text()) == wanted
+        recorded = json.loads(meta.read_text())
+        same = isinstance(recorded, dict) and {k: recorded.get(k) for k in wanted} == wanted  # + e.g. face_box
     except json.JSONDecodeError:
         return False
     n = wanted["n"]

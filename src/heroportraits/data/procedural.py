@@ -24,6 +24,7 @@ import numpy as np
 from heroportraits.data import procedural_parts as pp
 from heroportraits.data.attributes import DEFAULT_SCHEMA, GENDERS, HERO_CLASSES, PALETTES, LabelError
 from heroportraits.data.dataset import write_labels_csv
+from heroportraits.data.face_regions import PROCEDURAL_FACE
 from heroportraits.data.figures import preview_grid
 from heroportraits.data.images import nearest_upscale, save_png
 from heroportraits.data.procedural_parts import hsv, ramp
@@ -565,7 +566,8 @@ def write_procedural_folder(out_dir: str | Path, n: int = 7600, seed: int = 0, p
         rows[i]["file"] = f"images/{i:0{width}d}.png"
         save_png(img, out / rows[i]["file"])
     write_labels_csv(out / "labels.csv", rows, COLUMNS)
-    (out / "source.json").write_text(json.dumps({"kind": "procedural", "n": n, "seed": seed}))
+    source = {"kind": "procedural", "n": n, "seed": seed, "face_box": list(PROCEDURAL_FACE)}
+    (out / "source.json").write_text(json.dumps(source))
     preview_grid(preview_portraits(seed), HERO_CLASSES, PALETTES, preview_path(out))
     return out
 

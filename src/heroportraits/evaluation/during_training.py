@@ -39,4 +39,4 @@ class TrainTimeScorer:
         drawing = Config.from_dict(state["config"]).draw.unguided()
         sampler = Sampler(state, device, drawing)
         images, rows = sampler.generate(n, seed=0, open_attributes="mix")
-        return {**quick_fd(images, rows, self.dataset, n=n), "drawing": drawing.describe()}
+        return {**quick_fd(images, rows, self.dataset, n=n), "drawing": sampler.describe_drawing()}

@@ -9,7 +9,9 @@ Feature-space metrics take feature arrays (N, D) (the judge's, see judge.py):
     precision_recall                      k-NN manifolds (Kynkaanniemi et al. 2019)
     density_coverage                      (Naeem et al. 2020)
 Pixel-art metrics take uint8 images (N, H, W, 3): colour count, native-grid block
-uniformity, edge sharpness. `nearest_neighbours` serves the memorisation check.
+uniformity, edge sharpness, and the detail score on the native grid (which neighbours share each pixel's
+colour: `neighbourhood_patterns`, `pattern_distance`, `isolated_share`). `nearest_neighbours` serves the
+memorisation check.
 """
 
 from __future__ import annotations
@@ -201,6 +203,46 @@ def sharp_transition_ratio(images: np.ndarray, flat: int = 4, sharp: int = 32) -
     d = _neighbour_diffs(images)
     changed = (d > flat).sum(1)
     return np.where(changed > 0, (d > sharp).sum(1) / np.maximum(changed, 1), 1.0)
+
+
+# ---------------------------------------------------------------- detail on the native grid
+# The 8 neighbours of a pixel, in the order of their bits in its neighbourhood pattern.
+NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def native_pixels(images: np.ndarray, k: int) -> np.ndarray:
+    """(N, H, W, 3) images drawn on a k x k native grid -> (N, H/k, W/k) one int32 colour code a native pixel."""
+    x = np.asarray(images, np.uint8)[:, ::k, ::k].astype(np.int32)
+    return (x[..., 0] << 16) | (x[..., 1] << 8) | x[..., 2]
+
+
+def neighbourhood_patterns(codes: np.ndarray) -> np.ndarray:
+    """(N, h, w) colour codes -> (N, h-2, w-2) 8-bit patterns: for each inner pixel, which of its 8 neighbours have
+    exactly its colour. Flat areas give 255, edges the shape of the edge, and a pixel no neighbour shares (a
+    speckle: noise, dither, a blur's in-between colour) gives 0."""
+    n, h, w = codes.shape
+    centre = codes[:, 1:-1, 1:-1]
+    patterns = np.zeros(centre.shape, np.int64)
+    for bit, (dy, dx) in enumerate(NEIGHBOURS):
+        patterns |= (codes[:, 1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx] == centre).astype(np.int64) << bit
+    return patterns
+
+
+def pattern_histogram(patterns: np.ndarray) -> np.ndarray:
+    """The share of each of the 256 neighbourhood patterns over a set of images, (256,)."""
+    counts = np.bincount(np.asarray(patterns).ravel(), minlength=256).astype(np.float64)
+    return counts / max(counts.sum(), 1.0)
+
+
+def pattern_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Total variation distance between two pattern histograms (256,): 0 for the same local structure, 1 for
+    none in common. A speckled face moves the mass from flat and edge patterns to 0 and cannot pass."""
+    return float(0.5 * np.abs(np.asarray(a) - np.asarray(b)).sum())
+
+
+def isolated_share(patterns: np.ndarray) -> np.ndarray:
+    """Share of each image's inner native pixels that no neighbour shares a colour with (pattern 0), (N,)."""
+    return (np.asarray(patterns) == 0).reshape(len(patterns), -1).mean(1)
 
 
 # ---------------------------------------------------------------- memorisation

@@ -32,6 +32,7 @@ GROUP_TITLES = {
     "distribution": None,
     "conditional accuracy": "conditional accuracy (judge prediction = condition)",
     "pixel art": "pixel-art fidelity (native scale {k}; floor = real TRAIN)",
+    "detail": "detail on the native grid (3x3 neighbourhood patterns vs real VAL; floor = real TRAIN)",
     "memorisation": "memorisation (nearest TRAIN image; {space}; floor = VAL vs TRAIN)",
 }
 
@@ -43,7 +44,8 @@ def _row(group: str, metric: str, gen, flo, note: str = "", fmt: str = "{:.3f}")
 def _metric_rows(results: dict, floor: dict | None) -> list[tuple]:
     """(group, metric, generated, floor, note, format) for every score but the per-value ones."""
     fl = floor or {}
-    return _feature_rows(results, fl) + _pixel_art_rows(results, fl) + _memorisation_rows(results, fl)
+    rows = _feature_rows(results, fl) + _pixel_art_rows(results, fl) + _detail_rows(results, fl)
+    return rows + _memorisation_rows(results, fl)
 
 
 def _feature_rows(results: dict, fl: dict) -> list[tuple]:
@@ -79,6 +81,30 @@ def _pixel_art_rows(results: dict, fl: dict) -> list[tuple]:
              f"real VAL {_f(px[m]['real'], fmt)}", fmt)
         for m, (label, fmt) in names.items()
     ]  # fmt: skip
+
+
+def _detail_rows(results: dict, fl: dict) -> list[tuple]:
+    """The detail score (evaluation.scores._detail) for the whole portrait and, where known, the face."""
+    detail = results.get("detail")
+    if not detail:  # an evaluation written before the detail score
+        return []
+    rows = []
+    for region, prefix in (("whole", ""), ("face", "face: ")):
+        r = detail.get(region)
+        if r is None:
+            continue
+        iso = r["isolated_share"]
+        rows += [
+            _row("detail", f"{prefix}pattern distance (TV)  lower=better", r["pattern_distance"],
+                 _get(fl, "detail", region, "pattern_distance"), "0 = real's local structure"),
+            _row("detail", f"{prefix}isolated native pixels", iso["generated"],
+                 _get(fl, "detail", region, "isolated_share", "generated"), f"real VAL {iso['real']:.3f}"),
+        ]  # fmt: skip
+        if "fd" in r:
+            box = ",".join(str(v) for v in r["box"])
+            rows.append(_row("detail", "face: FD (judge, outside grey)", r["fd"], _get(fl, "detail", region, "fd"),
+                             f"face box {box}", "{:.2f}"))  # fmt: skip
+    return rows
 
 
 def _memorisation_rows(results: dict, fl: dict) -> list[tuple]:

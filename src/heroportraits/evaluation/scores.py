@@ -15,6 +15,7 @@ import numpy as np
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import load_dataset
+from heroportraits.data.face_regions import FaceBox, face_box
 from heroportraits.errors import HeroError
 from heroportraits.evaluation import metrics as M
 from heroportraits.evaluation.judge import Judge, load_or_train_judge
@@ -51,6 +52,7 @@ class Reference:
     val_sigma: np.ndarray  # (D, D)
     train_images: np.ndarray  # (T, H, W, 3) uint8
     train_labels: np.ndarray  # (T, A)
+    face: FaceBox | None = None  # where the dataset's faces are (data/face_regions.py), if its source knows
     _cache: dict = field(default_factory=dict)
 
     @property
@@ -67,6 +69,22 @@ class Reference:
         if "pixel" not in self._cache:
             self._cache["pixel"] = _pixel_art_means(self.val_images, self.native_scale)
         return self._cache["pixel"]
+
+    def patterns(self, region: str) -> np.ndarray:
+        """VAL's neighbourhood patterns over the whole portrait or the face ("whole" / "face")."""
+        if ("patterns", region) not in self._cache:
+            self._cache["patterns", region] = _patterns(self.val_images, self.native_scale, self.region(region))
+        return self._cache["patterns", region]
+
+    def region(self, name: str) -> FaceBox | None:
+        return self.face if name == "face" else None
+
+    def face_features(self) -> tuple[np.ndarray, np.ndarray]:
+        """Judge features of VAL with everything outside the face box grey, and their mean and covariance."""
+        if "face_feats" not in self._cache:
+            feats, _ = self.judge.embed(face_only(self.val_images, self.face))
+            self._cache["face_feats"] = M.gaussian_stats(feats)
+        return self._cache["face_feats"]
 
 
 _REFERENCES: dict[tuple, Reference] = {}
@@ -90,6 +108,7 @@ def reference(dataset_name: str | Path, progress: bool = True) -> Reference:
             *M.gaussian_stats(val_feats),
             train.images.permute(0, 2, 3, 1).numpy(),
             train.labels.numpy(),
+            face_box(val.meta),
         )
     return _REFERENCES[key]
 
@@ -125,6 +144,44 @@ def _pixel_art_means(images: np.ndarray, k: int) -> dict[str, float]:
         "edge_sharpness": float(M.edge_sharpness(images).mean()),
         "sharp_transitions": float(M.sharp_transition_ratio(images).mean()),
     }
+
+
+def _patterns(images: np.ndarray, k: int, box: FaceBox | None = None) -> np.ndarray:
+    """Neighbourhood patterns of every inner native pixel of the images, or of their `box` region alone."""
+    if box is not None:
+        x0, y0, x1, y1 = box
+        images = images[:, y0:y1, x0:x1]
+    return M.neighbourhood_patterns(M.native_pixels(images, k))
+
+
+def face_only(images: np.ndarray, box: FaceBox) -> np.ndarray:
+    """The images with everything outside the face box mid-grey: what the judge sees for the face's FD."""
+    x0, y0, x1, y1 = box
+    out = np.full_like(images, 128)
+    out[:, y0:y1, x0:x1] = images[:, y0:y1, x0:x1]
+    return out
+
+
+def _detail(images: np.ndarray, ref: Reference) -> dict:
+    """The detail score on the native grid: how far the generated neighbourhood patterns (which of a pixel's 8
+    neighbours share its colour) are from real VAL's (total variation, 0 = the same local structure), and the
+    share of isolated native pixels (a colour no neighbour has: speckle); for the whole portrait and, where the
+    dataset knows its faces, the face alone, with the face's FD (judge features, outside the face grey)."""
+    out = {}
+    for region in ("whole", "face") if ref.face is not None else ("whole",):
+        generated, real = _patterns(images, ref.native_scale, ref.region(region)), ref.patterns(region)
+        out[region] = {
+            "pattern_distance": M.pattern_distance(M.pattern_histogram(generated), M.pattern_histogram(real)),
+            "isolated_share": {
+                "generated": float(M.isolated_share(generated).mean()),
+                "real": float(M.isolated_share(real).mean()),
+            },
+        }
+    if ref.face is not None:
+        feats, _ = ref.judge.embed(face_only(images, ref.face))
+        out["face"]["fd"] = M.frechet_distance(*M.gaussian_stats(feats), *ref.face_features())
+        out["face"]["box"] = list(ref.face)
+    return out
 
 
 def _memorisation_summary(dist: np.ndarray, ref: Reference, space: str = MEMO_SPACE) -> dict:
@@ -253,6 +310,7 @@ def evaluate_images(
             "native_scale": ref.native_scale,
             **{m: {"generated": pixel[m], "real": real_pixel[m]} for m in pixel},
         },
+        "detail": _detail(images, ref),
         "memorisation": _memorisation(images, ref) if memorisation else None,
         "notes": notes,
     }
@@ -283,7 +341,7 @@ def floor(dataset_name: str, n: int, n_subsets: int = 100, seed: int = 0, k: int
     stored = json.loads(path.read_text()) if path.exists() else {}
     if stored.get("judge") != stamp:
         stored = {"judge": stamp, "entries": {}}
-    if key not in stored["entries"]:
+    if "detail" not in stored["entries"].get(key, {}):  # absent, or stored before the detail score
         pick = np.sort(np.random.default_rng(seed).choice(len(ref.train_images), n, replace=False))
         rows = [ref.vocab.decode(r) for r in ref.train_labels[pick]]
         result = evaluate_images(

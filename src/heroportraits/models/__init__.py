@@ -1,5 +1,8 @@
 """Generators and discriminators, built from a ModelConfig and the dataset's vocabulary.
 
+Two families: GANs (`dcgan`, `resnet`: G and D) and the flow family (`unet`, models/flow.py: a velocity
+network wrapped with its sampler as G, and no D).
+
 `resolution` is the size the networks work at: 64, or the native grid (64 / k) when
 `native_grid` is on, in which case `upscale_to_output` brings samples back to 64x64.
 Every architecture takes (z, labels) / (x, labels) with labels (N, A) indices into the
@@ -17,12 +20,14 @@ import torch.nn.functional as F
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.config import ModelConfig, check_model_choices
 from heroportraits.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from heroportraits.models.flow import FlowGenerator
 from heroportraits.models.layers import apply_spectral_norm
 from heroportraits.models.resnet import ResNetDiscriminator, ResNetGenerator
 
 ARCHITECTURES = {  # keyed by config.CHOICES["model.arch"]
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
     "resnet": (ResNetGenerator, ResNetDiscriminator),
+    "unet": (FlowGenerator, None),  # the flow family: no discriminator
 }
 
 
@@ -47,9 +52,13 @@ def build_generator(cfg: ModelConfig, vocab: Vocabulary, resolution: int, palett
 
 
 def build_models(cfg: ModelConfig, vocab: Vocabulary, resolution: int, palette=None):
-    """(G, D) for `vocab`'s attributes (palette dropped when use_palette is off); `palette` as for G."""
+    """(G, D) for `vocab`'s attributes (palette dropped when use_palette is off); `palette` as for G.
+    D is None for the flow family."""
     G = build_generator(cfg, vocab, resolution, palette)
-    D = ARCHITECTURES[cfg.arch][1](cfg, conditioning_vocab(cfg, vocab), resolution)
+    make_d = ARCHITECTURES[cfg.arch][1]
+    if make_d is None:
+        return G, None
+    D = make_d(cfg, conditioning_vocab(cfg, vocab), resolution)
     if cfg.d_spectral_norm:
         apply_spectral_norm(D, embeddings=True)
     return G, D

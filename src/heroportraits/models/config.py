@@ -21,7 +21,8 @@ class ConfigError(HeroError):
 
 @dataclass
 class ModelConfig:
-    arch: str = "dcgan"  # network family: "dcgan" (Radford 2016) or "resnet" (SNGAN/BigGAN residual blocks)
+    arch: str = "dcgan"  # the networks: GANs "dcgan" (Radford 2016) or "resnet" (SNGAN/BigGAN residual blocks);
+    # "unet": the flow family (conditional flow matching, models/flow.py), a velocity U-Net and no D
     z_dim: int = 128  # latent size
     g_width: int = 64  # generator channels at the highest resolution (x2 per halving, capped at x8)
     d_width: int = 64  # discriminator channels at the highest resolution (x2 per halving, capped at x8)
@@ -58,6 +59,7 @@ class ModelConfig:
     head_rows: float = 0.5  # the share of the rows, from the top, the head classifier sees
     head_fake: bool = False  # the head classifier also names fakes as one more value, "fake" (C+1 classes), so
     # G cannot satisfy it with top-half cues that are no head item
+    flow_blocks: int = 2  # the flow family (arch "unet"): residual blocks per resolution of the U-Net
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ class DrawOptions:
     # refinement (0 = the classifier alone)
     refine_head: float = 0.0  # weight of D's head classifier's log-likelihood (model.d_head_classify) beside the
     # classifier's in refinement, so the head moves towards the class too; 0 = off
+    flow_steps: int = 16  # the flow family: steps of the solver from noise to portrait (each one or two passes)
+    flow_solver: str = "heun"  # the flow family: "euler" (one pass a step) or "heun" (two, second order)
+    guidance: float = 1.0  # the flow family: classifier-free guidance scale; 1 = the conditional velocity alone,
+    # > 1 pushes each portrait towards its labels (needs train.attr_dropout > 0), 0 = unconditional
 
     @property
     def guided(self) -> bool:
@@ -102,10 +108,14 @@ class DrawOptions:
         """Every option, for the files that say how their portraits were drawn (evaluations, headgear scores)."""
         return dataclasses.asdict(self)
 
-    def describe(self) -> str:
+    def describe(self, flow: bool = False) -> str:
         """The options in words, for output lines and logs: "32 colours a portrait merged at 7 dE, refined 7
-        steps by D (realness 0.025)"; "as G draws them" when all are off."""
+        steps by D (realness 0.025)"; "as G draws them" when all are off. flow=True (a flow model) names the
+        solver first: "16 Heun steps, guidance 2, 32 colours a portrait"."""
         parts = []
+        if flow:
+            guided = f", guidance {self.guidance:g}" if self.guidance != 1 else ""
+            parts.append(f"{self.flow_steps} {self.flow_solver.capitalize()} steps{guided}")
         if self.rgb_colours:
             parts.append(f"{self.rgb_colours} colours a portrait")
         if self.palette_merge:
@@ -124,13 +134,23 @@ class DrawOptions:
 DRAW_FIELDS = tuple(f.name for f in dataclasses.fields(DrawOptions))
 # Names for every ModelConfig field that takes a name; the networks index their implementations with them.
 MODEL_CHOICES = {
-    "model.arch": ("dcgan", "resnet"),
+    "model.arch": ("dcgan", "resnet", "unet"),
     "model.g_cond": ("concat", "cbn", "concat+cbn"),
     "model.d_cond": ("concat", "projection"),
     "model.output": ("rgb", "palette"),
     "model.palette_source": ("portrait", "dataset"),
     "model.palette_mix": ("soft", "straight", "gumbel"),
 }
+
+
+FLOW_ARCHS = ("unet",)  # the architectures of the flow family; the others are GANs
+FLOW_DRAW_FIELDS = ("flow_steps", "flow_solver", "guidance")  # how a flow model draws; a GAN has none of these
+FLOW_SOLVERS = ("euler", "heun")
+
+
+def is_flow(m: ModelConfig) -> bool:
+    """Whether the model is of the flow family (a velocity network and its sampler, no discriminator)."""
+    return m.arch in FLOW_ARCHS
 
 
 def check_model_choices(m: ModelConfig) -> None:

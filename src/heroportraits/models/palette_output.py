@@ -42,18 +42,19 @@ class PaletteConfigError(HeroError):
 
 
 class RGBOutput(nn.Module):
-    """The plain output: 3 channels squashed to [-1, 1]. No parameters (old checkpoints load).
-    In eval mode, with `colours` > 0 (draw.rgb_colours), each portrait is quantised to that many
-    colours of its own (models/colour_quantise.py)."""
+    """The plain output: 3 channels squashed to [-1, 1] by tanh (a GAN's G), or clamped to it (squash=False: a
+    flow model's sampler, whose last step already lands in the data's range). No parameters (old checkpoints
+    load). In eval mode, with `colours` > 0 (draw.rgb_colours), each portrait is quantised to that many colours
+    of its own (models/colour_quantise.py)."""
 
     channels = 3
 
-    def __init__(self, colours: int = 0, merge: float = 0.0):
+    def __init__(self, colours: int = 0, merge: float = 0.0, squash: bool = True):
         super().__init__()
-        self.colours, self.merge = int(colours), float(merge)
+        self.colours, self.merge, self.squash = int(colours), float(merge), squash
 
     def forward(self, h: torch.Tensor, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        image = torch.tanh(h)
+        image = torch.tanh(h) if self.squash else h.clamp(-1.0, 1.0)
         if self.colours <= 0 or self.training:
             return image
         colours, index = cluster_colours(image, self.colours)
@@ -207,9 +208,13 @@ def set_rgb_colours(module: nn.Module, colours: int) -> int:
 
 def draw_in_colours(G: nn.Module, draw: DrawOptions) -> None:
     """G's eval-mode output in `draw`'s colours: each RGB portrait quantised to draw.rgb_colours, and colours
-    merged under draw.palette_merge (training, in train mode, never sees either)."""
+    merged under draw.palette_merge (training, in train mode, never sees either). A G with its own sampler (the
+    flow family's `use_drawing`) takes the rest of `draw` too: steps, solver, guidance."""
     set_rgb_colours(G, draw.rgb_colours)
     set_palette_merge(G, draw.palette_merge)
+    for module in G.modules():
+        if hasattr(module, "use_drawing"):
+            module.use_drawing(draw)
 
 
 def colour_record(cfg: ModelConfig, draw: DrawOptions) -> dict:

@@ -32,6 +32,7 @@ from torch.nn.utils import parametrize
 
 from heroportraits.errors import HeroError
 from heroportraits.models import to_pixels
+from heroportraits.models.config import is_flow
 from heroportraits.models.palette_output import colour_record
 from heroportraits.paths import output_file, writing
 from heroportraits.sampling.sampler import Drawing, Sampler
@@ -76,11 +77,11 @@ def export_metadata(sampler: Sampler) -> dict:
     return {
         "export_format": EXPORT_FORMAT,
         "inputs": {
-            "noise": ["N", sampler.config.model.z_dim, "float32"],
+            "noise": ["N", sampler.z_dim, "float32"],
             "labels": ["N", len(sampler.cvocab.names), "int64"],
         },
         "output": {"image": ["N", sampler.resolution, sampler.resolution, 3, "uint8"]},
-        "z_dim": sampler.config.model.z_dim,
+        "z_dim": sampler.z_dim,
         "resolution": sampler.resolution,
         # label index of a value = its position in the list; index len(values) = unspecified
         "attributes": sampler.cvocab.to_json(),
@@ -89,13 +90,22 @@ def export_metadata(sampler: Sampler) -> dict:
         "step": sampler.step,
         "preset": sampler.config.preset,
         **colour_record(sampler.config.model, sampler.drawing),
+        **flow_record(sampler),
     }
+
+
+def flow_record(sampler: Sampler) -> dict:
+    """A flow model's sampler as the file runs it (fixed in the graph); nothing for a GAN."""
+    if not is_flow(sampler.config.model):
+        return {}
+    d = sampler.drawing
+    return {"flow": {"steps": d.flow_steps, "solver": d.flow_solver, "guidance": d.guidance}}
 
 
 def example_inputs(sampler: Sampler, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """n standard-normal noises and n label rows of the conditioning vocabulary (values at random)."""
     g = torch.Generator().manual_seed(seed)
-    noise = torch.randn(n, sampler.config.model.z_dim, generator=g)
+    noise = torch.randn(n, sampler.z_dim, generator=g)
     columns = [torch.randint(0, s, (n,), generator=g) for s in sampler.cvocab.sizes]
     return noise, torch.stack(columns, 1) if columns else torch.zeros(n, 0, dtype=torch.long)
 

@@ -28,7 +28,7 @@ import torch
 from heroportraits.data.attributes import UNSPECIFIED, LabelError, Vocabulary
 from heroportraits.errors import HeroError
 from heroportraits.models import build_generator, build_models, conditioning_vocab, to_pixels
-from heroportraits.models.config import DrawOptions
+from heroportraits.models.config import DrawOptions, is_flow
 from heroportraits.models.palette_output import draw_in_colours
 from heroportraits.sampling.selection import best_noise, refine_noise
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint, resolve_checkpoint_path
@@ -68,6 +68,7 @@ class Sampler:
         with torch.random.fork_rng(devices=[]):
             self.G = build_generator(self.config.model, self.vocab, int(ds["network_resolution"]), ds.get("palette"))
         self.G.load_state_dict(state["G_ema"])
+        self.z_dim = int(self.G.z_dim)  # a GAN's latent size; a flow model's starting image, flat
         self.G.to(self.device).eval()
         self._state, self.D = state, None  # D is built only for D-guided drawing (selection.py)
         self.drawing = DrawOptions()
@@ -97,12 +98,16 @@ class Sampler:
         else:
             changes = {k: v for k, v in draw.items() if v is not None}
             options, given = self.run_drawing.changed(**changes), tuple(changes)
-        options = check_drawing(options, self.config.model, given)
+        options = check_drawing(options, self.config.model, given, self.config.train.attr_dropout)
         if options.guided:
             self._build_discriminator()
         draw_in_colours(self.G, options)
         self.drawing = options
         return options
+
+    def describe_drawing(self) -> str:
+        """The drawing in use, in words (a flow model's solver first)."""
+        return self.drawing.describe(flow=is_flow(self.config.model))
 
     @contextlib.contextmanager
     def drawn_with(self, draw: Drawing) -> Iterator[DrawOptions]:
@@ -188,7 +193,7 @@ class Sampler:
     def noise(self, n: int, seed: int = 0) -> torch.Tensor:
         """(n, z_dim) standard-normal noise, a function of (n, seed): torch draws another stream for
         other sizes, so noise(1, s) is not the first row of noise(5, s)."""
-        return torch.randn(n, self.config.model.z_dim, generator=torch.Generator().manual_seed(seed))
+        return torch.randn(n, self.z_dim, generator=torch.Generator().manual_seed(seed))
 
     def generate_from_labels(self, labels: torch.Tensor, seed: int = 0, batch_size: int = 256) -> np.ndarray:
         """(N, A) full-vocab label indices -> (N, 64, 64, 3) uint8 images, drawn as this sampler draws."""

@@ -42,7 +42,14 @@ ID_COLUMNS = [
 ]
 # Lower is better / higher is better; metrics not listed (density, colour counts, tone spreads,
 # memorisation distances) are better when closer to the real data, so they get no direction.
-LOWER_IS_BETTER = ("fd", "kid.mean", "palette.drift")
+LOWER_IS_BETTER = (
+    "fd",
+    "kid.mean",
+    "palette.drift",
+    "detail.whole.pattern_distance",
+    "detail.face.pattern_distance",
+    "detail.face.fd",
+)
 HIGHER_IS_BETTER = ("precision", "recall", "coverage")
 NO_DIFFERENCE = "no measurable difference"
 
@@ -135,6 +142,11 @@ def flat_metrics(results: dict) -> dict[str, float]:
     for a, values in results.get("intra_fd", {}).items():
         out.update({f"intra_fd.{a}.{value}": r["fd"] for value, r in values.items()})
     out.update({f"pixel_art.{m}": r["generated"] for m, r in results["pixel_art"].items() if isinstance(r, dict)})
+    for region, r in (results.get("detail") or {}).items():  # detail.whole.pattern_distance, detail.face.fd, ...
+        out[f"detail.{region}.pattern_distance"] = r["pattern_distance"]
+        out[f"detail.{region}.isolated_share"] = r["isolated_share"]["generated"]
+        if "fd" in r:
+            out[f"detail.{region}.fd"] = r["fd"]
     mem = results.get("memorisation")
     if mem:
         out["memorisation.median_nn"], out["memorisation.flagged_share"] = mem["median_nn"], mem["flagged_share"]

@@ -16,11 +16,14 @@ from dataclasses import asdict, dataclass, field
 
 from heroportraits.models.config import (
     DRAW_FIELDS,
+    FLOW_DRAW_FIELDS,
+    FLOW_SOLVERS,
     MODEL_CHOICES,
     ConfigError,
     DrawOptions,
     ModelConfig,
     check_model_choices,
+    is_flow,
 )
 
 __all__ = ["Config", "ConfigError", "DrawOptions", "ModelConfig", "TrainConfig"]  # the three sections, one import
@@ -156,7 +159,7 @@ AT_LEAST_0, AT_LEAST_1, UNIT, POSITIVE = Range(0), Range(1), Range(0, 1), Range(
 MAX_SEED = 2**32 - 1  # every random stream a seed starts (torch, numpy) takes this many
 # Every numeric field's range: checked for presets, --set, notebooks and --dry-run alike.
 RANGES: dict[str, Range] = {
-    **{f"model.{f}": AT_LEAST_1 for f in ("z_dim", "g_width", "d_width", "embed_dim")},
+    **{f"model.{f}": AT_LEAST_1 for f in ("z_dim", "g_width", "d_width", "embed_dim", "flow_blocks")},
     "model.d_mbstd": AT_LEAST_0,
     "model.palette_k": Range(2),  # a palette of one colour draws nothing
     "model.d_recon": AT_LEAST_0,
@@ -185,6 +188,8 @@ RANGES: dict[str, Range] = {
     "draw.refine_rate": POSITIVE,
     "draw.refine_realness": AT_LEAST_0,
     "draw.refine_head": AT_LEAST_0,
+    "draw.flow_steps": AT_LEAST_1,
+    "draw.guidance": AT_LEAST_0,
 }
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 _INT = re.compile(r"[+-]?\d+")
@@ -290,6 +295,7 @@ CHOICES = {
     "train.loss": ("hinge", "ns", "rpgan"),
     "train.compile": ("off", "cuda", "on"),
     "train.tau_schedule": ("exp", "linear"),
+    "draw.flow_solver": FLOW_SOLVERS,
 }
 
 
@@ -319,22 +325,89 @@ DRAW_FLAGS = {
     "refine_rate": "--refine-rate",
     "refine_realness": "--refine-realness",
     "refine_head": "--refine-head",
+    "flow_steps": "--flow-steps",
+    "flow_solver": "--solver",
+    "guidance": "--guidance",
 }
 
 
 def _spelt(name: str, value) -> str:
     """`draw.best_of=4 (--best-of 4)`: a drawing option as a config field and as a flag."""
-    return f"draw.{name}={value:g} ({DRAW_FLAGS[name]} {value:g})"
+    shown = value if isinstance(value, str) else f"{value:g}"
+    return f"draw.{name}={shown} ({DRAW_FLAGS[name]} {shown})"
 
 
-def check_drawing(draw: DrawOptions, model: ModelConfig, given: typing.Collection[str] = ()) -> DrawOptions:
+# What only a GAN trains with (its D, its losses and regularisers, G's output tricks): a flow model
+# (model.arch=unet) keeps each at its default, so a setting it would silently ignore is refused.
+GAN_ONLY = {
+    "model": (
+        "output",
+        "g_cond",
+        "d_cond",
+        "g_spectral_norm",
+        "d_spectral_norm",
+        "d_mbstd",
+        "g_sle",
+        "d_recon",
+        "d_classify",
+        "d_head_classify",
+        "head_fake",
+    ),
+    "train": (
+        "n_dis",
+        "reuse_fakes",
+        "mode_seeking",
+        "r1_gamma",
+        "r2_gamma",
+        "augment",
+        "ada_target",
+        "lecam_weight",
+        "instance_noise_std",
+    ),
+}
+
+
+def check_family(cfg: Config) -> None:
+    """Refuse GAN-only settings on a flow model, naming each and its default."""
+    if not is_flow(cfg.model):
+        return
+    defaults = Config()
+    for section, names in GAN_ONLY.items():
+        for name in names:
+            value, default = getattr(getattr(cfg, section), name), getattr(getattr(defaults, section), name)
+            if value != default:
+                raise ConfigError(
+                    f"{section}.{name}={value!r} is a GAN's setting, and model.arch={cfg.model.arch} is the flow "
+                    f"family (no discriminator): leave it at {default!r}, or train a GAN (model.arch=dcgan)"
+                )
+
+
+def check_drawing(
+    draw: DrawOptions, model: ModelConfig, given: typing.Collection[str] = (), attr_dropout: float | None = None
+) -> DrawOptions:
     """Refuse drawing options a model cannot draw with, naming the option both as a config field and as a flag:
     a value of the wrong type or out of range, quantisation of a palette model, a merge with nothing to merge,
-    D-guided options without the D they need. `given`: the options the caller set explicitly; setting a
-    refinement weight with refinement off does nothing, so it is refused too. Returns the checked options."""
+    D-guided options without the D they need, a flow model's solver options on a GAN, guidance on a model that
+    never learned the unconditional velocity (`attr_dropout`, the run's train.attr_dropout, when known).
+    `given`: the options the caller set explicitly; setting a refinement weight with refinement off does
+    nothing, so it is refused too. Returns the checked options."""
     for name, kind in _field_types("draw").items():
         value = _check_value(f"draw.{name}", kind, getattr(draw, name))
         draw = dataclasses.replace(draw, **{name: value})
+    if draw.flow_solver not in FLOW_SOLVERS:
+        raise ConfigError(f"{_spelt('flow_solver', draw.flow_solver)} is not one of {list(FLOW_SOLVERS)}")
+    flow_options = [n for n in FLOW_DRAW_FIELDS if getattr(draw, n) != getattr(DrawOptions(), n)]
+    if flow_options and not is_flow(model):
+        name = flow_options[0]
+        raise ConfigError(
+            f"{_spelt(name, getattr(draw, name))} says how a flow model draws, and this is a GAN "
+            f"(model.arch={model.arch}): leave it out"
+        )
+    if is_flow(model) and draw.guidance != 1 and attr_dropout is not None and attr_dropout <= 0:
+        raise ConfigError(
+            f"{_spelt('guidance', draw.guidance)} mixes in the unconditional velocity, which this model never learned "
+            "(train.attr_dropout=0): draw with guidance 1, or train with train.attr_dropout > 0 (0.1, say)"
+        )
     if draw.rgb_colours == 1 or (draw.rgb_colours > 1 and model.output == "palette"):
         why = "one colour draws nothing" if draw.rgb_colours == 1 else "palette models already draw palette_k colours"
         raise ConfigError(
@@ -402,7 +475,8 @@ def validate_config(cfg: Config) -> Config:
             "model.head_fake=true teaches D's head classifier to name fakes, so it needs model.d_head_classify > 0 "
             "(or set model.head_fake=false)"
         )
-    cfg.draw = check_drawing(cfg.draw, m)
+    check_family(cfg)
+    cfg.draw = check_drawing(cfg.draw, m, attr_dropout=t.attr_dropout)
     if t.mode_seeking > 0 and t.batch_size < 2:
         raise ConfigError(
             f"train.batch_size={t.batch_size}: mode seeking (train.mode_seeking={t.mode_seeking:g}) compares the two "

@@ -111,12 +111,16 @@ def read_metric_file(path: str | Path) -> pd.DataFrame:
 
 @plain_text
 def plot_losses(metrics_csv: str | Path, out: str | Path | None = None):
-    """D and G losses (and D's mean logits on real/fake) against step."""
+    """A GAN's D and G losses (and D's mean logits on real/fake), or a flow model's loss (and its gradient's
+    norm), against step."""
     import matplotlib.pyplot as plt
 
     m = read_metric_file(metrics_csv)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for ax, keys, title in ((a, ("d_loss", "g_loss"), "losses"), (b, ("d_real", "d_fake"), "D logits (mean)")):
+    panels = ((a, ("d_loss", "g_loss"), "losses"), (b, ("d_real", "d_fake"), "D logits (mean)"))
+    if "d_loss" not in m:  # the flow family
+        panels = ((a, ("loss",), "flow-matching loss"), (b, ("grad_norm",), "gradient norm (before clipping)"))
+    for ax, keys, title in panels:
         for key in keys:
             if key in m:
                 ax.plot(m["step"], m[key], label=key, lw=1)

@@ -116,6 +116,32 @@ PALETTE_HEAD = {  # for art whose classes differ by head item (the varied LPC co
     "train.steps": 8153,  # what 60 minutes gave on the first VM
     "train.tau_steps": 6000,
 }
+FLOW_CPU = {  # conditional flow matching (models/flow.py): a lean U-Net on the native grid, ~2x the demo's step
+    "model.arch": "unet",
+    "model.g_width": 16,  # 16, 32, 64 channels at 32, 16, 8 px: ~150 MFLOP a velocity
+    "model.flow_blocks": 1,
+    "model.embed_dim": 16,
+    "train.steps": 3000,
+    "train.batch_size": 64,
+    "train.g_lr": 1e-3,
+    "train.g_betas": (0.9, 0.99),
+    "train.attr_dropout": 0.1,  # so guidance and open attributes work
+    "train.amp": True,
+    "train.sample_every": 500,
+    "train.checkpoint_every": 500,
+    "draw.flow_steps": 8,  # Heun 8 (15 passes) drew better than Euler 16 (docs/log/2026-12-05-flow-pilot.md)
+    "draw.flow_solver": "heun",
+    "draw.rgb_colours": 32,  # the demo's colours: each portrait quantised to 32 of its own, merged at 7 dE
+    "draw.palette_merge": 7.0,
+}
+FLOW_GPU = {  # the same recipe, sized for a GPU: 64, 128, 256 channels, two blocks a level, batch 128
+    **FLOW_CPU,
+    **{k: GPU[k] for k in ("train.steps", "train.batch_size", "train.compile", "train.channels_last")},
+    **{k: GPU[k] for k in ("train.sample_every", "train.checkpoint_every")},
+    "model.g_width": 64,
+    "model.flow_blocks": 2,
+    "model.embed_dim": 32,
+}
 SMOKE = {
     "model.g_width": 8,
     "model.d_width": 8,
@@ -146,6 +172,10 @@ _PALETTE_HEAD = (
 )
 _SN_PROJ = "residual G and D, spectral-norm projection D, conditional BN in G"
 _FULL = "resnet_sn_proj + R1, TTUR, EMA ramp-up, DiffAugment, instance noise"
+_FLOW = (
+    "conditional flow matching (rectified flow): a U-Net velocity network on the native grid, every attribute "
+    "through adaptive norms with attribute dropout, drawn in Euler / Heun steps and quantised like the demo"
+)
 PRESETS: dict[str, Preset] = {
     "dcgan": Preset(None, "plain conditional DCGAN (concat embeddings in G and D), the baseline; CPU-sized", CPU_DCGAN),
     "dcgan_gpu": Preset(None, "plain conditional DCGAN, the baseline; GPU-sized", GPU),
@@ -167,6 +197,8 @@ PRESETS: dict[str, Preset] = {
     "resnet_sn_proj_gpu": Preset(None, f"{_SN_PROJ}; GPU-sized", {**GPU, "model.arch": "resnet", **SN_PROJ}),
     "resnet_full": Preset("resnet_sn_proj", f"{_FULL}; CPU-sized", FULL),
     "resnet_full_gpu": Preset("resnet_sn_proj_gpu", f"{_FULL}; GPU-sized", FULL),
+    "flow_unet": Preset(None, f"{_FLOW}; CPU-sized", FLOW_CPU),
+    "flow_unet_gpu": Preset(None, f"{_FLOW}; GPU-sized (64, 128, 256 channels, 2 blocks a level)", FLOW_GPU),
     "smoke": Preset(None, "a few steps of a tiny DCGAN: tests and notebook smoke runs", SMOKE),
 }
 # Short names: `cpu` is always the demo (what `make demo` and notebook 03 train), `gpu` its GPU-sized twin.

@@ -34,9 +34,13 @@ from heroportraits.training.config import Config
 from heroportraits.training.figures import fixed_noise, grid_layout, plot_losses, save_grid_figure
 from heroportraits.training.guards import diverged
 from heroportraits.training.setup import TrainingSetup, checkpoint_state
-from heroportraits.training.trainer import STEP_STATS
 
-METRIC_COLUMNS = ["step", "seconds", "images_per_s", *STEP_STATS, "noise_std"]
+
+def metric_columns(stats: tuple[str, ...]) -> list[str]:
+    """metrics.csv's header for a trainer's stats (the GAN's losses and D's outputs; a flow model's loss)."""
+    return ["step", "seconds", "images_per_s", *stats, "noise_std"]
+
+
 # A run's own files: what a fresh start (resume=False) sets aside rather than deletes.
 EARLIER_FILES = (*RUN_CHECKPOINTS, "eval.jsonl", "metrics.csv", "config.json", "losses.png")
 
@@ -74,7 +78,9 @@ class RunFiles:
         self.postfix: dict[str, str] = {}  # what the progress bar shows: losses, FD
         common = torch.mode(labels[:, s.cond_cols.cpu()], dim=0).values.tolist()
         self.layout = grid_layout(s.cvocab, default_labels=common)
-        self.grid_z = fixed_noise(self.layout, cfg.model.z_dim).to(s.device)  # (cells, Z)
+        self.stats = tuple(s.trainer.stats)  # what each step reports: metrics.csv's columns
+        self.columns = metric_columns(self.stats)
+        self.grid_z = fixed_noise(self.layout, s.trainer.z_dim).to(s.device)  # (cells, Z)
         self.grid_y = self.layout.labels.to(s.device)  # (cells, A')
         self.start = self.window = time.time()  # run start; start of the current images/s window
         self.failed: set[str] = set()  # side outputs already reported as unwritable
@@ -102,8 +108,8 @@ class RunFiles:
             self.evals.unlink(missing_ok=True)  # an unfinished start's evaluations: their steps are trained again
         if step == 0 or not self.metrics.exists():
             with open(self.metrics, "w", newline="") as f:
-                csv.writer(f).writerow(METRIC_COLUMNS)
-        match_metric_columns(self.metrics)
+                csv.writer(f).writerow(self.columns)
+        match_metric_columns(self.metrics, self.columns)
         for path in (self.metrics, self.evals):
             drop_rows_after(path, step)
         if self.cfg.train.eval_every > 0:  # before the progress bar starts
@@ -167,13 +173,16 @@ class RunFiles:
         now = time.time()
         ips = self.cfg.train.log_every * self.cfg.train.batch_size / max(now - self.window, 1e-9)
         self.window = now
-        means = distributed.mean_over_ranks(torch.stack([stats[k] for k in STEP_STATS]), self.s.info)
-        values = {k: round(v, 5) for k, v in zip(STEP_STATS, means.tolist())}
+        means = distributed.mean_over_ranks(torch.stack([stats[k].float() for k in self.stats]), self.s.info)
+        values = {k: round(v, 5) for k, v in zip(self.stats, means.tolist())}
         if self.main:
-            row = [step, round(now - self.start, 2), round(ips, 1), *(values[k] for k in STEP_STATS)]
+            row = [step, round(now - self.start, 2), round(ips, 1), *(values[k] for k in self.stats)]
             with self.side_output(str(self.metrics)), open(self.metrics, "a", newline="") as f:
                 csv.writer(f).writerow([*row, round(noise_std, 5)])
-        self.postfix.update(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}")
+        if "d_loss" in values:
+            self.postfix.update(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}")
+        else:
+            self.postfix.update({k: f"{values[k]:.3f}" for k in self.stats[:1]})
         return values
 
     def write_samples(self, step: int) -> Path | None:
@@ -237,20 +246,20 @@ class RunFiles:
             plot_losses(self.metrics, self.dir / "losses.png")
 
 
-def match_metric_columns(path: Path) -> None:
-    """A metrics CSV written by an older version (other columns) is rewritten under today's columns,
+def match_metric_columns(path: Path, columns: list[str]) -> None:
+    """A metrics CSV written by an older version (other columns) is rewritten under today's `columns`,
     each value kept under its name and new columns left empty, so a resumed run appends aligned rows."""
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    if not rows or rows[0] == METRIC_COLUMNS:
+    if not rows or rows[0] == columns:
         return
     old = rows[0]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(METRIC_COLUMNS)
+        writer.writerow(columns)
         for row in rows[1:]:
             values = dict(zip(old, row))
-            writer.writerow([values.get(c, "") for c in METRIC_COLUMNS])
+            writer.writerow([values.get(c, "") for c in columns])
 
 
 def drop_rows_after(path: Path, step: int) -> None:

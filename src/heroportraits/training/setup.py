@@ -22,7 +22,8 @@ from heroportraits.paths import dataset_dir
 from heroportraits.training import distributed
 from heroportraits.training.checkpoint import RUN_CHECKPOINTS, CheckpointError, check_vocabulary, load_checkpoint
 from heroportraits.training.config import DEVICE_PATTERN, Config
-from heroportraits.training.distributed import DistInfo, unwrap
+from heroportraits.training.distributed import DistInfo
+from heroportraits.training.flow_trainer import FlowTrainer
 from heroportraits.training.pixel_art import quantise_reals, training_palette
 from heroportraits.training.trainer import Trainer
 
@@ -91,7 +92,7 @@ def compile_enabled(mode: str, device: torch.device) -> bool:
 class TrainingSetup:
     """Everything one training process needs, built from a config and a dataset split."""
 
-    trainer: Trainer  # networks (DDP-wrapped when distributed), EMA, optimisers, step state
+    trainer: Trainer | FlowTrainer  # the family's networks (DDP-wrapped when distributed), EMA, optimisers, state
     next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]]  # this rank's batches, on the device
     gen: torch.Generator  # this rank's stream: batches, noise, attribute dropout, augmentation
     vocab: Vocabulary  # the dataset's attributes (checkpoints store it)
@@ -134,7 +135,10 @@ def setup_training(
     shard = quantise_reals(shard, palette)  # and the reals held to it
     G, D = _networks(cfg, vocab, net_res, device, info, palette)
     gen = torch.Generator(device=device).manual_seed(distributed.rank_seed(tc.seed, info))
-    trainer = Trainer(G, D, cfg, cvocab, gen, pixel=pixel, dist_info=info)
+    if D is None:  # the flow family
+        trainer = FlowTrainer(G, cfg, cvocab, gen, dist_info=info)
+    else:
+        trainer = Trainer(G, D, cfg, cvocab, gen, pixel=pixel, dist_info=info)
     draw_in_colours(trainer.G_ema, cfg.draw)  # the grids written while training show the run's colours
     next_batch = batch_sampler(
         shard, distributed.per_rank_batch(tc.batch_size, info), net_res, cond_cols, gen, channels_last=tc.channels_last
@@ -170,17 +174,20 @@ def _shard(data: PortraitData, info: DistInfo, seed: int) -> PortraitData:
 
 def _networks(cfg: Config, vocab: Vocabulary, net_res: int, device: torch.device, info: DistInfo, palette=None):
     """(G, D) on the device: same seed on every rank (DDP also broadcasts rank 0's), in
-    channels-last memory, compiled and DDP-wrapped as the config and the launcher say."""
+    channels-last memory, compiled and DDP-wrapped as the config and the launcher say. D is None for the flow
+    family."""
     tc, mc = cfg.train, cfg.model
     torch.manual_seed(tc.seed)
     G, D = build_models(mc, vocab, net_res, palette)
-    G, D = G.to(device), D.to(device)
-    if tc.channels_last:  # NHWC conv weights (batches follow in next_batch); the same values
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    layout = torch.channels_last if tc.channels_last else torch.contiguous_format  # NHWC conv weights: same values
+    G = G.to(device, memory_format=layout)
     if compile_enabled(tc.compile, device):  # inside DDP: distributed.unwrap finds the plain module
         G = torch.compile(G)
-        if not mc.d_spectral_norm:  # compiled spectral norm saves its power-iteration buffers for
-            D = torch.compile(D)  # backward, and D's second forward overwrites them: D stays eager
+    if D is None:
+        return distributed.wrap(G, info, device), None
+    D = D.to(device, memory_format=layout)
+    if compile_enabled(tc.compile, device) and not mc.d_spectral_norm:  # compiled spectral norm saves its
+        D = torch.compile(D)  # power-iteration buffers for backward, and D's second forward overwrites them
     return distributed.wrap(G, info, device), distributed.wrap(D, info, device)
 
 
@@ -208,11 +215,7 @@ def checkpoint_state(
             "palette": s.palette,  # sampling and export rebuild G's palette output from it
             "fingerprint": s.dataset_fingerprint,  # a resumed run is refused on other data
         },
-        "G": unwrap(t.G).state_dict(),
-        "D": unwrap(t.D).state_dict(),
-        "G_ema": t.G_ema.state_dict(),
-        "opt_G": t.opt_G.state_dict(),
-        "opt_D": t.opt_D.state_dict(),
+        **t.networks_state(),  # G, G_ema, opt_G (and D, opt_D for a GAN)
         "trainer": t.state_dict(),
         "rng": {"batches": rng_states[0], "torch": torch.get_rng_state()},
         "best": best,
@@ -291,21 +294,16 @@ def restore(s: TrainingSetup, state: dict, cfg: Config, path: Path, dataset: str
     optimiser_changes = check_resume(state["config"], cfg.to_dict(), path)
     check_vocabulary(state["vocab"], s.vocab.to_json(), path)
     check_dataset(state["dataset"], dataset, s.dataset_fingerprint, path)
-    unwrap(t.G).load_state_dict(state["G"]), unwrap(t.D).load_state_dict(state["D"])
-    t.G_ema.load_state_dict(state["G_ema"])
-    t.opt_G.load_state_dict(state["opt_G"]), t.opt_D.load_state_dict(state["opt_D"])
+    t.load_networks(state)
     for key, (old, new) in optimiser_changes.items():
         opt, name = RESUME_OPTIMISER[key]
-        for group in getattr(t, opt).param_groups:
+        if opt not in t.optimisers:  # d_lr of a flow model: it has no D to apply it to
+            continue
+        for group in t.optimisers[opt].param_groups:
             group[name] = tuple(new) if isinstance(new, list) else new
         if info.is_main:
             print(f"resuming {path} with {key} {old} -> {new} (applied to the restored optimiser)", file=sys.stderr)
-    t.load_state_dict(
-        state.get(
-            "trainer",
-            {"iteration": state["step"], "ada_p": t.ada_p, "ada_stats": t.ada_stats, "lecam_anchors": t.lecam_anchors},
-        )
-    )
+    t.load_state_dict(state.get("trainer", {"iteration": state["step"]}))
     rng, ranks = state["rng"], state["rng"].get("ranks")
     if ranks is not None and len(ranks) == info.world_size:
         s.gen.set_state(ranks[info.rank].cpu())

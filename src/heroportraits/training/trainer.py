@@ -69,7 +69,13 @@ class Trainer:
     With `dist_info` of a multi-process run, G and D are DDP-wrapped (gradients averaged
     over ranks); the ADA statistics and LeCam anchors are averaged over ranks and the
     buffers broadcast from rank 0 each step, so every rank carries the same state.
+
+    A model family's trainer (this one: GANs; flow_trainer.FlowTrainer: the flow family) has the same outside:
+    `stats`, `step`, `G`, `G_ema`, `optimisers`, `z_dim`, `noise`, `noise_std`, `networks_state` /
+    `load_networks` and `state_dict` / `load_state_dict`; the loop and the run files use nothing else.
     """
+
+    stats = tuple(STEP_STATS)
 
     def __init__(
         self,
@@ -87,6 +93,7 @@ class Trainer:
         self.G_ema = make_ema(unwrap(G))
         self.opt_G = torch.optim.Adam(G.parameters(), lr=tc.g_lr, betas=tuple(tc.g_betas))
         self.opt_D = torch.optim.Adam(D.parameters(), lr=tc.d_lr, betas=tuple(tc.d_betas))
+        self.optimisers = {"opt_G": self.opt_G, "opt_D": self.opt_D}
         self.d_loss_fn, self.g_loss_fn = get_losses(tc.loss)
         self.gen, self.pixel = generator, pixel
         self.device = next(unwrap(G).parameters()).device
@@ -316,7 +323,22 @@ class Trainer:
         self.ada_p = (self.ada_p + step).clamp(0.0, 1.0)
         self.ada_stats.zero_()
 
-    # ---- exact resume
+    # ---- checkpoints and exact resume
+    def networks_state(self) -> dict:
+        """The networks and optimisers, as a checkpoint holds them."""
+        return {
+            "G": unwrap(self.G).state_dict(),
+            "D": unwrap(self.D).state_dict(),
+            "G_ema": self.G_ema.state_dict(),
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+        }
+
+    def load_networks(self, state: dict) -> None:
+        unwrap(self.G).load_state_dict(state["G"]), unwrap(self.D).load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_G.load_state_dict(state["opt_G"]), self.opt_D.load_state_dict(state["opt_D"])
+
     def state_dict(self) -> dict:
         """Everything besides the networks, optimisers and RNG that resuming needs."""
         return {
@@ -328,6 +350,8 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         self.iteration = int(state["iteration"])
+        if "ada_p" not in state:  # a checkpoint from before the Trainer kept its state: the step alone
+            return
         self.ada_p = state["ada_p"].to(self.device)
         self.ada_stats = state["ada_stats"].to(self.device)
         self.lecam_anchors = state["lecam_anchors"].to(self.device)

@@ -1,0 +1,199 @@
+"""The flow family: conditional flow matching on the native grid (`model.arch=unet`).
+
+A U-Net learns the velocity that carries Gaussian noise to a portrait along straight lines (rectified flow,
+Liu et al. 2022; flow matching, Lipman et al. 2022): with x_t = (1 - t) noise + t data, it is trained to
+predict data - noise at x_t, and sampling integrates dx/dt = v(x, t, labels) from t = 0 (noise) to 1 with a
+few Euler or Heun steps. Every attribute conditions it; trained with attribute dropout it also learns the
+unconditional velocity, so classifier-free guidance (Ho & Salimans 2022) can push each portrait towards its
+labels (v_uncond + w (v_cond - v_uncond)), and attributes can be left open (`any`) as with the GAN.
+
+`FlowGenerator` is the family's G: `forward(z, labels)` draws portraits from noise z (N, 3 * R * R) with the
+drawing it was given (steps, solver, guidance, and the same per-portrait colour quantisation as the GAN), so
+the sampler, the grids written while training, walks and exported files use it exactly as they use a GAN's
+G; `forward(x, labels, t)` is the velocity the training step fits (`flow_matching_loss`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from heroportraits.data.attributes import Vocabulary
+from heroportraits.models.conditioning import AttributeEmbedding
+from heroportraits.models.config import FLOW_SOLVERS, DrawOptions, ModelConfig
+from heroportraits.models.palette_output import RGBOutput
+
+
+def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """t (N,) in [0, 1] -> (N, dim) sinusoids at geometric frequencies (Vaswani et al. 2017)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(1000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = 1000.0 * t.float()[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm, SiLU, conv, then the step's embedding as a scale and shift (adaptive norm), SiLU, conv; plus
+    the input. The last conv starts at zero, so a new block starts as the identity."""
+
+    def __init__(self, cin: int, cout: int, emb_dim: int):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(min(8, cin), cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm2, self.conv2 = nn.GroupNorm(min(8, cout), cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * cout)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        nn.init.zeros_(self.conv2.weight), nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.emb(emb)[:, :, None, None].chunk(2, dim=1)
+        h = self.conv2(F.silu(self.norm2(h) * (1 + scale) + shift))
+        return self.skip(x) + h
+
+
+class Attention(nn.Module):
+    """Self-attention over the positions of a small feature map (the lowest resolutions), with a residual."""
+
+    def __init__(self, channels: int, heads: int = 4):
+        super().__init__()
+        self.norm, self.heads = nn.GroupNorm(min(8, channels), channels), heads
+        self.qkv, self.proj = nn.Conv2d(channels, 3 * channels, 1), nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight), nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(n, 3, self.heads, c // self.heads, h * w).unbind(1)
+        out = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        return x + self.proj(out.transpose(-1, -2).reshape(n, c, h, w))
+
+
+class VelocityUNet(nn.Module):
+    """(x_t (N, 3, R, R), t (N,), labels (N, A)) -> velocity (N, 3, R, R).
+
+    Widths g_width x (1, 2, 4, 4, ...) from R down to 8x8 (each level then costs about the same),
+    `flow_blocks` residual blocks a level, attention at 8x8 and below; the time and the attribute
+    embeddings are summed into the one embedding every block reads."""
+
+    def __init__(self, cfg: ModelConfig, vocab: Vocabulary, resolution: int):
+        super().__init__()
+        levels = max(1, int(math.log2(resolution // 8)) + 1)  # 32 -> 32, 16, 8
+        widths = [cfg.g_width * min(2**i, 4) for i in range(levels)]  # channels double as the side halves
+        emb_dim = 4 * cfg.g_width
+        self.time_dim = cfg.g_width
+        self.time_mlp = nn.Sequential(nn.Linear(self.time_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.embed = AttributeEmbedding(vocab, cfg.embed_dim)
+        self.label_proj = nn.Linear(max(self.embed.out_dim, 1), emb_dim)
+        self.stem = nn.Conv2d(3, widths[0], 3, padding=1)
+        self.down, self.up = nn.ModuleList(), nn.ModuleList()
+        skips, cin = [], widths[0]
+        for i, w in enumerate(widths):
+            blocks = nn.ModuleList()
+            for _ in range(cfg.flow_blocks):
+                blocks.append(ResBlock(cin, w, emb_dim))
+                cin = w
+                skips.append(w)
+            attn = Attention(w) if resolution >> i <= 8 else nn.Identity()
+            down = nn.Conv2d(w, w, 3, stride=2, padding=1) if i < len(widths) - 1 else nn.Identity()
+            self.down.append(nn.ModuleDict({"blocks": blocks, "attn": attn, "down": down}))
+        self.mid = nn.ModuleList([ResBlock(cin, cin, emb_dim), Attention(cin), ResBlock(cin, cin, emb_dim)])
+        for i, w in reversed(list(enumerate(widths))):
+            blocks = nn.ModuleList()
+            for _ in range(cfg.flow_blocks):
+                blocks.append(ResBlock(cin + skips.pop(), w, emb_dim))
+                cin = w
+            attn = Attention(w) if resolution >> i <= 8 else nn.Identity()
+            up = nn.Conv2d(w, w, 3, padding=1) if i > 0 else nn.Identity()
+            self.up.append(nn.ModuleDict({"blocks": blocks, "attn": attn, "up": up}))
+        self.head = nn.Sequential(nn.GroupNorm(min(8, cin), cin), nn.SiLU(), nn.Conv2d(cin, 3, 3, padding=1))
+        nn.init.zeros_(self.head[-1].weight), nn.init.zeros_(self.head[-1].bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        emb = self.time_mlp(time_embedding(t, self.time_dim))
+        if self.embed.out_dim:
+            emb = emb + self.label_proj(self.embed(labels))
+        h, skips = self.stem(x), []
+        for level in self.down:
+            for block in level["blocks"]:
+                h = level["attn"](block(h, emb))
+                skips.append(h)
+            h = level["down"](h)
+        h = self.mid[2](self.mid[1](self.mid[0](h, emb)), emb)
+        for level in self.up:
+            for block in level["blocks"]:
+                h = level["attn"](block(torch.cat([h, skips.pop()], dim=1), emb))
+            if not isinstance(level["up"], nn.Identity):
+                h = level["up"](F.interpolate(h, scale_factor=2, mode="nearest"))
+        return self.head(h)
+
+
+class FlowGenerator(nn.Module):
+    """The flow family's G: the velocity network, and the sampler that draws portraits with it.
+
+    forward(z (N, 3 * R * R), labels) -> portraits (N, 3, R, R) in [-1, 1]: `steps` steps of `solver` from the
+        noise z at t = 0 to t = 1, guided with scale `guidance` (1 = the conditional velocity alone), then the
+        run's colours (per-portrait quantisation, as the GAN's RGB output in eval mode).
+    forward(x, labels, t (N,)) -> the velocity at x_t: what training fits (through DDP's wrapper under torchrun).
+    labels: (N, A) indices, or (N, A, K) weights (walks between attribute values)."""
+
+    def __init__(self, cfg: ModelConfig, vocab: Vocabulary, resolution: int, palette: torch.Tensor | None = None):
+        super().__init__()
+        self.resolution = resolution
+        self.z_dim = 3 * resolution * resolution  # the sampler's noise is the starting image
+        self.net = VelocityUNet(cfg, vocab, resolution)
+        self.out = RGBOutput(squash=False)  # clamped to [-1, 1]; quantised per portrait when drawing asks
+        self.unspecified = list(vocab.sizes)  # each attribute's "any" index: the unconditional labels
+        self.steps, self.solver, self.guidance = 16, "heun", 1.0
+        self.use_drawing(DrawOptions())
+
+    def use_drawing(self, draw: DrawOptions) -> None:
+        """Draw with `draw`'s steps, solver and guidance (models.palette_output.draw_in_colours calls it)."""
+        if draw.flow_solver not in FLOW_SOLVERS:
+            raise ValueError(f"flow solver {draw.flow_solver!r} is not one of {list(FLOW_SOLVERS)}")
+        self.steps, self.solver, self.guidance = int(draw.flow_steps), draw.flow_solver, float(draw.guidance)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        if t is not None:
+            return self.net(z, t, labels)
+        x = z.reshape(-1, 3, self.resolution, self.resolution)
+        uncond = self._unconditional(labels) if self.guidance != 1.0 else None
+        dt = 1.0 / self.steps
+        ones = torch.ones_like(x[:, 0, 0, 0])  # (N,): the batch stays symbolic in an exported graph
+        for i in range(self.steps):
+            t0 = ones * (i * dt)
+            v = self._velocity(x, t0, labels, uncond)
+            if self.solver == "heun" and i < self.steps - 1:  # Heun: average the slopes at both ends of the step
+                v = 0.5 * (v + self._velocity(x + dt * v, t0 + dt, labels, uncond))
+            x = x + dt * v
+        return self.out(x, z, labels)
+
+    def _velocity(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, uncond: torch.Tensor | None):
+        """The (guided) velocity: with guidance w, v_uncond + w (v_cond - v_uncond), both in one batch."""
+        if uncond is None:
+            return self.net(x, t, labels)
+        n = x.shape[0]
+        v = self.net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, uncond]))
+        cond, free = v[:n], v[n:]
+        return free + self.guidance * (cond - free)
+
+    def _unconditional(self, labels: torch.Tensor) -> torch.Tensor:
+        """Every attribute "unspecified", shaped like `labels` (indices, or one-hot weights for soft labels)."""
+        index = torch.zeros_like(labels[..., 0] if labels.is_floating_point() else labels, dtype=torch.long)
+        index = index + torch.tensor(self.unspecified, device=labels.device, dtype=torch.long)  # (N, A)
+        if labels.is_floating_point():
+            return F.one_hot(index, labels.shape[-1]).to(labels.dtype)
+        return index
+
+
+def flow_matching_loss(
+    G: nn.Module, data: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """The rectified-flow objective on a batch: x_t = (1 - t) noise + t data at a uniform t, and the mean squared
+    error of G's velocity there against data - noise. data: (N, 3, R, R) in [-1, 1], labels (N, A)."""
+    noise = torch.randn(data.shape, generator=generator, device=data.device, dtype=data.dtype)
+    t = torch.rand(data.shape[0], generator=generator, device=data.device, dtype=data.dtype)
+    x_t = (1 - t[:, None, None, None]) * noise + t[:, None, None, None] * data
+    v = G(x_t, labels, t)
+    return F.mse_loss(v.float(), (data - noise).float())
