@@ -55,7 +55,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from heroportraits.data.attributes import DEFAULT_SCHEMA, Vocabulary
 from heroportraits.data.dataset import PortraitData
 from heroportraits.errors import HeroError
-from heroportraits.models.config import DrawOptions, is_flow
+from heroportraits.models.config import FLOW_DRAW_FIELDS, DrawOptions, is_flow
 from heroportraits.paths import project_root, write_json
 from heroportraits.sampling.sampler import Sampler
 from heroportraits.training.config import Config
@@ -348,7 +348,9 @@ def _sampling(setup: TrainingSetup, cfg: Config, opts: BenchOptions) -> tuple[fl
     """(portraits/s at opts.sample_batch and single-portrait latency in s of G alone, portraits/s as the preset
     draws by default) through `Sampler` loaded from the run's own checkpoint dict (the code `sample` runs)."""
     device = setup.device
-    sampler = Sampler(checkpoint_state(setup, cfg, "synthetic"), device, DrawOptions())
+    # G alone: no colours, no guidance by D; a flow model keeps its run's solver (its G is the sampler)
+    alone = DrawOptions(**{f: getattr(cfg.draw, f) for f in FLOW_DRAW_FIELDS}) if is_flow(cfg.model) else DrawOptions()
+    sampler = Sampler(checkpoint_state(setup, cfg, "synthetic"), device, alone)
     labels = sampler.draw_conditions(opts.sample_n, seed=0)
     sampler.generate_from_labels(labels[: opts.sample_batch], batch_size=opts.sample_batch)  # warm-up
     sample_s = min(
