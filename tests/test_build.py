@@ -117,6 +117,11 @@ def test_dataset_json_and_counts_plot(project_root, tmp_path):
     assert meta["parameters"]["val_fraction"] == 0.2 and meta["parameters"]["seed"] == 1
     assert "created_at" in meta
     train = load_dataset("final", "train")
+    # How TRAIN uses colour, measured on the native grid: what draw.adapt_colours fits the drawing to
+    native = train.images.permute(0, 2, 3, 1).numpy()[:, ::4, ::4].reshape(29, -1, 3)
+    counts = [len(np.unique(im, axis=0)) for im in native]
+    assert meta["colours"]["n"] == 29 and meta["colours"]["per_portrait"]["max"] == max(counts)
+    assert meta["colours"]["budget"] == int(np.ceil(np.percentile(counts, 95)))
     assert len(train) == 29 and train.images.shape[1:] == (3, 64, 64) and train.native_scale == 4
     assert (project_root / "data/final/counts.png").exists()
     # The tables the notebook shows, as DataFrames

@@ -65,7 +65,12 @@ def test_a_preset_is_its_base_with_its_overrides():
 NAME_PARTS = {
     "dcgan": lambda c: c.model.arch == "dcgan",
     "resnet": lambda c: c.model.arch == "resnet",
-    "sn_proj": lambda c: c.model.d_spectral_norm and c.model.d_cond == "projection" and "cbn" in c.model.g_cond,
+    "sn_proj": lambda c: (
+        c.model.d_spectral_norm
+        and c.model.d_cond == "projection"
+        and ("cbn" in c.model.g_cond or c.model.arch == "style")
+    ),
+    "style": lambda c: c.model.arch == "style" and c.model.g_cond == "concat",
     "_ms": lambda c: c.train.mode_seeking > 0,
     "_ac": lambda c: c.model.d_classify > 0,
     "pixel": lambda c: c.model.output == "palette" and c.model.g_sle and c.model.d_recon > 0,

@@ -27,6 +27,8 @@ MODELS = {
     "palette_merge": {"model.output": "palette", "model.palette_k": 6, "draw.palette_merge": 40.0},
     # an RGB model's samples quantised per portrait (k-means: fixed loops, traced) and merged
     "rgb_colours": {"draw.rgb_colours": 6, "draw.palette_merge": 3.0},
+    # StyleGAN2's generator: mapping, modulated convs, its fixed noise maps, skip outputs, quantised
+    "style": {"model.arch": "style", "draw.rgb_colours": 6},
     # the flow family: the solver loop (2 Heun steps, guided) and the quantisation inside the graph
     "flow": {
         "model.arch": "unet",

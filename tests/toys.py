@@ -16,6 +16,7 @@ TOY_VOCAB = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"]
 # Every model family as overrides of the smoke preset (a tiny DCGAN): the run machinery's tests take each.
 FAMILIES = {
     "gan": {},
+    "style": {"model.arch": "style"},  # StyleGAN2's G against the DCGAN D
     "flow": {"model.arch": "unet", "train.attr_dropout": 0.1, "draw.flow_steps": 2},
 }
 

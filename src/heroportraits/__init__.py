@@ -18,6 +18,7 @@ data                     sources (procedural, LPC, your own images) -> prepare -
   data.build             staging set -> final dataset: duplicates removed, stratified split
   data.dataset           the final dataset format, loaded into memory for training
   data.face_regions      where composed sources keep their faces (the face box evaluate scores apart)
+  data.colour_stats      how a dataset uses colour (measured at build): the colour budget drawing adapts to
   data.figures           the data stage's pictures: previews, review grids, counts, duplicates, examples
 models                   build_models: G and D (none for the flow family) from a ModelConfig and the vocabulary
   models.config          ModelConfig (the networks) and DrawOptions (how portraits are drawn by default)
@@ -29,6 +30,7 @@ models                   build_models: G and D (none for the flow family) from a
   models.colour_quantise  an RGB sample's own palette: per-portrait k-means in OKLab (draw.rgb_colours)
   models.fastgan         FastGAN parts: skip-layer excitation in G, D's self-supervised decoders
   models.head_classifier D's head classifier: the class named from the portrait's top rows alone
+  models.stylegan        StyleGAN2's generator: mapping network, modulated convs, noise inputs, skip outputs
   models.flow            the flow family: a velocity U-Net, its Euler / Heun sampler with guidance, the loss
 training                 the training stage
   training.config        Config (model, train, draw), --set parsing, ranges and the checks between fields

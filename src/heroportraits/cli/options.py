@@ -84,6 +84,13 @@ def add_drawing_options(p: argparse.ArgumentParser, guided: bool = True, best_of
         "0 = off (default: the run's draw.palette_merge)",
     )
     p.add_argument(
+        "--adapt-colours",
+        action=argparse.BooleanOptionalAction,
+        help="take the colour budget and merge from the dataset's own colour use, measured at build (as many "
+        "colours as 95 %% of its portraits hold); --rgb-colours / --palette-merge turn it off (default: the run's "
+        "draw.adapt_colours)",
+    )
+    p.add_argument(
         "--flow-steps",
         type=int,
         metavar="N",

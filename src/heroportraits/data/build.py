@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from heroportraits.data.attributes import Vocabulary
+from heroportraits.data.colour_stats import colour_statistics
 from heroportraits.data.dataset import (
     read_images,
     read_labels_csv,
@@ -324,6 +325,8 @@ def build_dataset(
         "prepare": prep.get("parameters", {}),
     }
     meta = _dataset_meta(name, prep, counts, splits, exact, near, parameters)
+    train_images = images[kept][np.array([r["split"] == "train" for r in out_rows], bool)]
+    meta["colours"] = colour_statistics(train_images, meta["native_scale"])  # what drawing adapts to
     folder = data_dir() / name
     (folder / "duplicates.png").unlink(missing_ok=True)  # a previous build's picture would mislead
     write_dataset(folder, images[kept], out_rows, vocab, meta)

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from heroportraits.data.attributes import Vocabulary
+from heroportraits.data.colour_stats import colour_statistics
 from heroportraits.errors import HeroError
 from heroportraits.paths import dataset_dir, required_file, write_json
 
@@ -50,6 +51,13 @@ class PortraitData:
     @property
     def native_scale(self) -> int:
         return int(self.meta.get("native_scale", 1))
+
+    def colours(self) -> dict:
+        """How the dataset's portraits use colour (data/colour_stats.py): measured at build, or now for a dataset
+        built before (from these images)."""
+        if "colours" not in self.meta:
+            self.meta["colours"] = colour_statistics(self.images.permute(0, 2, 3, 1).cpu().numpy(), self.native_scale)
+        return self.meta["colours"]
 
     @property
     def resolution(self) -> int:

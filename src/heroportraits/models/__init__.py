@@ -1,7 +1,7 @@
 """Generators and discriminators, built from a ModelConfig and the dataset's vocabulary.
 
-Two families: GANs (`dcgan`, `resnet`: G and D) and the flow family (`unet`, models/flow.py: a velocity
-network wrapped with its sampler as G, and no D).
+Two families: GANs (`dcgan`, `resnet`, and `style`: StyleGAN2's generator against the DCGAN D) and the flow
+family (`unet`, models/flow.py: a velocity network wrapped with its sampler as G, and no D).
 
 `resolution` is the size the networks work at: 64, or the native grid (64 / k) when
 `native_grid` is on, in which case `upscale_to_output` brings samples back to 64x64.
@@ -23,10 +23,12 @@ from heroportraits.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from heroportraits.models.flow import FlowGenerator
 from heroportraits.models.layers import apply_spectral_norm
 from heroportraits.models.resnet import ResNetDiscriminator, ResNetGenerator
+from heroportraits.models.stylegan import StyleGenerator
 
 ARCHITECTURES = {  # keyed by config.CHOICES["model.arch"]
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
     "resnet": (ResNetGenerator, ResNetDiscriminator),
+    "style": (StyleGenerator, DCGANDiscriminator),  # StyleGAN2's G against the DCGAN D
     "unet": (FlowGenerator, None),  # the flow family: no discriminator
 }
 

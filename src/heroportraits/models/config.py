@@ -21,7 +21,8 @@ class ConfigError(HeroError):
 
 @dataclass
 class ModelConfig:
-    arch: str = "dcgan"  # the networks: GANs "dcgan" (Radford 2016) or "resnet" (SNGAN/BigGAN residual blocks);
+    arch: str = "dcgan"  # the networks: GANs "dcgan" (Radford 2016), "resnet" (SNGAN/BigGAN residual blocks) or
+    # "style" (StyleGAN2's generator, Karras 2020, against the DCGAN D);
     # "unet": the flow family (conditional flow matching, models/flow.py), a velocity U-Net and no D
     z_dim: int = 128  # latent size
     g_width: int = 64  # generator channels at the highest resolution (x2 per halving, capped at x8)
@@ -81,6 +82,9 @@ class DrawOptions:
     # refinement (0 = the classifier alone)
     refine_head: float = 0.0  # weight of D's head classifier's log-likelihood (model.d_head_classify) beside the
     # classifier's in refinement, so the head moves towards the class too; 0 = off
+    adapt_colours: bool = False  # RGB output: quantise to the dataset's own colour budget, measured at build
+    # (data/colour_stats.py: as many colours as 95 % of its portraits hold) instead of rgb_colours; the merge stays
+    # palette_merge. A colour flag given explicitly turns it off
     flow_steps: int = 16  # the flow family: steps of the solver from noise to portrait (each one or two passes)
     flow_solver: str = "heun"  # the flow family: "euler" (one pass a step) or "heun" (two, second order)
     guidance: float = 1.0  # the flow family: classifier-free guidance scale; 1 = the conditional velocity alone,
@@ -102,7 +106,17 @@ class DrawOptions:
         changes = {k: v for k, v in changes.items() if v is not None}
         if changes.get("rgb_colours") == 0 and self.rgb_colours > 0 and "palette_merge" not in changes:
             changes["palette_merge"] = 0.0
+        if {"rgb_colours", "palette_merge"} & set(changes) and "adapt_colours" not in changes:
+            changes["adapt_colours"] = False  # colours given explicitly are the ones drawn
         return dataclasses.replace(self, **changes)
+
+    def fitted(self, colours: dict | None, palette_model: bool = False) -> DrawOptions:
+        """With adapt_colours, an RGB model's quantisation set to the colour budget of a dataset's statistics
+        (`colours`: its data/colour_stats.colour_statistics, kept in dataset.json and in checkpoints). Unchanged
+        otherwise: a palette model (it draws its palette), or statistics unknown (an older checkpoint)."""
+        if not self.adapt_colours or not colours or palette_model:
+            return self
+        return dataclasses.replace(self, rgb_colours=int(colours["budget"]))
 
     def record(self) -> dict:
         """Every option, for the files that say how their portraits were drawn (evaluations, headgear scores)."""
@@ -117,7 +131,7 @@ class DrawOptions:
             guided = f", guidance {self.guidance:g}" if self.guidance != 1 else ""
             parts.append(f"{self.flow_steps} {self.flow_solver.capitalize()} steps{guided}")
         if self.rgb_colours:
-            parts.append(f"{self.rgb_colours} colours a portrait")
+            parts.append(f"{self.rgb_colours} colours a portrait{' (from the data)' if self.adapt_colours else ''}")
         if self.palette_merge:
             parts.append(f"{'merged' if self.rgb_colours else 'colours merged'} at {self.palette_merge:g} dE")
         if self.best_of > 1:
@@ -134,7 +148,7 @@ class DrawOptions:
 DRAW_FIELDS = tuple(f.name for f in dataclasses.fields(DrawOptions))
 # Names for every ModelConfig field that takes a name; the networks index their implementations with them.
 MODEL_CHOICES = {
-    "model.arch": ("dcgan", "resnet", "unet"),
+    "model.arch": ("dcgan", "resnet", "style", "unet"),
     "model.g_cond": ("concat", "cbn", "concat+cbn"),
     "model.d_cond": ("concat", "projection"),
     "model.output": ("rgb", "palette"),

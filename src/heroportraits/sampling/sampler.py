@@ -61,6 +61,7 @@ class Sampler:
         ds = state["dataset"]
         self.dataset_name = ds["name"]
         self.native_scale = int(ds["native_scale"])
+        self.colours = ds.get("colours")  # the data's colour use (None in checkpoints from before it was kept)
         self.resolution = int(ds["resolution"])
         self.step = int(state["step"])
         # Building G draws its (soon overwritten) initial weights from the global RNG: fork it, so
@@ -98,6 +99,7 @@ class Sampler:
         else:
             changes = {k: v for k, v in draw.items() if v is not None}
             options, given = self.run_drawing.changed(**changes), tuple(changes)
+        options = options.fitted(self.colours, palette_model=self.config.model.output == "palette")
         options = check_drawing(options, self.config.model, given, self.config.train.attr_dropout)
         if options.guided:
             self._build_discriminator()

@@ -325,6 +325,7 @@ DRAW_FLAGS = {
     "refine_rate": "--refine-rate",
     "refine_realness": "--refine-realness",
     "refine_head": "--refine-head",
+    "adapt_colours": "--adapt-colours",
     "flow_steps": "--flow-steps",
     "flow_solver": "--solver",
     "guidance": "--guidance",
@@ -368,8 +369,18 @@ GAN_ONLY = {
 
 
 def check_family(cfg: Config) -> None:
-    """Refuse GAN-only settings on a flow model, naming each and its default."""
-    if not is_flow(cfg.model):
+    """Refuse settings a model family cannot train with: GAN-only settings on a flow model, G options the
+    style-based generator does not have (its labels enter through the mapping network, its output is RGB)."""
+    m = cfg.model
+    if m.arch == "style":
+        for bad, why in (
+            (m.g_cond != "concat", f"model.g_cond={m.g_cond!r}: its labels join z in the mapping network; use concat"),
+            (m.output != "rgb", f"model.output={m.output!r}: it draws RGB (skip outputs); use rgb"),
+            (m.g_sle, "model.g_sle=true: skip-layer excitation is the DCGAN / ResNet G's; set it false"),
+        ):
+            if bad:
+                raise ConfigError(f"model.arch=style (StyleGAN2's generator) cannot take {why}")
+    if not is_flow(m):
         return
     defaults = Config()
     for section, names in GAN_ONLY.items():

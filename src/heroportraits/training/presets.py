@@ -116,6 +116,10 @@ PALETTE_HEAD = {  # for art whose classes differ by head item (the varied LPC co
     "train.steps": 8153,  # what 60 minutes gave on the first VM
     "train.tau_steps": 6000,
 }
+STYLE = {  # StyleGAN2's generator (mapping network, modulated convs, noise inputs, skip outputs) in the demo's place
+    "model.arch": "style",
+    "model.g_cond": "concat",  # the labels join z in the mapping network
+}
 FLOW_CPU = {  # conditional flow matching (models/flow.py): a lean U-Net on the native grid, ~2x the demo's step
     "model.arch": "unet",
     "model.g_width": 16,  # 16, 32, 64 channels at 32, 16, 8 px: ~150 MFLOP a velocity
@@ -172,6 +176,10 @@ _PALETTE_HEAD = (
 )
 _SN_PROJ = "residual G and D, spectral-norm projection D, conditional BN in G"
 _FULL = "resnet_sn_proj + R1, TTUR, EMA ramp-up, DiffAugment, instance noise"
+_STYLE = (
+    "the demo with StyleGAN2's generator in place of the DCGAN G (mapping network from noise and labels, modulated "
+    "convs, noise inputs, skip outputs), the same D, losses and drawing"
+)
 _FLOW = (
     "conditional flow matching (rectified flow): a U-Net velocity network on the native grid, every attribute "
     "through adaptive norms with attribute dropout, drawn in Euler / Heun steps and quantised like the demo"
@@ -197,6 +205,8 @@ PRESETS: dict[str, Preset] = {
     "resnet_sn_proj_gpu": Preset(None, f"{_SN_PROJ}; GPU-sized", {**GPU, "model.arch": "resnet", **SN_PROJ}),
     "resnet_full": Preset("resnet_sn_proj", f"{_FULL}; CPU-sized", FULL),
     "resnet_full_gpu": Preset("resnet_sn_proj_gpu", f"{_FULL}; GPU-sized", FULL),
+    "style_sn_proj_ms_ac": Preset("dcgan_sn_proj_ms_ac", f"{_STYLE}; CPU-sized", {**STYLE, "model.g_width": 16}),
+    "style_sn_proj_ms_ac_gpu": Preset("dcgan_sn_proj_ms_ac_gpu", f"{_STYLE}; GPU-sized", STYLE),
     "flow_unet": Preset(None, f"{_FLOW}; CPU-sized", FLOW_CPU),
     "flow_unet_gpu": Preset(None, f"{_FLOW}; GPU-sized (64, 128, 256 channels, 2 blocks a level)", FLOW_GPU),
     "smoke": Preset(None, "a few steps of a tiny DCGAN: tests and notebook smoke runs", SMOKE),

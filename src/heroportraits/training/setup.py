@@ -107,6 +107,7 @@ class TrainingSetup:
     info: DistInfo  # rank and world size (world size 1 outside torchrun)
     device: torch.device
     palette: list | None = None  # the dataset palette G draws from, [[r, g, b], ...] (palette_source=dataset)
+    colours: dict | None = None  # how the data uses colour (data/colour_stats.py): what draw.adapt_colours reads
     dataset_fingerprint: str | None = None  # of the dataset's files (data.dataset.dataset_fingerprint): train() sets it
 
 
@@ -139,7 +140,9 @@ def setup_training(
         trainer = FlowTrainer(G, cfg, cvocab, gen, dist_info=info)
     else:
         trainer = Trainer(G, D, cfg, cvocab, gen, pixel=pixel, dist_info=info)
-    draw_in_colours(trainer.G_ema, cfg.draw)  # the grids written while training show the run's colours
+    colours = data.colours()
+    # the grids written while training show the run's colours (fitted to the data's with draw.adapt_colours)
+    draw_in_colours(trainer.G_ema, cfg.draw.fitted(colours, palette_model=mc.output == "palette"))
     next_batch = batch_sampler(
         shard, distributed.per_rank_batch(tc.batch_size, info), net_res, cond_cols, gen, channels_last=tc.channels_last
     )
@@ -159,6 +162,7 @@ def setup_training(
         info,
         device,
         None if palette is None else palette.tolist(),
+        colours,
     )
 
 
@@ -213,6 +217,7 @@ def checkpoint_state(
             "network_resolution": s.net_res,
             "label_mix": s.label_mix,
             "palette": s.palette,  # sampling and export rebuild G's palette output from it
+            "colours": s.colours,  # the data's colour use: the drawing fits to it (draw.adapt_colours)
             "fingerprint": s.dataset_fingerprint,  # a resumed run is refused on other data
         },
         **t.networks_state(),  # G, G_ema, opt_G (and D, opt_D for a GAN)
