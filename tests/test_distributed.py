@@ -236,9 +236,22 @@ def test_two_ranks_shard_data_agree_on_weights_and_resume_exactly(trained_judge,
     assert [r["fd"] for r in rows] == pytest.approx([r["fd"] for r in rows_resumed], rel=1e-9)
 
 
-def test_torchrun_cli_trains_two_ranks(toy_dataset, project_root):
-    """The real launcher: `torch.distributed.run -m heroportraits train`, with spectral norm,
-    projection D and conditional batch-norm (buffers and parametrisations under DDP)."""
+TORCHRUN_MODELS = {  # the GAN with spectral norm, projection D and conditional batch-norm (buffers and
+    # parametrisations under DDP), and the flow family (its G called for the velocity through DDP's wrapper)
+    "resnet_sn_cbn": [
+        "model.arch=resnet",
+        "model.g_cond=cbn",
+        "model.d_cond=projection",
+        "model.d_spectral_norm=true",
+        "train.r1_gamma=0.2",
+    ],
+    "flow": ["model.arch=unet", "train.attr_dropout=0.1", "draw.flow_steps=2"],
+}
+
+
+@pytest.mark.parametrize("model", list(TORCHRUN_MODELS))
+def test_torchrun_cli_trains_two_ranks(model, toy_dataset, project_root):
+    """The real launcher: `torch.distributed.run -m heroportraits train`."""
     cmd = [
         sys.executable,
         "-m",
@@ -255,16 +268,7 @@ def test_torchrun_cli_trains_two_ranks(toy_dataset, project_root):
         "smoke",
         "--run-name",
         "cli",
-        "--set",
-        "model.arch=resnet",
-        "--set",
-        "model.g_cond=cbn",
-        "--set",
-        "model.d_cond=projection",
-        "--set",
-        "model.d_spectral_norm=true",
-        "--set",
-        "train.r1_gamma=0.2",
+        *[item for field in TORCHRUN_MODELS[model] for item in ("--set", field)],
     ]
     env = {**os.environ, "HEROPORTRAITS_ROOT": str(project_root), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=HANG_S)

@@ -168,12 +168,7 @@ def export_generator(checkpoint: str | Path, out: str | Path, fmt: str = "onnx",
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {list(FORMATS)}")
     out = output_file(out, "export file")
-    sampler = Sampler.from_checkpoint(checkpoint, draw=draw)
-    sampler.use(sampler.drawing.unguided())
-    graph = PortraitGraph(frozen_generator(sampler.G), sampler.resolution).eval()
-    inputs = example_inputs(sampler, 2)  # batch 2: a traced batch of 1 could be specialised to a constant
-    with torch.no_grad():
-        data = (_export_onnx if fmt == "onnx" else _export_torchscript)(graph, inputs, export_metadata(sampler))
+    data = exported_bytes(Sampler.from_checkpoint(checkpoint, draw=draw), fmt)
     tmp = out.with_name(out.name + ".tmp")
     try:
         with writing(out, "export file", ExportError):
@@ -183,6 +178,16 @@ def export_generator(checkpoint: str | Path, out: str | Path, fmt: str = "onnx",
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def exported_bytes(sampler: Sampler, fmt: str = "onnx") -> bytes:
+    """The file `export_generator` writes, in memory: the sampler's G in its colours, without D's guidance (studies
+    record its size)."""
+    sampler.use(sampler.drawing.unguided())
+    graph = PortraitGraph(frozen_generator(sampler.G), sampler.resolution).eval()
+    inputs = example_inputs(sampler, 2)  # batch 2: a traced batch of 1 could be specialised to a constant
+    with torch.no_grad():
+        return (_export_onnx if fmt == "onnx" else _export_torchscript)(graph, inputs, export_metadata(sampler))
 
 
 def run_exported(path: str | Path, noise: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -42,6 +42,7 @@ from heroportraits.evaluation.scores import floor, reference
 from heroportraits.evaluation.tone import palette_tone
 from heroportraits.paths import checkpoints_dir, studies_dir, write_json
 from heroportraits.progress import progress_bar
+from heroportraits.sampling.export import exported_bytes
 from heroportraits.sampling.portraits import write_grid
 from heroportraits.sampling.sampler import Sampler
 from heroportraits.study import tables as T
@@ -208,11 +209,19 @@ def comparison_labels(vocab) -> torch.Tensor:
 
 def evaluate_run(checkpoint: Path, dataset: str, n: int, device: str = "cpu") -> tuple[dict, Sampler]:
     """Every score (evaluate_sampler, no floor) and the palette tone (tone.palette_tone) of n portraits drawn as
-    the run draws by default, conditions from the training mix; also the sampler."""
+    the run draws by default, conditions from the training mix, with how fast they were drawn
+    (results["speed"]["drawn_per_s"]); also the sampler."""
     sampler = Sampler.from_checkpoint(checkpoint, device)
     ev = evaluate_sampler(sampler, n, EVAL_SEED, with_floor=False, dataset=dataset, progress=False)
     ev.results["palette"] = palette_tone(ev.images, ev.rows, dataset)
+    ev.results["speed"] = {"drawn_per_s": len(ev.images) / max(ev.seconds["generate"], 1e-3)}
     return ev.results, sampler
+
+
+def export_megabytes(checkpoint: Path) -> float:
+    """The size of the file `export` writes for the run (TorchScript, made in memory: ONNX holds the same weights),
+    in MB."""
+    return len(exported_bytes(Sampler.from_checkpoint(checkpoint), "torchscript")) / 2**20
 
 
 def run_one(study: Study, run: Run, device: str | None = None, progress: bool = True) -> dict:
@@ -234,6 +243,9 @@ def run_one(study: Study, run: Run, device: str | None = None, progress: bool = 
     for log in ("eval.jsonl", "metrics.csv"):  # the curves, readable where runs/ is merged without checkpoints
         if (ckpt_dir / log).exists():
             shutil.copyfile(ckpt_dir / log, folder / log)
+    steps = max(int(trained["step"]), 1)
+    results["speed"]["step_ms"] = trained["minutes"] * 60e3 / steps  # training wall time a step, evaluations included
+    results["speed"]["export_mb"] = export_megabytes(ckpt_dir / "last.pt")
     strip = comparison_labels(sampler.vocab)
     np.save(folder / "samples.npy", sampler.generate_from_labels(strip, seed=GRID_SEED))
     write_grid(sampler, folder / "grid.png", seed=GRID_SEED)

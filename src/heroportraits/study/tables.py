@@ -49,8 +49,10 @@ LOWER_IS_BETTER = (
     "detail.whole.pattern_distance",
     "detail.face.pattern_distance",
     "detail.face.fd",
+    "speed.step_ms",
+    "speed.export_mb",
 )
-HIGHER_IS_BETTER = ("precision", "recall", "coverage")
+HIGHER_IS_BETTER = ("precision", "recall", "coverage", "speed.drawn_per_s")
 NO_DIFFERENCE = "no measurable difference"
 
 
@@ -147,6 +149,7 @@ def flat_metrics(results: dict) -> dict[str, float]:
         out[f"detail.{region}.isolated_share"] = r["isolated_share"]["generated"]
         if "fd" in r:
             out[f"detail.{region}.fd"] = r["fd"]
+    out.update({f"speed.{k}": v for k, v in (results.get("speed") or {}).items()})  # step ms, drawn / s, export MB
     mem = results.get("memorisation")
     if mem:
         out["memorisation.median_nn"], out["memorisation.flagged_share"] = mem["median_nn"], mem["flagged_share"]
