@@ -51,7 +51,7 @@ def test_save_writes_a_new_folder_each_time(sampler, tmp_path):
 def test_panel_redraws_on_change_and_saves_what_it_shows(sampler, tmp_path):
     panel = sampler_panel(sampler, tmp_path, count=4)
     dropdowns = panel.children[0].children
-    seed_box, count_slider = panel.children[1].children
+    seed_box, count_slider, palette_box = panel.children[1].children
     picture, (button, status) = panel.children[2], panel.children[3].children
     before = picture.value
     dropdowns[1].value = "cavalry"
@@ -63,6 +63,15 @@ def test_panel_redraws_on_change_and_saves_what_it_shows(sampler, tmp_path):
     button.click()
     assert "saved 2 portraits" in status.value
     assert len(list((tmp_path / "picked_000").glob("*.png"))) == 2
+    palette_box.value = "#000000,#ffffff"  # this model draws unquantised: said in the status line, nothing raised
+    assert "--rgb-colours" in status.value and len(panel.state["shown"].images) == 2
+
+
+def test_the_panel_draws_in_the_palette_typed_into_it(smoke_checkpoint, tmp_path):
+    panel = sampler_panel(Sampler.from_checkpoint(smoke_checkpoint(**{"draw.rgb_colours": 6})), tmp_path, count=3)
+    panel.children[1].children[2].value = "#1a1c2c,#f4f4f4,#b13e53"
+    pixels = {tuple(p) for p in panel.state["shown"].images.reshape(-1, 3).tolist()}
+    assert pixels <= {(26, 28, 44), (244, 244, 244), (177, 62, 83)}
 
 
 def test_without_ipywidgets_one_static_grid(sampler, tmp_path, monkeypatch, capsys):
@@ -75,7 +84,7 @@ def test_without_ipywidgets_one_static_grid(sampler, tmp_path, monkeypatch, caps
 def test_a_model_with_ds_classifier_gets_a_refine_slider(smoke_checkpoint, tmp_path):
     guided = Sampler.from_checkpoint(smoke_checkpoint(**{"model.d_cond": "projection", "model.d_classify": 1.0}))
     panel = sampler_panel(guided, tmp_path, count=4)
-    seed_box, count_slider, refine_slider = panel.children[1].children
+    seed_box, count_slider, refine_slider, palette_box = panel.children[1].children
     assert (refine_slider.description, refine_slider.value) == ("refine", 0)  # the sampler's own setting
     plain = panel.state["shown"].images
     refine_slider.value = 3

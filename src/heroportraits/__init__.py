@@ -19,6 +19,7 @@ data                     sources (procedural, LPC, your own images) -> prepare -
   data.dataset           the final dataset format, loaded into memory for training
   data.face_regions      where composed sources keep their faces (the face box evaluate scores apart)
   data.colour_stats      how a dataset uses colour (measured at build): the colour budget drawing adapts to
+  data.palette_files     a user's palette from .hex / .gpl / swatch files or a list (draw.palette)
   data.figures           the data stage's pictures: previews, review grids, counts, duplicates, examples
 models                   build_models: G and D (none for the flow family) from a ModelConfig and the vocabulary
   models.config          ModelConfig (the networks) and DrawOptions (how portraits are drawn by default)
@@ -69,6 +70,8 @@ sampling                 the sampling stage: portraits drawn from a trained chec
   sampling.selection     D-guided sampling: noise refined by D's classifier, or the best of R candidates
   sampling.walks         latent walks (noise or an attribute) as a strip PNG and a GIF, `sample --interpolate`
   sampling.widgets       notebook 03's interactive sampler (ipywidgets): choices -> grid, save
+  sampling.transparency  transparent backgrounds for RGB portraits: the border's background cut, `--transparent`
+  sampling.sheets        sprite sheets: an atlas PNG and its frame JSON (Phaser / PixiJS / TexturePacker), `--sheet`
   sampling.export        the EMA generator as one ONNX / TorchScript file
 bench                    speed of a training step against the machine's roof
 figures                  what every picture shares: saving a figure, pixels shown crisp

@@ -91,6 +91,19 @@ def add_drawing_options(p: argparse.ArgumentParser, guided: bool = True, best_of
         "draw.adapt_colours)",
     )
     p.add_argument(
+        "--palette-file",
+        dest="palette",
+        metavar="FILE",
+        help="draw in your palette: a Lospec .hex, a GIMP .gpl or a swatch image, or colours as "
+        "'#1a1c2c,#5d275d,...'; each portrait's own colours go to the nearest free palette colours in OKLab, so "
+        "distinct ones stay distinct where the palette allows (default: the run's draw.palette, usually none)",
+    )
+    p.add_argument(
+        "--dither",
+        action=argparse.BooleanOptionalAction,
+        help="with --palette-file: ordered (Bayer 4x4) dithering between each pixel's two nearest palette colours",
+    )
+    p.add_argument(
         "--flow-steps",
         type=int,
         metavar="N",

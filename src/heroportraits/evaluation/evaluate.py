@@ -140,7 +140,19 @@ def evaluate_sampler(
     images, rows = sampler.generate(n, seed=seed, open_attributes="mix")
     seconds["generate"] = round(time.time() - t, 2)
     source = {**(source or {}), "step": sampler.step, "drawing": sampler.drawing.record()}
-    return score(images, rows, dataset, source, n_subsets, seed, with_floor, seconds, progress)
+    ev = score(images, rows, dataset, source, n_subsets, seed, with_floor, seconds, progress)
+    if sampler.drawing.palette:  # what the user's palette costs: the same noise drawn without it, scored alike
+        with sampler.drawn_with(sampler.drawing.changed(palette="", dither=False)):
+            plain, _ = sampler.generate(n, seed=seed, open_attributes="mix")
+        without = evaluate_images(
+            plain, rows, dataset, n_subsets=n_subsets, seed=seed, memorisation=False, progress=False
+        )
+        ev.results["without_palette"] = {k: without[k] for k in PALETTE_COST_KEYS}
+    return ev
+
+
+# The scores `evaluate` gives again without the user's palette, so its cost can be read (results["without_palette"]).
+PALETTE_COST_KEYS = ("fd", "precision", "recall", "cond_acc", "pixel_art", "detail")
 
 
 def evaluate_checkpoint(

@@ -176,6 +176,7 @@ def format_table(results: dict, floor: dict | None = None) -> str:
             lines.append(titles[g])
         label = metric if g == "distribution" else f"  {metric}"
         lines.append(f"{label:<36}{_f(gen, fmt):>16}{_f(flo, fmt):>16}   {note}")
+    lines += _palette_cost_lines(results)
     if floor:
         lines.append(f"floor: {floor['n']} real TRAIN images with their true labels, scored the same way")
     lines += [f"note: {note}" for note in results.get("notes", [])]
@@ -189,3 +190,22 @@ def _per_value_lines(results: dict, floor: dict | None) -> list[str]:
         fd, fd_floor = (None if np.isnan(x) else x for x in (r["fd"], r["fd_floor"]))
         lines.append(f"{'  ' + a + '=' + value:<36}{_f(fd, '{:.2f}'):>16}{_f(fd_floor, '{:.2f}'):>16}   {note}")
     return lines
+
+
+def _palette_cost_lines(results: dict) -> list[str]:
+    """What drawing in the user's palette costs: the main scores with it (the table above) and without it."""
+    plain = results.get("without_palette")
+    if not plain:
+        return []
+    pairs = [
+        ("FD", results["fd"], plain["fd"], "{:.2f}"),
+        ("precision", results["precision"], plain["precision"], "{:.3f}"),
+        ("recall", results["recall"], plain["recall"], "{:.3f}"),
+        ("joint accuracy", results["cond_acc"]["joint"], plain["cond_acc"]["joint"], "{:.3f}"),
+        ("colours", results["pixel_art"]["distinct_colours"]["generated"],
+         plain["pixel_art"]["distinct_colours"]["generated"], "{:.1f}"),
+        ("detail", _get(results, "detail", "whole", "pattern_distance"),
+         _get(plain, "detail", "whole", "pattern_distance"), "{:.3f}"),
+    ]  # fmt: skip
+    shown = ", ".join(f"{name} {_f(a, fmt)} ({_f(b, fmt)} without)" for name, a, b, fmt in pairs)
+    return [f"in the user's palette: {shown}"]

@@ -85,6 +85,11 @@ class DrawOptions:
     adapt_colours: bool = False  # RGB output: quantise to the dataset's own colour budget, measured at build
     # (data/colour_stats.py: as many colours as 95 % of its portraits hold) instead of rgb_colours; the merge stays
     # palette_merge. A colour flag given explicitly turns it off
+    palette: str = ""  # draw in the user's palette: a .hex / .gpl / swatch image file, or #rrggbb,#rrggbb,...; each
+    # portrait's own colours are assigned to the palette's in OKLab, distinct ones kept distinct where the palette
+    # allows (models/palette_output.py); "" = off. Needs the portrait's own colours (rgb_colours or palette output)
+    dither: bool = False  # with a palette: ordered (Bayer 4x4) dithering between each pixel's two nearest palette
+    # colours instead of one colour per portrait colour
     flow_steps: int = 16  # the flow family: steps of the solver from noise to portrait (each one or two passes)
     flow_solver: str = "heun"  # the flow family: "euler" (one pass a step) or "heun" (two, second order)
     guidance: float = 1.0  # the flow family: classifier-free guidance scale; 1 = the conditional velocity alone,
@@ -134,6 +139,9 @@ class DrawOptions:
             parts.append(f"{self.rgb_colours} colours a portrait{' (from the data)' if self.adapt_colours else ''}")
         if self.palette_merge:
             parts.append(f"{'merged' if self.rgb_colours else 'colours merged'} at {self.palette_merge:g} dE")
+        if self.palette:
+            shown = self.palette if len(self.palette) <= 40 else "..." + self.palette[-37:]
+            parts.append(f"in the palette {shown}{' dithered' if self.dither else ''}")
         if self.best_of > 1:
             parts.append(f"best of {self.best_of} by D's classifier")
         if self.refine_steps:

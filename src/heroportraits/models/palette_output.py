@@ -31,6 +31,7 @@ from torch import nn
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.oklab import DELTA_E_SCALE, unit_rgb_to_oklab
+from heroportraits.data.palette_files import read_palette
 from heroportraits.errors import HeroError
 from heroportraits.models.colour_quantise import cluster_colours
 from heroportraits.models.conditioning import AttributeEmbedding
@@ -52,6 +53,8 @@ class RGBOutput(nn.Module):
     def __init__(self, colours: int = 0, merge: float = 0.0, squash: bool = True):
         super().__init__()
         self.colours, self.merge, self.squash = int(colours), float(merge), squash
+        self.user_palette: torch.Tensor | None = None  # (P, 3) in [-1, 1]: draw.palette, set by draw_in_colours
+        self.dither = False
 
     def forward(self, h: torch.Tensor, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         image = torch.tanh(h) if self.squash else h.clamp(-1.0, 1.0)
@@ -60,7 +63,7 @@ class RGBOutput(nn.Module):
         colours, index = cluster_colours(image, self.colours)
         if self.merge > 0:
             colours = merge_close_colours(colours, index, self.merge)
-        return pick_colours(index, colours).to(image.dtype)
+        return in_user_palette(colours, index, self.user_palette, self.dither).to(image.dtype)
 
 
 class PaletteOutput(nn.Module):
@@ -70,6 +73,8 @@ class PaletteOutput(nn.Module):
         super().__init__()
         self.mix, self.source = cfg.palette_mix, cfg.palette_source
         self.merge = 0.0  # dE under which sampling merges slots (draw.palette_merge, set by draw_in_colours); 0 = off
+        self.user_palette: torch.Tensor | None = None  # (P, 3) in [-1, 1]: draw.palette, set by draw_in_colours
+        self.dither = False
         self.generator: torch.Generator | None = None  # Gumbel noise stream; the Trainer sets its own
         # Refinement (selection.py) sets it: eval mode then draws the argmax colours unmerged, with the soft
         # mix's gradient (straight-through), so the noise's gradient reaches the per-pixel choices too
@@ -108,7 +113,7 @@ class PaletteOutput(nn.Module):
             index = logits.argmax(dim=1)
             if self.merge > 0:
                 colours = merge_close_colours(colours, index, self.merge)
-            return pick_colours(index, colours)
+            return in_user_palette(colours, index, self.user_palette, self.dither)
         if self.mix == "gumbel" and self.training:  # + Gumbel(0, 1) noise: the softmax becomes a relaxed sample
             u = torch.rand(logits.shape, generator=self.generator, device=logits.device, dtype=logits.dtype)
             logits = logits - torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
@@ -154,6 +159,77 @@ def merge_close_colours(colours: torch.Tensor, index: torch.Tensor, delta_e: flo
         target[rows, slot] = torch.where(merge, nearest, slot)
         kept[rows, slot] = ~merge
     return torch.gather(colours, 1, target.unsqueeze(-1).expand(-1, -1, 3))
+
+
+PALETTE_SLACK = 1.5  # a portrait colour may take a free palette colour up to 1.5x its nearest one's distance ...
+PALETTE_SLACK_DE = 5.0  # ... plus 5 dE, so that distinct colours stay distinct where the palette allows
+BAYER_4 = torch.tensor([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]], dtype=torch.float32) / 16
+
+
+def in_user_palette(
+    colours: torch.Tensor, index: torch.Tensor, palette: torch.Tensor | None, dither: bool = False
+) -> torch.Tensor:
+    """A portrait's colours (N, K, 3) in [-1, 1] and its pixels' slots (N, H, W) -> the image (N, 3, H, W), in the
+    user's palette (P, 3) when one is given (draw.palette): each colour assigned a palette colour by
+    `assign_palette`, or with `dither` each pixel ordered-dithered between the two palette colours nearest its own.
+    Without a palette: the colours as they are."""
+    if palette is None:
+        return pick_colours(index, colours)
+    palette = palette.to(colours.device, torch.float32)
+    if dither:
+        return dither_to_palette(pick_colours(index, colours), palette)
+    return pick_colours(index, assign_palette(colours, index, palette))
+
+
+def _delta_e(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """dE between colours a (..., A, 3) and b (B, 3) in [-1, 1] -> (..., A, B)."""
+    lab_a, lab_b = unit_rgb_to_oklab((a.float() + 1.0) / 2.0), unit_rgb_to_oklab((b.float() + 1.0) / 2.0)
+    return DELTA_E_SCALE * ((lab_a[..., :, None, :] - lab_b) ** 2).sum(-1).clamp_min(0).sqrt()
+
+
+def assign_palette(colours: torch.Tensor, index: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    """Each portrait colour -> a palette colour, most used colour first: the nearest palette colour no other colour
+    of the portrait has taken, if it is within PALETTE_SLACK x the nearest one's distance + PALETTE_SLACK_DE, else
+    the nearest (shared). So a portrait's three skin tones land on three palette tones where the palette has them,
+    a palette that holds the portrait's colours changes nothing, and slots merged into one colour stay one.
+    colours (N, K, 3), index (N, H, W), palette (P, 3), all colours in [-1, 1] -> (N, K, 3)."""
+    n, k, _ = colours.shape
+    d = _delta_e(colours, palette)  # (N, K, P)
+    nearest = d.min(dim=2).values  # (N, K)
+    usage = torch.zeros(n, k, device=index.device).scatter_add_(
+        1, index.flatten(1), torch.ones(index.flatten(1).shape, device=index.device)
+    )
+    order = torch.argsort(usage * k + torch.arange(k - 1, -1, -1, device=index.device), dim=1, descending=True)
+    same = (colours[:, :, None] == colours[:, None]).all(-1)  # (N, K, K): slots holding one colour (merged)
+    rows = torch.arange(n, device=index.device)
+    taken = torch.zeros(n, palette.shape[0], dtype=torch.bool, device=index.device)
+    done = torch.zeros(n, k, dtype=torch.bool, device=index.device)
+    choice = torch.zeros(n, k, dtype=torch.long, device=index.device)
+    for rank in range(k):
+        slot = order[:, rank]
+        dist = d[rows, slot]  # (N, P)
+        free = dist.masked_fill(taken, float("inf")).argmin(dim=1)
+        ok = dist[rows, free] <= PALETTE_SLACK * nearest[rows, slot] + PALETTE_SLACK_DE
+        pick = torch.where(ok, free, dist.argmin(dim=1))
+        twin = same[rows, slot] & done  # an earlier slot with exactly this colour: the same palette colour
+        pick = torch.where(twin.any(dim=1), choice[rows, twin.float().argmax(dim=1)], pick)
+        choice[rows, slot] = pick
+        used = usage[rows, slot] > 0
+        taken[rows, pick] = taken[rows, pick] | used
+        done[rows, slot] = True
+    return palette[choice]
+
+
+def dither_to_palette(image: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    """Ordered dithering: each pixel of image (N, 3, H, W) in [-1, 1] takes the second-nearest of its two nearest
+    palette colours where the Bayer 4x4 threshold is below its share of the way between them, else the nearest."""
+    n, _, h, w = image.shape
+    d = _delta_e(image.permute(0, 2, 3, 1), palette)  # (N, H, W, P)
+    two = d.topk(2, dim=-1, largest=False)
+    share = two.values[..., 0] / (two.values.sum(-1) + 1e-6)  # 0 (on the nearest) to 0.5 (half way)
+    threshold = BAYER_4.to(image.device).repeat((h + 3) // 4, (w + 3) // 4)[:h, :w]
+    pick = torch.where(share > threshold, two.indices[..., 1], two.indices[..., 0])  # (N, H, W)
+    return palette[pick].permute(0, 3, 1, 2)
 
 
 def image_output(cfg: ModelConfig, vocab: Vocabulary, palette: torch.Tensor | None = None) -> nn.Module:
@@ -207,11 +283,17 @@ def set_rgb_colours(module: nn.Module, colours: int) -> int:
 
 
 def draw_in_colours(G: nn.Module, draw: DrawOptions) -> None:
-    """G's eval-mode output in `draw`'s colours: each RGB portrait quantised to draw.rgb_colours, and colours
-    merged under draw.palette_merge (training, in train mode, never sees either). A G with its own sampler (the
-    flow family's `use_drawing`) takes the rest of `draw` too: steps, solver, guidance."""
+    """G's eval-mode output in `draw`'s colours: each RGB portrait quantised to draw.rgb_colours, colours merged
+    under draw.palette_merge, then put in the user's palette (draw.palette) (training, in train mode, never sees
+    any). A G with its own sampler (the flow family's `use_drawing`) takes the rest of `draw` too: steps, solver,
+    guidance."""
     set_rgb_colours(G, draw.rgb_colours)
     set_palette_merge(G, draw.palette_merge)
+    palette = None
+    if draw.palette:
+        palette = torch.as_tensor(read_palette(draw.palette), dtype=torch.float32) / 127.5 - 1.0
+    for out in palette_outputs(G) + rgb_outputs(G):
+        out.user_palette, out.dither = palette, draw.dither
     for module in G.modules():
         if hasattr(module, "use_drawing"):
             module.use_drawing(draw)
@@ -219,9 +301,14 @@ def draw_in_colours(G: nn.Module, draw: DrawOptions) -> None:
 
 def colour_record(cfg: ModelConfig, draw: DrawOptions) -> dict:
     """The colour options a model's portraits are drawn with, for records (exported files): a palette model's
-    merge; an RGB model's quantisation and merge when it quantises; nothing otherwise."""
+    merge; an RGB model's quantisation and merge when it quantises; the user's palette (its colours, a constant of
+    an exported graph) when one is given; nothing otherwise."""
+    record = {}
     if cfg.output == "palette":
-        return {"palette_merge": draw.palette_merge}
-    if draw.rgb_colours > 0:
-        return {"rgb_colours": draw.rgb_colours, "palette_merge": draw.palette_merge}
-    return {}
+        record = {"palette_merge": draw.palette_merge}
+    elif draw.rgb_colours > 0:
+        record = {"rgb_colours": draw.rgb_colours, "palette_merge": draw.palette_merge}
+    if draw.palette:
+        hexes = ["#" + "".join(f"{v:02x}" for v in c) for c in read_palette(draw.palette).tolist()]
+        record.update(user_palette=hexes, dither=draw.dither)
+    return record

@@ -18,6 +18,8 @@ from heroportraits.data.images import make_grid, save_png
 from heroportraits.paths import output_file, output_folder, write_json, writing
 from heroportraits.progress import progress_bar
 from heroportraits.sampling.sampler import SampleError, Sampler, most_common_labels
+from heroportraits.sampling.sheets import layout_sheet, write_sheet
+from heroportraits.sampling.transparency import cut_backgrounds, with_cut_labels
 from heroportraits.training.checkpoint import RUN_CHECKPOINTS
 from heroportraits.training.figures import grid_layout, save_grid_figure
 
@@ -79,8 +81,11 @@ def write_samples(
     progress=True,
     open_attributes: str | None = None,
     overwrite: bool = False,
+    transparent: bool = False,
 ) -> Path:
     """n PNGs + labels.csv (file + the attribute values each image was conditioned on; `any` = unspecified).
+    With `transparent`, RGBA PNGs with each portrait's background cut (sampling/transparency.py) and a
+    `background_cut` column (clean / rough).
 
     The folder must be empty (or new) unless `overwrite`, which replaces only what an earlier `sample` wrote
     there: stale PNGs that labels.csv does not list would otherwise be scored with the new ones. Everything is
@@ -91,9 +96,13 @@ def write_samples(
         raise SampleError(f"n={n}: the number of portraits must be >= 1")
     earlier = check_sample_folder(out_dir, n, overwrite)
     images, rows = sampler.generate(n, conditions, seed, open_attributes=open_attributes)
+    names = sampler.vocab.names
+    if transparent:
+        images, clean = cut_backgrounds(images, sampler.native_scale)
+        rows, names = with_cut_labels(rows, clean), [*names, "background_cut"]
     for name in [*earlier, MANIFEST]:
         (out_dir / name).unlink(missing_ok=True)
-    return save_portraits(images, rows, out_dir, sampler.vocab.names, progress)
+    return save_portraits(images, rows, out_dir, names, progress)
 
 
 def save_portraits(images: np.ndarray, rows: list[dict], out_dir: str | Path, names: list[str], progress=False) -> Path:
@@ -132,14 +141,49 @@ def write_grid(
     With conditions: n portraits under them, tiled. A path that cannot be written is one line, checked first."""
     out_path = output_file(out_path, "grid")
     if not conditions:
-        common = most_common_labels(sampler._mix_rows, sampler._mix_p)
-        cols = sampler.cond_cols
-        layout = grid_layout(sampler.cvocab, default_labels=common[cols].tolist())
-        full = common.repeat(len(layout.labels), 1)
-        full[:, cols] = layout.labels
+        layout, full = attribute_grid(sampler)
         images = sampler.generate_from_labels(full, seed)
         with writing(out_path, "grid", SampleError):
             return save_grid_figure(images, layout, out_path, title=f"step {sampler.step}")
     images, _ = sampler.generate(n, conditions, seed, open_attributes=open_attributes)
     with writing(out_path, "grid", SampleError):
         return save_png(make_grid(images, nrow=int(np.ceil(np.sqrt(n)))), out_path)
+
+
+def attribute_grid(sampler: Sampler):
+    """The attribute layout grid (rows = class, cols = palette, blocks = gender; other attributes at their most
+    common value): its layout and the (cells, A) full-vocabulary label rows of its cells."""
+    common = most_common_labels(sampler._mix_rows, sampler._mix_p)
+    cols = sampler.cond_cols
+    layout = grid_layout(sampler.cvocab, default_labels=common[cols].tolist())
+    full = common.repeat(len(layout.labels), 1)
+    full[:, cols] = layout.labels
+    return layout, full
+
+
+def write_sheet_of(
+    sampler: Sampler,
+    out_path: str | Path,
+    conditions=None,
+    n: int = 64,
+    seed: int = 0,
+    open_attributes: str | None = None,
+    scale: int = 1,
+    border: int = 0,
+    grid: bool = False,
+    transparent: bool = False,
+) -> tuple[Path, Path]:
+    """A sprite sheet (atlas PNG + atlas JSON, sampling/sheets.py) of the portraits `sample` would write for these
+    arguments (n under `conditions`), or with `grid` of the attribute grid (one row per layout row); with
+    `transparent`, their backgrounds cut (each frame's labels say whether cleanly)."""
+    columns = None
+    if grid:
+        layout, full = attribute_grid(sampler)
+        images = sampler.generate_from_labels(full, seed)
+        rows, columns = [sampler.vocab.decode(r) for r in full.tolist()], layout.n_cols
+    else:
+        images, rows = sampler.generate(n, conditions, seed, open_attributes=open_attributes)
+    if transparent:
+        images, clean = cut_backgrounds(images, sampler.native_scale)
+        rows = with_cut_labels(rows, clean)
+    return write_sheet(layout_sheet(images, rows, seed, scale, border, columns=columns), out_path, scale)

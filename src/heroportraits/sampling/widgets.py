@@ -20,6 +20,7 @@ from PIL import Image
 
 from heroportraits.data.attributes import UNSPECIFIED
 from heroportraits.data.images import make_grid, nearest_upscale
+from heroportraits.errors import HeroError
 from heroportraits.sampling.portraits import save_portraits
 from heroportraits.sampling.sampler import Sampler
 
@@ -46,15 +47,20 @@ def attribute_choices(sampler: Sampler) -> dict[str, list[str]]:
 
 
 def render_choices(
-    sampler: Sampler, choices: dict[str, str], seed: int = 0, count: int = 16, refine: int | None = None
+    sampler: Sampler,
+    choices: dict[str, str],
+    seed: int = 0,
+    count: int = 16,
+    refine: int | None = None,
+    palette: str | None = None,
 ) -> Shown:
     """The portraits for the panel's choices ({attribute: value or "any"}). "any" leaves the attribute
     open, as `sample` does (training mix, or unspecified for a model trained with attribute dropout).
-    `refine` draws them with that many refinement steps (None = the sampler's own); the sampler keeps
-    its own setting after."""
+    `refine` draws them with that many refinement steps, `palette` in the user's palette (a palette file or
+    "#rrggbb,..."; "" = none) (None = the sampler's own); the sampler keeps its own settings after."""
     count = max(1, min(int(count), MAX_COUNT))
     conditions = {k: v for k, v in choices.items() if v != UNSPECIFIED}
-    with sampler.drawn_with(sampler.drawing.changed(refine_steps=refine)) as drawing:
+    with sampler.drawn_with(sampler.drawing.changed(refine_steps=refine, palette=palette)) as drawing:
         images, rows = sampler.generate(count, conditions, seed=int(seed))
     steps = drawing.refine_steps
     grid = nearest_upscale(make_grid(images, nrow=math.ceil(math.sqrt(count))), ZOOM)
@@ -91,6 +97,7 @@ def sampler_panel(sampler: Sampler, save_dir: str | Path, count: int = 16, seed:
         steps = sampler.drawing.refine_steps
         refine_slider = w.IntSlider(value=steps, min=0, max=max(MAX_REFINE, steps), description="refine")
         numbers.append(refine_slider)
+    palette_box = w.Text(value=sampler.drawing.palette, description="palette", placeholder="file or #rrggbb,...")
     picture, status = w.Image(format="png"), w.Label()
     save = w.Button(description="save these", icon="save")
     state: dict[str, Shown] = {}
@@ -98,18 +105,23 @@ def sampler_panel(sampler: Sampler, save_dir: str | Path, count: int = 16, seed:
     def redraw(_change=None) -> None:
         choices = {n: d.value for n, d in dropdowns.items()}
         refine = refine_slider.value if refine_slider is not None else None
-        state["shown"] = render_choices(sampler, choices, seed_box.value, count_slider.value, refine)
-        picture.value = png_bytes(state["shown"].grid)
+        try:
+            shown = render_choices(sampler, choices, seed_box.value, count_slider.value, refine, palette_box.value)
+        except HeroError as e:  # a palette file still being typed, or one that is no palette: said, not raised
+            status.value = str(e)
+            return
+        state["shown"], status.value = shown, ""
+        picture.value = png_bytes(shown.grid)
 
     def on_save(_button) -> None:
         folder = save_shown(state["shown"], save_dir, sampler.vocab.names)
         status.value = f"saved {len(state['shown'].images)} portraits to {folder}"
 
-    for control in (*dropdowns.values(), *numbers):
+    for control in (*dropdowns.values(), *numbers, palette_box):
         control.observe(redraw, names="value")
     save.on_click(on_save)
     redraw()
-    box = w.VBox([w.HBox(list(dropdowns.values())), w.HBox(numbers), picture, w.HBox([save, status])])
+    box = w.VBox([w.HBox(list(dropdowns.values())), w.HBox([*numbers, palette_box]), picture, w.HBox([save, status])])
     box.state = state  # the portraits shown, for callers and tests
     return box
 

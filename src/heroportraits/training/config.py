@@ -14,6 +14,7 @@ import re
 import typing
 from dataclasses import asdict, dataclass, field
 
+from heroportraits.data.palette_files import read_palette
 from heroportraits.models.config import (
     DRAW_FIELDS,
     FLOW_DRAW_FIELDS,
@@ -326,6 +327,8 @@ DRAW_FLAGS = {
     "refine_realness": "--refine-realness",
     "refine_head": "--refine-head",
     "adapt_colours": "--adapt-colours",
+    "palette": "--palette-file",
+    "dither": "--dither",
     "flow_steps": "--flow-steps",
     "flow_solver": "--solver",
     "guidance": "--guidance",
@@ -405,6 +408,15 @@ def check_drawing(
     for name, kind in _field_types("draw").items():
         value = _check_value(f"draw.{name}", kind, getattr(draw, name))
         draw = dataclasses.replace(draw, **{name: value})
+    if draw.palette:
+        if model.output != "palette" and draw.rgb_colours == 0 and not draw.adapt_colours:
+            raise ConfigError(
+                f"draw.palette={draw.palette!r} (--palette-file) assigns each portrait's own colours to the palette's, "
+                "so an RGB model needs them first: add --rgb-colours K (32, say)"
+            )
+        read_palette(draw.palette)  # a file that is no palette: one line naming it and the line
+    elif draw.dither:
+        raise ConfigError("draw.dither=true (--dither) dithers between a palette's colours: add --palette-file FILE")
     if draw.flow_solver not in FLOW_SOLVERS:
         raise ConfigError(f"{_spelt('flow_solver', draw.flow_solver)} is not one of {list(FLOW_SOLVERS)}")
     flow_options = [n for n in FLOW_DRAW_FIELDS if getattr(draw, n) != getattr(DrawOptions(), n)]
