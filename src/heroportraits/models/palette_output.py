@@ -161,8 +161,8 @@ def merge_close_colours(colours: torch.Tensor, index: torch.Tensor, delta_e: flo
     return torch.gather(colours, 1, target.unsqueeze(-1).expand(-1, -1, 3))
 
 
-PALETTE_SLACK = 1.5  # a portrait colour may take a free palette colour up to 1.5x its nearest one's distance ...
-PALETTE_SLACK_DE = 5.0  # ... plus 5 dE, so that distinct colours stay distinct where the palette allows
+PALETTE_SLACK = 1.2  # a portrait colour may take a free palette colour up to 1.2x its nearest one's distance ...
+PALETTE_SLACK_DE = 2.0  # ... plus 2 dE, so that distinct colours stay distinct where the palette allows
 BAYER_4 = torch.tensor([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]], dtype=torch.float32) / 16
 
 
@@ -181,7 +181,7 @@ def in_user_palette(
     return pick_colours(index, assign_palette(colours, index, palette))
 
 
-def _delta_e(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def unit_delta_e(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """dE between colours a (..., A, 3) and b (B, 3) in [-1, 1] -> (..., A, B)."""
     lab_a, lab_b = unit_rgb_to_oklab((a.float() + 1.0) / 2.0), unit_rgb_to_oklab((b.float() + 1.0) / 2.0)
     return DELTA_E_SCALE * ((lab_a[..., :, None, :] - lab_b) ** 2).sum(-1).clamp_min(0).sqrt()
@@ -194,7 +194,7 @@ def assign_palette(colours: torch.Tensor, index: torch.Tensor, palette: torch.Te
     a palette that holds the portrait's colours changes nothing, and slots merged into one colour stay one.
     colours (N, K, 3), index (N, H, W), palette (P, 3), all colours in [-1, 1] -> (N, K, 3)."""
     n, k, _ = colours.shape
-    d = _delta_e(colours, palette)  # (N, K, P)
+    d = unit_delta_e(colours, palette)  # (N, K, P)
     nearest = d.min(dim=2).values  # (N, K)
     usage = torch.zeros(n, k, device=index.device).scatter_add_(
         1, index.flatten(1), torch.ones(index.flatten(1).shape, device=index.device)
@@ -224,7 +224,7 @@ def dither_to_palette(image: torch.Tensor, palette: torch.Tensor) -> torch.Tenso
     """Ordered dithering: each pixel of image (N, 3, H, W) in [-1, 1] takes the second-nearest of its two nearest
     palette colours where the Bayer 4x4 threshold is below its share of the way between them, else the nearest."""
     n, _, h, w = image.shape
-    d = _delta_e(image.permute(0, 2, 3, 1), palette)  # (N, H, W, P)
+    d = unit_delta_e(image.permute(0, 2, 3, 1), palette)  # (N, H, W, P)
     two = d.topk(2, dim=-1, largest=False)
     share = two.values[..., 0] / (two.values.sum(-1) + 1e-6)  # 0 (on the nearest) to 0.5 (half way)
     threshold = BAYER_4.to(image.device).repeat((h + 3) // 4, (w + 3) // 4)[:h, :w]
