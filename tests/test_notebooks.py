@@ -84,3 +84,20 @@ def test_notebooks_run_in_order(notebook_root):
     assert any("VBox" in str(o.get("data", {})) for c in nb3.cells for o in c.get("outputs", []))
     # smoke outputs stay in memory: the committed notebooks keep the outputs of the real run
     assert {p: p.read_bytes() for p in committed_notebooks()} == committed
+
+
+@pytest.mark.slow
+def test_notebook_03_serves_the_flow_family_unchanged(notebook_root):
+    """Notebook 03 with the flow preset in its parameters cell (smoke-sized): trains, draws, shows the widget and
+    evaluates a flow model with no cell changed (runs after test_notebooks_run_in_order, which made the data)."""
+    if not (notebook_root / "data" / "procedural" / "dataset.json").exists():  # run alone: make the data first
+        for name in ORDER[:2]:
+            run_notebook(name)
+    nb = nbformat.read(NOTEBOOKS / ORDER[2], as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    small = {"model.g_width": 8, "train.steps": 6, "train.batch_size": 16, "train.sample_every": 3}
+    params.source += f'\nPRESET = "flow_unet"\nOVERRIDES = {small!r}\nRUN = "nb03_flow"\n'
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
+    assert (notebook_root / "artifacts_gan" / "checkpoints" / "nb03_flow" / "last.pt").exists()
+    assert any("VBox" in str(o.get("data", {})) for c in nb.cells for o in c.get("outputs", []))
