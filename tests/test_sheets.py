@@ -100,3 +100,13 @@ def test_the_attribute_grid_and_one_condition_are_one_command_each(smoke_checkpo
     _, meta = read_sheet(tmp_path / "m.png")
     assert {f["labels"]["hero_class"] for f in meta["frames"].values()} == {"mage"}
     assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [(["--scale", "2"], "--scale and --border"), (["--grid", "--transparent"], "--transparent cuts")],
+)
+def test_sheet_flags_that_would_do_nothing_are_refused_in_one_line(smoke_checkpoint, tmp_path, capsys, flags, named):
+    assert cli_main(["sample", str(smoke_checkpoint()), "--out", str(tmp_path / "x.png"), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert named in err and len(err.splitlines()) == 1 and not (tmp_path / "x.png").exists()

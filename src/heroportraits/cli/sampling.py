@@ -12,7 +12,7 @@ from heroportraits.data.dataset import read_labels_csv
 from heroportraits.paths import output_folder
 from heroportraits.sampling.export import FORMATS, export_generator, read_metadata
 from heroportraits.sampling.portraits import write_grid, write_samples, write_sheet_of
-from heroportraits.sampling.sampler import OPEN_MODES, Sampler
+from heroportraits.sampling.sampler import OPEN_MODES, SampleError, Sampler
 from heroportraits.sampling.walks import write_walk
 from heroportraits.training.checkpoint import resolve_checkpoint_path
 
@@ -82,6 +82,7 @@ def _run_sample(args: argparse.Namespace) -> None:
     Generate portraits with the EMA generator of CHECKPOINT (a .pt file or a run folder). Writes individual PNGs
     plus labels.csv to --out, or one grid image with --grid.
     """
+    _check_sheet_flags(args)
     sampler = Sampler.from_checkpoint(
         resolve_checkpoint_path(args.checkpoint), args.device, options.drawing_changes(args)
     )
@@ -131,6 +132,17 @@ def _run_sample(args: argparse.Namespace) -> None:
         print(f"wrote {args.n} portraits and labels.csv to {out}")
         if args.transparent:
             _print_cuts([row["background_cut"] for row in read_labels_csv(out / "labels.csv")])
+
+
+def _check_sheet_flags(args: argparse.Namespace) -> None:
+    """Flags that would do nothing for what is asked are refused, not dropped (checked before the model loads)."""
+    if not args.sheet and (args.scale != 1 or args.border != 0):
+        raise SampleError("--scale and --border shape a sprite sheet: add --sheet, or leave them out")
+    if args.transparent and (args.interpolate or (args.grid and not args.sheet)):
+        raise SampleError(
+            "--transparent cuts portraits written as PNGs or as a --sheet, not a grid figure or a walk: "
+            "add --sheet, or leave --transparent out"
+        )
 
 
 def _print_cuts(cuts: list[str]) -> None:

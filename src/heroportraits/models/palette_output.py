@@ -133,6 +133,16 @@ def pick_colours(index: torch.Tensor, colours: torch.Tensor) -> torch.Tensor:
     return torch.gather(colours.transpose(1, 2), 2, flat).reshape(n, 3, h, w)
 
 
+def slots_by_use(index: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each portrait's pixel count per slot (N, K) and its slots most used first (N, K), ties to the lower slot:
+    unique keys, so no stable sort (which ONNX lacks) is needed. index (N, H, W) of slots 0..k-1."""
+    usage = torch.zeros(index.shape[0], k, device=index.device).scatter_add_(
+        1, index.flatten(1), torch.ones(index.flatten(1).shape, device=index.device)
+    )
+    order = torch.argsort(usage * k + torch.arange(k - 1, -1, -1, device=index.device), dim=1, descending=True)
+    return usage, order
+
+
 def merge_close_colours(colours: torch.Tensor, index: torch.Tensor, delta_e: float) -> torch.Tensor:
     """Each slot takes the colour of the nearest more-used slot within `delta_e` (dE) of it, if any.
 
@@ -143,11 +153,7 @@ def merge_close_colours(colours: torch.Tensor, index: torch.Tensor, delta_e: flo
     n, k, _ = colours.shape
     lab = unit_rgb_to_oklab((colours.float() + 1.0) / 2.0)  # (N, K, 3)
     dist = DELTA_E_SCALE * ((lab[:, :, None] - lab[:, None]) ** 2).sum(-1).sqrt()  # (N, K, K)
-    usage = torch.zeros(n, k, device=index.device).scatter_add_(
-        1, index.flatten(1), torch.ones(index.flatten(1).shape, device=index.device)
-    )
-    # Most used first, ties to the lower slot: unique keys, so no stable sort (which ONNX lacks) is needed.
-    order = torch.argsort(usage * k + torch.arange(k - 1, -1, -1, device=index.device), dim=1, descending=True)
+    _, order = slots_by_use(index, k)
     rows = torch.arange(n, device=index.device)
     target = torch.arange(k, device=index.device).repeat(n, 1)  # (N, K) the slot whose colour each slot takes
     kept = torch.zeros(n, k, dtype=torch.bool, device=index.device)
@@ -196,10 +202,7 @@ def assign_palette(colours: torch.Tensor, index: torch.Tensor, palette: torch.Te
     n, k, _ = colours.shape
     d = unit_delta_e(colours, palette)  # (N, K, P)
     nearest = d.min(dim=2).values  # (N, K)
-    usage = torch.zeros(n, k, device=index.device).scatter_add_(
-        1, index.flatten(1), torch.ones(index.flatten(1).shape, device=index.device)
-    )
-    order = torch.argsort(usage * k + torch.arange(k - 1, -1, -1, device=index.device), dim=1, descending=True)
+    usage, order = slots_by_use(index, k)
     same = (colours[:, :, None] == colours[:, None]).all(-1)  # (N, K, K): slots holding one colour (merged)
     rows = torch.arange(n, device=index.device)
     taken = torch.zeros(n, palette.shape[0], dtype=torch.bool, device=index.device)
