@@ -47,10 +47,11 @@ def project_root(tmp_path, monkeypatch):
     return root
 
 
-def synthetic_blocks_dataset(root, name="toy", n=96, seed=0):
+def synthetic_blocks_dataset(root, name="toy", n=96, seed=0, alpha=False):
     """A tiny final dataset with exact labels: colour = palette, shape = class, a stripe = gender.
 
-    Drawn on a 32x32 grid and upscaled x2, like the real data.
+    Drawn on a 32x32 grid and upscaled x2, like the real data. With `alpha`, RGBA: the class's block and the
+    stripe are the figure (255), the rest the background (0).
     """
     rng = np.random.default_rng(seed)
     vocab = Vocabulary(DEFAULT_SCHEMA)
@@ -69,9 +70,14 @@ def synthetic_blocks_dataset(root, name="toy", n=96, seed=0):
         img = np.zeros((32, 32, 3), np.uint8) + np.array(colours[p], np.uint8)
         k = vocab.attributes["hero_class"].index(c)
         img[8 + 2 * k : 20 + 2 * k, 8:24] = (250, 250, 250) if k % 2 else (10, 10, 10)
+        figure = np.zeros((32, 32), bool)
+        figure[8 + 2 * k : 20 + 2 * k, 8:24] = True
         if g == "feminine":
             img[:, 2:4] = (255, 0, 255)
+            figure[:, 2:4] = True
         img = np.clip(img.astype(int) + rng.integers(-6, 7, size=(1, 1, 3)), 0, 255).astype(np.uint8)
+        if alpha:
+            img = np.dstack([img, np.where(figure, 255, 0).astype(np.uint8)])
         images.append(nearest_upscale(img, 2))
         rows.append(
             {

@@ -194,7 +194,7 @@ def test_overrides_relabel_and_exclude(project_root, tmp_path):
         prepare_dataset(tmp_path / "in", "ovr", overrides_csv=bad, progress=False)
 
 
-def test_pixel_art_resize_is_crisp_and_alpha_flattened(project_root, tmp_path):
+def test_pixel_art_resize_is_crisp_and_alpha_flattened_with_its_mask_kept(project_root, tmp_path):
     rng = np.random.default_rng(3)
     native = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
     folder = tmp_path / "in" / "mage"
@@ -205,13 +205,18 @@ def test_pixel_art_resize_is_crisp_and_alpha_flattened(project_root, tmp_path):
     Image.fromarray(nearest_upscale(rgba, 2), "RGBA").save(folder / "alpha.png")
     Image.fromarray(nearest_upscale(native, 2)).save(folder / "x2.jpg", quality=95, subsampling=0)  # 32x32, lossy
     res = prepare_dataset(tmp_path / "in", "crisp", background=(10, 20, 30), auto_palette=False, progress=False)
-    images = np.load(res.paths["images"])
+    stored = np.load(res.paths["images"])
+    assert stored.shape[-1] == 4  # one source had alpha: the masks are kept, as channel 4
+    images, masks = stored[..., :3], stored[..., 3]
     files = [r["file"] for r in read_labels_csv(res.paths["labels"])]
     expected = nearest_upscale(native, 4)
     np.testing.assert_array_equal(images[files.index("mage/x3.png")], expected)
+    assert (masks[files.index("mage/x3.png")] == 255).all()  # an opaque source: all figure
     flat = images[files.index("mage/alpha.png")]
     assert (flat[:16] == (10, 20, 30)).all()  # transparency -> background
     np.testing.assert_array_equal(flat[16:], expected[16:])
+    mask = masks[files.index("mage/alpha.png")]
+    assert (mask[:16] == 0).all() and (mask[16:] == 255).all()  # the transparent rows, x4
     jpg = images[files.index("mage/x2.jpg")].astype(int)
     assert np.abs(jpg - expected).mean() < 8  # detected the x2 grid despite JPEG noise
     assert res.native_scale == 4 and read_prepare_meta("crisp")["native_scale"] == 4

@@ -53,6 +53,7 @@ evaluation               the evaluation stage
   evaluation.judge       a CNN trained on the dataset's TRAIN split; every metric uses its features
   evaluation.metrics     metric functions: arrays in, numbers out
   evaluation.scores      every score of generated portraits against real VAL, the floor, quick_fd
+  evaluation.masks       an RGBA model's masks against real ones: binary alpha, figure share, IoU, clean cuts
   evaluation.report      the scores beside their floor as DataFrames and as the printed table
   evaluation.evaluate    a checkpoint (drawn as asked) or a folder, scored end to end and written
   evaluation.during_training  TrainTimeScorer: what train() calls for eval.jsonl / best.pt

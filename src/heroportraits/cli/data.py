@@ -21,7 +21,17 @@ def add_procedural(subparsers) -> None:
     add_count(p, "--n", 7600, "number of portraits")
     add_seed(p, "random seed; image i depends only on (seed, i)")
     p.add_argument("--out", default=None, help="output folder path (default: data/sources/procedural)")
+    _add_alpha(p)
     add_quiet(p)
+
+
+def _add_alpha(p) -> None:
+    p.add_argument(
+        "--alpha",
+        action="store_true",
+        help="write portraits with alpha (transparent background) so prepare keeps the mask and a model can "
+        "draw RGBA (model.alpha)",
+    )
 
 
 def _run_procedural(args: argparse.Namespace) -> None:
@@ -34,9 +44,10 @@ def _run_procedural(args: argparse.Namespace) -> None:
     """
     out = output_folder(args.out, "--out") if args.out else data_dir() / "sources" / "procedural"
     t0 = time.perf_counter()
-    write_procedural_folder(out, n=args.n, seed=args.seed, progress=not args.quiet)
+    write_procedural_folder(out, n=args.n, seed=args.seed, progress=not args.quiet, alpha=args.alpha)
     dt = time.perf_counter() - t0
-    print(f"wrote {args.n} portraits (64x64 PNG, native 32x32) to {out / 'images'}")
+    kind = "RGBA PNG, transparent background" if args.alpha else "PNG"
+    print(f"wrote {args.n} portraits (64x64 {kind}, native 32x32) to {out / 'images'}")
     print(f"labels: {out / 'labels.csv'}   preview: {preview_path(out)}   time: {dt:.1f} s")
 
 
@@ -75,6 +86,7 @@ def add_lpc(subparsers) -> None:
         "as written, one iconic look per class (docs/lpc.md)",
     )
     p.add_argument("--no-build", action="store_true", help="only write data/sources/NAME/ (prepare and build later)")
+    _add_alpha(p)
     add_quiet(p)
 
 
@@ -84,10 +96,18 @@ def _run_lpc(args: argparse.Namespace) -> None:
     out = data_dir() / "sources" / plain_name(args.name, "--name")
     t0 = time.perf_counter()
     generate_lpc_folder(
-        args.art, out, n=args.n, seed=args.seed, progress=not args.quiet, recipes=recipes, variety=args.variety
+        args.art,
+        out,
+        n=args.n,
+        seed=args.seed,
+        progress=not args.quiet,
+        recipes=recipes,
+        variety=args.variety,
+        alpha=args.alpha,
     )
     print(
-        f"wrote {args.n} LPC portraits to {out} in {time.perf_counter() - t0:.1f} s "
+        f"wrote {args.n} LPC portraits{' with alpha' if args.alpha else ''} to {out} "
+        f"in {time.perf_counter() - t0:.1f} s "
         f"(labels.csv, CREDITS.txt; preview {preview_path(out)})"
     )
     if not args.no_build:

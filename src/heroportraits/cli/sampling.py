@@ -110,7 +110,7 @@ def _run_sample(args: argparse.Namespace) -> None:
             args.transparent,
         )
         print(f"wrote {atlas} and {meta}")
-        if args.transparent:
+        if args.transparent and not sampler.draws_alpha:
             frames = json.loads(meta.read_text())["frames"].values()
             _print_cuts([f["labels"]["background_cut"] for f in frames])
     elif args.grid:
@@ -130,7 +130,7 @@ def _run_sample(args: argparse.Namespace) -> None:
             transparent=args.transparent,
         )
         print(f"wrote {args.n} portraits and labels.csv to {out}")
-        if args.transparent:
+        if args.transparent and not sampler.draws_alpha:
             _print_cuts([row["background_cut"] for row in read_labels_csv(out / "labels.csv")])
 
 

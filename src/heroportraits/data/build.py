@@ -9,6 +9,8 @@ Duplicates would leak between train and val and overweight some portraits:
   * exact: identical 64x64 bytes (hash);
   * near: RMS difference of 16x16 box-downsampled colours below a threshold (0-255
     scale), found with one batched matrix product per chunk, not a Python double loop.
+  Both compare the colours (RGB); a prepared set with alpha keeps its mask as channel 4
+  of the dataset's images.npy (dataset.json `alpha`).
 The split is stratified on the joint label (every attribute together), so rare
 combinations land in both splits and val measures all of them.
 """
@@ -302,15 +304,16 @@ def build_dataset(
     again = "run `python -m heroportraits prepare` again"
     for needed in ("images.npy", "labels.csv"):
         required_file(prepared / needed, BuildError, again)
-    images = np.asarray(read_images(prepared / "images.npy", again))  # (N, 64, 64, 3) uint8
+    images = np.asarray(read_images(prepared / "images.npy", again, alpha=True))  # (N, 64, 64, 3 or 4) uint8
+    rgb = images[..., :3]  # duplicates and colours are the portraits' colours; the mask travels with them
     rows = read_labels_csv(prepared / "labels.csv")
     if len(rows) != len(images):
         raise BuildError(f"{prepared}: labels.csv has {len(rows)} rows, images.npy {len(images)}; prepare again")
     vocab = Vocabulary.from_json(prep["attributes"])
 
     # Duplicates: exact first (cheap), then near among the remaining images.
-    exact = exact_duplicates(images)
-    near, near_dist = near_duplicates(images, near_duplicate_threshold, candidates=exact < 0, progress=progress)
+    exact = exact_duplicates(rgb)
+    near, near_dist = near_duplicates(rgb, near_duplicate_threshold, candidates=exact < 0, progress=progress)
     keep = (exact < 0) & (near < 0)
     report = _duplicate_report(rows, exact, near, near_dist, vocab)
 
@@ -325,11 +328,11 @@ def build_dataset(
         "prepare": prep.get("parameters", {}),
     }
     meta = _dataset_meta(name, prep, counts, splits, exact, near, parameters)
-    train_images = images[kept][np.array([r["split"] == "train" for r in out_rows], bool)]
+    train_images = rgb[kept][np.array([r["split"] == "train" for r in out_rows], bool)]
     meta["colours"] = colour_statistics(train_images, meta["native_scale"])  # what drawing adapts to
     folder = data_dir() / name
     (folder / "duplicates.png").unlink(missing_ok=True)  # a previous build's picture would mislead
-    write_dataset(folder, images[kept], out_rows, vocab, meta)
+    write_dataset(folder, images[kept], out_rows, vocab, meta)  # with the mask when prepared with one
     write_labels_csv(
         folder / "build_report.csv", report, ["file", "status", "reason", "duplicate_of", "distance", "split", "note"]
     )

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from heroportraits.data.dataset import read_labels_csv
+from heroportraits.data.dataset import read_images, read_labels_csv
 from heroportraits.data.figures import captioned_grid
 from heroportraits.errors import HeroError
 from heroportraits.paths import data_dir
@@ -152,7 +152,7 @@ def review_grids(name: str, attribute: str, per_value: int = 48, columns: int = 
     rows = read_labels_csv(prepared / "labels.csv")
     if rows and attribute not in rows[0]:
         raise OverrideError(f"attribute {attribute!r} not in {prepared / 'labels.csv'}; columns: {list(rows[0])}")
-    images = np.load(prepared / "images.npy", mmap_mode="r")  # (N, H, W, 3)
+    images = read_images(prepared / "images.npy", "prepare it again")  # (N, H, W, 3): the colours
     values = _vocab_order(prepared, attribute, rows)
     out_dir = review_dir(name)
     out_dir.mkdir(parents=True, exist_ok=True)

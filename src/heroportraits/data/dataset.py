@@ -1,10 +1,14 @@
 """The final dataset format, and loading it into memory for training.
 
 A final dataset is a folder `data/<name>/` with
-    images.npy     uint8 array (N, H, W, 3): every image, in one compact file
+    images.npy     uint8 array (N, H, W, 3), or (N, H, W, 4) for a dataset with alpha: every
+                   image, in one compact file. With alpha the RGB channels are still the portrait
+                   over its background (what an RGB dataset holds) and channel 4 is the figure's
+                   mask, 0 (background) or 255 (figure), so every RGB reader works unchanged
     labels.csv     index, file, <one column per attribute>, split   (one row per image)
     dataset.json   attributes (ordered vocabularies), counts, splits, resolution,
-                   native pixel scale, source and the parameters that made it
+                   native pixel scale, source, `alpha` (true when images.npy has the mask)
+                   and the parameters that made it
 `build.py` writes it; everything downstream reads vocabularies and the pixel scale
 from `dataset.json` rather than from code. Training holds the whole split in memory
 as one uint8 tensor and draws random batches from it: no per-image file reads.
@@ -37,13 +41,16 @@ class DatasetError(HeroError):
 
 @dataclass
 class PortraitData:
-    """One split of a dataset, in memory. images: (N, 3, H, W) uint8; labels: (N, A) int64."""
+    """One split of a dataset, in memory. images: (N, 3, H, W) uint8 (or (N, 4, H, W) from
+    `with_alpha_channel`); labels: (N, A) int64; alpha: the figure's mask (N, 1, H, W) uint8, 0 or 255,
+    when the dataset has one, else None."""
 
     images: torch.Tensor
     labels: torch.Tensor
     vocab: Vocabulary
     meta: dict = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    alpha: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -56,7 +63,8 @@ class PortraitData:
         """How the dataset's portraits use colour (data/colour_stats.py): measured at build, or now for a dataset
         built before (from these images)."""
         if "colours" not in self.meta:
-            self.meta["colours"] = colour_statistics(self.images.permute(0, 2, 3, 1).cpu().numpy(), self.native_scale)
+            rgb = self.images[:, :3].permute(0, 2, 3, 1).cpu().numpy()
+            self.meta["colours"] = colour_statistics(rgb, self.native_scale)
         return self.meta["colours"]
 
     @property
@@ -64,7 +72,19 @@ class PortraitData:
         return int(self.images.shape[-1])
 
     def to(self, device) -> PortraitData:
-        return PortraitData(self.images.to(device), self.labels.to(device), self.vocab, self.meta, self.files)
+        alpha = self.alpha.to(device) if self.alpha is not None else None
+        return PortraitData(self.images.to(device), self.labels.to(device), self.vocab, self.meta, self.files, alpha)
+
+    def with_alpha_channel(self) -> PortraitData:
+        """A copy whose images are RGBA, (N, 4, H, W) uint8 with the mask as channel 4, for a model that
+        draws RGBA (model.alpha); refused in one line when the dataset has no alpha."""
+        if self.alpha is None:
+            raise DatasetError(
+                f"{self.meta.get('name', 'the dataset')} has no alpha: model.alpha needs portraits with "
+                "transparency (`procedural --alpha`, `lpc --alpha`, or PNGs with alpha through `prepare`)"
+            )
+        images = torch.cat([self.images[:, :3], self.alpha.to(self.images.device)], dim=1)
+        return PortraitData(images, self.labels, self.vocab, self.meta, self.files, None)
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images as float in [-1, 1] and their labels, for the given indices."""
@@ -101,7 +121,8 @@ def limit_images(data: PortraitData, max_images: int) -> PortraitData:
         return data
     idx = stratified_subset(data.labels, max_images)
     files = [data.files[i] for i in idx.tolist()] if data.files else []
-    return PortraitData(data.images[idx], data.labels[idx], data.vocab, data.meta, files)
+    alpha = data.alpha[idx] if data.alpha is not None else None
+    return PortraitData(data.images[idx], data.labels[idx], data.vocab, data.meta, files, alpha)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -142,7 +163,10 @@ def read_meta(name_or_path: str | Path) -> dict:
 
 
 def write_dataset(folder: str | Path, images: np.ndarray, rows: list[dict], vocab: Vocabulary, meta: dict) -> Path:
-    """Write images.npy + labels.csv + dataset.json. `rows` need 'file', 'split' and every attribute."""
+    """Write images.npy + labels.csv + dataset.json. `rows` need 'file', 'split' and every attribute.
+
+    images: (N, H, W, 3), or (N, H, W, 4) with the mask; dataset.json's `alpha` says which, from the array itself.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if len(rows) != len(images):
@@ -155,6 +179,7 @@ def write_dataset(folder: str | Path, images: np.ndarray, rows: list[dict], voca
         "resolution": int(images.shape[1]),
         "attributes": vocab.to_json(),
         **meta,
+        "alpha": bool(images.shape[-1] == 4),
     }
     write_json(folder / "dataset.json", meta)
     return folder
@@ -178,15 +203,26 @@ def batch_warning(batch_size: int, name_or_path: str | Path) -> str | None:
     )
 
 
-def read_images(path: Path, fix: str = "rebuild the dataset (`python -m heroportraits build`)") -> np.ndarray:
-    """images.npy as a memory map: (N, H, W, 3) uint8, or one line saying it is damaged and how to `fix` it."""
+def read_images(
+    path: Path, fix: str = "rebuild the dataset (`python -m heroportraits build`)", alpha: bool = False
+) -> np.ndarray:
+    """images.npy as a memory map, or one line saying it is damaged and how to `fix` it.
+
+    (N, H, W, 3) uint8: the RGB of an RGB or RGBA file, so readers of colours need not know of alpha;
+    alpha=True: the whole array, (N, H, W, 3 or 4).
+    """
     try:
         images = np.load(path, mmap_mode="r")
     except (ValueError, OSError, EOFError) as e:  # missing, truncated, not an .npy, a pickle
         raise DatasetError(f"cannot read {path} ({e}); {fix}") from None
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise DatasetError(f"{path} holds {images.dtype} {images.shape}, not images (N, H, W, 3) uint8; {fix}")
-    return images
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (3, 4):
+        raise DatasetError(f"{path} holds {images.dtype} {images.shape}, not images (N, H, W, 3 or 4) uint8; {fix}")
+    return images if alpha else images[..., :3]
+
+
+def has_alpha(images: np.ndarray) -> bool:
+    """True for (N, H, W, 4) images: RGB and the figure's mask (read_images(..., alpha=True))."""
+    return images.shape[-1] == 4
 
 
 def load_dataset(name_or_path: str | Path, split: str | None = "train", device="cpu") -> PortraitData:
@@ -200,15 +236,17 @@ def load_dataset(name_or_path: str | Path, split: str | None = "train", device="
             raise DatasetError(f"{folder} has no {needed}; rebuild it with `python -m heroportraits build`")
     vocab = Vocabulary.from_json(meta["attributes"])
     rows = read_labels_csv(folder / "labels.csv")
-    images = read_images(folder / "images.npy")
+    images = read_images(folder / "images.npy", alpha=True)
     if len(rows) != len(images):
         raise DatasetError(f"{folder}: labels.csv has {len(rows)} rows but images.npy {len(images)} images")
     keep = [i for i, r in enumerate(rows) if split is None or r["split"] == split]
     if not keep:
         raise DatasetError(f"{folder}: split {split!r} is empty")
     labels = torch.tensor([vocab.encode({n: rows[i][n] for n in vocab.names}) for i in keep], dtype=torch.long)
-    x = torch.from_numpy(np.ascontiguousarray(images[keep])).permute(0, 3, 1, 2).contiguous()
-    return PortraitData(x, labels, vocab, meta, [rows[i]["file"] for i in keep]).to(device)
+    picked = torch.from_numpy(np.ascontiguousarray(images[keep])).permute(0, 3, 1, 2)
+    x = picked[:, :3].contiguous()
+    alpha = picked[:, 3:].contiguous() if has_alpha(images) else None
+    return PortraitData(x, labels, vocab, meta, [rows[i]["file"] for i in keep], alpha).to(device)
 
 
 _FINGERPRINTS: dict[tuple, str] = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from heroportraits.data.dataset import load_dataset, read_labels_csv
+from heroportraits.data.dataset import load_dataset, read_images, read_labels_csv
 from heroportraits.data.images import make_grid
 from heroportraits.figures import plain_text, save_figure, show_image
 from heroportraits.paths import data_dir
@@ -137,7 +137,7 @@ def plot_duplicates(name: str, max_pairs: int = 8):
     removed = [r for r in report if r["status"] == "removed"][:max_pairs]
     if not removed:
         return None
-    images = np.load(folder / "prepared" / "images.npy", mmap_mode="r")  # prepared order = report order
+    images = read_images(folder / "prepared" / "images.npy")  # RGB; prepared order = report order
     index = {r["file"]: i for i, r in enumerate(report)}
     fig = Figure(figsize=(2.4 * len(removed), 2.8), layout="constrained")
     for c, r in enumerate(removed):

@@ -1,7 +1,7 @@
 """Reading, resizing and tiling images without blurring pixel art.
 
-Everything here works on numpy uint8 arrays shaped (H, W, 3) or (N, H, W, 3), so the
-data stages need no torch.
+Everything here works on numpy uint8 arrays shaped (H, W, C) or (N, H, W, C), C = 3 (RGB) or
+4 (RGBA: the alpha mask kept for datasets with transparency), so the data stages need no torch.
 """
 
 from __future__ import annotations
@@ -74,6 +74,12 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (0, 0, 0)) -
     greyscale is scaled (0..65535 -> 0..255), not clipped; a JPEG's EXIF orientation is applied.
     More than MAX_PIXELS pixels: ImageTooLarge, read from the header before any decoding.
     """
+    return flatten_alpha(load_image_rgba(path), background)
+
+
+def load_image_rgba(path: str | Path) -> np.ndarray:
+    """Decode any image like `load_image`, keeping its alpha: (H, W, 4) uint8 (255 where the file has none),
+    so `prepare` can keep the mask of a portrait with a transparent background."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
@@ -83,14 +89,18 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (0, 0, 0)) -
                     raise ImageTooLarge(f"{path} is {im.width}x{im.height}: more than {MAX_PIXELS:,} pixels")
                 im.seek(0)
                 im.load()
-                rgba = _to_rgba(ImageOps.exif_transpose(im))
+                return _to_rgba(ImageOps.exif_transpose(im))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageTooLarge(f"{path}: {e}") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         if isinstance(e, ImageReadError):
             raise
         raise ImageReadError(f"cannot read image {path}: {e}. Re-export it as PNG or remove it.") from e
-    return flatten_alpha(rgba, background)
+
+
+def has_transparency(rgba: np.ndarray) -> bool:
+    """True when any pixel of an (..., 4) image is less than opaque; an (..., 3) image has none."""
+    return rgba.shape[-1] == 4 and bool((rgba[..., 3] < 255).any())
 
 
 def _to_rgba(im: Image.Image) -> np.ndarray:
@@ -141,20 +151,22 @@ def center_square(img: np.ndarray) -> np.ndarray:
 def to_resolution(img: np.ndarray, size: int = 64) -> tuple[np.ndarray, int]:
     """Resize to size x size keeping pixel art crisp; returns (image, native pixel scale).
 
-    Steps: recover the native pixel grid (detect_pixel_scale), crop it square, then
-    enlarge by nearest neighbour or shrink by box averaging. Never bilinear. The
+    Steps: recover the native pixel grid (detect_pixel_scale, on the colours), crop it square,
+    then enlarge by nearest neighbour or shrink by box averaging. Never bilinear. The
     returned scale is how many output pixels one native pixel spans (1 if not integral).
+    An (H, W, 4) image keeps its 4th channel, resized alike but apart: PIL would premultiply RGBA.
     """
-    k = detect_pixel_scale(img)
+    k = detect_pixel_scale(img[..., :3])
     native = center_square(img[::k, ::k] if k > 1 else img)
     n = native.shape[0]
     if n == size:
         return native.copy(), 1
-    pil = Image.fromarray(native)
-    if n < size:
-        out = np.asarray(pil.resize((size, size), Image.NEAREST))
-        return out, size // n if size % n == 0 else 1
-    return np.asarray(pil.resize((size, size), Image.BOX)), 1
+    how = Image.NEAREST if n < size else Image.BOX
+    out = np.asarray(Image.fromarray(np.ascontiguousarray(native[..., :3])).resize((size, size), how))
+    if native.shape[-1] == 4:
+        alpha = np.asarray(Image.fromarray(np.ascontiguousarray(native[..., 3])).resize((size, size), how))
+        out = np.dstack([out, alpha])
+    return out, size // n if n < size and size % n == 0 else 1
 
 
 def nearest_upscale(img: np.ndarray, factor: int) -> np.ndarray:
@@ -165,6 +177,7 @@ def nearest_upscale(img: np.ndarray, factor: int) -> np.ndarray:
 
 
 def save_png(img: np.ndarray, path: str | Path) -> Path:
+    """Write (H, W, 3) as an RGB PNG, (H, W, 4) as an RGBA PNG (the mask kept)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(img)).save(path, optimize=False, compress_level=1)
@@ -172,7 +185,7 @@ def save_png(img: np.ndarray, path: str | Path) -> Path:
 
 
 def make_grid(images: np.ndarray, nrow: int, padding: int = 2, pad_value: int = 255) -> np.ndarray:
-    """Tile (N, H, W, 3) uint8 images into one image, `nrow` images per row."""
+    """Tile (N, H, W, C) uint8 images (C = 3 or 4) into one image, `nrow` images per row; RGBA padding is opaque."""
     n, h, w, c = images.shape
     ncol = nrow
     nrows = (n + ncol - 1) // ncol

@@ -375,34 +375,43 @@ def render_background(bg: Background, size: int = CROP_SIZE) -> np.ndarray:
     return np.repeat((rows / 255.0)[:, None, :], size, axis=1)
 
 
-def compose_portrait(art: LPCArt, recipe_choice: RecipeChoice, rng: np.random.Generator | None = None) -> np.ndarray:
+def compose_portrait(
+    art: LPCArt, recipe_choice: RecipeChoice, rng: np.random.Generator | None = None, alpha: bool = False
+) -> np.ndarray:
     """Stack the chosen layers in z-order over the background -> (64, 64, 3) uint8.
 
     The background is `recipe_choice.background`, or drawn from `rng` when that is None.
+    alpha=True: (64, 64, 4), the same colours and the figure's mask, 255 where any layer is at least
+    half opaque (alpha >= 128) and 0 where only the background shows.
     """
     bg = recipe_choice.background
     if bg is None:
         bg = choose_background(rng if rng is not None else np.random.default_rng())
     canvas = render_background(bg)  # (32, 32, 3)
+    figure = np.zeros(canvas.shape[:2], bool)
     for layer in recipe_choice.ordered_layers():
         rgba = art.crop(layer)  # (32, 32, 4)
-        alpha = rgba[..., 3:4]
-        canvas = rgba[..., :3] * alpha + canvas * (1.0 - alpha)  # "over", canvas stays opaque
+        cover = rgba[..., 3:4]
+        canvas = rgba[..., :3] * cover + canvas * (1.0 - cover)  # "over", canvas stays opaque
+        figure |= np.round(rgba[..., 3] * 255.0) >= 128  # on the byte scale: float 128/255 could miss
         art.used.add(layer.path)
     native = np.clip(canvas * (bg.light * 255.0) + 0.5, 0, 255).astype(np.uint8)  # (32, 32, 3)
+    if alpha:
+        native = np.dstack([native, np.where(figure, 255, 0).astype(np.uint8)])  # (32, 32, 4)
     k = OUTPUT_SIZE // CROP_SIZE
-    return native.repeat(k, axis=0).repeat(k, axis=1)  # (64, 64, 3), k x k blocks
+    return native.repeat(k, axis=0).repeat(k, axis=1)  # (64, 64, 3 or 4), k x k blocks
 
 
-def make_portrait(art: LPCArt, index: int, seed: int = 0, recipes: dict | None = None):
-    """Portrait number `index` of a seeded run: (image, RecipeChoice). Same (seed, index) -> same."""
+def make_portrait(art: LPCArt, index: int, seed: int = 0, recipes: dict | None = None, alpha: bool = False):
+    """Portrait number `index` of a seeded run: (image, RecipeChoice). Same (seed, index) -> same;
+    alpha=True adds the figure's mask as a 4th channel (compose_portrait)."""
     recipes = recipes or RECIPES
     combos = class_genders(recipes)
     hero_class, body = combos[index % len(combos)]  # balanced classes and genders
     rng = np.random.default_rng([seed, index])
     choice = choose_recipe(art, hero_class, body, rng, recipes)
     choice.background = choose_background(rng)
-    return compose_portrait(art, choice), choice
+    return compose_portrait(art, choice, alpha=alpha), choice
 
 
 # ---------------------------------------------------------------------------------------
@@ -501,10 +510,12 @@ def generate_lpc_folder(
     progress: bool = True,
     recipes: dict | None = None,
     variety: str = "high",
+    alpha: bool = False,
 ) -> Path:
     """Write n labelled portraits: images/00000.png..., labels.csv, CREDITS.txt, source.json;
     preview grid beside the folder. `variety` (lpc_variety.py): "high" mixes head items, outfits
-    and colours within each class like a curated real set; "low" is the recipe table as written."""
+    and colours within each class like a curated real set; "low" is the recipe table as written.
+    alpha=True: RGBA PNGs, transparent where only the background shows, so `prepare` keeps the mask."""
     art, recipes = _checked_art(art_dir, with_variety(recipes or RECIPES, variety))
     out = Path(out_dir)
     if (out / "images").exists():
@@ -514,9 +525,10 @@ def generate_lpc_folder(
     rows = []
     previews: dict[tuple[str, str], list[np.ndarray]] = {}  # (class, gender) -> first portraits
     for i in progress_bar(range(n), desc="lpc portraits", disable=not progress, unit="img"):
-        img, choice = make_portrait(art, i, seed, recipes)
+        drawn, choice = make_portrait(art, i, seed, recipes, alpha=alpha)
         name = f"{i:05d}.png"
-        save_png(img, out / "images" / name)
+        save_png(drawn, out / "images" / name)
+        img = drawn[..., :3]  # labels and the preview read the colours
         rows.append(_label_row(f"images/{name}", img, choice))
         group = previews.setdefault((choice.hero_class, choice.gender), [])
         if len(group) < 10:  # keep a few per group for the preview grid
@@ -525,7 +537,8 @@ def generate_lpc_folder(
 
     write_labels_csv(out / "labels.csv", rows, list(rows[0]) if rows else ["file", "gender", "hero_class", "palette"])
     write_credits(art, sorted(art.used), out / "CREDITS.txt")
-    source = {**lpc_source_info(art, n=n, seed=seed, recipes=recipes), "variety": variety, "seconds": round(seconds, 1)}
+    source = {**lpc_source_info(art, n=n, seed=seed, recipes=recipes), "variety": variety, "alpha": alpha}
+    source["seconds"] = round(seconds, 1)
     (out / "source.json").write_text(json.dumps(source, indent=2), encoding="utf-8")
     if previews:
         genders = [g for g in GENDER_LABELS.values() if any(k[1] == g for k in previews)]

@@ -1,15 +1,17 @@
 """Bring your own portraits: any folder of images + labels -> a clean staging set.
 
-`prepare_dataset` reads every image under a folder, flattens transparency, brings it
-to 64x64 without blurring pixel art, attaches labels (from a labels.csv or from
-sub-folder names, plus automatic palette labels when asked or missing), applies the
-manual overrides, and writes `data/<name>/prepared/`:
-    images.npy     uint8 (N, 64, 64, 3), accepted images in file order
+`prepare_dataset` reads every image under a folder, flattens transparency (keeping the
+mask when an image has any), brings it to 64x64 without blurring pixel art, attaches
+labels (from a labels.csv or from sub-folder names, plus automatic palette labels when
+asked or missing), applies the manual overrides, and writes `data/<name>/prepared/`:
+    images.npy     uint8 (N, 64, 64, 3), accepted images in file order; (N, 64, 64, 4) when any
+                   accepted image has transparency: the RGB still flattened onto the background,
+                   channel 4 its mask, 0 or 255 (255 everywhere for images without alpha)
     labels.csv     file, <one column per attribute>
     report.csv     one row per input file (and per label row without an image):
                    accepted, or rejected with a reason -- nothing is dropped silently
     prepare.json   input, attributes and their values, native pixel scale, parameters,
-                   palette agreement, counts
+                   palette agreement, counts, alpha (kept or not, how many images had it)
 `build.py` turns this into the final dataset (dedup, split, dataset.json).
 
 Labels:
@@ -54,8 +56,10 @@ from heroportraits.data.images import (
     ImageReadError,
     ImageTooLarge,
     detect_pixel_scale,
+    flatten_alpha,
+    has_transparency,
     list_images,
-    load_image,
+    load_image_rgba,
     scan_folder,
     to_resolution,
 )
@@ -105,6 +109,7 @@ class PrepareResult:
     paths: dict[str, Path] = field(default_factory=dict)
     n_skipped: int = 0  # other files under the input folder (labels.csv, notes...): listed in the report
     checks: list[str] = field(default_factory=list)  # label values that look like slips (value_checks)
+    n_alpha: int = 0  # accepted images with transparency: when > 0, images.npy keeps the mask as channel 4
 
     @property
     def n_rejected(self) -> int:
@@ -128,6 +133,11 @@ class PrepareResult:
         for attr, values in self.attributes.items():
             counts = self.value_counts[attr]
             lines.append(f"  {attr}: " + ", ".join(f"{v} {counts.get(v, 0)}" for v in values))
+        if self.n_alpha:
+            lines.append(
+                f"  alpha kept: {self.n_alpha} of {self.n_accepted} images have transparency "
+                "(the mask is channel 4 of images.npy)"
+            )
         lines += [f"  check: {c}" for c in self.checks]
         if self.palette_agreement is not None:
             lines.append(self.palette_agreement.table())
@@ -311,11 +321,22 @@ def _resolve_labels(
 
 
 # ---------------------------------------------------------------- one file
+def _resized(img: np.ndarray, rgba: np.ndarray | None, k: int, size: int) -> tuple[np.ndarray, int]:
+    """The composite at size x size, with the source's mask as channel 4 when it has one (`rgba`): cropped
+    and resized with the colours, then made binary (>= 128: figure, 255; else background, 0)."""
+    if rgba is not None:
+        img = np.dstack([img, rgba[..., 3]])
+    out, scale = to_resolution(img[::k, ::k], size)  # grid already undone: detection is not repeated at full size
+    if rgba is not None:
+        out = np.dstack([out[..., :3], np.where(out[..., 3] >= 128, 255, 0).astype(np.uint8)])
+    return out, scale
+
+
 @dataclass
 class _Accepted:
     """What the accepted images add up to, in file order."""
 
-    images: list[np.ndarray] = field(default_factory=list)  # (size, size, 3) uint8 each
+    images: list[np.ndarray] = field(default_factory=list)  # (size, size, 3) uint8, or 4 with the mask
     rows: list[dict] = field(default_factory=list)  # file + one value per attribute
     scales: list[int] = field(default_factory=list)
     given_palette: list[str] = field(default_factory=list)  # given vs automatic palette, for the agreement
@@ -330,11 +351,12 @@ def _process_file(
     if rel in plan.excluded:
         return {**row, "reason": "excluded_by_override", "detail": plan.excluded[rel]}
     try:
-        img = load_image(path, background)
+        rgba = load_image_rgba(path)
     except ImageTooLarge as e:
         return {**row, "reason": "too_large", "detail": str(e)[:200]}
     except ImageReadError as e:
         return {**row, "reason": "unreadable", "detail": str(e.__cause__ or e)[:200]}
+    img = flatten_alpha(rgba, background)
     h, w = img.shape[:2]
     k = detect_pixel_scale(img)
     row.update(width=w, height=h)
@@ -347,9 +369,9 @@ def _process_file(
     given = plan.labels.by_file.get(rel)
     if given is None and rel not in plan.relabels:
         return {**row, "reason": "unlabelled", "detail": f"no {plan.where_labels()}"}
-    out, scale = to_resolution(img[::k, ::k], size)  # grid already undone: detection is not repeated at full size
+    out, scale = _resized(img, rgba if has_transparency(rgba) else None, k, size)
     label = {c: (given or {}).get(c, "") for c in plan.columns}
-    auto = palette_mod.label_palette(out, backdrop=background) if plan.use_auto else ""
+    auto = palette_mod.label_palette(out[..., :3], backdrop=background) if plan.use_auto else ""
     if plan.use_auto:
         label[PALETTE] = auto
     label.update(plan.relabels.get(rel, {}))
@@ -520,6 +542,7 @@ def _result(name, folder, input_dir, n_files, plan, acc, report, meta, agreement
         paths={k: folder / f for k, f in paths.items()},
         n_skipped=sum(r["status"] == "skipped" for r in report),
         checks=meta["checks"],
+        n_alpha=meta["alpha"]["images_with_alpha"],
     )
 
 
@@ -551,6 +574,7 @@ def _write_outputs(
     value_counts = {a: dict(Counter(r[a] for r in acc.rows)) for a in attr_names}
     auto = [PALETTE] if plan.use_auto else []
     agreement = palette_mod.agreement(acc.given_palette, acc.auto_palette) if acc.given_palette else None
+    n_alpha = sum(img.shape[-1] == 4 for img in acc.images)
     shutil.rmtree(folder / "review", ignore_errors=True)  # our own grids of a previous run may show stale values
     meta = {
         "name": name,
@@ -563,6 +587,7 @@ def _write_outputs(
         "native_scale": int(max(scale_counts, key=lambda s: (scale_counts[s], s))),  # the most common scale
         "native_scale_counts": {str(k): v for k, v in sorted(scale_counts.items())},
         "palette_agreement": agreement.to_json() if agreement else None,
+        "alpha": {"kept": n_alpha > 0, "images_with_alpha": n_alpha},
         "counts": {
             "files": n_files,
             "accepted": len(acc.rows),
@@ -578,7 +603,7 @@ def _write_outputs(
     written = [folder / "images.npy.tmp", folder / "labels.csv.tmp", folder / "prepare.json.tmp"]
     try:
         with open(written[0], "wb") as f:
-            np.save(f, np.stack(acc.images).astype(np.uint8))
+            np.save(f, _stacked(acc.images, n_alpha > 0))
         write_labels_csv(written[1], acc.rows, ["file", *attr_names])
         written[2].write_text(json.dumps(meta, indent=2))
         for tmp in written:
@@ -590,6 +615,15 @@ def _write_outputs(
     if agreement is not None:
         plot_palette_agreement(agreement).savefig(folder / "palette_agreement.png", dpi=100)
     return meta, agreement
+
+
+def _stacked(images: list[np.ndarray], alpha: bool) -> np.ndarray:
+    """(N, S, S, 3) uint8 as ever; with `alpha` (N, S, S, 4), images without a mask made opaque (255)."""
+    if alpha:
+        images = [
+            img if img.shape[-1] == 4 else np.dstack([img, np.full(img.shape[:2], 255, np.uint8)]) for img in images
+        ]
+    return np.stack(images).astype(np.uint8)
 
 
 def _display_path(p: str | Path) -> str:
@@ -660,6 +694,7 @@ def _holds_procedural(folder: Path, wanted: dict) -> bool:
     try:
         recorded = json.loads(meta.read_text())
         same = isinstance(recorded, dict) and {k: recorded.get(k) for k in wanted} == wanted  # + e.g. face_box
+        same = same and not recorded.get("alpha")  # portraits with alpha would give a dataset with a mask
     except json.JSONDecodeError:
         return False
     n = wanted["n"]

@@ -8,6 +8,8 @@ schema (gender, hero_class, palette), and each one is *shown*, not stamped:
     palette     colour families of the background and clothing, which fill most pixels
 Image i of seed s is drawn from its own numpy Generator seeded with (s, i), so any
 image can be regenerated alone and the output never depends on batching or workers.
+With alpha, each portrait gets a 4th channel: 0 where the backdrop shows, 255 on the figure
+(the Canvas's `figure` mask); the colours and the random draws are the same as without.
 """
 
 from __future__ import annotations
@@ -430,9 +432,10 @@ def _limit_colours(img: np.ndarray, max_colours: int = MAX_COLOURS) -> np.ndarra
 
 
 def draw_portrait_with_variant(
-    rng: np.random.Generator, gender: str, hero_class: str, palette: str
+    rng: np.random.Generator, gender: str, hero_class: str, palette: str, alpha: bool = False
 ) -> tuple[np.ndarray, str]:
-    """Like draw_portrait, also returning a short name of the gear variant drawn."""
+    """Like draw_portrait, also returning a short name of the gear variant drawn; alpha=True: (32, 32, 4),
+    the 4th channel 255 on the figure and 0 on the backdrop."""
     if hero_class not in CLASS_DRAWERS:
         raise LabelError(f"unknown hero_class {hero_class!r}; allowed: {HERO_CLASSES}")
     lk = make_look(rng, palette)
@@ -444,7 +447,10 @@ def draw_portrait_with_variant(
     cv = pp.Canvas(lk.outline)
     background(cv, rng, lk)
     variant = CLASS_DRAWERS[hero_class](cv, rng, h, lk, t)
-    return _limit_colours(cv.render()), variant
+    img = _limit_colours(cv.render())
+    if alpha:
+        img = np.dstack([img, np.where(cv.figure, 255, 0).astype(np.uint8)])
+    return img, variant
 
 
 def draw_portrait(rng: np.random.Generator, gender: str, hero_class: str, palette: str) -> np.ndarray:
@@ -476,8 +482,10 @@ def _label_probs(weights: Weights | None) -> dict[str, np.ndarray]:
     return probs
 
 
-def portrait_at(index: int, seed: int = 0, weights: Weights | None = None) -> tuple[np.ndarray, dict[str, str]]:
-    """Portrait `index` of the stream for `seed`: (64, 64, 3) uint8 and its label row.
+def portrait_at(
+    index: int, seed: int = 0, weights: Weights | None = None, alpha: bool = False
+) -> tuple[np.ndarray, dict[str, str]]:
+    """Portrait `index` of the stream for `seed`: (64, 64, 3) uint8 (4 with `alpha`) and its label row.
 
     Its own Generator seeded with (seed, index) draws the labels and then the picture,
     so this equals row `index` of generate_portraits(n, seed) for any n.
@@ -487,12 +495,14 @@ def portrait_at(index: int, seed: int = 0, weights: Weights | None = None) -> tu
         name: values[rng.choice(len(values), p=p)]
         for (name, values), p in zip(DEFAULT_SCHEMA.items(), _label_probs(weights).values())
     }
-    img, variant = draw_portrait_with_variant(rng, row["gender"], row["hero_class"], row["palette"])
+    img, variant = draw_portrait_with_variant(rng, row["gender"], row["hero_class"], row["palette"], alpha)
     return nearest_upscale(img, SCALE), {**row, "variant": variant}
 
 
-def _portraits_at(indices: range, seed: int, weights: Weights | None) -> list[tuple[np.ndarray, dict[str, str]]]:
-    return [portrait_at(i, seed, weights) for i in indices]
+def _portraits_at(
+    indices: range, seed: int, weights: Weights | None, alpha: bool = False
+) -> list[tuple[np.ndarray, dict[str, str]]]:
+    return [portrait_at(i, seed, weights, alpha) for i in indices]
 
 
 def drawing_workers(n: int) -> int:
@@ -504,9 +514,15 @@ def drawing_workers(n: int) -> int:
 
 
 def generate_portraits(
-    n: int, seed: int = 0, progress: bool = True, weights: Weights | None = None, workers: int | None = None
+    n: int,
+    seed: int = 0,
+    progress: bool = True,
+    weights: Weights | None = None,
+    workers: int | None = None,
+    alpha: bool = False,
 ) -> tuple[np.ndarray, list[dict]]:
-    """`n` labelled portraits: images (n, 64, 64, 3) uint8 and rows {gender, hero_class, palette, variant}.
+    """`n` labelled portraits: images (n, 64, 64, 3) uint8 (4 with `alpha`: the figure's mask) and rows
+    {gender, hero_class, palette, variant}.
 
     Labels are independent and uniform unless `weights` gives relative weights, e.g.
     {"hero_class": {"mage": 2, "warrior": 1, "rogue": 1, "cavalry": 1}}.
@@ -516,7 +532,7 @@ def generate_portraits(
         raise ValueError(f"n must be >= 0, got {n}")
     _label_probs(weights)  # fail early on bad weights
     workers = drawing_workers(n) if workers is None else workers
-    images = np.empty((n, NATIVE * SCALE, NATIVE * SCALE, 3), np.uint8)
+    images = np.empty((n, NATIVE * SCALE, NATIVE * SCALE, 4 if alpha else 3), np.uint8)
     rows: list[dict] = []
     chunk = max(1, min(200, n // (4 * workers) or 1))
     chunks = [range(a, min(a + chunk, n)) for a in range(0, n, chunk)]
@@ -524,9 +540,10 @@ def generate_portraits(
     with contextlib.ExitStack() as stack:
         if workers > 1:
             pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")))
-            results = pool.map(_portraits_at, chunks, [seed] * len(chunks), [weights] * len(chunks))
+            more = [seed] * len(chunks), [weights] * len(chunks), [alpha] * len(chunks)
+            results = pool.map(_portraits_at, chunks, *more)
         else:
-            results = (_portraits_at(c, seed, weights) for c in chunks)
+            results = (_portraits_at(c, seed, weights, alpha) for c in chunks)
         for indices, drawn in zip(chunks, results):
             for i, (img, row) in zip(indices, drawn):
                 images[i] = img
@@ -555,18 +572,21 @@ def preview_portraits(seed: int = 0, per_cell: int = 2) -> dict[str, list[list[n
     }
 
 
-def write_procedural_folder(out_dir: str | Path, n: int = 7600, seed: int = 0, progress: bool = True) -> Path:
+def write_procedural_folder(
+    out_dir: str | Path, n: int = 7600, seed: int = 0, progress: bool = True, alpha: bool = False
+) -> Path:
     """Write `out_dir/images/00000.png ...` (64x64), `labels.csv`, `source.json` (what made it)
-    and a labelled preview grid beside the folder (paths.preview_path)."""
+    and a labelled preview grid beside the folder (paths.preview_path). alpha=True: RGBA PNGs, transparent
+    where the backdrop shows, so `prepare` keeps the mask (a model can then draw RGBA, model.alpha)."""
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    images, rows = generate_portraits(n, seed, progress)
+    images, rows = generate_portraits(n, seed, progress, alpha=alpha)
     width = max(5, len(str(max(n - 1, 0))))
     for i, img in enumerate(progress_bar(images, desc="writing PNG files", unit="img", disable=not progress)):
         rows[i]["file"] = f"images/{i:0{width}d}.png"
         save_png(img, out / rows[i]["file"])
     write_labels_csv(out / "labels.csv", rows, COLUMNS)
-    source = {"kind": "procedural", "n": n, "seed": seed, "face_box": list(PROCEDURAL_FACE)}
+    source = {"kind": "procedural", "n": n, "seed": seed, "face_box": list(PROCEDURAL_FACE), "alpha": alpha}
     (out / "source.json").write_text(json.dumps(source))
     preview_grid(preview_portraits(seed), HERO_CLASSES, PALETTES, preview_path(out))
     return out

@@ -102,7 +102,8 @@ class Canvas:
     `shape` paints a new object (later objects are in front) shaded with a 3-tone ramp;
     `decal` paints pixels onto existing objects without creating an edge (eyes, mouth).
     `render` outlines every object where it borders an object behind it, then maps
-    indices to RGB: (32, 32, 3) uint8.
+    indices to RGB: (32, 32, 3) uint8. `figure` is every pixel painted after the background
+    (shapes and decals): the mask of a portrait drawn with alpha.
     """
 
     def __init__(self, outline: RGB):
@@ -112,6 +113,7 @@ class Canvas:
         self.obj = np.zeros((N, N), np.int16)  # 0 = background
         self.decals = np.zeros((N, N), bool)
         self.outlined = [False]  # per object id: draw its outline?
+        self.figure = np.zeros((N, N), bool)  # painted by a shape or decal: not the background
 
     def color(self, rgb: RGB) -> int:
         if rgb not in self._lookup:
@@ -160,12 +162,14 @@ class Canvas:
         self.outlined.append(outline)
         self.obj[mask] = len(self.outlined) - 1
         self.decals[mask] = False
+        self.figure |= mask
         return mask
 
     def decal(self, mask: np.ndarray, rgb: RGB) -> None:
         """Paint pixels on top without making a new object (no outline around them)."""
         self.idx[mask] = self.color(rgb)
         self.decals |= mask
+        self.figure |= mask
 
     def render(self) -> np.ndarray:
         o = self.obj

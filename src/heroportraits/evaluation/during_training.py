@@ -39,4 +39,5 @@ class TrainTimeScorer:
         drawing = Config.from_dict(state["config"]).draw.unguided()
         sampler = Sampler(state, device, drawing)
         images, rows = sampler.generate(n, seed=0, open_attributes="mix")
+        images = images[..., :3]  # an RGBA model's colours (its mask is scored by `evaluate`)
         return {**quick_fd(images, rows, self.dataset, n=n), "drawing": sampler.describe_drawing()}

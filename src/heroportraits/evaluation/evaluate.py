@@ -21,6 +21,7 @@ from heroportraits.data.dataset import read_labels_csv
 from heroportraits.data.images import load_image, to_resolution
 from heroportraits.evaluation.figures import plot_nearest_neighbours
 from heroportraits.evaluation.judge import load_or_train_judge
+from heroportraits.evaluation.masks import mask_scores, split_alpha
 from heroportraits.evaluation.report import format_table, metrics_frame, per_value_frame
 from heroportraits.evaluation.scores import EvaluationError, evaluate_images, floor, reference
 from heroportraits.paths import required_file
@@ -138,14 +139,17 @@ def evaluate_sampler(
     seconds = ready_judge(dataset, retrain_judge, progress)
     t = time.time()
     images, rows = sampler.generate(n, seed=seed, open_attributes="mix")
+    images, alpha = split_alpha(images)  # an RGBA model: its colours are scored as any portrait, its mask apart
     seconds["generate"] = round(time.time() - t, 2)
     source = {**(source or {}), "step": sampler.step, "drawing": sampler.drawing.record()}
     ev = score(images, rows, dataset, source, n_subsets, seed, with_floor, seconds, progress)
+    if alpha is not None:
+        ev.results["mask"] = mask_scores(alpha, dataset)
     if sampler.drawing.palette:  # what the user's palette costs: the same noise drawn without it, scored alike
         with sampler.drawn_with(sampler.drawing.changed(palette="", dither=False)):
             plain, _ = sampler.generate(n, seed=seed, open_attributes="mix")
         without = evaluate_images(
-            plain, rows, dataset, n_subsets=n_subsets, seed=seed, memorisation=False, progress=False
+            split_alpha(plain)[0], rows, dataset, n_subsets=n_subsets, seed=seed, memorisation=False, progress=False
         )
         ev.results["without_palette"] = {k: without[k] for k in PALETTE_COST_KEYS}
     return ev

@@ -56,7 +56,8 @@ def plot_attribute_grid(
     pairs = [(a, v) for a in sampler.cvocab.names for v in sampler.vocab.attributes[a]]
     fig, axes = plt.subplots(len(pairs), 1, figsize=(0.75 * per_row + 1.8, 0.8 * len(pairs) + 0.4), squeeze=False)
     for ax, (a, v) in zip(axes[:, 0], pairs):
-        images, _ = sampler.generate(per_row, {a: v}, seed=seed, open_attributes="mix")  # (per_row, H, W, 3)
+        images, _ = sampler.generate(per_row, {a: v}, seed=seed, open_attributes="mix")
+        images = images[..., :3]  # (per_row, H, W, 3): an RGBA model's colours
         agree = int((judge.predict(images)[:, judge.vocab.names.index(a)] == judge.vocab.encode_value(a, v)).sum())
         ax.imshow(make_grid(images, nrow=per_row, padding=2), interpolation="nearest")
         ax.set_xticks([]), ax.set_yticks([])

@@ -187,7 +187,7 @@ def same_noise_under_classes(sampler, n_noises: int, seed: int = 0) -> tuple[np.
     z = sampler.noise(n_noises, seed)
     labels = rows.repeat_interleave(len(classes), 0)
     labels[:, col] = torch.arange(len(classes)).repeat(n_noises)
-    images = sampler.generate_from_noise(z.repeat_interleave(len(classes), 0), labels)
+    images = sampler.generate_from_noise(z.repeat_interleave(len(classes), 0), labels)[..., :3]  # RGBA: colours
     return images.reshape(n_noises, len(classes), *images.shape[1:]), classes
 
 

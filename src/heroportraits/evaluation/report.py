@@ -33,6 +33,7 @@ GROUP_TITLES = {
     "conditional accuracy": "conditional accuracy (judge prediction = condition)",
     "pixel art": "pixel-art fidelity (native scale {k}; floor = real TRAIN)",
     "detail": "detail on the native grid (3x3 neighbourhood patterns vs real VAL; floor = real TRAIN)",
+    "mask": "the figure's mask, alpha (an RGBA model; floor = real VAL, its IoU against TRAIN)",
     "memorisation": "memorisation (nearest TRAIN image; {space}; floor = VAL vs TRAIN)",
 }
 
@@ -45,7 +46,21 @@ def _metric_rows(results: dict, floor: dict | None) -> list[tuple]:
     """(group, metric, generated, floor, note, format) for every score but the per-value ones."""
     fl = floor or {}
     rows = _feature_rows(results, fl) + _pixel_art_rows(results, fl) + _detail_rows(results, fl)
-    return rows + _memorisation_rows(results, fl)
+    return rows + _mask_rows(results) + _memorisation_rows(results, fl)
+
+
+def _mask_rows(results: dict) -> list[tuple]:
+    """An RGBA model's masks (evaluation.masks): the floor column is real VAL read the same way."""
+    mask = results.get("mask")
+    if not mask:  # an RGB model
+        return []
+    share, iou, clean = mask["figure_share"], mask["nearest_iou"], mask["clean"]
+    return [
+        _row("mask", "alpha 0 or 255 (share of pixels)", mask["binary"], None, "pixel art's alpha: 1"),
+        _row("mask", "figure share (opaque pixels)", share["generated"], share["real"]),
+        _row("mask", "IoU with the nearest real mask", iou["generated"], iou["real"], "1 = a real mask's shape"),
+        _row("mask", "clean figures (as --transparent reads)", clean["generated"], clean["real"], "one piece, sized"),
+    ]
 
 
 def _feature_rows(results: dict, fl: dict) -> list[tuple]:

@@ -61,6 +61,9 @@ class ModelConfig:
     head_fake: bool = False  # the head classifier also names fakes as one more value, "fake" (C+1 classes), so
     # G cannot satisfy it with top-half cues that are no head item
     flow_blocks: int = 2  # the flow family (arch "unet"): residual blocks per resolution of the U-Net
+    alpha: bool = False  # draw RGBA: a 4th channel, the figure's mask, generated with the colours and binary on
+    # the native grid when drawing (0 background, 255 figure); needs a dataset with alpha (images.npy RGBA) and
+    # the RGB output. The RGB channels stay the portrait over its background, so every score reads them unchanged
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,11 @@ MODEL_CHOICES = {
 FLOW_ARCHS = ("unet",)  # the architectures of the flow family; the others are GANs
 FLOW_DRAW_FIELDS = ("flow_steps", "flow_solver", "guidance")  # how a flow model draws; a GAN has none of these
 FLOW_SOLVERS = ("euler", "heun")
+
+
+def image_channels(m: ModelConfig) -> int:
+    """Channels of the images G draws and D reads: RGB, or RGBA with model.alpha."""
+    return 4 if m.alpha else 3
 
 
 def is_flow(m: ModelConfig) -> bool:

@@ -21,7 +21,7 @@ from torch import nn
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.conditioning import AttributeEmbedding, join_label_maps
-from heroportraits.models.config import ModelConfig
+from heroportraits.models.config import ModelConfig, image_channels
 from heroportraits.models.fastgan import RECON_PART, RECON_WHOLE, maybe_reconstruction, maybe_sle
 from heroportraits.models.head_classifier import maybe_head_classifier
 from heroportraits.models.layers import ProjectionHead, g_norm, maybe_classifier, minibatch_stddev
@@ -109,7 +109,7 @@ class DCGANDiscriminator(Discriminator):
         super().__init__()
         stages = num_stages(resolution)
         widths = [cfg.d_width * 2**i for i in range(stages)]  # e.g. 64,128,256 for 32x32
-        self.first = nn.Conv2d(3, widths[0], 4, 2, 1)
+        self.first = nn.Conv2d(image_channels(cfg), widths[0], 4, 2, 1)
         self.embed = AttributeEmbedding(vocab, cfg.embed_dim) if cfg.d_cond == "concat" else None
         layers, cin = [], widths[0] + (self.embed.out_dim if self.embed is not None else 0)
         for cout in widths[1:]:
@@ -124,7 +124,7 @@ class DCGANDiscriminator(Discriminator):
         self.classifier = maybe_classifier(cfg.d_classify, cin * 16, vocab)
         self.head_classifier = maybe_head_classifier(cfg, vocab)
         widths_by_size = {resolution // 2 ** (i + 1): w for i, w in enumerate(widths)}  # R/2 ... 4
-        self.recon = maybe_reconstruction(cfg.d_recon, widths_by_size, resolution, cfg.d_width)
+        self.recon = maybe_reconstruction(cfg.d_recon, widths_by_size, resolution, cfg.d_width, image_channels(cfg))
 
     def features(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         h = F.leaky_relu(self.first(x), 0.2)  # (N, w, R/2, R/2)

@@ -94,12 +94,12 @@ class UpGLU(nn.Sequential):
         )
 
 
-def decoder(cin: int, width: int, ups: int) -> nn.Sequential:
-    """D features (N, cin, s, s) -> an RGB image (N, 3, s * 2^ups, s * 2^ups) in [-1, 1]."""
+def decoder(cin: int, width: int, ups: int, channels: int = 3) -> nn.Sequential:
+    """D features (N, cin, s, s) -> an image (N, channels, s * 2^ups, s * 2^ups) in [-1, 1] (RGB, or RGBA)."""
     layers: list[nn.Module] = []
     for i in range(ups):
         layers.append(UpGLU(cin if i == 0 else width, width))
-    layers += [nn.Conv2d(width if ups else cin, 3, 3, 1, 1), nn.Tanh()]
+    layers += [nn.Conv2d(width if ups else cin, channels, 3, 1, 1), nn.Tanh()]
     return nn.Sequential(*layers)
 
 
@@ -114,7 +114,7 @@ class Reconstruction(nn.Module):
     """FastGAN's self-supervision for a D working at `resolution`, whose feature maps at 4x4 and
     8x8 have `widths[4]` and `widths[8]` channels. loss(x, feats, part) -> 0-dim L1."""
 
-    def __init__(self, widths: dict[int, int], resolution: int, width: int):
+    def __init__(self, widths: dict[int, int], resolution: int, width: int, channels: int = 3):
         super().__init__()
         if resolution < 2 * RECON_PART or RECON_WHOLE not in widths or RECON_PART not in widths:
             raise FastGANError(
@@ -122,8 +122,8 @@ class Reconstruction(nn.Module):
                 f">= {2 * RECON_PART} px (this one is {resolution}); set model.d_recon=0"
             )
         target = resolution // 2  # both decoders draw half the network grid
-        self.whole = decoder(widths[RECON_WHOLE], width, (target // RECON_WHOLE).bit_length() - 1)
-        self.part = decoder(widths[RECON_PART], width, (target // (RECON_PART // 2)).bit_length() - 1)
+        self.whole = decoder(widths[RECON_WHOLE], width, (target // RECON_WHOLE).bit_length() - 1, channels)
+        self.part = decoder(widths[RECON_PART], width, (target // (RECON_PART // 2)).bit_length() - 1, channels)
 
     def loss(self, x: torch.Tensor, feats: dict[int, torch.Tensor], part: int) -> torch.Tensor:
         """x: the image D saw (N, 3, R, R); feats: D's maps by size; part: which quarter (0-3)."""
@@ -134,5 +134,7 @@ class Reconstruction(nn.Module):
         return (whole.float() - target_whole.float()).abs().mean() + (detail.float() - target_part.float()).abs().mean()
 
 
-def maybe_reconstruction(weight: float, widths: dict[int, int], resolution: int, width: int) -> Reconstruction | None:
-    return Reconstruction(widths, resolution, width) if weight > 0 else None
+def maybe_reconstruction(
+    weight: float, widths: dict[int, int], resolution: int, width: int, channels: int = 3
+) -> Reconstruction | None:
+    return Reconstruction(widths, resolution, width, channels) if weight > 0 else None

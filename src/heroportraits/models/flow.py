@@ -23,7 +23,7 @@ from torch import nn
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.conditioning import AttributeEmbedding
-from heroportraits.models.config import FLOW_SOLVERS, DrawOptions, ModelConfig
+from heroportraits.models.config import FLOW_SOLVERS, DrawOptions, ModelConfig, image_channels
 from heroportraits.models.palette_output import RGBOutput
 
 
@@ -71,7 +71,7 @@ class Attention(nn.Module):
 
 
 class VelocityUNet(nn.Module):
-    """(x_t (N, 3, R, R), t (N,), labels (N, A)) -> velocity (N, 3, R, R).
+    """(x_t (N, C, R, R), t (N,), labels (N, A)) -> velocity (N, C, R, R); C = 3, or 4 with model.alpha.
 
     Widths g_width x (1, 2, 4, 4, ...) from R down to 8x8 (each level then costs about the same),
     `flow_blocks` residual blocks a level, attention at 8x8 and below; the time and the attribute
@@ -86,7 +86,7 @@ class VelocityUNet(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(self.time_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.embed = AttributeEmbedding(vocab, cfg.embed_dim)
         self.label_proj = nn.Linear(max(self.embed.out_dim, 1), emb_dim)
-        self.stem = nn.Conv2d(3, widths[0], 3, padding=1)
+        self.stem = nn.Conv2d(image_channels(cfg), widths[0], 3, padding=1)
         self.down, self.up = nn.ModuleList(), nn.ModuleList()
         skips, cin = [], widths[0]
         for i, w in enumerate(widths):
@@ -107,7 +107,8 @@ class VelocityUNet(nn.Module):
             attn = Attention(w) if resolution >> i <= 8 else nn.Identity()
             up = nn.Conv2d(w, w, 3, padding=1) if i > 0 else nn.Identity()
             self.up.append(nn.ModuleDict({"blocks": blocks, "attn": attn, "up": up}))
-        self.head = nn.Sequential(nn.GroupNorm(min(8, cin), cin), nn.SiLU(), nn.Conv2d(cin, 3, 3, padding=1))
+        out = nn.Conv2d(cin, image_channels(cfg), 3, padding=1)
+        self.head = nn.Sequential(nn.GroupNorm(min(8, cin), cin), nn.SiLU(), out)
         nn.init.zeros_(self.head[-1].weight), nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -132,7 +133,7 @@ class VelocityUNet(nn.Module):
 class FlowGenerator(nn.Module):
     """The flow family's G: the velocity network, and the sampler that draws portraits with it.
 
-    forward(z (N, 3 * R * R), labels) -> portraits (N, 3, R, R) in [-1, 1]: `steps` steps of `solver` from the
+    forward(z (N, C * R * R), labels) -> portraits (N, C, R, R) in [-1, 1]: `steps` steps of `solver` from the
         noise z at t = 0 to t = 1, guided with scale `guidance` (1 = the conditional velocity alone), then the
         run's colours (per-portrait quantisation, as the GAN's RGB output in eval mode).
     forward(x, labels, t (N,)) -> the velocity at x_t: what training fits (through DDP's wrapper under torchrun).
@@ -140,10 +141,10 @@ class FlowGenerator(nn.Module):
 
     def __init__(self, cfg: ModelConfig, vocab: Vocabulary, resolution: int, palette: torch.Tensor | None = None):
         super().__init__()
-        self.resolution = resolution
-        self.z_dim = 3 * resolution * resolution  # the sampler's noise is the starting image
+        self.resolution, self.channels = resolution, image_channels(cfg)
+        self.z_dim = self.channels * resolution * resolution  # the sampler's noise is the starting image
         self.net = VelocityUNet(cfg, vocab, resolution)
-        self.out = RGBOutput(squash=False)  # clamped to [-1, 1]; quantised per portrait when drawing asks
+        self.out = RGBOutput(squash=False, alpha=cfg.alpha)  # clamped to [-1, 1]; quantised when drawing asks
         self.unspecified = list(vocab.sizes)  # each attribute's "any" index: the unconditional labels
         self.steps, self.solver, self.guidance = 16, "heun", 1.0
         self.use_drawing(DrawOptions())
@@ -157,7 +158,7 @@ class FlowGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         if t is not None:
             return self.net(z, t, labels)
-        x = z.reshape(-1, 3, self.resolution, self.resolution)
+        x = z.reshape(-1, self.channels, self.resolution, self.resolution)
         uncond = self._unconditional(labels) if self.guidance != 1.0 else None
         dt = 1.0 / self.steps
         ones = torch.ones_like(x[:, 0, 0, 0])  # (N,): the batch stays symbolic in an exported graph

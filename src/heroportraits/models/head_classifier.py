@@ -41,7 +41,8 @@ class HeadClassifier(nn.Module):
         self.head = nn.Linear(4 * width * 8, self.n_values + int(fake_class))
 
     def crop(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, :, : max(8, round(self.rows * x.shape[-2]))]  # 8 rows at least: three halvings leave one
+        # the colours only (an RGBA model's mask is not the head); 8 rows at least: three halvings leave one
+        return x[:, :3, : max(8, round(self.rows * x.shape[-2]))]
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         h = self.crop(x)

@@ -46,24 +46,32 @@ class RGBOutput(nn.Module):
     """The plain output: 3 channels squashed to [-1, 1] by tanh (a GAN's G), or clamped to it (squash=False: a
     flow model's sampler, whose last step already lands in the data's range). No parameters (old checkpoints
     load). In eval mode, with `colours` > 0 (draw.rgb_colours), each portrait is quantised to that many colours
-    of its own (models/colour_quantise.py)."""
+    of its own (models/colour_quantise.py).
 
-    channels = 3
+    With `alpha` (model.alpha) a 4th channel is the figure's mask: soft while training (D sees what G draws), and
+    in eval mode binary, -1 or 1 by its sign, on the grid G works on (the native grid): pixel art's alpha. The
+    colours are quantised without it."""
 
-    def __init__(self, colours: int = 0, merge: float = 0.0, squash: bool = True):
+    def __init__(self, colours: int = 0, merge: float = 0.0, squash: bool = True, alpha: bool = False):
         super().__init__()
-        self.colours, self.merge, self.squash = int(colours), float(merge), squash
+        self.colours, self.merge, self.squash, self.alpha = int(colours), float(merge), squash, alpha
+        self.channels = 4 if alpha else 3
         self.user_palette: torch.Tensor | None = None  # (P, 3) in [-1, 1]: draw.palette, set by draw_in_colours
         self.dither = False
 
     def forward(self, h: torch.Tensor, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         image = torch.tanh(h) if self.squash else h.clamp(-1.0, 1.0)
-        if self.colours <= 0 or self.training:
+        if self.training:
             return image
-        colours, index = cluster_colours(image, self.colours)
-        if self.merge > 0:
-            colours = merge_close_colours(colours, index, self.merge)
-        return in_user_palette(colours, index, self.user_palette, self.dither).to(image.dtype)
+        rgb, mask = image[:, :3], image[:, 3:]
+        if self.colours > 0:
+            colours, index = cluster_colours(rgb, self.colours)
+            if self.merge > 0:
+                colours = merge_close_colours(colours, index, self.merge)
+            rgb = in_user_palette(colours, index, self.user_palette, self.dither).to(image.dtype)
+        if not self.alpha:
+            return rgb
+        return torch.cat([rgb, torch.where(mask > 0, 1.0, -1.0).to(image.dtype)], dim=1)
 
 
 class PaletteOutput(nn.Module):
@@ -239,7 +247,7 @@ def image_output(cfg: ModelConfig, vocab: Vocabulary, palette: torch.Tensor | No
     """The output layer `model.output` names; its `channels` is what G's last conv must produce."""
     if cfg.output == "palette":
         return PaletteOutput(cfg, vocab, palette)
-    return RGBOutput()
+    return RGBOutput(alpha=cfg.alpha)
 
 
 def palette_tau(step: int, total: int, start: float, end: float, schedule: str = "exp") -> float:

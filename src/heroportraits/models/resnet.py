@@ -16,7 +16,7 @@ from torch import nn
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.conditioning import AttributeEmbedding, join_label_maps
-from heroportraits.models.config import ModelConfig
+from heroportraits.models.config import ModelConfig, image_channels
 from heroportraits.models.dcgan import Discriminator, num_stages
 from heroportraits.models.fastgan import maybe_reconstruction, maybe_sle
 from heroportraits.models.head_classifier import maybe_head_classifier
@@ -107,7 +107,7 @@ class ResNetDiscriminator(Discriminator):
         super().__init__()
         stages = num_stages(resolution)
         widths = [cfg.d_width * min(2**i, MAX_MULT) for i in range(stages + 1)]  # R/2 ... 4x4, then 4x4
-        self.first = DBlock(3, widths[0], down=True, first=True)
+        self.first = DBlock(image_channels(cfg), widths[0], down=True, first=True)
         self.embed = AttributeEmbedding(vocab, cfg.embed_dim) if cfg.d_cond == "concat" else None
         cin = widths[0] + (self.embed.out_dim if self.embed is not None else 0)
         blocks = []
@@ -122,7 +122,7 @@ class ResNetDiscriminator(Discriminator):
         self.classifier = maybe_classifier(cfg.d_classify, cin, vocab)
         self.head_classifier = maybe_head_classifier(cfg, vocab)
         widths_by_size = {resolution // 2 ** (i + 1): widths[i] for i in range(stages)} | {4: widths[stages]}
-        self.recon = maybe_reconstruction(cfg.d_recon, widths_by_size, resolution, cfg.d_width)
+        self.recon = maybe_reconstruction(cfg.d_recon, widths_by_size, resolution, cfg.d_width, image_channels(cfg))
         _init(self)
 
     def features(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:

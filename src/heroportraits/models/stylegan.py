@@ -120,16 +120,17 @@ class StyleGenerator(nn.Module):
         widths = [cfg.g_width * min(8, 2 ** (stages - i)) for i in range(stages + 1)]  # 4x4 ... R
         self.mapping = MappingNetwork(cfg, vocab, self.w_dim)
         self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4))
+        self.out = RGBOutput(alpha=cfg.alpha)  # tanh; per-portrait quantisation when drawing asks
+        channels = self.out.channels
         self.layers, self.to_rgb = nn.ModuleList(), nn.ModuleList()
         self.layers.append(StyleLayer(widths[0], widths[0], self.w_dim, 4))
-        self.to_rgb.append(ModulatedConv(widths[0], 3, 1, self.w_dim, demodulate=False))
+        self.to_rgb.append(ModulatedConv(widths[0], channels, 1, self.w_dim, demodulate=False))
         for i in range(1, stages + 1):
             size = 4 * 2**i
             self.layers.append(StyleLayer(widths[i - 1], widths[i], self.w_dim, size))
             self.layers.append(StyleLayer(widths[i], widths[i], self.w_dim, size))
-            self.to_rgb.append(ModulatedConv(widths[i], 3, 1, self.w_dim, demodulate=False))
+            self.to_rgb.append(ModulatedConv(widths[i], channels, 1, self.w_dim, demodulate=False))
         self.num_styles = len(self.layers) + 1  # one per layer, and the last RGB output's
-        self.out = RGBOutput()  # tanh; per-portrait quantisation when drawing asks
 
     def styles(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The same w for every layer: (N, L, W)."""

@@ -5,7 +5,7 @@
 The exported graph (docs/export.md) is the whole way from noise to pixels:
     noise  (N, z_dim) float32  standard normal
     labels (N, A)     int64    one value index per attribute, attributes in the metadata's order
-    -> image (N, 64, 64, 3) uint8 RGB
+    -> image (N, 64, 64, 3) uint8 RGB (RGBA, 4 channels, for a model that draws alpha: model.alpha)
 N is dynamic. The nearest upscale from the native grid and the [-1, 1] -> uint8 conversion are
 inside the graph (models.to_pixels, as `sample` does them), and so is whatever the generator's
 eval forward does in the run's colours: a palette model's hard argmax colours, an RGB model's
@@ -80,7 +80,7 @@ def export_metadata(sampler: Sampler) -> dict:
             "noise": ["N", sampler.z_dim, "float32"],
             "labels": ["N", len(sampler.cvocab.names), "int64"],
         },
-        "output": {"image": ["N", sampler.resolution, sampler.resolution, 3, "uint8"]},
+        "output": {"image": ["N", sampler.resolution, sampler.resolution, 4 if sampler.draws_alpha else 3, "uint8"]},
         "z_dim": sampler.z_dim,
         "resolution": sampler.resolution,
         # label index of a value = its position in the list; index len(values) = unspecified

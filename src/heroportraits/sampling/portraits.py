@@ -85,7 +85,8 @@ def write_samples(
 ) -> Path:
     """n PNGs + labels.csv (file + the attribute values each image was conditioned on; `any` = unspecified).
     With `transparent`, RGBA PNGs with each portrait's background cut (sampling/transparency.py) and a
-    `background_cut` column (clean / rough).
+    `background_cut` column (clean / rough). A model that draws alpha (model.alpha) writes RGBA PNGs always, its
+    own mask as their alpha.
 
     The folder must be empty (or new) unless `overwrite`, which replaces only what an earlier `sample` wrote
     there: stale PNGs that labels.csv does not list would otherwise be scored with the new ones. Everything is
@@ -97,7 +98,7 @@ def write_samples(
     earlier = check_sample_folder(out_dir, n, overwrite)
     images, rows = sampler.generate(n, conditions, seed, open_attributes=open_attributes)
     names = sampler.vocab.names
-    if transparent:
+    if transparent and not sampler.draws_alpha:  # a model that draws alpha has cut nothing: its mask is its own
         images, clean = cut_backgrounds(images, sampler.native_scale)
         rows, names = with_cut_labels(rows, clean), [*names, "background_cut"]
     for name in [*earlier, MANIFEST]:
@@ -106,7 +107,7 @@ def write_samples(
 
 
 def save_portraits(images: np.ndarray, rows: list[dict], out_dir: str | Path, names: list[str], progress=False) -> Path:
-    """images (N, H, W, 3) uint8 -> out_dir/00000.png ... and labels.csv (file + each row's attribute `names`), and
+    """images (N, H, W, 3 or 4) uint8 -> out_dir/00000.png ... and labels.csv (file + each row's attribute `names`), and
     the manifest that lists them. A write that fails (a full disk) removes what this call wrote and says so."""
     out_dir = Path(out_dir)
     files = portrait_names(len(images))
@@ -183,7 +184,7 @@ def write_sheet_of(
         rows, columns = [sampler.vocab.decode(r) for r in full.tolist()], layout.n_cols
     else:
         images, rows = sampler.generate(n, conditions, seed, open_attributes=open_attributes)
-    if transparent:
+    if transparent and not sampler.draws_alpha:
         images, clean = cut_backgrounds(images, sampler.native_scale)
         rows = with_cut_labels(rows, clean)
     return write_sheet(layout_sheet(images, rows, seed, scale, border, columns=columns), out_path, scale)

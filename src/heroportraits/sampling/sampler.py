@@ -3,7 +3,7 @@
     sampler = Sampler.from_checkpoint("artifacts_gan/checkpoints/demo")        # the run's default drawing
     sampler = Sampler.from_checkpoint(path, draw={"refine_steps": 0})           # the same without refinement
     sampler = Sampler.from_checkpoint(path, draw=DrawOptions())                 # G's own portraits
-    images, rows = sampler.generate(16, {"hero_class": "mage"})
+    images, rows = sampler.generate(16, {"hero_class": "mage"})   # (16, 64, 64, 3), or RGBA (4) with model.alpha
 
 Conditions are drawn from the training label mix unless fixed; samples always come from the EMA
 generator. A model trained with attribute dropout (`train.attr_dropout > 0`) learned what "unspecified"
@@ -76,6 +76,7 @@ class Sampler:
         self.use(draw)
         self._mix_rows = torch.tensor(ds["label_mix"]["rows"], dtype=torch.long)  # (M, A) full-vocab indices
         self._mix_p = torch.tensor(ds["label_mix"]["counts"], dtype=torch.float)
+        self.draws_alpha = bool(self.config.model.alpha)  # RGBA portraits: the colours and the figure's mask
         self.attr_dropout = float(self.config.train.attr_dropout)
         self.default_open = "unspecified" if self.attr_dropout > 0 else "mix"
 
@@ -183,14 +184,16 @@ class Sampler:
     @torch.no_grad()
     def render(self, z: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> np.ndarray:
         """Noise (N, z_dim) and conditions in the conditioning vocabulary's attribute order -> (N, 64, 64, 3)
-        uint8, as G draws them in this sampler's colours (no guidance). labels: (N, A) indices, or (N, A, K)
-        float weights over each attribute's rows (see models.soft_labels), which walks between attribute values
-        use."""
+        uint8 (RGBA, (N, 64, 64, 4), for a model that draws alpha: the RGB is the portrait over its background, the
+        alpha 0 or 255 on whole native pixels), as G draws them in this sampler's colours (no guidance). labels:
+        (N, A) indices, or (N, A, K) float weights over each attribute's rows (see models.soft_labels), which walks
+        between attribute values use."""
         out = []
         for i in range(0, len(z), batch_size):
             x = self.G(z[i : i + batch_size].to(self.device), labels[i : i + batch_size].to(self.device))
             out.append(to_pixels(x, self.resolution).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.resolution, self.resolution, 3), np.uint8)
+        channels = 4 if self.draws_alpha else 3
+        return np.concatenate(out) if out else np.zeros((0, self.resolution, self.resolution, channels), np.uint8)
 
     def noise(self, n: int, seed: int = 0) -> torch.Tensor:
         """(n, z_dim) standard-normal noise, a function of (n, seed): torch draws another stream for

@@ -247,7 +247,7 @@ def run_one(study: Study, run: Run, device: str | None = None, progress: bool = 
     results["speed"]["step_ms"] = trained["minutes"] * 60e3 / steps  # training wall time a step, evaluations included
     results["speed"]["export_mb"] = export_megabytes(ckpt_dir / "last.pt")
     strip = comparison_labels(sampler.vocab)
-    np.save(folder / "samples.npy", sampler.generate_from_labels(strip, seed=GRID_SEED))
+    np.save(folder / "samples.npy", sampler.generate_from_labels(strip, seed=GRID_SEED)[..., :3])  # the colours
     write_grid(sampler, folder / "grid.png", seed=GRID_SEED)
     result = {
         "study": spec.name,

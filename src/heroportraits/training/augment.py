@@ -104,13 +104,16 @@ def sample_params(
 
 
 def apply_params(x: torch.Tensor, prm: AugmentParams) -> torch.Tensor:
-    """Apply a drawn transform to x: (N, C, H, W) in [-1, 1]; differentiable in x."""
+    """Apply a drawn transform to x: (N, C, H, W) in [-1, 1]; differentiable in x. The colour ops change the
+    RGB channels only: an RGBA model's mask (channel 4) is no colour; it moves and is cut out with them."""
     if prm.brightness is not None:
-        x = x + prm.brightness.to(x.dtype)[:, None, None, None]
-        grey = x.mean(dim=1, keepdim=True)
-        x = (x - grey) * prm.saturation.to(x.dtype)[:, None, None, None] + grey
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        x = (x - mean) * prm.contrast.to(x.dtype)[:, None, None, None] + mean
+        rgb, mask = x[:, :3], x[:, 3:]
+        rgb = rgb + prm.brightness.to(x.dtype)[:, None, None, None]
+        grey = rgb.mean(dim=1, keepdim=True)
+        rgb = (rgb - grey) * prm.saturation.to(x.dtype)[:, None, None, None] + grey
+        mean = rgb.mean(dim=(1, 2, 3), keepdim=True)
+        rgb = (rgb - mean) * prm.contrast.to(x.dtype)[:, None, None, None] + mean
+        x = torch.cat([rgb, mask], dim=1) if mask.shape[1] else rgb
     if prm.shift is not None:
         x = _translate(x, prm.shift, prm.pad)
     if prm.cut_size is not None:

@@ -375,6 +375,11 @@ def check_family(cfg: Config) -> None:
     """Refuse settings a model family cannot train with: GAN-only settings on a flow model, G options the
     style-based generator does not have (its labels enter through the mapping network, its output is RGB)."""
     m = cfg.model
+    if m.alpha and m.output != "rgb":
+        raise ConfigError(
+            "model.alpha=true draws a mask beside RGB colours; a palette model (model.output=palette) has none: "
+            "set model.output=rgb"
+        )
     if m.arch == "style":
         for bad, why in (
             (m.g_cond != "concat", f"model.g_cond={m.g_cond!r}: its labels join z in the mapping network; use concat"),

@@ -67,7 +67,7 @@ def batch_sampler(
 ) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
     """A callable drawing random training batches on the data's device, without host syncs.
 
-    Returns (real (B, 3, R, R) float in [-1, 1] on the network grid, labels (B, A') over
+    Returns (real (B, C, R, R) float in [-1, 1] on the network grid (C = 4 for model.alpha), labels (B, A') over
     the conditioning attributes `cond_cols`), real in channels-last memory if asked (the
     networks' layout with train.channels_last). The images are cut to the network grid
     once, here, so a batch gathers and converts only the pixels the networks see.
@@ -131,7 +131,8 @@ def setup_training(
     net_res = network_resolution(mc, out_res, data.native_scale)
     pixel = max(1, data.native_scale * net_res // out_res)  # native pixel size on the grid D sees
 
-    shard = _shard(data, info, tc.seed).to(device)  # this rank's rows (all rows in a single process)
+    drawn = data.with_alpha_channel() if mc.alpha else data  # model.alpha: the images D sees are RGBA
+    shard = _shard(drawn, info, tc.seed).to(device)  # this rank's rows (all rows in a single process)
     palette = training_palette(cfg, data)  # the dataset palette G draws from (palette_source=dataset only)
     shard = quantise_reals(shard, palette)  # and the reals held to it
     G, D = _networks(cfg, vocab, net_res, device, info, palette)
