@@ -373,7 +373,8 @@ GAN_ONLY = {
 
 def check_family(cfg: Config) -> None:
     """Refuse settings a model family cannot train with: GAN-only settings on a flow model, G options the
-    style-based generator does not have (its labels enter through the mapping network, its output is RGB)."""
+    style-based generator does not have (its labels enter through the mapping network, its output is RGB), and an
+    alpha channel beside a palette output (model.alpha draws a mask next to RGB colours)."""
     m = cfg.model
     if m.alpha and m.output != "rgb":
         raise ConfigError(
