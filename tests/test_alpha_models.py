@@ -17,6 +17,7 @@ from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import DatasetError
 from heroportraits.evaluation.evaluate import evaluate_checkpoint
 from heroportraits.evaluation.judge import JudgeConfig, load_or_train_judge
+from heroportraits.evaluation.masks import mask_scores
 from heroportraits.models import build_models, to_pixels
 from heroportraits.models.config import DrawOptions, ModelConfig
 from heroportraits.models.palette_output import draw_in_colours
@@ -193,6 +194,21 @@ def test_evaluate_scores_the_colours_and_the_masks_beside_real(rgba_run, capsys)
     assert mask["clean"]["real"] == 0.0  # a block and a stripe apart: two pieces, no clean cut by --transparent's rule
     assert ev.images.shape[-1] == 3  # the colours were scored as any portrait's
     assert "IoU with the nearest real mask" in ev.table()
+
+
+def test_evaluate_images_scores_the_masks_of_a_folder_of_rgba_pngs(rgba_run, tmp_path, capsys):
+    _, run = rgba_run
+    out = tmp_path / "portraits"
+    assert cli_main(["sample", str(run), "--n", "12", "--out", str(out)]) == 0
+    args = ["evaluate", "--images", str(out), "--dataset", "toy_alpha", "--no-floor", "--subsets", "5"]
+    assert cli_main(args) == 0
+    assert "IoU with the nearest real mask" in capsys.readouterr().out
+    mask = json.loads((out / "eval.json").read_text())["results"]["mask"]
+    alphas = []
+    for png in sorted(out.glob("[0-9]*.png")):  # the portraits (evaluate added nearest_neighbours.png)
+        with Image.open(png) as im:
+            alphas.append(np.asarray(im)[..., 3])
+    assert mask == mask_scores(np.stack(alphas), "toy_alpha")  # the PNGs' own masks, scored as a checkpoint's
 
 
 @pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])

@@ -49,7 +49,8 @@ def _run_evaluate(args: argparse.Namespace) -> None:
             raise EvaluationError("--images needs --dataset NAME (the dataset the images should resemble)")
         folder = Path(args.images)
         # Read the folder before anything slow, so a missing labels.csv fails in a second, not after judge training.
-        images, rows = evaluate.read_image_folder(folder, int(read_meta(args.dataset)["resolution"]))
+        meta = read_meta(args.dataset)
+        images, rows = evaluate.read_image_folder(folder, int(meta["resolution"]), alpha=bool(meta.get("alpha")))
         seconds = evaluate.ready_judge(args.dataset, args.retrain_judge, True)
         source = {"images": str(folder)}
         ev = evaluate.score(

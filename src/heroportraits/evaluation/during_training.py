@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from heroportraits.evaluation.masks import split_alpha
 from heroportraits.evaluation.scores import quick_fd, reference
 from heroportraits.sampling.sampler import Sampler
 from heroportraits.training.config import Config
@@ -39,5 +40,5 @@ class TrainTimeScorer:
         drawing = Config.from_dict(state["config"]).draw.unguided()
         sampler = Sampler(state, device, drawing)
         images, rows = sampler.generate(n, seed=0, open_attributes="mix")
-        images = images[..., :3]  # an RGBA model's colours (its mask is scored by `evaluate`)
+        images = split_alpha(images)[0]  # an RGBA model's colours (its mask is scored by `evaluate`)
         return {**quick_fd(images, rows, self.dataset, n=n), "drawing": sampler.describe_drawing()}

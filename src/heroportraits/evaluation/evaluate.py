@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from heroportraits.data.dataset import read_labels_csv
-from heroportraits.data.images import load_image, to_resolution
+from heroportraits.data.images import load_image, load_image_rgba, to_resolution
 from heroportraits.evaluation.figures import plot_nearest_neighbours
 from heroportraits.evaluation.judge import load_or_train_judge
 from heroportraits.evaluation.masks import mask_scores, split_alpha
@@ -30,8 +30,11 @@ from heroportraits.training.checkpoint import resolve_checkpoint_path
 
 
 # ---------------------------------------------------------------- folders
-def read_image_folder(folder: str | Path, resolution: int = 64) -> tuple[np.ndarray, list[dict]]:
-    """A folder of PNGs + labels.csv (`file` + attribute columns) -> (images (N, R, R, 3), rows)."""
+def read_image_folder(folder: str | Path, resolution: int = 64, alpha: bool = False) -> tuple[np.ndarray, list[dict]]:
+    """A folder of PNGs + labels.csv (`file` + attribute columns) -> (images (N, R, R, 3), rows).
+
+    `alpha` (the dataset has masks): (N, R, R, 4), each PNG's colours as stored and its alpha (255 where it has
+    none), so an RGBA model's `sample` folder scores as its checkpoint does, masks included."""
     folder = Path(folder)
     how = f"it needs a `file` column and one per attribute (`python -m heroportraits sample CHECKPOINT --out {folder}`)"
     labels_path = required_file(folder / "labels.csv", EvaluationError, how)
@@ -43,7 +46,7 @@ def read_image_folder(folder: str | Path, resolution: int = 64) -> tuple[np.ndar
         path = folder / r["file"]
         if not path.exists():
             raise EvaluationError(f"{labels_path} lists {r['file']!r} but {path} does not exist")
-        img = load_image(path)
+        img = load_image_rgba(path) if alpha else load_image(path)
         images.append(img if img.shape[:2] == (resolution, resolution) else to_resolution(img, resolution)[0])
     return np.stack(images), [{k: v for k, v in r.items() if k != "file"} for r in rows]
 
@@ -78,9 +81,13 @@ class Evaluation:
 def score(
     images, rows, dataset: str, source: dict, n_subsets: int, seed: int, with_floor: bool, seconds: dict, progress: bool
 ) -> Evaluation:
-    """Scores and floor; `source` says what was scored (a checkpoint, its step and drawing, or a folder)."""
+    """Scores and floor; `source` says what was scored (a checkpoint, its step and drawing, or a folder).
+    RGBA portraits: the colours are scored as any portrait's, the mask apart (results["mask"])."""
     t = time.time()
+    images, alpha = split_alpha(images)
     results = {**source, **evaluate_images(images, rows, dataset, n_subsets=n_subsets, seed=seed, progress=progress)}
+    if alpha is not None:
+        results["mask"] = mask_scores(alpha, dataset)
     seconds["scores"] = round(time.time() - t, 2)
     t = time.time()
     fl = floor(dataset, len(images), n_subsets=n_subsets, seed=seed, progress=progress) if with_floor else None
@@ -139,12 +146,9 @@ def evaluate_sampler(
     seconds = ready_judge(dataset, retrain_judge, progress)
     t = time.time()
     images, rows = sampler.generate(n, seed=seed, open_attributes="mix")
-    images, alpha = split_alpha(images)  # an RGBA model: its colours are scored as any portrait, its mask apart
     seconds["generate"] = round(time.time() - t, 2)
     source = {**(source or {}), "step": sampler.step, "drawing": sampler.drawing.record()}
     ev = score(images, rows, dataset, source, n_subsets, seed, with_floor, seconds, progress)
-    if alpha is not None:
-        ev.results["mask"] = mask_scores(alpha, dataset)
     if sampler.drawing.palette:  # what the user's palette costs: the same noise drawn without it, scored alike
         with sampler.drawn_with(sampler.drawing.changed(palette="", dither=False)):
             plain, _ = sampler.generate(n, seed=seed, open_attributes="mix")

@@ -9,6 +9,7 @@ import numpy as np
 
 from heroportraits.data.images import make_grid
 from heroportraits.evaluation.judge import load_or_train_judge
+from heroportraits.evaluation.masks import split_alpha
 from heroportraits.figures import plain_text, save_figure, show_image
 
 
@@ -57,7 +58,7 @@ def plot_attribute_grid(
     fig, axes = plt.subplots(len(pairs), 1, figsize=(0.75 * per_row + 1.8, 0.8 * len(pairs) + 0.4), squeeze=False)
     for ax, (a, v) in zip(axes[:, 0], pairs):
         images, _ = sampler.generate(per_row, {a: v}, seed=seed, open_attributes="mix")
-        images = images[..., :3]  # (per_row, H, W, 3): an RGBA model's colours
+        images = split_alpha(images)[0]  # (per_row, H, W, 3): an RGBA model's colours
         agree = int((judge.predict(images)[:, judge.vocab.names.index(a)] == judge.vocab.encode_value(a, v)).sum())
         ax.imshow(make_grid(images, nrow=per_row, padding=2), interpolation="nearest")
         ax.set_xticks([]), ax.set_yticks([])

@@ -39,6 +39,7 @@ from heroportraits.evaluation.judge import (
     load_judge,
     train_judge_on,
 )
+from heroportraits.evaluation.masks import split_alpha
 from heroportraits.paths import dataset_dir, project_root
 from heroportraits.sampling.sampler import Drawing, Sampler
 
@@ -187,7 +188,7 @@ def same_noise_under_classes(sampler, n_noises: int, seed: int = 0) -> tuple[np.
     z = sampler.noise(n_noises, seed)
     labels = rows.repeat_interleave(len(classes), 0)
     labels[:, col] = torch.arange(len(classes)).repeat(n_noises)
-    images = sampler.generate_from_noise(z.repeat_interleave(len(classes), 0), labels)[..., :3]  # RGBA: colours
+    images = split_alpha(sampler.generate_from_noise(z.repeat_interleave(len(classes), 0), labels))[0]
     return images.reshape(n_noises, len(classes), *images.shape[1:]), classes
 
 

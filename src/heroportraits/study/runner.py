@@ -38,6 +38,7 @@ import torch
 from heroportraits.errors import HeroError
 from heroportraits.evaluation.during_training import TrainTimeScorer
 from heroportraits.evaluation.evaluate import evaluate_sampler
+from heroportraits.evaluation.masks import split_alpha
 from heroportraits.evaluation.scores import floor, reference
 from heroportraits.evaluation.tone import palette_tone
 from heroportraits.paths import checkpoints_dir, studies_dir, write_json
@@ -247,7 +248,7 @@ def run_one(study: Study, run: Run, device: str | None = None, progress: bool = 
     results["speed"]["step_ms"] = trained["minutes"] * 60e3 / steps  # training wall time a step, evaluations included
     results["speed"]["export_mb"] = export_megabytes(ckpt_dir / "last.pt")
     strip = comparison_labels(sampler.vocab)
-    np.save(folder / "samples.npy", sampler.generate_from_labels(strip, seed=GRID_SEED)[..., :3])  # the colours
+    np.save(folder / "samples.npy", split_alpha(sampler.generate_from_labels(strip, seed=GRID_SEED))[0])  # the colours
     write_grid(sampler, folder / "grid.png", seed=GRID_SEED)
     result = {
         "study": spec.name,
