@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from heroportraits.data.colour_stats import closest_pair_delta_e, colour_statistics
+from heroportraits.data.colour_stats import closest_pair_delta_e, colour_statistics, drawing_budget
 from heroportraits.data.oklab import delta_e
 from heroportraits.models.config import DrawOptions
 
@@ -52,12 +52,22 @@ def test_the_drawing_fits_the_data_only_when_asked_and_explicit_colours_win():
     assert "23 colours a portrait (from the data)" in adapted.fitted(stats).describe()
 
 
+def test_an_unmerged_drawing_keeps_the_median_portraits_colours_a_merged_one_the_budget():
+    counts = [4] * 50 + [8] * 45 + [12] * 5
+    stats = colour_statistics(flat_portraits(counts), native_scale=2)  # median 6, budget 9 (p95 8.2, up)
+    unmerged = DrawOptions(rgb_colours=32, palette_merge=0.0, adapt_colours=True).fitted(stats)
+    merged = DrawOptions(rgb_colours=32, palette_merge=7.0, adapt_colours=True).fitted(stats)
+    assert (unmerged.rgb_colours, merged.rgb_colours) == (6, stats["budget"]) and stats["budget"] > 6
+    assert drawing_budget({"budget": 8}, merged=False) == 8  # statistics without the per-portrait counts
+
+
 def test_a_checkpoint_keeps_its_datas_colours_and_draws_with_their_budget(smoke_checkpoint):
     from heroportraits.sampling.sampler import Sampler
     from heroportraits.training.checkpoint import load_checkpoint
 
     ckpt = smoke_checkpoint(**{"draw.adapt_colours": True, "draw.rgb_colours": 6})
-    budget = load_checkpoint(ckpt)["dataset"]["colours"]["budget"]
+    state = load_checkpoint(ckpt)
+    budget = drawing_budget(state["dataset"]["colours"], merged=state["config"]["draw"]["palette_merge"] > 0)
     sampler = Sampler.from_checkpoint(ckpt)
     assert sampler.drawing.rgb_colours == budget != 6 and sampler.drawing.adapt_colours
     images, _ = sampler.generate(4, seed=0)

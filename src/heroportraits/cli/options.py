@@ -86,9 +86,9 @@ def add_drawing_options(p: argparse.ArgumentParser, guided: bool = True, best_of
     p.add_argument(
         "--adapt-colours",
         action=argparse.BooleanOptionalAction,
-        help="take the colour budget and merge from the dataset's own colour use, measured at build (as many "
-        "colours as 95 %% of its portraits hold); --rgb-colours / --palette-merge turn it off (default: the run's "
-        "draw.adapt_colours)",
+        help="take the colour budget from the dataset's own colour use, measured at build (as many colours as 95 %% "
+        "of its portraits hold; unmerged, as many as the median portrait holds); --rgb-colours / --palette-merge turn "
+        "it off (default: the run's draw.adapt_colours)",
     )
     p.add_argument(
         "--palette-file",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from heroportraits.data.colour_stats import drawing_budget
 from heroportraits.errors import HeroError
 
 
@@ -86,8 +87,9 @@ class DrawOptions:
     refine_head: float = 0.0  # weight of D's head classifier's log-likelihood (model.d_head_classify) beside the
     # classifier's in refinement, so the head moves towards the class too; 0 = off
     adapt_colours: bool = False  # RGB output: quantise to the dataset's own colour budget, measured at build
-    # (data/colour_stats.py: as many colours as 95 % of its portraits hold) instead of rgb_colours; the merge stays
-    # palette_merge. A colour flag given explicitly turns it off
+    # (data/colour_stats.drawing_budget: as many colours as 95 % of its portraits hold, or with no merge as the
+    # median portrait holds) instead of rgb_colours; the merge stays palette_merge. A colour flag given explicitly
+    # turns it off
     palette: str = ""  # draw in the user's palette: a .hex / .gpl / swatch image file, or #rrggbb,#rrggbb,...; each
     # portrait's own colours are assigned to the palette's in OKLab, distinct ones kept distinct where the palette
     # allows (models/palette_output.py); "" = off. Needs the portrait's own colours (rgb_colours or palette output)
@@ -124,7 +126,7 @@ class DrawOptions:
         otherwise: a palette model (it draws its palette), or statistics unknown (an older checkpoint)."""
         if not self.adapt_colours or not colours or palette_model:
             return self
-        return dataclasses.replace(self, rgb_colours=int(colours["budget"]))
+        return dataclasses.replace(self, rgb_colours=drawing_budget(colours, merged=self.palette_merge > 0))
 
     def record(self) -> dict:
         """Every option, for the files that say how their portraits were drawn (evaluations, headgear scores)."""
