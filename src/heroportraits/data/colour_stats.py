@@ -66,7 +66,8 @@ def colour_statistics(images: np.ndarray, native_scale: int = 1, limit: int = 20
 def drawing_budget(stats: dict, merged: bool) -> int:
     """The colours a portrait a drawing fitted to `stats` (colour_statistics) keeps: the budget (the high
     percentile) when a merge follows, the median when none does (an unmerged quantiser fills every slot: on LPC art
-    the 95th percentile gives +63 % colours, the median lands within 2 %; docs/log/2026-12-05-colour-budget.md)."""
+    the 95th percentile gives +63 % colours, the median lands within 3 %; docs/log/2026-12-05-colour-budget-both-
+    datasets.md)."""
     if merged or "per_portrait" not in stats:
         return int(stats["budget"])
     return int(max(2, round(stats["per_portrait"]["median"])))
