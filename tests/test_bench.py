@@ -89,6 +89,14 @@ def test_bench_drives_the_real_trainer_step(monkeypatch):
     assert r.images_per_s == pytest.approx(16 / (r.step_ms / 1e3), rel=1e-6)  # smoke: batch 16, n_dis 1
 
 
+def test_bench_draws_an_adapted_preset_at_its_own_budget_not_at_random_pixels_colours():
+    """The synthetic data's random pixels hold ~1,000 colours a portrait: fitted to them, an adapted drawing would
+    quantise to hundreds of slots and time that (the demo's drawn speed read 89 portraits/s instead of ~300)."""
+    adapted = ["draw.rgb_colours=6", "draw.palette_merge=7", "draw.adapt_colours=true"]
+    r = bench_preset("smoke", BenchOptions(**{**TINY, "overrides": adapted}))
+    assert r.drawn_per_s > 0 and r.drawing == "6 colours a portrait merged at 7 dE"
+
+
 def test_bench_counts_the_flops_of_an_r1_step_on_raw_reals():
     """R1 differentiates D by its real input; with no augmentation or noise that input is a leaf, which the
     FLOP counter's module hooks refused under autograd.grad (the palette preset failed to bench)."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from heroportraits.data.colour_stats import closest_pair_delta_e, colour_statistics, drawing_budget
 from heroportraits.data.oklab import delta_e
 from heroportraits.models.config import DrawOptions
+from heroportraits.sampling.colour_budget import COUNTED_PORTRAITS, counted_budget, merged_colour_counts
 
 
 def flat_portraits(counts: list[int], seed: int = 0) -> np.ndarray:
@@ -74,3 +76,48 @@ def test_a_checkpoint_keeps_its_datas_colours_and_draws_with_their_budget(smoke_
     native = images[:, ::2, ::2].reshape(4, -1, 3)
     assert max(len(np.unique(im, axis=0)) for im in native) <= budget
     assert sampler.use({"rgb_colours": 3}).rgb_colours == 3  # --rgb-colours 3: the user's number
+
+
+def shaded_portraits(n: int, colours: int, seed: int = 0) -> torch.Tensor:
+    """(n, 3, 16, 16) in [-1, 1]: each portrait in `colours` far-apart base colours, every pixel jittered by a
+    few dE (G's near-duplicate shades), so a merge at 7 dE joins the shades and keeps the bases apart."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.linspace(-0.9, 0.9, colours)[:, None] * torch.tensor([1.0, -1.0, 0.5])  # apart in every channel
+    index = torch.randint(0, colours, (n, 16, 16), generator=g)
+    index[:, 0, :colours] = torch.arange(colours)  # every base colour used
+    image = base[index].permute(0, 3, 1, 2)
+    return (image + 0.02 * torch.randn(image.shape, generator=g)).clamp(-1, 1)
+
+
+def test_merged_counts_join_shades_and_the_counted_budget_is_the_smallest_that_reaches_the_target():
+    raw = shaded_portraits(8, colours=5)
+    assert merged_colour_counts(raw, 12, 0.0).min() > 5  # unmerged, the slots filled with shades
+    assert merged_colour_counts(raw, 12, 7.0).max() == 5  # merged, the shades join: the five bases
+    assert merged_colour_counts(raw, 3, 7.0).max() <= 3
+    budget = counted_budget(raw, target=5.0, merge=7.0)
+    assert merged_colour_counts(raw, budget, 7.0).mean() >= 5 > merged_colour_counts(raw, budget - 1, 7.0).mean()
+    assert counted_budget(raw, target=6.0, merge=7.0, high=40) == 40  # out of reach: the most allowed
+    assert counted_budget(raw, target=4.0, merge=0.0) == 4  # unmerged, the count is the budget
+
+
+def test_a_merged_adapted_drawing_counts_its_budget_on_the_models_own_portraits(smoke_checkpoint, tmp_path):
+    from heroportraits.sampling.export import example_inputs, export_generator, run_exported
+    from heroportraits.sampling.sampler import Sampler
+
+    drawing = {"draw.adapt_colours": True, "draw.rgb_colours": 6, "draw.palette_merge": 7.0}
+    ckpt = smoke_checkpoint(**drawing)
+    sampler = Sampler.from_checkpoint(ckpt)
+    labels = sampler.draw_conditions(COUNTED_PORTRAITS, seed=0, open_attributes="mix")[:, sampler.cond_cols]
+    with sampler.drawn_with(DrawOptions()), torch.no_grad():
+        raw = sampler.G(sampler.noise(COUNTED_PORTRAITS, 0), labels)
+    target = sampler.colours["per_portrait"]["mean"]
+    budget = sampler.drawing.rgb_colours
+    assert budget == counted_budget(raw, target, 7.0) and sampler.drawing.adapt_colours
+    assert budget == 2 or merged_colour_counts(raw, budget - 1, 7.0).mean() < target
+    again = Sampler.from_checkpoint(smoke_checkpoint(**drawing))
+    assert again.drawing == sampler.drawing  # counted on fixed portraits: the same every time
+    assert sampler.use({"rgb_colours": 3}).rgb_colours == 3  # --rgb-colours 3: the user's number
+    assert sampler.use(None).rgb_colours == budget  # the run's drawing again, counted once
+    out = export_generator(ckpt, tmp_path / "g.pt", "torchscript")  # the file draws the counted budget too
+    noise, labels = example_inputs(sampler, 5, seed=2)
+    assert np.array_equal(run_exported(out, noise.numpy(), labels.numpy()), sampler.render(noise, labels))

@@ -22,6 +22,7 @@ from heroportraits.sampling.sampler import Sampler
 from heroportraits.sampling.selection import classifier_agreement, guidance_score, refine_noise
 from heroportraits.training.config import ConfigError
 from heroportraits.training.presets import resolve_config
+from heroportraits.training.trainer import native_bf16
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
@@ -233,6 +234,34 @@ def test_the_realness_weight_is_a_sampling_choice(smoke_checkpoint, tmp_path, ca
     assert (
         cli_main(["sample", str(ckpt), "--n", "2", "--out", str(out), "--refine", "1", "--refine-realness", "0"]) == 0
     )
+
+
+def test_refinement_in_bf16_moves_the_noise_as_float32_does(smoke_checkpoint, tmp_path):
+    ckpt = smoke_checkpoint(**CLASSIFIER)
+    sampler = Sampler.from_checkpoint(ckpt, draw={"refine_steps": 3, "refine_bf16": True})
+    assert sampler.drawing.refine_bf16 and sampler.describe_drawing().endswith(", bf16)")
+    labels = sampler.draw_conditions(32, seed=3)
+    G, D, z, y = sampler.G, sampler.D, sampler.noise(32, 3), labels[:, sampler.cond_cols]
+    half = refine_noise(G, D, z, y, 3, 0.02, 0.0, bf16=True)
+    full = refine_noise(G, D, z, y, 3, 0.02, 0.0)
+    assert half.dtype == torch.float32 and torch.allclose(half.norm(dim=1), z.norm(dim=1), rtol=1e-5)
+    if native_bf16(z.device):  # other passes, nearly the same path
+        assert not torch.equal(half, full)
+        assert torch.nn.functional.cosine_similarity(half - z, full - z).min() > 0.9
+    else:  # float32 where bf16 would be emulated
+        assert torch.equal(half, full)
+    with torch.no_grad():
+        before, after = (classifier_agreement(D, G(x, y), y).mean() for x in (z, half))
+    assert after > before
+    d = sampler.drawing
+    refined = refine_noise(G, D, z, y, 3, d.refine_rate, d.refine_realness, bf16=True)
+    assert np.array_equal(sampler.generate_from_labels(labels, seed=3), sampler.render(refined, y))
+    with pytest.raises(ConfigError, match=r"draw.refine_bf16=true \(--refine-bf16\) sets refinement, which is off"):
+        Sampler.from_checkpoint(ckpt, draw={"refine_steps": 0, "refine_bf16": True})
+    assert Sampler.from_checkpoint(ckpt, draw={"refine_steps": 0, "refine_bf16": False}).drawing.refine_steps == 0
+    out = tmp_path / "b"
+    assert cli_main(["sample", str(ckpt), "--n", "2", "--out", str(out), "--refine", "1", "--refine-bf16"]) == 0
+    assert len(list(out.glob("*.png"))) == 2
 
 
 HEAD = {**CLASSIFIER, "model.d_head_classify": 1.0}

@@ -344,13 +344,18 @@ def _parts_alone(trainer: AnyTrainer, setup: TrainingSetup, batch: tuple, cfg: C
     return parts
 
 
-def _sampling(setup: TrainingSetup, cfg: Config, opts: BenchOptions) -> tuple[float, float, float]:
+def _sampling(setup: TrainingSetup, cfg: Config, opts: BenchOptions) -> tuple[float, float, float, str]:
     """(portraits/s at opts.sample_batch and single-portrait latency in s of G alone, portraits/s as the preset
-    draws by default) through `Sampler` loaded from the run's own checkpoint dict (the code `sample` runs)."""
+    draws by default, that drawing in words) through `Sampler` loaded from the run's own checkpoint dict (the code
+    `sample` runs)."""
     device = setup.device
     # G alone: no colours, no guidance by D; a flow model keeps its run's solver (its G is the sampler)
     alone = DrawOptions(**{f: getattr(cfg.draw, f) for f in FLOW_DRAW_FIELDS}) if is_flow(cfg.model) else DrawOptions()
-    sampler = Sampler(checkpoint_state(setup, cfg, "synthetic"), device, alone)
+    state = checkpoint_state(setup, cfg, "synthetic")
+    # Random pixels hold ~1,000 colours a portrait: no colour use a drawing should fit (draw.adapt_colours would
+    # quantise to hundreds of slots), so the preset's own budget is drawn, as for data of unknown colours.
+    state["dataset"]["colours"] = None
+    sampler = Sampler(state, device, alone)
     labels = sampler.draw_conditions(opts.sample_n, seed=0)
     sampler.generate_from_labels(labels[: opts.sample_batch], batch_size=opts.sample_batch)  # warm-up
     sample_s = min(
@@ -364,7 +369,7 @@ def _sampling(setup: TrainingSetup, cfg: Config, opts: BenchOptions) -> tuple[fl
     drawn_s = min(
         _best_windows(lambda: sampler.generate_from_labels(batch, batch_size=opts.sample_batch), device, 1, 2)
     )
-    return opts.sample_n / sample_s, latency, len(batch) / drawn_s
+    return opts.sample_n / sample_s, latency, len(batch) / drawn_s, sampler.describe_drawing()
 
 
 def _roof_notes(roofs: list[tuple[float, str]], fraction: float) -> list[str]:
@@ -424,7 +429,7 @@ def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
     flops, timing, dtype, batch, calls = _time_training_step(trainer, setup, cfg, opts)
     step_s, bare_s = min(timing.full), min(timing.bare)
     parts = _parts_alone(trainer, setup, batch, cfg, device, reps=max(3, calls))
-    sample_per_s, latency, drawn_per_s = _sampling(setup, cfg, opts)
+    sample_per_s, latency, drawn_per_s, drawing = _sampling(setup, cfg, opts)
 
     peak, peak_source = max(timing.roofs)
     fraction = flops / step_s / peak
@@ -456,7 +461,7 @@ def bench_preset(name: str, opts: BenchOptions) -> PresetBench:
         sample_batch=opts.sample_batch,
         latency_ms=latency * 1e3,
         drawn_per_s=drawn_per_s,
-        drawing=cfg.draw.describe(flow=is_flow(cfg.model)),
+        drawing=drawing,
         host_peak_rss_mb=host_peak_rss_mb(),
         gpu_peak_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         seconds=time.perf_counter() - t_start,

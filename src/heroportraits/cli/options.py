@@ -86,9 +86,10 @@ def add_drawing_options(p: argparse.ArgumentParser, guided: bool = True, best_of
     p.add_argument(
         "--adapt-colours",
         action=argparse.BooleanOptionalAction,
-        help="take the colour budget from the dataset's own colour use, measured at build (as many colours as 95 %% "
-        "of its portraits hold; unmerged, as many as the median portrait holds); --rgb-colours / --palette-merge turn "
-        "it off (default: the run's draw.adapt_colours)",
+        help="take the colour budget from the dataset's own colour use: unmerged, as many colours as its median "
+        "portrait holds (measured at build); merged, the smallest budget whose merged portraits of this model hold "
+        "as many as the data's (counted on 64 of them); --rgb-colours / --palette-merge turn it off (default: the "
+        "run's draw.adapt_colours)",
     )
     p.add_argument(
         "--palette-file",
@@ -165,6 +166,13 @@ def add_drawing_options(p: argparse.ArgumentParser, guided: bool = True, best_of
         help="with --refine: the weight of D's head classifier beside its classifier, so the head (headgear) "
         "moves towards the asked class too (models trained with model.d_head_classify; 0 = off) "
         "(default: the run's draw.refine_head)",
+    )
+    p.add_argument(
+        "--refine-bf16",
+        dest="refine_bf16",
+        action=argparse.BooleanOptionalAction,
+        help="with --refine: refine in bf16 where the hardware computes it natively (faster; the portrait itself "
+        "is drawn in float32) (default: the run's draw.refine_bf16)",
     )
 
 

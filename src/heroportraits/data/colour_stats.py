@@ -1,12 +1,14 @@
 """How a dataset's portraits use colour, measured at `build` (dataset.json's `colours`): how many colours a
 portrait holds, and how close its distinct colours come to each other.
 
-Drawing adapts to it (`draw.adapt_colours`, models/config.py; `drawing_budget`): merged, the per-portrait quantiser
-keeps as many colours as most real portraits hold (a high percentile), since the merge then joins G's near-duplicate
-shades; unmerged, every slot is filled, so it keeps as many as a typical portrait holds (the median). Either way art
-with 65 colours a portrait is not cut to a budget chosen for the built-in art's 18. The closest pairs are kept for the
-record: a merge that would keep the art's own colours apart (on the built-in art, below ~5 dE) leaves the demo's G
-speckled (docs/log/2026-12-05-colour-budget.md), so the merge stays the recipe's `draw.palette_merge`.
+Drawing adapts to it (`draw.adapt_colours`, models/config.py; `drawing_budget`): unmerged, every slot is filled,
+so the per-portrait quantiser keeps as many colours as a typical portrait holds (the median); merged, the merge joins
+near-duplicate shades, as many as the model draws, so a sampler counts that budget on the model's own portraits
+(sampling/colour_budget.py), from the high percentile here as the first guess (the grids written while training).
+Either way art with 65 colours a portrait is not cut to a budget chosen for the built-in art's 18. The closest
+pairs are kept for the record: a merge that would keep the art's own colours apart (on the built-in art, below ~5
+dE) leaves the demo's G speckled (docs/log/2026-12-05-colour-budget.md), so the merge stays the recipe's
+`draw.palette_merge`.
 """
 
 from __future__ import annotations
@@ -65,9 +67,9 @@ def colour_statistics(images: np.ndarray, native_scale: int = 1, limit: int = 20
 
 def drawing_budget(stats: dict, merged: bool) -> int:
     """The colours a portrait a drawing fitted to `stats` (colour_statistics) keeps: the budget (the high
-    percentile) when a merge follows, the median when none does (an unmerged quantiser fills every slot: on LPC art
-    the 95th percentile gives +63 % colours, the median lands within 3 %; docs/log/2026-12-05-colour-budget-both-
-    datasets.md)."""
+    percentile) when a merge follows (a Sampler then counts it on the model's portraits), the median when none
+    does (an unmerged quantiser fills every slot: on LPC art the 95th percentile gives +63 % colours, the median
+    lands within 3 %; docs/log/2026-12-05-colour-budget-both-datasets.md)."""
     if merged or "per_portrait" not in stats:
         return int(stats["budget"])
     return int(max(2, round(stats["per_portrait"]["median"])))

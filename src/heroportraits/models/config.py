@@ -86,10 +86,13 @@ class DrawOptions:
     # refinement (0 = the classifier alone)
     refine_head: float = 0.0  # weight of D's head classifier's log-likelihood (model.d_head_classify) beside the
     # classifier's in refinement, so the head moves towards the class too; 0 = off
-    adapt_colours: bool = False  # RGB output: quantise to the dataset's own colour budget, measured at build
-    # (data/colour_stats.drawing_budget: as many colours as 95 % of its portraits hold, or with no merge as the
-    # median portrait holds) instead of rgb_colours; the merge stays palette_merge. A colour flag given explicitly
-    # turns it off
+    refine_bf16: bool = False  # refinement's passes of G and D in bf16 (autocast) where the hardware computes
+    # bf16 natively (CUDA, a CPU with AVX512-BF16 / AMX), float32 elsewhere; the portrait of the refined noise is
+    # drawn in float32 as always, so only the noise's path differs
+    adapt_colours: bool = False  # RGB output: quantise to the dataset's own colour budget instead of rgb_colours:
+    # with no merge as many colours as its median portrait holds (measured at build, data/colour_stats.py); with
+    # palette_merge the smallest budget whose merged portraits of this model hold as many colours as the data's do
+    # (counted by the sampler, sampling/colour_budget.py). A colour flag given explicitly turns it off
     palette: str = ""  # draw in the user's palette: a .hex / .gpl / swatch image file, or #rrggbb,#rrggbb,...; each
     # portrait's own colours are assigned to the palette's in OKLab, distinct ones kept distinct where the palette
     # allows (models/palette_output.py); "" = off. Needs the portrait's own colours (rgb_colours or palette output)
@@ -122,7 +125,8 @@ class DrawOptions:
 
     def fitted(self, colours: dict | None, palette_model: bool = False) -> DrawOptions:
         """With adapt_colours, an RGB model's quantisation set to the colour budget of a dataset's statistics
-        (`colours`: its data/colour_stats.colour_statistics, kept in dataset.json and in checkpoints). Unchanged
+        (`colours`: its data/colour_stats.colour_statistics, kept in dataset.json and in checkpoints; merged, the
+        95th percentile, which a Sampler replaces by the budget counted on the model's portraits). Unchanged
         otherwise: a palette model (it draws its palette), or statistics unknown (an older checkpoint)."""
         if not self.adapt_colours or not colours or palette_model:
             return self
@@ -151,9 +155,10 @@ class DrawOptions:
             parts.append(f"best of {self.best_of} by D's classifier")
         if self.refine_steps:
             head = f", head {self.refine_head:g}" if self.refine_head else ""
+            bf16 = ", bf16" if self.refine_bf16 else ""
             parts.append(
                 f"refined {self.refine_steps} steps by D (rate {self.refine_rate:g}, realness "
-                f"{self.refine_realness:g}{head})"
+                f"{self.refine_realness:g}{head}{bf16})"
             )
         return ", ".join(parts).replace("portrait, merged", "portrait merged") or "as G draws them"
 

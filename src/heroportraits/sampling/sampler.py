@@ -19,6 +19,7 @@ e.g. what the command line's flags gave).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -28,8 +29,9 @@ import torch
 from heroportraits.data.attributes import UNSPECIFIED, LabelError, Vocabulary
 from heroportraits.errors import HeroError
 from heroportraits.models import build_generator, build_models, conditioning_vocab, to_pixels
-from heroportraits.models.config import DrawOptions, is_flow
+from heroportraits.models.config import FLOW_DRAW_FIELDS, DrawOptions, is_flow
 from heroportraits.models.palette_output import draw_in_colours
+from heroportraits.sampling.colour_budget import COUNTED_PORTRAITS, counted_budget
 from heroportraits.sampling.selection import best_noise, refine_noise
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint, resolve_checkpoint_path
 from heroportraits.training.config import Config, check_drawing
@@ -72,13 +74,14 @@ class Sampler:
         self.z_dim = int(self.G.z_dim)  # a GAN's latent size; a flow model's starting image, flat
         self.G.to(self.device).eval()
         self._state, self.D = state, None  # D is built only for D-guided drawing (selection.py)
-        self.drawing = DrawOptions()
-        self.use(draw)
         self._mix_rows = torch.tensor(ds["label_mix"]["rows"], dtype=torch.long)  # (M, A) full-vocab indices
         self._mix_p = torch.tensor(ds["label_mix"]["counts"], dtype=torch.float)
         self.draws_alpha = bool(self.config.model.alpha)  # RGBA portraits: the colours and the figure's mask
         self.attr_dropout = float(self.config.train.attr_dropout)
         self.default_open = "unspecified" if self.attr_dropout > 0 else "mix"
+        self._counted: dict[tuple, int] = {}  # merged adapted budgets counted so far, by how G draws
+        self.drawing = DrawOptions()
+        self.use(draw)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device="cpu", draw: Drawing = None) -> Sampler:
@@ -102,11 +105,30 @@ class Sampler:
             options, given = self.run_drawing.changed(**changes), tuple(changes)
         options = options.fitted(self.colours, palette_model=self.config.model.output == "palette")
         options = check_drawing(options, self.config.model, given, self.config.train.attr_dropout)
+        if options.adapt_colours and not self.colours:  # no colour use known (an older checkpoint): the run's budget
+            options = dataclasses.replace(options, adapt_colours=False)
+        counted = self.colours and "per_portrait" in self.colours  # older statistics: the 95th percentile
+        if counted and options.adapt_colours and options.palette_merge > 0 and options.rgb_colours > 0:
+            options = dataclasses.replace(options, rgb_colours=self._counted_budget(options))
         if options.guided:
             self._build_discriminator()
         draw_in_colours(self.G, options)
         self.drawing = options
         return options
+
+    def _counted_budget(self, options: DrawOptions) -> int:
+        """A merged adapted drawing's budget (sampling/colour_budget.py): counted once on COUNTED_PORTRAITS of
+        G's own portraits (seed 0, the training mix), drawn as `options` draws them before their colours."""
+        key = (options.palette_merge, *(getattr(options, f) for f in FLOW_DRAW_FIELDS))
+        if key not in self._counted:
+            plain = dataclasses.replace(options, rgb_colours=0, palette_merge=0.0, palette="", dither=False)
+            draw_in_colours(self.G, plain)
+            labels = self.draw_conditions(COUNTED_PORTRAITS, seed=0, open_attributes="mix")[:, self.cond_cols]
+            with torch.no_grad():
+                raw = self.G(self.noise(COUNTED_PORTRAITS, 0).to(self.device), labels.to(self.device))
+            target = float(self.colours["per_portrait"]["mean"])
+            self._counted[key] = counted_budget(raw.cpu(), target, options.palette_merge)
+        return self._counted[key]
 
     def describe_drawing(self) -> str:
         """The drawing in use, in words (a flow model's solver first)."""
@@ -222,7 +244,16 @@ class Sampler:
         if d.refine_steps > 0:
             y = labels.to(self.device)
             z = refine_noise(
-                self.G, self.D, z, y, d.refine_steps, d.refine_rate, d.refine_realness, batch_size, d.refine_head
+                self.G,
+                self.D,
+                z,
+                y,
+                d.refine_steps,
+                d.refine_rate,
+                d.refine_realness,
+                batch_size,
+                d.refine_head,
+                d.refine_bf16,
             )
         return self.render(z, labels, batch_size)
 

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from heroportraits.models.palette_output import palette_outputs, rgb_outputs
+from heroportraits.training.trainer import native_bf16
 
 
 def classifier_agreement(D: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -107,19 +108,26 @@ def refine_noise(
     realness: float,
     batch_size: int = 256,
     head: float = 0.0,
+    bf16: bool = False,
 ) -> torch.Tensor:
     """noise (N, z_dim), labels (N, A) -> (N, z_dim) after `steps` ascent steps on guidance_score (with
     `realness` and `head` as its weights). Each step
     moves a portrait's noise by `rate` x its length along its own normalised gradient, then rescales it
     to its length before the first step, so every portrait moves the same distance whatever its score's
-    scale. Only the noise's gradient is computed (G's and D's weights get none). G and D in eval mode."""
+    scale. Only the noise's gradient is computed (G's and D's weights get none). G and D in eval mode.
+    `bf16`: G's and D's passes under bf16 autocast where the device computes bf16 natively (the noise, its
+    gradient and each step stay float32; only the direction is normalised, so bf16's precision suffices)."""
     out = []
+    device = z.device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and native_bf16(device))
     with as_drawn(G, differentiable=True), torch.enable_grad():
         for part, y in zip(z.split(batch_size), labels.split(batch_size)):
             length = part.norm(dim=1, keepdim=True)
             for _ in range(steps):
                 part = part.detach().requires_grad_(True)
-                (grad,) = torch.autograd.grad(guidance_score(D, G(part, y), y, realness, head).sum(), part)
+                with autocast:
+                    score = guidance_score(D, G(part, y), y, realness, head)
+                (grad,) = torch.autograd.grad(score.float().sum(), part)
                 part = part + rate * length * grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
                 part = part * (length / part.norm(dim=1, keepdim=True).clamp_min(1e-12))
             out.append(part.detach())

@@ -326,6 +326,7 @@ DRAW_FLAGS = {
     "refine_rate": "--refine-rate",
     "refine_realness": "--refine-realness",
     "refine_head": "--refine-head",
+    "refine_bf16": "--refine-bf16",
     "adapt_colours": "--adapt-colours",
     "palette": "--palette-file",
     "dither": "--dither",
@@ -337,6 +338,9 @@ DRAW_FLAGS = {
 
 def _spelt(name: str, value) -> str:
     """`draw.best_of=4 (--best-of 4)`: a drawing option as a config field and as a flag."""
+    if isinstance(value, bool):  # a switch: --refine-bf16 / --no-refine-bf16
+        flag = DRAW_FLAGS[name] if value else DRAW_FLAGS[name].replace("--", "--no-", 1)
+        return f"draw.{name}={str(value).lower()} ({flag})"
     shown = value if isinstance(value, str) else f"{value:g}"
     return f"draw.{name}={shown} ({DRAW_FLAGS[name]} {shown})"
 
@@ -462,10 +466,12 @@ def check_drawing(
             f"{_spelt('refine_head', draw.refine_head)} climbs D's head classifier, so it needs a model trained "
             "with model.d_head_classify > 0; set it to 0 (off)"
         )
-    for name in ("refine_rate", "refine_realness", "refine_head"):
-        if name in given and draw.refine_steps == 0 and (name != "refine_head" or draw.refine_head > 0):
+    for name in ("refine_rate", "refine_realness", "refine_head", "refine_bf16"):
+        switched_off = name in ("refine_head", "refine_bf16") and not getattr(draw, name)
+        if name in given and draw.refine_steps == 0 and not switched_off:
             raise ConfigError(
-                f"{_spelt(name, getattr(draw, name))} weighs refinement, which is off (draw.refine_steps=0): "
+                f"{_spelt(name, getattr(draw, name))} {'sets' if name == 'refine_bf16' else 'weighs'} refinement, "
+                "which is off (draw.refine_steps=0): "
                 "add --refine T (5, say), or leave it out"
             )
     return draw
