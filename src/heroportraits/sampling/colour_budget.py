@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from heroportraits.models.colour_quantise import cluster_colours
-from heroportraits.models.palette_output import merge_close_colours, pick_colours
+from heroportraits.models.palette_output import RGBOutput
 
 COUNTED_PORTRAITS = 64  # the batch the budget is counted on (seed 0, the training label mix)
 MAX_BUDGET = 256  # no portrait is drawn in more colours than this
@@ -22,11 +21,10 @@ MAX_BUDGET = 256  # no portrait is drawn in more colours than this
 
 def merged_colour_counts(raw: torch.Tensor, budget: int, merge: float) -> torch.Tensor:
     """(N,) how many colours each of the portraits `raw` (N, 3, H, W) in [-1, 1], as G drew them, keeps when
-    quantised to `budget` colours of its own and merged at `merge` dE, counted in 8-bit RGB as they are saved."""
-    colours, index = cluster_colours(raw, budget)
-    if merge > 0:
-        colours = merge_close_colours(colours, index, merge)
-    pixels = pick_colours(index, colours).clamp(-1, 1).add(1).mul(127.5).round().long()  # (N, 3, H, W)
+    quantised to `budget` colours of its own and merged at `merge` dE by the RGB output's own quantiser (as drawing
+    does), counted in 8-bit RGB as they are saved."""
+    quantised = RGBOutput(budget, merge, squash=False).eval()(raw, None, None)
+    pixels = quantised.clamp(-1, 1).add(1).mul(127.5).round().long()  # (N, 3, H, W)
     codes = (pixels[:, 0] * 65536 + pixels[:, 1] * 256 + pixels[:, 2]).flatten(1)  # (N, HW)
     return torch.tensor([len(torch.unique(row)) for row in codes], dtype=torch.float64)
 
