@@ -96,7 +96,10 @@ def test_merged_counts_join_shades_and_the_counted_budget_is_the_smallest_that_r
     assert merged_colour_counts(raw, 3, 7.0).max() <= 3
     budget = counted_budget(raw, target=5.0, merge=7.0)
     assert merged_colour_counts(raw, budget, 7.0).mean() >= 5 > merged_colour_counts(raw, budget - 1, 7.0).mean()
-    assert counted_budget(raw, target=6.0, merge=7.0, high=40) == 40  # out of reach: the most allowed
+    # out of reach: not the most allowed, but the smallest within a colour of what it draws
+    most = merged_colour_counts(raw, 40, 7.0).mean()
+    assert most < 6 and counted_budget(raw, target=6.0, merge=7.0, high=40) == counted_budget(raw, most - 1, 7.0)
+    assert counted_budget(raw, target=6.0, merge=7.0, high=40) < 40
     assert counted_budget(raw, target=4.0, merge=0.0) == 4  # unmerged, the count is the budget
 
 

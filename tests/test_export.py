@@ -127,3 +127,22 @@ def test_export_carries_the_palette_merge_and_can_override_it(smoke_checkpoint, 
         len(np.unique(img.reshape(-1, 3), axis=0)) for img in run_exported(path, noise.numpy(), labels.numpy())
     )
     assert count(merged) < count(plain)
+
+
+def test_a_flow_model_drawn_in_bf16_exports_its_float32_drawing(smoke_checkpoint, tmp_path):
+    """draw.bf16 speeds PyTorch's drawing; an exported file runs on any machine, so it computes in float32 (not one
+    cast to bf16 in its graph; 19 in this one's with the velocity passes under autocast) and draws what `sample
+    --no-bf16` draws (unquantised here: per-portrait k-means turns a last-bit difference into another colour)."""
+    import onnx
+
+    ckpt = smoke_checkpoint(**{**MODELS["flow"], "draw.rgb_colours": 0, "draw.bf16": True})
+    assert Sampler.from_checkpoint(ckpt).drawing.bf16
+    out = export_generator(ckpt, tmp_path / "g.onnx", "onnx")
+    casts = [a.i for node in onnx.load(str(out)).graph.node for a in node.attribute if a.name == "to"]
+    assert onnx.TensorProto.BFLOAT16 not in casts
+    float32 = Sampler.from_checkpoint(ckpt, draw={"bf16": False})
+    noise, labels = example_inputs(float32, 3, seed=3)
+    diff = np.abs(
+        run_exported(out, noise.numpy(), labels.numpy()).astype(int) - torch_portraits(float32, noise, labels)
+    )
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.99

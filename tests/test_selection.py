@@ -17,12 +17,12 @@ from heroportraits.evaluation.evaluate import evaluate_checkpoint
 from heroportraits.models.config import DrawOptions
 from heroportraits.models.head_classifier import HeadClassifier
 from heroportraits.models.layers import ClassifierHead
+from heroportraits.models.precision import native_bf16
 from heroportraits.sampling.export import example_inputs, export_generator, run_exported
 from heroportraits.sampling.sampler import Sampler
 from heroportraits.sampling.selection import classifier_agreement, guidance_score, refine_noise
-from heroportraits.training.config import ConfigError
+from heroportraits.training.config import Config, ConfigError
 from heroportraits.training.presets import resolve_config
-from heroportraits.training.trainer import native_bf16
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
@@ -238,8 +238,8 @@ def test_the_realness_weight_is_a_sampling_choice(smoke_checkpoint, tmp_path, ca
 
 def test_refinement_in_bf16_moves_the_noise_as_float32_does(smoke_checkpoint, tmp_path):
     ckpt = smoke_checkpoint(**CLASSIFIER)
-    sampler = Sampler.from_checkpoint(ckpt, draw={"refine_steps": 3, "refine_bf16": True})
-    assert sampler.drawing.refine_bf16 and sampler.describe_drawing().endswith(", bf16)")
+    sampler = Sampler.from_checkpoint(ckpt, draw={"refine_steps": 3, "bf16": True})
+    assert sampler.drawing.bf16 and sampler.describe_drawing().endswith(", bf16)")
     labels = sampler.draw_conditions(32, seed=3)
     G, D, z, y = sampler.G, sampler.D, sampler.noise(32, 3), labels[:, sampler.cond_cols]
     half = refine_noise(G, D, z, y, 3, 0.02, 0.0, bf16=True)
@@ -256,11 +256,13 @@ def test_refinement_in_bf16_moves_the_noise_as_float32_does(smoke_checkpoint, tm
     d = sampler.drawing
     refined = refine_noise(G, D, z, y, 3, d.refine_rate, d.refine_realness, bf16=True)
     assert np.array_equal(sampler.generate_from_labels(labels, seed=3), sampler.render(refined, y))
-    with pytest.raises(ConfigError, match=r"draw.refine_bf16=true \(--refine-bf16\) sets refinement, which is off"):
-        Sampler.from_checkpoint(ckpt, draw={"refine_steps": 0, "refine_bf16": True})
-    assert Sampler.from_checkpoint(ckpt, draw={"refine_steps": 0, "refine_bf16": False}).drawing.refine_steps == 0
+    with pytest.raises(
+        ConfigError, match=r"draw.bf16=true \(--bf16\) runs a GAN's refinement in bf16, and refinement is off"
+    ):
+        Sampler.from_checkpoint(ckpt, draw={"refine_steps": 0, "bf16": True})
+    assert Sampler.from_checkpoint(ckpt, draw={"refine_steps": 0, "bf16": False}).drawing.refine_steps == 0
     out = tmp_path / "b"
-    assert cli_main(["sample", str(ckpt), "--n", "2", "--out", str(out), "--refine", "1", "--refine-bf16"]) == 0
+    assert cli_main(["sample", str(ckpt), "--n", "2", "--out", str(out), "--refine", "1", "--bf16"]) == 0
     assert len(list(out.glob("*.png"))) == 2
 
 
@@ -342,3 +344,12 @@ def test_a_checkpoint_from_before_the_draw_section_draws_as_its_run_did(smoke_ch
     assert old.drawing == new.drawing and old.drawing.refine_steps == 2 and old.drawing.rgb_colours == 5
     labels = new.draw_conditions(6, seed=2)
     assert np.array_equal(old.generate_from_labels(labels, seed=2), new.generate_from_labels(labels, seed=2))
+
+
+def test_a_checkpoint_saved_with_refine_bf16_draws_with_bf16():
+    """draw.refine_bf16 became draw.bf16 (it now covers a flow model's solver too): runs saved under the old name
+    keep their drawing."""
+    saved = Config().to_dict()
+    saved["draw"] = {k: v for k, v in saved["draw"].items() if k != "bf16"} | {"refine_bf16": True}
+    assert Config.from_dict(saved).draw.bf16 is True
+    assert Config.from_dict(Config().to_dict()).draw.bf16 is False

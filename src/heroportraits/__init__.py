@@ -33,6 +33,7 @@ models                   build_models: G and D (none for the flow family) from a
   models.head_classifier D's head classifier: the class named from the portrait's top rows alone
   models.stylegan        StyleGAN2's generator: mapping network, modulated convs, noise inputs, skip outputs
   models.flow            the flow family: a velocity U-Net, its Euler / Heun sampler with guidance, the loss
+  models.precision       where bf16 is native, and the autocast training and drawing use there
 training                 the training stage
   training.config        Config (model, train, draw), --set parsing, ranges and the checks between fields
   training.presets       the presets as one table: name, base, one line, overrides

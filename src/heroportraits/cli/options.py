@@ -168,11 +168,12 @@ def add_drawing_options(p: argparse.ArgumentParser, guided: bool = True, best_of
         "(default: the run's draw.refine_head)",
     )
     p.add_argument(
-        "--refine-bf16",
-        dest="refine_bf16",
+        "--bf16",
+        dest="bf16",
         action=argparse.BooleanOptionalAction,
-        help="with --refine: refine in bf16 where the hardware computes it natively (faster; the portrait itself "
-        "is drawn in float32) (default: the run's draw.refine_bf16)",
+        help="the drawing's passes in bf16 where the hardware computes it natively, float32 elsewhere: a GAN's "
+        "refinement (with --refine; the portrait itself is drawn in float32), a flow model's solver; about 1.5-2x "
+        "faster at the same scores (default: the run's draw.bf16)",
     )
 
 

@@ -86,9 +86,10 @@ class DrawOptions:
     # refinement (0 = the classifier alone)
     refine_head: float = 0.0  # weight of D's head classifier's log-likelihood (model.d_head_classify) beside the
     # classifier's in refinement, so the head moves towards the class too; 0 = off
-    refine_bf16: bool = False  # refinement's passes of G and D in bf16 (autocast) where the hardware computes
-    # bf16 natively (CUDA, a CPU with AVX512-BF16 / AMX), float32 elsewhere; the portrait of the refined noise is
-    # drawn in float32 as always, so only the noise's path differs
+    bf16: bool = False  # the drawing's network passes in bf16 (autocast) where the hardware computes bf16
+    # natively (CUDA, a CPU with AVX512-BF16 / AMX; models/precision.py), float32 elsewhere: a GAN's refinement
+    # (G's and D's passes; the portrait of the refined noise is drawn in float32), a flow model's solver (each
+    # velocity pass; the steps add up in float32). Exported files draw in float32
     adapt_colours: bool = False  # RGB output: quantise to the dataset's own colour budget instead of rgb_colours:
     # with no merge as many colours as its median portrait holds (measured at build, data/colour_stats.py); with
     # palette_merge the smallest budget whose merged portraits of this model hold as many colours as the data's do
@@ -143,7 +144,8 @@ class DrawOptions:
         parts = []
         if flow:
             guided = f", guidance {self.guidance:g}" if self.guidance != 1 else ""
-            parts.append(f"{self.flow_steps} {self.flow_solver.capitalize()} steps{guided}")
+            bf16 = " in bf16" if self.bf16 else ""
+            parts.append(f"{self.flow_steps} {self.flow_solver.capitalize()} steps{bf16}{guided}")
         if self.rgb_colours:
             parts.append(f"{self.rgb_colours} colours a portrait{' (from the data)' if self.adapt_colours else ''}")
         if self.palette_merge:
@@ -155,7 +157,7 @@ class DrawOptions:
             parts.append(f"best of {self.best_of} by D's classifier")
         if self.refine_steps:
             head = f", head {self.refine_head:g}" if self.refine_head else ""
-            bf16 = ", bf16" if self.refine_bf16 else ""
+            bf16 = ", bf16" if self.bf16 else ""
             parts.append(
                 f"refined {self.refine_steps} steps by D (rate {self.refine_rate:g}, realness "
                 f"{self.refine_realness:g}{head}{bf16})"

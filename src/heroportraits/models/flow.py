@@ -25,6 +25,7 @@ from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.conditioning import AttributeEmbedding
 from heroportraits.models.config import FLOW_SOLVERS, DrawOptions, ModelConfig, image_channels
 from heroportraits.models.palette_output import RGBOutput
+from heroportraits.models.precision import bf16_autocast
 
 
 def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -146,14 +147,16 @@ class FlowGenerator(nn.Module):
         self.net = VelocityUNet(cfg, vocab, resolution)
         self.out = RGBOutput(squash=False, alpha=cfg.alpha)  # clamped to [-1, 1]; quantised when drawing asks
         self.unspecified = list(vocab.sizes)  # each attribute's "any" index: the unconditional labels
-        self.steps, self.solver, self.guidance = 16, "heun", 1.0
+        self.steps, self.solver, self.guidance, self.bf16 = 16, "heun", 1.0, False
         self.use_drawing(DrawOptions())
 
     def use_drawing(self, draw: DrawOptions) -> None:
-        """Draw with `draw`'s steps, solver and guidance (models.palette_output.draw_in_colours calls it)."""
+        """Draw with `draw`'s steps, solver, guidance and precision (models.palette_output.draw_in_colours calls
+        it)."""
         if draw.flow_solver not in FLOW_SOLVERS:
             raise ValueError(f"flow solver {draw.flow_solver!r} is not one of {list(FLOW_SOLVERS)}")
         self.steps, self.solver, self.guidance = int(draw.flow_steps), draw.flow_solver, float(draw.guidance)
+        self.bf16 = bool(draw.bf16)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         if t is not None:
@@ -171,11 +174,16 @@ class FlowGenerator(nn.Module):
         return self.out(x, z, labels)
 
     def _velocity(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, uncond: torch.Tensor | None):
-        """The (guided) velocity: with guidance w, v_uncond + w (v_cond - v_uncond), both in one batch."""
-        if uncond is None:
-            return self.net(x, t, labels)
+        """The (guided) velocity: with guidance w, v_uncond + w (v_cond - v_uncond), both in one batch. With
+        `bf16` the network's pass runs under bf16 autocast where native; the velocity returned is float32."""
         n = x.shape[0]
-        v = self.net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, uncond]))
+        if uncond is not None:
+            x, t, labels = torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, uncond])
+        with bf16_autocast(x.device, self.bf16):
+            v = self.net(x, t, labels)
+        v = v.float() if self.bf16 else v
+        if uncond is None:
+            return v
         cond, free = v[:n], v[n:]
         return free + self.guidance * (cond - free)
 

@@ -17,6 +17,7 @@ from heroportraits.models.palette_output import RGBOutput
 
 COUNTED_PORTRAITS = 64  # the batch the budget is counted on (seed 0, the training label mix)
 MAX_BUDGET = 256  # no portrait is drawn in more colours than this
+SHORT_BY = 1.0  # out of reach: the budget that draws within this many colours of MAX_BUDGET's count
 
 
 def merged_colour_counts(raw: torch.Tensor, budget: int, merge: float) -> torch.Tensor:
@@ -31,11 +32,13 @@ def merged_colour_counts(raw: torch.Tensor, budget: int, merge: float) -> torch.
 
 def counted_budget(raw: torch.Tensor, target: float, merge: float, low: int = 2, high: int = MAX_BUDGET) -> int:
     """The smallest budget in [low, high] whose merged portraits (merged_colour_counts) hold on average at least
-    `target` colours; `high` when none does. Bisection: more slots never leave fewer colours after the merge, up to
+    `target` colours. When none does (art with more colours than the merge leaves, e.g. LPC's close shades at 7 dE),
+    the smallest that comes within SHORT_BY colours of what `high` reaches: more slots would add nothing a player
+    sees, and every slot costs drawing time. Bisection: more slots never leave fewer colours after the merge, up to
     k-means' own noise, which a batch's mean evens out."""
     raw = raw[:, :3].float()
-    if merged_colour_counts(raw, high, merge).mean() < target:
-        return high
+    most = float(merged_colour_counts(raw, high, merge).mean())
+    target = min(target, most - SHORT_BY) if most < target else target
     while low < high:
         mid = (low + high) // 2
         if merged_colour_counts(raw, mid, merge).mean() >= target:

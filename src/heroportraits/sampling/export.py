@@ -10,7 +10,8 @@ N is dynamic. The nearest upscale from the native grid and the [-1, 1] -> uint8 
 inside the graph (models.to_pixels, as `sample` does them), and so is whatever the generator's
 eval forward does in the run's colours: a palette model's hard argmax colours, an RGB model's
 per-portrait quantisation and merge (draw.rgb_colours, draw.palette_merge). D's guidance (best of R,
-refinement) is not: the file holds G alone, so it draws each noise as G draws it. The attributes, their values and
+refinement) is not: the file holds G alone, so it draws each noise as G draws it, in float32 (draw.bf16 is
+PyTorch's drawing; a file runs on any machine). The attributes, their values and
 z_dim travel inside the file (ONNX metadata / a TorchScript extra file), so a caller needs
 nothing else to build valid inputs.
 """
@@ -183,7 +184,7 @@ def export_generator(checkpoint: str | Path, out: str | Path, fmt: str = "onnx",
 def exported_bytes(sampler: Sampler, fmt: str = "onnx") -> bytes:
     """The file `export_generator` writes, in memory: the sampler's G in its colours, without D's guidance (studies
     record its size)."""
-    sampler.use(sampler.drawing.unguided())
+    sampler.use(sampler.drawing.unguided().changed(bf16=False))  # a file runs on any machine: float32
     graph = PortraitGraph(frozen_generator(sampler.G), sampler.resolution).eval()
     inputs = example_inputs(sampler, 2)  # batch 2: a traced batch of 1 could be specialised to a constant
     with torch.no_grad():

@@ -119,7 +119,7 @@ class Sampler:
     def _counted_budget(self, options: DrawOptions) -> int:
         """A merged adapted drawing's budget (sampling/colour_budget.py): counted once on COUNTED_PORTRAITS of
         G's own portraits (seed 0, the training mix), drawn as `options` draws them before their colours."""
-        key = (options.palette_merge, *(getattr(options, f) for f in FLOW_DRAW_FIELDS))
+        key = (options.palette_merge, options.bf16, *(getattr(options, f) for f in FLOW_DRAW_FIELDS))
         if key not in self._counted:
             plain = dataclasses.replace(options, rgb_colours=0, palette_merge=0.0, palette="", dither=False)
             draw_in_colours(self.G, plain)
@@ -253,7 +253,7 @@ class Sampler:
                 d.refine_realness,
                 batch_size,
                 d.refine_head,
-                d.refine_bf16,
+                d.bf16,
             )
         return self.render(z, labels, batch_size)
 

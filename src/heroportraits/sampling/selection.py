@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from heroportraits.models.palette_output import palette_outputs, rgb_outputs
-from heroportraits.training.trainer import native_bf16
+from heroportraits.models.precision import bf16_autocast
 
 
 def classifier_agreement(D: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -118,8 +118,7 @@ def refine_noise(
     `bf16`: G's and D's passes under bf16 autocast where the device computes bf16 natively (the noise, its
     gradient and each step stay float32; only the direction is normalised, so bf16's precision suffices)."""
     out = []
-    device = z.device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and native_bf16(device))
+    autocast = bf16_autocast(z.device, bf16)
     with as_drawn(G, differentiable=True), torch.enable_grad():
         for part, y in zip(z.split(batch_size), labels.split(batch_size)):
             length = part.norm(dim=1, keepdim=True)

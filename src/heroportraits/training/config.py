@@ -72,7 +72,7 @@ class TrainConfig:
     # subset does not depend on seed, and smaller ones lie inside larger ones (dataset.stratified_subset)
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1"...
     amp: bool = False  # bf16 autocast of G and D in training where the hardware computes bf16 natively: CUDA, or a
-    # CPU with AVX512-BF16 / AMX (trainer.native_bf16); float32 elsewhere. Sampling always runs in float32
+    # CPU with AVX512-BF16 / AMX (models/precision.py); float32 elsewhere. Drawing has its own switch, draw.bf16
     channels_last: bool = False  # G, D and their inputs in channels-last (NHWC) memory: the layout oneDNN (CPU) and
     # cuDNN tensor cores (GPU) convolve fastest; same values (docs/performance.md)
     compile: str = "off"  # torch.compile G and D: "off"; "cuda" = only when training on a GPU (the *_gpu
@@ -104,9 +104,12 @@ class Config:
     def from_dict(cls, d: dict) -> Config:
         """A config as saved (config.json, a checkpoint). Before the `draw` section existed its fields were
         model fields: a saved config without it takes them from there, so every older checkpoint draws as its
-        run did."""
+        run did; a drawing field renamed since is read under its new name."""
         model = d.get("model", {})
-        draw = d.get("draw", {k: model[k] for k in DRAW_FIELDS if k in model})
+        draw = dict(d.get("draw", {k: model[k] for k in DRAW_FIELDS if k in model}))
+        for old, new in RENAMED_DRAW_FIELDS.items():
+            if old in draw:
+                draw.setdefault(new, draw.pop(old))
         return cls(
             preset=d.get("preset", "custom"),
             model=_from_fields(ModelConfig, model),
@@ -116,6 +119,7 @@ class Config:
 
 
 SECTIONS = {"model": ModelConfig, "train": TrainConfig, "draw": DrawOptions}
+RENAMED_DRAW_FIELDS = {"refine_bf16": "bf16"}  # saved configs name the field as its run did
 
 
 def _from_fields(cls, values: dict):
@@ -326,7 +330,7 @@ DRAW_FLAGS = {
     "refine_rate": "--refine-rate",
     "refine_realness": "--refine-realness",
     "refine_head": "--refine-head",
-    "refine_bf16": "--refine-bf16",
+    "bf16": "--bf16",
     "adapt_colours": "--adapt-colours",
     "palette": "--palette-file",
     "dither": "--dither",
@@ -338,7 +342,7 @@ DRAW_FLAGS = {
 
 def _spelt(name: str, value) -> str:
     """`draw.best_of=4 (--best-of 4)`: a drawing option as a config field and as a flag."""
-    if isinstance(value, bool):  # a switch: --refine-bf16 / --no-refine-bf16
+    if isinstance(value, bool):  # a switch: --bf16 / --no-bf16
         flag = DRAW_FLAGS[name] if value else DRAW_FLAGS[name].replace("--", "--no-", 1)
         return f"draw.{name}={str(value).lower()} ({flag})"
     shown = value if isinstance(value, str) else f"{value:g}"
@@ -466,14 +470,17 @@ def check_drawing(
             f"{_spelt('refine_head', draw.refine_head)} climbs D's head classifier, so it needs a model trained "
             "with model.d_head_classify > 0; set it to 0 (off)"
         )
-    for name in ("refine_rate", "refine_realness", "refine_head", "refine_bf16"):
-        switched_off = name in ("refine_head", "refine_bf16") and not getattr(draw, name)
-        if name in given and draw.refine_steps == 0 and not switched_off:
+    for name in ("refine_rate", "refine_realness", "refine_head"):
+        if name in given and draw.refine_steps == 0 and not (name == "refine_head" and not draw.refine_head):
             raise ConfigError(
-                f"{_spelt(name, getattr(draw, name))} {'sets' if name == 'refine_bf16' else 'weighs'} refinement, "
-                "which is off (draw.refine_steps=0): "
+                f"{_spelt(name, getattr(draw, name))} weighs refinement, which is off (draw.refine_steps=0): "
                 "add --refine T (5, say), or leave it out"
             )
+    if "bf16" in given and draw.bf16 and draw.refine_steps == 0 and not is_flow(model):
+        raise ConfigError(
+            f"{_spelt('bf16', True)} runs a GAN's refinement in bf16, and refinement is off "
+            "(draw.refine_steps=0): add --refine T (5, say), or leave it out"
+        )
     return draw
 
 

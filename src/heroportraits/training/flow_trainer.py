@@ -13,11 +13,12 @@ from torch import nn
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.models.flow import flow_matching_loss
+from heroportraits.models.precision import bf16_autocast
 from heroportraits.training import distributed
 from heroportraits.training.config import Config
 from heroportraits.training.distributed import DistInfo, unwrap, without_ddp
 from heroportraits.training.ema import ema_beta, make_ema, update_ema
-from heroportraits.training.trainer import NextBatch, lr_scale, native_bf16
+from heroportraits.training.trainer import NextBatch, lr_scale
 
 FLOW_STATS = ("loss", "grad_norm")
 
@@ -52,9 +53,7 @@ class FlowTrainer:
         self.device = next(unwrap(G).parameters()).device
         self.z_dim = unwrap(G).z_dim
         self.compiled = ["G"] if hasattr(without_ddp(G), "_orig_mod") else []
-        self.autocast = torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=tc.amp and native_bf16(self.device)
-        )
+        self.autocast = bf16_autocast(self.device, tc.amp)
         self.unspecified = torch.tensor(vocab.sizes, dtype=torch.long, device=self.device)  # (A,)
         self.iteration = 0  # optimiser steps done: all the state besides networks, optimiser and RNG
         self.palette_layers: list = []

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from heroportraits.data.attributes import Vocabulary
+from heroportraits.models.precision import bf16_autocast
 from heroportraits.training import distributed
 from heroportraits.training.augment import diff_augment, instance_noise_std, parse_policy
 from heroportraits.training.config import Config
@@ -34,17 +35,6 @@ class GBatch(NamedTuple):
     z: torch.Tensor
     labels: torch.Tensor
     fakes: torch.Tensor
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether `device` computes bf16 natively: CUDA, or a CPU with AVX512-BF16 or AMX. Elsewhere oneDNN
-    emulates bf16 (in general slower than float32; not measured here), so `train.amp` trains in float32 there."""
-    if device.type == "cuda":
-        return True
-    if device.type != "cpu":
-        return False
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so looked up defensively
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def lr_scale(steps: int, decay: float, iteration: int) -> float:
@@ -100,9 +90,7 @@ class Trainer:
         self.compiled = [n for n, m in (("G", G), ("D", D)) if hasattr(without_ddp(m), "_orig_mod")]
         self.policy = ",".join(parse_policy(tc.augment))
         self.ada = tc.ada_target > 0
-        self.autocast = torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=tc.amp and native_bf16(self.device)
-        )
+        self.autocast = bf16_autocast(self.device, tc.amp)
         self.unspecified = torch.tensor(vocab.sizes, dtype=torch.long, device=self.device)  # (A,)
         # State that exact resume needs (see state_dict).
         self.iteration = 0  # G updates done
