@@ -38,7 +38,8 @@ def counted_budget(raw: torch.Tensor, target: float, merge: float, low: int = 2,
     k-means' own noise, which a batch's mean evens out."""
     raw = raw[:, :3].float()
     most = float(merged_colour_counts(raw, high, merge).mean())
-    target = min(target, most - SHORT_BY) if most < target else target
+    if most < target:
+        target = most - SHORT_BY
     while low < high:
         mid = (low + high) // 2
         if merged_colour_counts(raw, mid, merge).mean() >= target:
