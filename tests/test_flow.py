@@ -122,7 +122,7 @@ def test_the_solver_in_bf16_draws_what_float32_draws(learned):
     assert half.dtype == torch.float32
     if native_bf16(torch.device("cpu")):
         gap = (half - full).abs()
-        assert 0 < gap.mean() < 0.02, f"mean gap {gap.mean():.4f}"  # measured ~0.004
+        assert 0 < gap.mean() < 0.02, f"mean gap {gap.mean():.4f}"  # measured 0.0014 (AMD EPYC, AVX512-BF16)
         assert torch.equal(nearest_class(half)[1], nearest_class(full)[1])
     else:
         assert torch.equal(half, full)
