@@ -9,6 +9,7 @@ from heroportraits.data.attributes import Vocabulary
 from heroportraits.models import build_generator
 from heroportraits.models.config import DrawOptions
 from heroportraits.models.precision import native_bf16
+from heroportraits.training.config import ConfigError, check_drawing
 from heroportraits.training.flow_trainer import FlowTrainer
 from heroportraits.training.presets import resolve_config
 
@@ -58,9 +59,12 @@ def trained_flow(steps: int, attr_dropout: float = 0.25, seed: int = 0) -> tuple
     return trainer, losses
 
 
-def draw(G, labels: torch.Tensor, steps: int, guidance: float = 1.0, solver: str = "euler", seed: int = 1):
+def draw(
+    G, labels: torch.Tensor, steps: int, guidance: float = 1.0, solver: str = "euler", seed: int = 1, interval=(0, 1)
+):
     G.eval()
     G.steps, G.solver, G.guidance = steps, solver, guidance
+    G.guidance_from, G.guidance_until = interval
     z = torch.randn(len(labels), G.z_dim, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         return G(z, labels[:, None])
@@ -127,3 +131,40 @@ def test_the_solver_in_bf16_draws_what_float32_draws(learned):
     else:
         assert torch.equal(half, full)
     assert DrawOptions(flow_steps=8, bf16=True).describe(flow=True).startswith("8 Heun steps in bf16")
+
+
+def test_guidance_applies_only_on_the_passes_inside_its_interval(monkeypatch):
+    """draw.guidance_from / guidance_until: the passes at t in [from, until) are guided (a doubled batch), the
+    others are one conditional pass; an interval holding every pass draws what plain guidance draws, one holding
+    none what guidance 1 draws."""
+    trainer, _ = trained_flow(steps=5)
+    G = trainer.G_ema
+    labels = torch.arange(4).repeat(2)
+    batches = []
+    net = G.net.forward
+    monkeypatch.setattr(G.net, "forward", lambda x, t, y: batches.append((float(t[0]), len(x))) or net(x, t, y))
+    draw(G, labels, 4, guidance=2.0, solver="heun", interval=(0.0, 0.5))
+    # Heun, 4 steps: passes at t = 0, .25 | .25, .5 | .5, .75 | .75 (the last step is Euler's)
+    assert batches == [(0.0, 16), (0.25, 16), (0.25, 16), (0.5, 8), (0.5, 8), (0.75, 8), (0.75, 8)]
+    everywhere = draw(G, labels, 4, guidance=2.0, interval=(0.0, 1.0))
+    assert torch.equal(draw(G, labels, 4, guidance=2.0), everywhere)
+    nowhere = draw(G, labels, 4, guidance=2.0, interval=(0.9, 1.0))  # Euler's passes: t = 0, .25, .5, .75
+    assert torch.equal(nowhere, draw(G, labels, 4, guidance=1.0))
+    early = draw(G, labels, 4, guidance=2.0, interval=(0.0, 0.5))
+    assert not torch.allclose(early, everywhere, atol=1e-4) and not torch.allclose(early, nowhere, atol=1e-4)
+    described = DrawOptions(flow_steps=8, guidance=2, guidance_until=0.5).describe(flow=True)
+    assert described.startswith("8 Heun steps, guidance 2 for t in [0, 0.5)")
+
+
+def test_a_guidance_interval_that_cannot_apply_is_refused_in_words():
+    flow = resolve_config("flow_unet")
+    gan = resolve_config("smoke")
+    with pytest.raises(ConfigError, match=r"leave no time to guide"):
+        check_drawing(DrawOptions(guidance=2, guidance_from=0.5, guidance_until=0.5), flow.model)
+    with pytest.raises(ConfigError, match=r"guidance is off \(draw.guidance=1\): add --guidance W"):
+        check_drawing(DrawOptions(guidance_until=0.5), flow.model, given={"guidance_until"})
+    with pytest.raises(ConfigError, match=r"--guidance-until 0.5\) says how a flow model draws, and this is a GAN"):
+        check_drawing(DrawOptions(guidance_until=0.5), gan.model)
+    with pytest.raises(ConfigError, match=r"draw.guidance_until=1.5 .* must be in \[0, 1\]"):
+        check_drawing(DrawOptions(guidance=2, guidance_until=1.5), flow.model)
+    assert check_drawing(DrawOptions(guidance=2, guidance_until=0.5), flow.model, {"guidance_until"}).guidance == 2

@@ -124,6 +124,20 @@ def add_drawing_options(p: argparse.ArgumentParser, guided: bool = True, best_of
         help="flow models trained with attribute dropout: classifier-free guidance scale; 1 = off, higher pushes "
         "each portrait towards its labels, two passes a step (default: the run's draw.guidance)",
     )
+    p.add_argument(
+        "--guidance-from",
+        type=float,
+        metavar="T",
+        help="flow models: guide only the solver's passes at time t >= T (0 = noise, 1 = portrait) (default: the "
+        "run's draw.guidance_from, usually 0)",
+    )
+    p.add_argument(
+        "--guidance-until",
+        type=float,
+        metavar="T",
+        help="flow models: guide only the solver's passes at time t < T; the later ones, which draw the detail, "
+        "take one pass (faster) (default: the run's draw.guidance_until, usually 1)",
+    )
     if not guided:
         return
     if best_of:

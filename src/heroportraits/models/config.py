@@ -103,6 +103,10 @@ class DrawOptions:
     flow_solver: str = "heun"  # the flow family: "euler" (one pass a step) or "heun" (two, second order)
     guidance: float = 1.0  # the flow family: classifier-free guidance scale; 1 = the conditional velocity alone,
     # > 1 pushes each portrait towards its labels (needs train.attr_dropout > 0), 0 = unconditional
+    guidance_from: float = 0.0  # the flow family: guidance only on the solver's passes whose time t (0 = noise,
+    guidance_until: float = 1.0  # 1 = portrait) lies in [guidance_from, guidance_until); the others are one
+    # conditional pass (a guidance interval, Kynkaanniemi et al. 2024): guidance where it sets the attributes
+    # (early, at high noise); the late passes, which draw the detail, unguided cost half the time
 
     @property
     def guided(self) -> bool:
@@ -144,6 +148,8 @@ class DrawOptions:
         parts = []
         if flow:
             guided = f", guidance {self.guidance:g}" if self.guidance != 1 else ""
+            if guided and (self.guidance_from, self.guidance_until) != (0.0, 1.0):
+                guided += f" for t in [{self.guidance_from:g}, {self.guidance_until:g})"
             bf16 = " in bf16" if self.bf16 else ""
             parts.append(f"{self.flow_steps} {self.flow_solver.capitalize()} steps{bf16}{guided}")
         if self.rgb_colours:
@@ -178,7 +184,8 @@ MODEL_CHOICES = {
 
 
 FLOW_ARCHS = ("unet",)  # the architectures of the flow family; the others are GANs
-FLOW_DRAW_FIELDS = ("flow_steps", "flow_solver", "guidance")  # how a flow model draws; a GAN has none of these
+# how a flow model draws; a GAN has none of these
+FLOW_DRAW_FIELDS = ("flow_steps", "flow_solver", "guidance", "guidance_from", "guidance_until")
 FLOW_SOLVERS = ("euler", "heun")
 
 

@@ -135,8 +135,9 @@ class FlowGenerator(nn.Module):
     """The flow family's G: the velocity network, and the sampler that draws portraits with it.
 
     forward(z (N, C * R * R), labels) -> portraits (N, C, R, R) in [-1, 1]: `steps` steps of `solver` from the
-        noise z at t = 0 to t = 1, guided with scale `guidance` (1 = the conditional velocity alone), then the
-        run's colours (per-portrait quantisation, as the GAN's RGB output in eval mode).
+        noise z at t = 0 to t = 1, guided with scale `guidance` (1 = the conditional velocity alone) on the passes
+        whose t lies in [guidance_from, guidance_until), then the run's colours (per-portrait quantisation, as the
+        GAN's RGB output in eval mode).
     forward(x, labels, t (N,)) -> the velocity at x_t: what training fits (through DDP's wrapper under torchrun).
     labels: (N, A) indices, or (N, A, K) weights (walks between attribute values)."""
 
@@ -148,14 +149,16 @@ class FlowGenerator(nn.Module):
         self.out = RGBOutput(squash=False, alpha=cfg.alpha)  # clamped to [-1, 1]; quantised when drawing asks
         self.unspecified = list(vocab.sizes)  # each attribute's "any" index: the unconditional labels
         self.steps, self.solver, self.guidance, self.bf16 = 16, "heun", 1.0, False
+        self.guidance_from, self.guidance_until = 0.0, 1.0
         self.use_drawing(DrawOptions())
 
     def use_drawing(self, draw: DrawOptions) -> None:
-        """Draw with `draw`'s steps, solver, guidance and precision (models.palette_output.draw_in_colours calls
-        it)."""
+        """Draw with `draw`'s steps, solver, guidance and its interval, and precision
+        (models.palette_output.draw_in_colours calls it)."""
         if draw.flow_solver not in FLOW_SOLVERS:
             raise ValueError(f"flow solver {draw.flow_solver!r} is not one of {list(FLOW_SOLVERS)}")
         self.steps, self.solver, self.guidance = int(draw.flow_steps), draw.flow_solver, float(draw.guidance)
+        self.guidance_from, self.guidance_until = float(draw.guidance_from), float(draw.guidance_until)
         self.bf16 = bool(draw.bf16)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
@@ -167,11 +170,15 @@ class FlowGenerator(nn.Module):
         ones = torch.ones_like(x[:, 0, 0, 0])  # (N,): the batch stays symbolic in an exported graph
         for i in range(self.steps):
             t0 = ones * (i * dt)
-            v = self._velocity(x, t0, labels, uncond)
+            v = self._velocity(x, t0, labels, self._guided(i * dt, uncond))
             if self.solver == "heun" and i < self.steps - 1:  # Heun: average the slopes at both ends of the step
-                v = 0.5 * (v + self._velocity(x + dt * v, t0 + dt, labels, uncond))
+                v = 0.5 * (v + self._velocity(x + dt * v, t0 + dt, labels, self._guided((i + 1) * dt, uncond)))
             x = x + dt * v
         return self.out(x, z, labels)
+
+    def _guided(self, t: float, uncond: torch.Tensor | None) -> torch.Tensor | None:
+        """The unconditional labels where guidance applies at time t (inside the guidance interval), else None."""
+        return uncond if self.guidance_from <= t < self.guidance_until else None
 
     def _velocity(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, uncond: torch.Tensor | None):
         """The (guided) velocity: with guidance w, v_uncond + w (v_cond - v_uncond), both in one batch. With

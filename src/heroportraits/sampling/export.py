@@ -100,7 +100,14 @@ def flow_record(sampler: Sampler) -> dict:
     if not is_flow(sampler.config.model):
         return {}
     d = sampler.drawing
-    return {"flow": {"steps": d.flow_steps, "solver": d.flow_solver, "guidance": d.guidance}}
+    return {
+        "flow": {
+            "steps": d.flow_steps,
+            "solver": d.flow_solver,
+            "guidance": d.guidance,
+            "guidance_interval": [d.guidance_from, d.guidance_until],
+        }
+    }
 
 
 def example_inputs(sampler: Sampler, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

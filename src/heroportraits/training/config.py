@@ -195,6 +195,8 @@ RANGES: dict[str, Range] = {
     "draw.refine_head": AT_LEAST_0,
     "draw.flow_steps": AT_LEAST_1,
     "draw.guidance": AT_LEAST_0,
+    "draw.guidance_from": UNIT,
+    "draw.guidance_until": UNIT,
 }
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 _INT = re.compile(r"[+-]?\d+")
@@ -337,6 +339,8 @@ DRAW_FLAGS = {
     "flow_steps": "--flow-steps",
     "flow_solver": "--solver",
     "guidance": "--guidance",
+    "guidance_from": "--guidance-from",
+    "guidance_until": "--guidance-until",
 }
 
 
@@ -444,6 +448,17 @@ def check_drawing(
         raise ConfigError(
             f"{_spelt('guidance', draw.guidance)} mixes in the unconditional velocity, which this model never learned "
             "(train.attr_dropout=0): draw with guidance 1, or train with train.attr_dropout > 0 (0.1, say)"
+        )
+    if draw.guidance_from >= draw.guidance_until:
+        raise ConfigError(
+            f"{_spelt('guidance_from', draw.guidance_from)} and {_spelt('guidance_until', draw.guidance_until)} "
+            "leave no time to guide: guidance applies for t in [from, until), so give from < until (0 and 0.5, say)"
+        )
+    interval = [n for n in ("guidance_from", "guidance_until") if n in given]
+    if interval and draw.guidance == 1:
+        raise ConfigError(
+            f"{_spelt(interval[0], getattr(draw, interval[0]))} says where guidance applies, and guidance is off "
+            "(draw.guidance=1): add --guidance W (2, say), or leave it out"
         )
     if draw.rgb_colours == 1 or (draw.rgb_colours > 1 and model.output == "palette"):
         why = "one colour draws nothing" if draw.rgb_colours == 1 else "palette models already draw palette_k colours"
