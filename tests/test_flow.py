@@ -168,3 +168,9 @@ def test_a_guidance_interval_that_cannot_apply_is_refused_in_words():
     with pytest.raises(ConfigError, match=r"draw.guidance_until=1.5 .* must be in \[0, 1\]"):
         check_drawing(DrawOptions(guidance=2, guidance_until=1.5), flow.model)
     assert check_drawing(DrawOptions(guidance=2, guidance_until=0.5), flow.model, {"guidance_until"}).guidance == 2
+
+
+def test_a_width_the_unet_cannot_normalise_is_refused_in_words():
+    with pytest.raises(ConfigError, match=r"model.g_width=6: the flow U-Net's levels have 6, 12, 24 channels"):
+        resolve_config("flow_unet", {"model.g_width": 6})
+    assert resolve_config("flow_unet", {"model.g_width": 24}).model.g_width == 24

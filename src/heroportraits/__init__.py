@@ -45,6 +45,7 @@ training                 the training stage
   training.distributed   DDP: process group, sharding, wrapping and unwrapping networks
   training.trainer       Trainer.step: one GAN iteration (D phases, G phase, EMA, ADA) and its state
   training.flow_trainer  FlowTrainer.step: one flow-matching iteration, with the GAN Trainer's outside
+  training.distil        reflow: a flow run's pairs (noise, its portrait) teach a few-step student
   training.setup         setup_training, checkpoint_state (the one checkpoint dict), restore
   training.run_files     a run's files: metrics.csv, sample grids, eval.jsonl / best.pt, checkpoints
   training.guards        divergence checks and SIGINT / SIGTERM: stop early without losing work

@@ -9,10 +9,14 @@ import signal
 import sys
 from pathlib import Path
 
-from heroportraits.cli.options import add_assignments, add_verb
+from heroportraits.cli.options import add_assignments, add_verb, at_least
 from heroportraits.evaluation.during_training import TrainTimeScorer
+from heroportraits.models.config import is_flow
 from heroportraits.paths import checkpoints_dir, output_folder, plain_name, samples_dir
 from heroportraits.training import distributed
+from heroportraits.training.checkpoint import load_checkpoint, resolve_checkpoint_path
+from heroportraits.training.config import Config, apply_overrides, validate_config
+from heroportraits.training.distil import TeacherError
 from heroportraits.training.loop import train
 from heroportraits.training.presets import PRESETS, preset_choices, resolve_config
 
@@ -128,8 +132,14 @@ def _run_train(args: argparse.Namespace) -> None:
     run = plain_name(args.run or f"{Path(str(args.dataset)).name}_{args.preset}", "run name")
     for folder in (checkpoints_dir() / run, samples_dir() / run):
         output_folder(folder, "run folder")
-    scorer = TrainTimeScorer(args.dataset) if cfg.train.eval_every > 0 else None
-    result = train(cfg, args.dataset, run, resume=not args.no_resume, scorer=scorer)
+    resume = resume_command(args.dataset, args.preset, run, overrides)
+    _train_and_report(cfg, args.dataset, run, not args.no_resume, resume)
+
+
+def _train_and_report(cfg: Config, dataset: str, run: str, resume: bool, resume_cmd: str) -> None:
+    """Train, print the run's summary as JSON, and after a signal the command that resumes (exit 130 / 143)."""
+    scorer = TrainTimeScorer(dataset) if cfg.train.eval_every > 0 else None
+    result = train(cfg, dataset, run, resume=resume, scorer=scorer)
     if not distributed.detect().is_main:
         return
     summary = {
@@ -142,10 +152,9 @@ def _run_train(args: argparse.Namespace) -> None:
     }
     print(json.dumps(summary | ({"stopped_by": result.stopped_by} if result.stopped_by else {}), indent=2))
     if result.stopped_by:
-        command = resume_command(args.dataset, args.preset, run, overrides)
         print(
             f"stopped by {result.stopped_by} after step {result.step}; checkpoint {result.checkpoint}. "
-            f"Resume with:\n  {command}",
+            f"Resume with:\n  {resume_cmd}",
             file=sys.stderr,
         )
         raise SystemExit(128 + signal.Signals[result.stopped_by].value)  # 130 for SIGINT, 143 for SIGTERM
@@ -161,5 +170,81 @@ def resume_command(dataset: str, preset: str, run: str, overrides: list[str]) ->
     return f"{launcher} {shlex.join(words)}"
 
 
+def add_distil(sub) -> None:
+    p = add_verb(sub, "distil", _run_distil, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DISTIL_EPILOG)
+    p.add_argument("teacher", help="a flow run's folder or checkpoint (artifacts_gan/checkpoints/RUN)")
+    p.add_argument(
+        "--draw-steps", type=at_least(1), default=2, help="the student's Euler steps (one pass each; default 2)"
+    )
+    p.add_argument("--minutes", type=float, default=15.0, help="training time, after the pairs are drawn (default 15)")
+    p.add_argument("--steps", type=at_least(1), help="a step budget instead (with --minutes 0) or as a cap")
+    p.add_argument("--pairs", type=at_least(1), default=8192, help="portraits the teacher draws (default 8192)")
+    p.add_argument("--teacher-steps", type=at_least(1), default=6, help="the teacher's Heun steps (default 6)")
+    p.add_argument("--teacher-guidance", type=float, default=2.0, help="its guidance scale (default 2; 1 = none)")
+    p.add_argument("--teacher-guidance-until", type=float, default=0.5, help="guided on t < this (default 0.5)")
+    p.add_argument("--run", help="the student's run name (default: <teacher run>-distil<draw steps>)")
+    add_assignments(p, "overrides", "FIELD=VALUE", "override a config field of the student, e.g. train.g_lr=1e-4")
+    p.add_argument("--no-resume", action="store_true", help="start again from the teacher even if the run exists")
+
+
+DISTIL_EPILOG = """\
+The student keeps the teacher's model, data and training settings, except: it starts from the
+teacher's weights, learns from the pairs (train.teacher*), at a quarter of the teacher's
+learning rate, and draws with --draw-steps Euler steps, unguided (draw.flow_*). Every verb
+reads the student like any run: sample, evaluate, export, headgear. Re-running the same
+command resumes it (the pairs are drawn again, identically).
+"""
+
+
+def _run_distil(args: argparse.Namespace) -> None:
+    """Distil a flow run into a few-step drawing: reflow on the teacher's own portraits.
+
+    The teacher draws --pairs portraits with its guided drawing; the student, starting from its weights,
+    learns the straight path from each noise to its portrait, so --draw-steps unguided Euler steps draw them."""
+    path = resolve_checkpoint_path(args.teacher)
+    state = load_checkpoint(path)
+    cfg = Config.from_dict(state["config"])
+    if not is_flow(cfg.model):
+        raise TeacherError(f"{path}: model.arch={cfg.model.arch} is a GAN; a teacher is a flow run (model.arch=unet)")
+    teacher_run = path.parent.name
+    settings = {
+        "train.teacher": str(path),
+        "train.teacher_pairs": args.pairs,
+        "train.teacher_steps": args.teacher_steps,
+        "train.teacher_guidance": args.teacher_guidance,
+        "train.teacher_guidance_until": args.teacher_guidance_until,
+        "train.g_lr": cfg.train.g_lr / 4,
+        "train.lr_decay": 0.0,
+        "train.max_minutes": args.minutes,
+        "train.steps": args.steps or 10**9,
+        "draw.flow_steps": args.draw_steps,
+        "draw.flow_solver": "euler",
+        "draw.guidance": 1.0,
+        "draw.guidance_from": 0.0,
+        "draw.guidance_until": 1.0,
+    }
+    overrides = [f"{k}={v}" for k, v in settings.items()] + list(args.overrides)
+    cfg = validate_config(apply_overrides(cfg, overrides))
+    run = plain_name(args.run or f"{teacher_run}-distil{args.draw_steps}", "run name")
+    for folder in (checkpoints_dir() / run, samples_dir() / run):
+        output_folder(folder, "run folder")
+    words = ["distil", str(args.teacher), "--run", run]
+    for flag, value in (("--draw-steps", args.draw_steps), ("--minutes", args.minutes), ("--pairs", args.pairs)):
+        words += [flag, str(value)]
+    words += ["--steps", str(args.steps)] if args.steps else []
+    for flag, value in (
+        ("--teacher-steps", args.teacher_steps),
+        ("--teacher-guidance", args.teacher_guidance),
+        ("--teacher-guidance-until", args.teacher_guidance_until),
+    ):
+        words += [flag, str(value)]
+    for o in args.overrides:
+        words += ["--set", o]
+    _train_and_report(
+        cfg, state["dataset"]["name"], run, not args.no_resume, f"python -m heroportraits {shlex.join(words)}"
+    )
+
+
 def add_verbs(sub) -> None:
     add_train(sub)
+    add_distil(sub)

@@ -204,11 +204,18 @@ class FlowGenerator(nn.Module):
 
 
 def flow_matching_loss(
-    G: nn.Module, data: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+    G: nn.Module,
+    data: torch.Tensor,
+    labels: torch.Tensor,
+    generator: torch.Generator,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The rectified-flow objective on a batch: x_t = (1 - t) noise + t data at a uniform t, and the mean squared
-    error of G's velocity there against data - noise. data: (N, 3, R, R) in [-1, 1], labels (N, A)."""
-    noise = torch.randn(data.shape, generator=generator, device=data.device, dtype=data.dtype)
+    error of G's velocity there against data - noise. data: (N, 3, R, R) in [-1, 1], labels (N, A). `noise`:
+    each portrait's own starting image (a teacher's pairs, which straighten the paths: reflow), else fresh."""
+    if noise is None:
+        noise = torch.randn(data.shape, generator=generator, device=data.device, dtype=data.dtype)
+    noise = noise.reshape(data.shape)
     t = torch.rand(data.shape[0], generator=generator, device=data.device, dtype=data.dtype)
     x_t = (1 - t[:, None, None, None]) * noise + t[:, None, None, None] * data
     v = G(x_t, labels, t)

@@ -67,6 +67,13 @@ class TrainConfig:
     tau_end: float = 0.1  # palette output: the temperature at the end of the schedule (and after it)
     tau_schedule: str = "exp"  # palette output: "exp" (geometric) or "linear" from tau_start to tau_end
     tau_steps: int = 0  # palette output: steps over which tau anneals (0 = train.steps)
+    teacher: str = ""  # the flow family: distil this flow run (its folder or checkpoint; the same model settings)
+    # into a few-step drawing (training/distil.py): G starts from its weights and learns the straight path from each
+    # of teacher_pairs noises to the portrait it draws from that noise (reflow); "" = learn from the data
+    teacher_pairs: int = 8192  # distillation: (noise, portrait) pairs the teacher draws once, when the run starts
+    teacher_steps: int = 6  # distillation: the teacher's drawing: Heun steps,
+    teacher_guidance: float = 2.0  # its guidance scale (1 = none),
+    teacher_guidance_until: float = 0.5  # and guidance on the passes at t < this (draw.guidance_until)
     seed: int = 0  # seeds weights, noise and batches
     max_images: int = 0  # train on a fixed, label-stratified subset of this many TRAIN images (0 = all); the
     # subset does not depend on seed, and smaller ones lie inside larger ones (dataset.stratified_subset)
@@ -186,6 +193,9 @@ RANGES: dict[str, Range] = {
     "train.seed": Range(0, MAX_SEED),
     "train.eval_every": AT_LEAST_0,
     "train.max_images": AT_LEAST_0,  # 0 = the whole TRAIN split
+    **{f"train.{f}": AT_LEAST_1 for f in ("teacher_pairs", "teacher_steps")},
+    "train.teacher_guidance": AT_LEAST_0,
+    "train.teacher_guidance_until": Range(0, 1, low_open=True),
     "draw.rgb_colours": AT_LEAST_0,
     "draw.palette_merge": AT_LEAST_0,
     "draw.best_of": AT_LEAST_1,
@@ -401,7 +411,19 @@ def check_family(cfg: Config) -> None:
         ):
             if bad:
                 raise ConfigError(f"model.arch=style (StyleGAN2's generator) cannot take {why}")
+    if is_flow(m):
+        widths = (m.g_width, 2 * m.g_width, 4 * m.g_width)  # the U-Net's levels, each normalised in 8 groups
+        if any(w >= 8 and w % 8 for w in widths):
+            raise ConfigError(
+                f"model.g_width={m.g_width}: the flow U-Net's levels have {', '.join(map(str, widths))} channels, "
+                "normalised in groups of 8, so each must be a multiple of 8 (or under 8): use 16, 24, 32..."
+            )
     if not is_flow(m):
+        if cfg.train.teacher:
+            raise ConfigError(
+                f"train.teacher={cfg.train.teacher!r} distils a flow model, and model.arch={m.arch} is a GAN: "
+                "leave train.teacher empty, or distil a flow run (python -m heroportraits distil RUN)"
+            )
         return
     defaults = Config()
     for section, names in GAN_ONLY.items():

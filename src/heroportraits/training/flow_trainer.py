@@ -80,10 +80,11 @@ class FlowTrainer:
         if tc.lr_decay > 0:
             for group in self.opt_G.param_groups:
                 group["lr"] = tc.g_lr * lr_scale(tc.steps, tc.lr_decay, self.iteration)
-        real, y = next_batch()
-        y = y if bare else self.drop_attributes(y)
+        real, y, *paired = next_batch()  # a distillation's batches carry each portrait's noise (training/distil.py)
+        noise = paired[0] if paired else None
+        y = y if bare or noise is not None else self.drop_attributes(y)  # a teacher's pairs hold their own dropout
         with self.autocast:
-            loss = flow_matching_loss(self.G, real, y, self.gen)
+            loss = flow_matching_loss(self.G, real, y, self.gen, noise=noise)
         self.opt_G.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.G.parameters(), 1.0)

@@ -22,6 +22,7 @@ from heroportraits.paths import dataset_dir
 from heroportraits.training import distributed
 from heroportraits.training.checkpoint import RUN_CHECKPOINTS, CheckpointError, check_vocabulary, load_checkpoint
 from heroportraits.training.config import DEVICE_PATTERN, Config
+from heroportraits.training.distil import draw_pairs, load_teacher, pair_sampler, start_from_teacher
 from heroportraits.training.distributed import DistInfo
 from heroportraits.training.flow_trainer import FlowTrainer
 from heroportraits.training.pixel_art import quantise_reals, training_palette
@@ -144,9 +145,15 @@ def setup_training(
     colours = data.colours()
     # the grids written while training show the run's colours (fitted to the data's with draw.adapt_colours)
     draw_in_colours(trainer.G_ema, cfg.draw.fitted(colours, palette_model=mc.output == "palette"))
-    next_batch = batch_sampler(
-        shard, distributed.per_rank_batch(tc.batch_size, info), net_res, cond_cols, gen, channels_last=tc.channels_last
-    )
+    batch = distributed.per_rank_batch(tc.batch_size, info)
+    next_batch = batch_sampler(shard, batch, net_res, cond_cols, gen, channels_last=tc.channels_last)
+    if tc.teacher:  # distillation: G starts as the teacher and learns from the pairs it draws (training/distil.py)
+        teacher = load_teacher(cfg, vocab, net_res, device, palette)
+        start_from_teacher(trainer, teacher)
+        seed = distributed.rank_seed(tc.seed, info)
+        pool = shard.labels[:, cond_cols]
+        pairs = draw_pairs(teacher, pool, tc.teacher_pairs, seed, tc.attr_dropout, cvocab.sizes, show=info.is_main)
+        next_batch = pair_sampler(pairs, batch, gen, channels_last=tc.channels_last)
     return TrainingSetup(
         trainer,
         next_batch,
