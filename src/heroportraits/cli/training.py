@@ -178,7 +178,7 @@ def add_distil(sub) -> None:
     )
     p.add_argument("--minutes", type=float, default=15.0, help="training time, after the pairs are drawn (default 15)")
     p.add_argument("--steps", type=at_least(1), help="a step budget instead (with --minutes 0) or as a cap")
-    p.add_argument("--pairs", type=at_least(1), default=8192, help="portraits the teacher draws (default 8192)")
+    p.add_argument("--pairs", type=at_least(1), default=16384, help="portraits the teacher draws (default 16384)")
     p.add_argument("--teacher-steps", type=at_least(1), default=6, help="the teacher's Heun steps (default 6)")
     p.add_argument("--teacher-guidance", type=float, default=2.0, help="its guidance scale (default 2; 1 = none)")
     p.add_argument("--teacher-guidance-until", type=float, default=0.5, help="guided on t < this (default 0.5)")

@@ -70,7 +70,7 @@ class TrainConfig:
     teacher: str = ""  # the flow family: distil this flow run (its folder or checkpoint; the same model settings)
     # into a few-step drawing (training/distil.py): G starts from its weights and learns the straight path from each
     # of teacher_pairs noises to the portrait it draws from that noise (reflow); "" = learn from the data
-    teacher_pairs: int = 8192  # distillation: (noise, portrait) pairs the teacher draws once, when the run starts
+    teacher_pairs: int = 16384  # distillation: (noise, portrait) pairs the teacher draws once, when the run starts
     teacher_steps: int = 6  # distillation: the teacher's drawing: Heun steps,
     teacher_guidance: float = 2.0  # its guidance scale (1 = none),
     teacher_guidance_until: float = 0.5  # and guidance on the passes at t < this (draw.guidance_until)
