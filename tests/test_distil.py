@@ -107,5 +107,9 @@ def test_a_teacher_that_cannot_teach_is_refused_in_one_line(toy_dataset, project
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has other model settings (model.g_width: " in err[0], err
 
+    assert cli_main(["distil", teacher, "--minutes", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "would distil for ever: give --minutes M > 0 or --steps N" in err[0], err
+
     with pytest.raises(Exception, match="train.teacher=.* distils a flow model"):
         resolve_config("smoke", {"train.teacher": teacher})

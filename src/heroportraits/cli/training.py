@@ -201,6 +201,10 @@ def _run_distil(args: argparse.Namespace) -> None:
 
     The teacher draws --pairs portraits with its guided drawing; the student, starting from its weights,
     learns the straight path from each noise to its portrait, so --draw-steps unguided Euler steps draw them."""
+    if args.minutes <= 0 and not args.steps:
+        raise TeacherError(
+            f"--minutes {args.minutes:g} with no --steps would distil for ever: give --minutes M > 0 or --steps N"
+        )
     path = resolve_checkpoint_path(args.teacher)
     state = load_checkpoint(path)
     cfg = Config.from_dict(state["config"])
