@@ -1,4 +1,4 @@
-"""Distilling a flow run into a few-step drawing (rectified flow's reflow, Liu et al. 2022).
+"""Distilling a flow run into a few-step drawing (rectified flow's reflow, Liu et al. 2023).
 
 A flow model drawn in few steps cuts corners: its paths from noise to portrait curve, so two Euler steps land far
 from where sixteen do. Reflow straightens them. The teacher (`train.teacher`, a flow run of the same model settings)
