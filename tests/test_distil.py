@@ -13,6 +13,7 @@ from test_flow import VOCAB, trained_flow
 from toys import FAMILIES
 
 from heroportraits.cli import main as cli_main
+from heroportraits.models.flow import flow_matching_loss
 from heroportraits.sampling.sampler import Sampler
 from heroportraits.training.checkpoint import load_checkpoint
 from heroportraits.training.distil import draw_pairs, pair_sampler, start_from_teacher
@@ -113,3 +114,17 @@ def test_a_teacher_that_cannot_teach_is_refused_in_one_line(toy_dataset, project
 
     with pytest.raises(Exception, match="train.teacher=.* distils a flow model"):
         resolve_config("smoke", {"train.teacher": teacher})
+
+
+def test_a_student_can_fit_its_paths_only_at_the_times_its_drawing_evaluates():
+    seen = []
+
+    def velocity(x, labels, t):  # records the times the loss asks G about
+        seen.append(t.clone())
+        return torch.zeros_like(x)
+
+    data, labels, gen = torch.zeros(512, 3, 4, 4), torch.zeros(512, 1, dtype=torch.long), torch.Generator()
+    flow_matching_loss(velocity, data, labels, gen.manual_seed(0), noise=torch.randn(512, 48), times=2)
+    assert sorted(set(seen[-1].tolist())) == [0.0, 0.5]  # the two times of a 2-step Euler drawing, both
+    flow_matching_loss(velocity, data, labels, gen.manual_seed(0), noise=torch.randn(512, 48))
+    assert len(set(seen[-1].tolist())) == 512  # by default every t in [0, 1)

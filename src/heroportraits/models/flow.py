@@ -209,14 +209,19 @@ def flow_matching_loss(
     labels: torch.Tensor,
     generator: torch.Generator,
     noise: torch.Tensor | None = None,
+    times: int = 0,
 ) -> torch.Tensor:
     """The rectified-flow objective on a batch: x_t = (1 - t) noise + t data at a uniform t, and the mean squared
     error of G's velocity there against data - noise. data: (N, 3, R, R) in [-1, 1], labels (N, A). `noise`:
-    each portrait's own starting image (a teacher's pairs, which straighten the paths: reflow), else fresh."""
+    each portrait's own starting image (a teacher's pairs, which straighten the paths: reflow), else fresh.
+    `times` K > 0: t only among 0, 1/K, ..., (K-1)/K, the times a K-step Euler drawing evaluates G at."""
     if noise is None:
         noise = torch.randn(data.shape, generator=generator, device=data.device, dtype=data.dtype)
     noise = noise.reshape(data.shape)
-    t = torch.rand(data.shape[0], generator=generator, device=data.device, dtype=data.dtype)
+    if times > 0:
+        t = torch.randint(times, (data.shape[0],), generator=generator, device=data.device).to(data.dtype) / times
+    else:
+        t = torch.rand(data.shape[0], generator=generator, device=data.device, dtype=data.dtype)
     x_t = (1 - t[:, None, None, None]) * noise + t[:, None, None, None] * data
     v = G(x_t, labels, t)
     return F.mse_loss(v.float(), (data - noise).float())

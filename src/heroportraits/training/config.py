@@ -74,6 +74,8 @@ class TrainConfig:
     teacher_steps: int = 6  # distillation: the teacher's drawing: Heun steps,
     teacher_guidance: float = 2.0  # its guidance scale (1 = none),
     teacher_guidance_until: float = 0.5  # and guidance on the passes at t < this (draw.guidance_until)
+    teacher_times: int = 0  # distillation: fit the paths at every t (0), or only at the K times K Euler steps
+    # start from (0, 1/K, ...: where the student's drawing evaluates it)
     seed: int = 0  # seeds weights, noise and batches
     max_images: int = 0  # train on a fixed, label-stratified subset of this many TRAIN images (0 = all); the
     # subset does not depend on seed, and smaller ones lie inside larger ones (dataset.stratified_subset)
@@ -195,6 +197,7 @@ RANGES: dict[str, Range] = {
     "train.max_images": AT_LEAST_0,  # 0 = the whole TRAIN split
     **{f"train.{f}": AT_LEAST_1 for f in ("teacher_pairs", "teacher_steps")},
     "train.teacher_guidance": AT_LEAST_0,
+    "train.teacher_times": AT_LEAST_0,
     "train.teacher_guidance_until": Range(0, 1, low_open=True),
     "draw.rgb_colours": AT_LEAST_0,
     "draw.palette_merge": AT_LEAST_0,

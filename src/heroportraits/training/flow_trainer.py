@@ -84,7 +84,8 @@ class FlowTrainer:
         noise = paired[0] if paired else None
         y = y if bare or noise is not None else self.drop_attributes(y)  # a teacher's pairs hold their own dropout
         with self.autocast:
-            loss = flow_matching_loss(self.G, real, y, self.gen, noise=noise)
+            times = tc.teacher_times if noise is not None else 0  # a student may fit only its drawing's times
+            loss = flow_matching_loss(self.G, real, y, self.gen, noise=noise, times=times)
         self.opt_G.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.G.parameters(), 1.0)
