@@ -114,6 +114,8 @@ def test_a_teacher_that_cannot_teach_is_refused_in_one_line(toy_dataset, project
 
     with pytest.raises(Exception, match="train.teacher=.* distils a flow model"):
         resolve_config("smoke", {"train.teacher": teacher})
+    with pytest.raises(Exception, match="train.teacher_times=2 fits a distilled student .* has no train.teacher"):
+        resolve_config("smoke", {**FAMILIES["flow"], "train.teacher_times": 2})
 
 
 def test_a_student_can_fit_its_paths_only_at_the_times_its_drawing_evaluates():

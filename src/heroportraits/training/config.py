@@ -421,6 +421,12 @@ def check_family(cfg: Config) -> None:
                 f"model.g_width={m.g_width}: the flow U-Net's levels have {', '.join(map(str, widths))} channels, "
                 "normalised in groups of 8, so each must be a multiple of 8 (or under 8): use 16, 24, 32..."
             )
+    if cfg.train.teacher_times and not cfg.train.teacher:
+        raise ConfigError(
+            f"train.teacher_times={cfg.train.teacher_times} fits a distilled student at its drawing's times, and "
+            "this run has no train.teacher: leave it 0, or distil (python -m heroportraits distil RUN --set "
+            "train.teacher_times=K)"
+        )
     if not is_flow(m):
         if cfg.train.teacher:
             raise ConfigError(
