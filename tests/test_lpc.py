@@ -313,6 +313,21 @@ def test_a_json_recipe_table_replaces_the_classes(art, tmp_path):
     assert all("golden_helm" in r["headgear"] and r["hair"] == "hidden" for r in rows)
 
 
+@needs_art
+def test_the_second_composition_resolves_and_its_heads_are_judged(art):
+    """studies/recipes/lpc_courts.json, the composition kept out of tuning, names only real sheets at both
+    varieties, and every head item it draws is of a kind the headgear judge knows."""
+    from heroportraits.evaluation.headgear import headgear_kind
+
+    table = lpc.load_recipes(REPO / "studies" / "recipes" / "lpc_courts.json")
+    assert set(table["classes"]).isdisjoint(RECIPES["classes"])  # its own classes, not the built-in table's
+    for variety in ("low", "high"):
+        varied = with_variety(table, variety)
+        assert lpc.check_recipes(art, varied) == []
+        heads = [lpc.make_portrait(art, i, seed=5, recipes=varied)[1].layers.get("head", []) for i in range(60)]
+        assert all(headgear_kind(str(item)) for items in heads for item in items)
+
+
 # -------------------------------------------------------------- CLI into a final dataset
 @needs_art
 def test_cli_builds_a_final_dataset_with_credits(project_root):
