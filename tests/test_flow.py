@@ -156,6 +156,41 @@ def test_guidance_applies_only_on_the_passes_inside_its_interval(monkeypatch):
     assert described.startswith("8 Heun steps, guidance 2 for t in [0, 0.5)")
 
 
+def test_guidance_on_some_attributes_keeps_the_others_as_asked_in_its_free_pass():
+    """draw.guidance_on: the free pass leaves only the named attributes open (indices and soft labels alike),
+    naming every attribute is plain guidance, a name the model lacks is refused in one line."""
+    from heroportraits.models.flow import GuidanceError
+
+    two = Vocabulary({"gender": ["m", "f"], "hero_class": ["a", "b", "c", "d"]})
+    cfg = resolve_config("smoke", {"model.arch": "unet", "model.g_width": 16, "model.embed_dim": 8})
+    G = build_generator(cfg.model, two, RES).eval()
+    with torch.no_grad():  # weights at random everywhere (a new U-Net's last layers start at zero): labels matter
+        for w in G.parameters():
+            w.normal_(0, 0.2, generator=torch.Generator().manual_seed(w.numel()))
+    labels = torch.tensor([[0, 1], [1, 3]])
+    G.use_drawing(DrawOptions(guidance=2, guidance_on="hero_class"))
+    assert torch.equal(G._unconditional(labels), torch.tensor([[0, 4], [1, 4]]))  # 4: hero_class "any"
+    soft = torch.nn.functional.one_hot(labels, 5).float()
+    assert torch.equal(G._unconditional(soft).argmax(-1), torch.tensor([[0, 4], [1, 4]]))
+    z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        G.use_drawing(DrawOptions(flow_steps=2, guidance=2, guidance_on="gender, hero_class"))
+        named = G(z, labels)
+        G.use_drawing(DrawOptions(flow_steps=2, guidance=2))
+        assert torch.equal(named, G(z, labels))
+        G.use_drawing(DrawOptions(flow_steps=2, guidance=2, guidance_on="gender"))
+        assert not torch.allclose(named, G(z, labels), atol=1e-5)
+    with pytest.raises(GuidanceError, match=r"no attribute 'palette'; name some of \['gender', 'hero_class'\]"):
+        G.use_drawing(DrawOptions(guidance=2, guidance_on="palette"))
+    assert (
+        DrawOptions(flow_steps=6, guidance=2, guidance_on="palette", guidance_until=0.5)
+        .describe(flow=True)
+        .startswith("6 Heun steps, guidance 2 on palette for t in [0, 0.5)")
+    )
+    with pytest.raises(ConfigError, match=r"--guidance-on palette\) says where guidance applies, and guidance is off"):
+        check_drawing(DrawOptions(guidance_on="palette"), cfg.model, given={"guidance_on"})
+
+
 def test_a_guidance_interval_that_cannot_apply_is_refused_in_words():
     flow = resolve_config("flow_unet")
     gan = resolve_config("smoke")

@@ -138,6 +138,12 @@ def add_drawing_options(p: argparse.ArgumentParser, guided: bool = True, best_of
         help="flow models: guide only the solver's passes at time t < T; the later ones, which draw the detail, "
         "take one pass (faster) (default: the run's draw.guidance_until, usually 1)",
     )
+    p.add_argument(
+        "--guidance-on",
+        metavar="ATTRS",
+        help="flow models: guide only these attributes, comma-separated (palette, say); the others are drawn as "
+        "the conditional model draws them, with their variety (default: the run's draw.guidance_on, usually all)",
+    )
     if not guided:
         return
     if best_of:

@@ -107,6 +107,8 @@ class DrawOptions:
     guidance_until: float = 1.0  # 1 = portrait) lies in [guidance_from, guidance_until); the others are one
     # conditional pass (a guidance interval, Kynkaanniemi et al. 2024): guidance where it sets the attributes
     # (early, at high noise); the late passes, which draw the detail, unguided cost half the time
+    guidance_on: str = ""  # the flow family: the attributes guidance pushes, comma-separated ("palette"); the
+    # others stay as asked in both of its passes, so they are drawn as the conditional model draws them. "" = all
 
     @property
     def guided(self) -> bool:
@@ -148,6 +150,8 @@ class DrawOptions:
         parts = []
         if flow:
             guided = f", guidance {self.guidance:g}" if self.guidance != 1 else ""
+            if guided and self.guidance_on:
+                guided += f" on {self.guidance_on}"
             if guided and (self.guidance_from, self.guidance_until) != (0.0, 1.0):
                 guided += f" for t in [{self.guidance_from:g}, {self.guidance_until:g})"
             bf16 = " in bf16" if self.bf16 else ""
@@ -185,7 +189,7 @@ MODEL_CHOICES = {
 
 FLOW_ARCHS = ("unet",)  # the architectures of the flow family; the others are GANs
 # how a flow model draws; a GAN has none of these
-FLOW_DRAW_FIELDS = ("flow_steps", "flow_solver", "guidance", "guidance_from", "guidance_until")
+FLOW_DRAW_FIELDS = ("flow_steps", "flow_solver", "guidance", "guidance_from", "guidance_until", "guidance_on")
 FLOW_SOLVERS = ("euler", "heun")
 
 

@@ -22,10 +22,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from heroportraits.data.attributes import Vocabulary
+from heroportraits.errors import HeroError
 from heroportraits.models.conditioning import AttributeEmbedding
 from heroportraits.models.config import FLOW_SOLVERS, DrawOptions, ModelConfig, image_channels
 from heroportraits.models.palette_output import RGBOutput
 from heroportraits.models.precision import bf16_autocast
+
+
+class GuidanceError(HeroError):
+    """A drawing that guides an attribute the model does not have."""
 
 
 def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -148,8 +153,10 @@ class FlowGenerator(nn.Module):
         self.net = VelocityUNet(cfg, vocab, resolution)
         self.out = RGBOutput(squash=False, alpha=cfg.alpha)  # clamped to [-1, 1]; quantised when drawing asks
         self.unspecified = list(vocab.sizes)  # each attribute's "any" index: the unconditional labels
+        self.attributes = list(vocab.names)
         self.steps, self.solver, self.guidance, self.bf16 = 16, "heun", 1.0, False
         self.guidance_from, self.guidance_until = 0.0, 1.0
+        self.guided_attributes = [True] * len(self.attributes)  # which attributes guidance pushes
         self.use_drawing(DrawOptions())
 
     def use_drawing(self, draw: DrawOptions) -> None:
@@ -159,7 +166,19 @@ class FlowGenerator(nn.Module):
             raise ValueError(f"flow solver {draw.flow_solver!r} is not one of {list(FLOW_SOLVERS)}")
         self.steps, self.solver, self.guidance = int(draw.flow_steps), draw.flow_solver, float(draw.guidance)
         self.guidance_from, self.guidance_until = float(draw.guidance_from), float(draw.guidance_until)
+        self.guided_attributes = self._guided_attributes(draw.guidance_on)
         self.bf16 = bool(draw.bf16)
+
+    def _guided_attributes(self, names: str) -> list[bool]:
+        """draw.guidance_on as one flag per attribute (all where it is empty); a name the model lacks is refused."""
+        asked = [n.strip() for n in names.split(",") if n.strip()]
+        unknown = [n for n in asked if n not in self.attributes]
+        if unknown:
+            raise GuidanceError(
+                f"draw.guidance_on={names!r} (--guidance-on): this model has no attribute {unknown[0]!r}; "
+                f"name some of {self.attributes}, comma-separated, or leave it empty to guide them all"
+            )
+        return [not asked or n in asked for n in self.attributes]
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         if t is not None:
@@ -195,12 +214,15 @@ class FlowGenerator(nn.Module):
         return free + self.guidance * (cond - free)
 
     def _unconditional(self, labels: torch.Tensor) -> torch.Tensor:
-        """Every attribute "unspecified", shaped like `labels` (indices, or one-hot weights for soft labels)."""
+        """The labels guidance pushes away from: every guided attribute "unspecified", the others as asked;
+        shaped like `labels` (indices, or one-hot weights for soft labels)."""
         index = torch.zeros_like(labels[..., 0] if labels.is_floating_point() else labels, dtype=torch.long)
         index = index + torch.tensor(self.unspecified, device=labels.device, dtype=torch.long)  # (N, A)
-        if labels.is_floating_point():
-            return F.one_hot(index, labels.shape[-1]).to(labels.dtype)
-        return index
+        free = F.one_hot(index, labels.shape[-1]).to(labels.dtype) if labels.is_floating_point() else index
+        if all(self.guided_attributes):
+            return free
+        guided = torch.tensor(self.guided_attributes, device=labels.device)
+        return torch.where(guided[:, None] if labels.is_floating_point() else guided, free, labels)
 
 
 def flow_matching_loss(

@@ -106,6 +106,7 @@ def flow_record(sampler: Sampler) -> dict:
             "solver": d.flow_solver,
             "guidance": d.guidance,
             "guidance_interval": [d.guidance_from, d.guidance_until],
+            "guidance_on": d.guidance_on or "all",
         }
     }
 

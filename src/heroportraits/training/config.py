@@ -354,6 +354,7 @@ DRAW_FLAGS = {
     "guidance": "--guidance",
     "guidance_from": "--guidance-from",
     "guidance_until": "--guidance-until",
+    "guidance_on": "--guidance-on",
 }
 
 
@@ -485,7 +486,7 @@ def check_drawing(
             f"{_spelt('guidance_from', draw.guidance_from)} and {_spelt('guidance_until', draw.guidance_until)} "
             "leave no time to guide: guidance applies for t in [from, until), so give from < until (0 and 0.5, say)"
         )
-    interval = [n for n in ("guidance_from", "guidance_until") if n in given]
+    interval = [n for n in ("guidance_from", "guidance_until", "guidance_on") if n in given]
     if interval and draw.guidance == 1:
         raise ConfigError(
             f"{_spelt(interval[0], getattr(draw, interval[0]))} says where guidance applies, and guidance is off "
