@@ -29,15 +29,15 @@ MODELS = {
     "rgb_colours": {"draw.rgb_colours": 6, "draw.palette_merge": 3.0},
     # StyleGAN2's generator: mapping, modulated convs, its fixed noise maps, skip outputs, quantised
     "style": {"model.arch": "style", "draw.rgb_colours": 6},
-    # the flow family: the solver loop (2 Heun steps, guided on the first pass only: t < 0.5, on the class
-    # alone) and the quantisation inside the graph
+    # the flow family: the solver loop (2 Heun steps, guided on the first pass only: t < 0.5, each attribute at
+    # its own scale) and the quantisation inside the graph
     "flow": {
         "model.arch": "unet",
         "train.attr_dropout": 0.2,
         "draw.flow_steps": 2,
         "draw.guidance": 1.5,
         "draw.guidance_until": 0.5,
-        "draw.guidance_on": "hero_class",
+        "draw.guidance_on": "gender=1.5,hero_class=2",
         "draw.rgb_colours": 6,
     },
 }

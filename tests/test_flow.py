@@ -182,6 +182,22 @@ def test_guidance_on_some_attributes_keeps_the_others_as_asked_in_its_free_pass(
         assert not torch.allclose(named, G(z, labels), atol=1e-5)
     with pytest.raises(GuidanceError, match=r"no attribute 'palette'; name some of \['gender', 'hero_class'\]"):
         G.use_drawing(DrawOptions(guidance=2, guidance_on="palette"))
+    with pytest.raises(GuidanceError, match=r"'strong' is no scale; write hero_class=1.5"):
+        G.use_drawing(DrawOptions(guidance=2, guidance_on="hero_class=strong"))
+    # A scale per attribute: one free pass per attribute, each opening that attribute alone; with one attribute it
+    # is that attribute's plain guidance, and scale 1 on an attribute leaves it out.
+    with torch.no_grad():
+        G.use_drawing(DrawOptions(flow_steps=2, guidance=2, guidance_on="gender=1.5,hero_class=3"))
+        assert G.attribute_scales == [1.5, 3.0]
+        assert torch.equal(G._unconditional(labels), torch.tensor([[2, 1], [2, 3], [0, 4], [1, 4]]))
+        composed = G(z, labels)
+        G.use_drawing(DrawOptions(flow_steps=2, guidance=3, guidance_on="hero_class=3"))
+        alone = G(z, labels)
+        G.use_drawing(DrawOptions(flow_steps=2, guidance=3, guidance_on="hero_class"))
+        assert torch.allclose(alone, G(z, labels), atol=1e-5)
+        G.use_drawing(DrawOptions(flow_steps=2, guidance=2, guidance_on="gender=1,hero_class=3"))
+        assert torch.allclose(alone, G(z, labels), atol=1e-5)
+        assert not torch.allclose(composed, alone, atol=1e-4)
     assert (
         DrawOptions(flow_steps=6, guidance=2, guidance_on="palette", guidance_until=0.5)
         .describe(flow=True)

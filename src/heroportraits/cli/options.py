@@ -141,8 +141,9 @@ def add_drawing_options(p: argparse.ArgumentParser, guided: bool = True, best_of
     p.add_argument(
         "--guidance-on",
         metavar="ATTRS",
-        help="flow models: guide only these attributes, comma-separated (palette, say); the others are drawn as "
-        "the conditional model draws them, with their variety (default: the run's draw.guidance_on, usually all)",
+        help="flow models: guide only these attributes, comma-separated (palette, say), or each at its own scale "
+        "(hero_class=1.5,palette=2: one more pass per attribute); the others are drawn as the conditional model "
+        "draws them, with their variety (default: the run's draw.guidance_on, usually all)",
     )
     if not guided:
         return

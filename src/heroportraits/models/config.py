@@ -108,7 +108,8 @@ class DrawOptions:
     # conditional pass (a guidance interval, Kynkaanniemi et al. 2024): guidance where it sets the attributes
     # (early, at high noise); the late passes, which draw the detail, unguided cost half the time
     guidance_on: str = ""  # the flow family: the attributes guidance pushes, comma-separated ("palette"); the
-    # others stay as asked in both of its passes, so they are drawn as the conditional model draws them. "" = all
+    # others stay as asked in both of its passes, so they are drawn as the conditional model draws them. "" = all.
+    # With a scale per entry ("hero_class=1.5,palette=2") each is guided at its own (one more pass per attribute)
 
     @property
     def guided(self) -> bool:
