@@ -108,6 +108,17 @@ def test_a_teacher_that_cannot_teach_is_refused_in_one_line(toy_dataset, project
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has other model settings (model.g_width: " in err[0], err
 
+    assert _distil(teacher, "s", 2, "--teacher-guidance-on", "size=2") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.teacher_guidance_on='size=2' (--teacher-guidance-on): this model has no" in err[0]
+    assert _distil(teacher, "s", 2, "--teacher-guidance", "1", "--teacher-guidance-on", "palette") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "it is off (train.teacher_guidance=1): add --teacher-guidance W" in err[0], err
+    assert _distil(teacher, "s_scaled", 1, "--teacher-guidance-on", "hero_class=1.5,palette=2") == 0
+    capsys.readouterr()  # its progress bars
+    state = load_checkpoint(project_root / "artifacts_gan" / "checkpoints" / "s_scaled" / "last.pt")
+    assert state["config"]["train"]["teacher_guidance_on"] == "hero_class=1.5,palette=2"
+
     assert cli_main(["distil", teacher, "--minutes", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "would distil for ever: give --minutes M > 0 or --steps N" in err[0], err

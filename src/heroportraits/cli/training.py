@@ -182,6 +182,12 @@ def add_distil(sub) -> None:
     p.add_argument("--teacher-steps", type=at_least(1), default=6, help="the teacher's Heun steps (default 6)")
     p.add_argument("--teacher-guidance", type=float, default=2.0, help="its guidance scale (default 2; 1 = none)")
     p.add_argument("--teacher-guidance-until", type=float, default=0.5, help="guided on t < this (default 0.5)")
+    p.add_argument(
+        "--teacher-guidance-on",
+        default="",
+        metavar="ATTRS",
+        help="guiding only these attributes, or each at its own scale (hero_class=1.5,palette=2) (default: all)",
+    )
     p.add_argument("--run", help="the student's run name (default: <teacher run>-distil<draw steps>)")
     add_assignments(p, "overrides", "FIELD=VALUE", "override a config field of the student, e.g. train.g_lr=1e-4")
     p.add_argument("--no-resume", action="store_true", help="start again from the teacher even if the run exists")
@@ -217,6 +223,7 @@ def _run_distil(args: argparse.Namespace) -> None:
         "train.teacher_steps": args.teacher_steps,
         "train.teacher_guidance": args.teacher_guidance,
         "train.teacher_guidance_until": args.teacher_guidance_until,
+        "train.teacher_guidance_on": args.teacher_guidance_on,
         "train.g_lr": cfg.train.g_lr / 4,
         "train.lr_decay": 0.0,
         "train.max_minutes": args.minutes,
@@ -242,6 +249,7 @@ def _run_distil(args: argparse.Namespace) -> None:
         ("--teacher-guidance-until", args.teacher_guidance_until),
     ):
         words += [flag, str(value)]
+    words += ["--teacher-guidance-on", args.teacher_guidance_on] if args.teacher_guidance_on else []
     for o in args.overrides:
         words += ["--set", o]
     _train_and_report(

@@ -73,7 +73,8 @@ class TrainConfig:
     teacher_pairs: int = 16384  # distillation: (noise, portrait) pairs the teacher draws once, when the run starts
     teacher_steps: int = 6  # distillation: the teacher's drawing: Heun steps,
     teacher_guidance: float = 2.0  # its guidance scale (1 = none),
-    teacher_guidance_until: float = 0.5  # and guidance on the passes at t < this (draw.guidance_until)
+    teacher_guidance_until: float = 0.5  # and guidance on the passes at t < this (draw.guidance_until),
+    teacher_guidance_on: str = ""  # on these attributes, each at its own scale if given (draw.guidance_on; "" = all)
     teacher_times: int = 0  # distillation: fit the paths at every t (0), or only at the K times K Euler steps
     # start from (0, 1/K, ...: where the student's drawing evaluates it)
     seed: int = 0  # seeds weights, noise and batches
@@ -422,6 +423,11 @@ def check_family(cfg: Config) -> None:
                 f"model.g_width={m.g_width}: the flow U-Net's levels have {', '.join(map(str, widths))} channels, "
                 "normalised in groups of 8, so each must be a multiple of 8 (or under 8): use 16, 24, 32..."
             )
+    if cfg.train.teacher_guidance_on and cfg.train.teacher_guidance == 1:
+        raise ConfigError(
+            f"train.teacher_guidance_on={cfg.train.teacher_guidance_on!r} (--teacher-guidance-on) says what the "
+            "teacher's guidance pushes, and it is off (train.teacher_guidance=1): add --teacher-guidance W (2, say)"
+        )
     if cfg.train.teacher_times and not cfg.train.teacher:
         raise ConfigError(
             f"train.teacher_times={cfg.train.teacher_times} fits a distilled student at its drawing's times, and "

@@ -22,6 +22,7 @@ from heroportraits.data.attributes import Vocabulary
 from heroportraits.errors import HeroError
 from heroportraits.models import build_generator
 from heroportraits.models.config import DrawOptions, is_flow
+from heroportraits.models.flow import GuidanceError
 from heroportraits.progress import progress_bar
 from heroportraits.training.checkpoint import (
     check_vocabulary,
@@ -74,15 +75,19 @@ def load_teacher(cfg: Config, vocab: Vocabulary, resolution: int, device: torch.
     with foreign_weights(path):
         teacher.load_state_dict(state["G_ema"])
     guided = tc.teacher_guidance != 1.0
-    teacher.use_drawing(
-        DrawOptions(
-            flow_steps=tc.teacher_steps,
-            flow_solver="heun",
-            guidance=tc.teacher_guidance,
-            guidance_until=tc.teacher_guidance_until if guided else 1.0,
-            bf16=tc.amp,
-        )
+    drawing = DrawOptions(
+        flow_steps=tc.teacher_steps,
+        flow_solver="heun",
+        guidance=tc.teacher_guidance,
+        guidance_until=tc.teacher_guidance_until if guided else 1.0,
+        guidance_on=tc.teacher_guidance_on if guided else "",
+        bf16=tc.amp,
     )
+    try:
+        teacher.use_drawing(drawing)
+    except GuidanceError as e:  # named as the student's setting, not the drawing's
+        said = str(e).replace("draw.guidance_on", "train.teacher_guidance_on", 1)
+        raise TeacherError(said.replace("(--guidance-on)", "(--teacher-guidance-on)", 1)) from None
     return teacher.eval().requires_grad_(False)
 
 
