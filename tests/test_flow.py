@@ -203,7 +203,9 @@ def test_guidance_on_some_attributes_keeps_the_others_as_asked_in_its_free_pass(
         .describe(flow=True)
         .startswith("6 Heun steps, guidance 2 on palette for t in [0, 0.5)")
     )
-    with pytest.raises(ConfigError, match=r"--guidance-on palette\) says where guidance applies, and guidance is off"):
+    with pytest.raises(
+        ConfigError, match=r"--guidance-on palette\) says where or on what guidance applies, and guidance is off"
+    ):
         check_drawing(DrawOptions(guidance_on="palette"), cfg.model, given={"guidance_on"})
 
 

@@ -236,12 +236,13 @@ class FlowGenerator(nn.Module):
         return cond
 
     def _unconditional(self, labels: torch.Tensor) -> torch.Tensor:
-        """The labels guidance pushes away from: every guided attribute "unspecified", the others as asked;
-        shaped like `labels` (indices, or one-hot weights for soft labels)."""
-        index = torch.zeros_like(labels[..., 0] if labels.is_floating_point() else labels, dtype=torch.long)
-        index = index + torch.tensor(self.unspecified, device=labels.device, dtype=torch.long)  # (N, A)
-        free = F.one_hot(index, labels.shape[-1]).to(labels.dtype) if labels.is_floating_point() else index
+        """The labels guidance pushes away from: every guided attribute "unspecified", the others as asked
+        (with a scale per attribute, one such set per guided attribute, stacked); shaped like `labels` (indices, or
+        one-hot weights for soft labels)."""
         soft = labels.is_floating_point()
+        index = torch.zeros_like(labels[..., 0] if soft else labels, dtype=torch.long)
+        index = index + torch.tensor(self.unspecified, device=labels.device, dtype=torch.long)  # (N, A)
+        free = F.one_hot(index, labels.shape[-1]).to(labels.dtype) if soft else index
         if self.attribute_scales is not None:  # compositional: one set of labels per guided attribute, stacked
             masks = [[j == a for j in range(len(self.attributes))] for a, g in enumerate(self.guided_attributes) if g]
         elif all(self.guided_attributes):

@@ -495,8 +495,8 @@ def check_drawing(
     interval = [n for n in ("guidance_from", "guidance_until", "guidance_on") if n in given]
     if interval and draw.guidance == 1:
         raise ConfigError(
-            f"{_spelt(interval[0], getattr(draw, interval[0]))} says where guidance applies, and guidance is off "
-            "(draw.guidance=1): add --guidance W (2, say), or leave it out"
+            f"{_spelt(interval[0], getattr(draw, interval[0]))} says where or on what guidance applies, and guidance "
+            "is off (draw.guidance=1): add --guidance W (2, say), or leave it out"
         )
     if draw.rgb_colours == 1 or (draw.rgb_colours > 1 and model.output == "palette"):
         why = "one colour draws nothing" if draw.rgb_colours == 1 else "palette models already draw palette_k colours"
