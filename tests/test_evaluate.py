@@ -8,10 +8,11 @@ import os
 
 import numpy as np
 import pytest
-from conftest import make_project_root, synthetic_shapes_dataset
+from conftest import make_project_root, synthetic_blocks_dataset, synthetic_shapes_dataset
 
 from heroportraits.cli import main as cli_main
 from heroportraits.data.dataset import load_dataset
+from heroportraits.data.palette_labels import label_palette, rules_reading
 from heroportraits.evaluation import report as R
 from heroportraits.evaluation import scores as S
 from heroportraits.evaluation.evaluate import evaluate_checkpoint
@@ -123,6 +124,29 @@ def test_table_shows_scores_beside_the_floor_and_the_judge_accuracy(shapes):
         assert label in table, label
 
 
+def test_palette_read_by_the_labelling_rules_against_the_asked_palette(tmp_path, monkeypatch):
+    """The rules that label palettes read the drawn portraits too: the palettes they read score 1, rotated ones 0,
+    rows that leave the palette open are not counted, and the table says whether the rules made the labels."""
+    root = make_project_root(tmp_path)
+    monkeypatch.setenv("HEROPORTRAITS_ROOT", str(root))
+    synthetic_blocks_dataset(root, n=200)
+    load_or_train_judge("toy", TEST_JUDGE, progress=False)
+    val = load_dataset("toy", "val")
+    images = val.images.permute(0, 2, 3, 1).numpy()
+    rows = [{**val.vocab.decode(r), "palette": label_palette(img)} for r, img in zip(val.labels.tolist(), images)]
+    right = S.evaluate_images(images, rows, "toy", n_subsets=5, memorisation=False, progress=False)["palette_rules"]
+    assert right["accuracy"] == 1.0 and right["n"] == len(rows) and right["labels_by_rules"] is False
+    palettes = val.vocab.attributes["palette"]
+    rotated = [{**r, "palette": palettes[(palettes.index(r["palette"]) + 1) % 5]} for r in rows]
+    rotated[0]["palette"] = "any"
+    wrong = S.evaluate_images(images, rotated, "toy", n_subsets=5, memorisation=False, progress=False)
+    assert wrong["palette_rules"]["accuracy"] == 0.0 and wrong["palette_rules"]["n"] == len(rows) - 1
+    assert "palette, read by the rules" in R.format_table(wrong) and "against given labels" in R.format_table(wrong)
+    assert rules_reading({"prepared": {"auto_attributes": ["palette"]}, "parameters": {"prepare": {
+        "background": [9, 9, 9]}}}) == {"backdrop": [9, 9, 9], "labels_by_rules": True}  # fmt: skip
+    assert rules_reading({}) == {"backdrop": [0, 0, 0], "labels_by_rules": False}
+
+
 def speckled(images: np.ndarray, levels: int = 3) -> np.ndarray:
     """Each native 2x2 pixel moved by up to +-levels per channel: speckle that colour counts barely see."""
     native = images[:, ::2, ::2].astype(int)
@@ -140,6 +164,7 @@ def test_detail_score_sits_at_its_floor_for_real_images_and_sees_speckle(shapes)
         assert noisy[region]["isolated_share"]["generated"] > 0.8 > 0.2 > real[region]["isolated_share"]["generated"]
     assert real["face"]["box"] == FACE and noisy["face"]["fd"] > real["face"]["fd"] >= 0
     table = R.format_table({**S.evaluate_images(images, rows, "shapes", n_subsets=5, progress=False)})
+    assert "read by the rules" not in table  # the shapes dataset has no palette
     for label in ("pattern distance (TV)", "isolated native pixels", "face: pattern distance", "face: FD"):
         assert label in table, label
 

@@ -71,6 +71,7 @@ sampling                 the sampling stage: portraits drawn from a trained chec
   sampling.sampler       Sampler: a checkpoint's EMA generator, its conditions and how it draws
   sampling.portraits     what `sample` writes: numbered PNGs + labels.csv, or a grid
   sampling.selection     D-guided sampling: noise refined by D's classifier, or the best of R candidates
+  sampling.palette_check off-palette portraits (read by the palette rules) redrawn from new noise
   sampling.colour_budget a merged adapted drawing's colour budget, counted on the model's own portraits
   sampling.walks         latent walks (noise or an attribute) as a strip PNG and a GIF, `sample --interpolate`
   sampling.widgets       notebook 03's interactive sampler (ipywidgets): choices -> grid, save

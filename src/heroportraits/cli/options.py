@@ -156,6 +156,14 @@ def add_drawing_options(p: argparse.ArgumentParser, guided: bool = True, best_of
             "asked attributes (models trained with model.d_classify; ~R times the sampling time); 1 = off "
             "(default: the run's draw.best_of)",
         )
+        p.add_argument(
+            "--palette-check",
+            type=int,
+            metavar="N",
+            help="data whose palette labels were read by the palette rules (LPC, folders without a palette column): "
+            "redraw each portrait the rules read off its asked palette from new noise, up to N times (1 + the "
+            "off share x N draws at most); 0 = off (default: the run's draw.palette_check)",
+        )
     p.add_argument(
         "--refine",
         dest="refine_steps",

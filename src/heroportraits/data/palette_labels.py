@@ -138,6 +138,42 @@ def label_palette(
     return label_from_features(palette_features(img, backdrop, rules), rules)
 
 
+def rules_reading(meta: dict) -> dict:
+    """How the rules read a dataset (its dataset.json): the backdrop its sources were flattened onto, and whether its
+    palette labels ARE the rules' reading (LPC, a folder without a palette column) or were given with the data."""
+    prepared, parameters = meta.get("prepared") or {}, meta.get("parameters") or {}
+    backdrop = (parameters.get("prepare") or {}).get("background", [0, 0, 0])
+    return {"backdrop": [int(c) for c in backdrop], "labels_by_rules": "palette" in prepared.get("auto_attributes", [])}
+
+
+def why_no_palette_check(dataset: str, rules: dict | None, conditioned: bool) -> str | None:
+    """Why portraits of `dataset` cannot be checked by these rules (sampling/palette_check.py), or None: a model
+    without palette conditioning, a dataset whose labels are unknown here, or labels given with the data (the
+    check would draw the rules' palettes instead of the data's own)."""
+    if not conditioned:
+        return "and this model was trained without palette: leave it out"
+    if rules is None:
+        return (
+            f"so it needs to know how {dataset!r}'s palette labels were made; this checkpoint is older than that "
+            "record and the dataset is not here: build the dataset here, or leave it out"
+        )
+    if not rules["labels_by_rules"]:
+        return (
+            f"and {dataset!r}'s palette labels came with the data, not from those rules, so it would draw the rules' "
+            "palettes instead of yours: leave it out"
+        )
+    return None
+
+
+def off_palette(images: np.ndarray, asked: np.ndarray, values: list[str], backdrop=(0, 0, 0)) -> np.ndarray:
+    """(N,) bool: portraits (N, H, W, 3+) whose asked palette (index into `values`; len(values) and above = open,
+    never off) is not the one the rules read."""
+    off = np.zeros(len(images), bool)
+    for i in np.flatnonzero(np.asarray(asked) < len(values)):
+        off[i] = label_palette(np.asarray(images[i])[..., :3], tuple(backdrop)) != values[int(asked[i])]
+    return off
+
+
 def agreement(given: list[str], automatic: list[str], values: list[str] | None = None) -> PaletteAgreement:
     """Accuracy and confusion matrix of automatic labels against given ones."""
     values = list(values or PALETTES)

@@ -80,6 +80,11 @@ def _feature_rows(results: dict, fl: dict) -> list[tuple]:
     for a, v in results["cond_acc"].items():
         note = f"judge VAL acc {j['accuracy'].get(a, j['joint_accuracy']):.3f}"
         rows.append(_row("conditional accuracy", a, v, _get(fl, "cond_acc", a), note))
+    rules = results.get("palette_rules")
+    if rules:  # absent in evaluations written before it, None for datasets without a palette
+        note = "the rules made the labels" if rules["labels_by_rules"] else "the rules against given labels"
+        rows.append(_row("conditional accuracy", "palette, read by the rules", rules["accuracy"],
+                         _get(fl, "palette_rules", "accuracy"), note))  # fmt: skip
     return rows
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import load_dataset
 from heroportraits.data.face_regions import FaceBox, face_box
+from heroportraits.data.palette_labels import agreement, label_palette, rules_reading
 from heroportraits.errors import HeroError
 from heroportraits.evaluation import metrics as M
 from heroportraits.evaluation.judge import Judge, load_or_train_judge
@@ -53,6 +54,7 @@ class Reference:
     train_images: np.ndarray  # (T, H, W, 3) uint8
     train_labels: np.ndarray  # (T, A)
     face: FaceBox | None = None  # where the dataset's faces are (data/face_regions.py), if its source knows
+    palette_rules: dict = field(default_factory=dict)  # how the palette rules read this dataset (rules_reading)
     _cache: dict = field(default_factory=dict)
 
     @property
@@ -109,6 +111,7 @@ def reference(dataset_name: str | Path, progress: bool = True) -> Reference:
             train.images.permute(0, 2, 3, 1).numpy(),
             train.labels.numpy(),
             face_box(val.meta),
+            rules_reading(val.meta),
         )
     return _REFERENCES[key]
 
@@ -182,6 +185,22 @@ def _detail(images: np.ndarray, ref: Reference) -> dict:
         out["face"]["fd"] = M.frechet_distance(*M.gaussian_stats(feats), *ref.face_features())
         out["face"]["box"] = list(ref.face)
     return out
+
+
+def _palette_by_rules(images: np.ndarray, labels: np.ndarray, ref: Reference) -> dict | None:
+    """The asked palette against the palette the labelling rules read from each portrait (rows that ask one).
+
+    Where the dataset's palette labels are the rules' reading, this is the quantity the judge's palette
+    accuracy estimates, without the judge's own error (its ceiling below 1); where labels were given, the
+    floor (real TRAIN read the same way) says how far the rules agree with them."""
+    if "palette" not in ref.vocab.names:
+        return None
+    a, values = ref.vocab.names.index("palette"), ref.vocab.attributes["palette"]
+    asked = np.flatnonzero(labels[:, a] < ref.vocab.unspecified_index("palette"))
+    backdrop = tuple(ref.palette_rules.get("backdrop", (0, 0, 0)))
+    read = [label_palette(images[i], backdrop) for i in asked]
+    result = agreement([values[labels[i, a]] for i in asked], read, values).to_json()
+    return {**result, "labels_by_rules": bool(ref.palette_rules.get("labels_by_rules"))}
 
 
 def _memorisation_summary(dist: np.ndarray, ref: Reference, space: str = MEMO_SPACE) -> dict:
@@ -305,6 +324,7 @@ def evaluate_images(
         "k": k,
         "k_dc": k_dc,
         "cond_acc": core["cond_acc"],
+        "palette_rules": _palette_by_rules(images, core["labels"], ref),
         "intra_fd": _intra_class_fd(feats, core["preds"], core["labels"], ref),
         "pixel_art": {
             "native_scale": ref.native_scale,
@@ -341,7 +361,7 @@ def floor(dataset_name: str, n: int, n_subsets: int = 100, seed: int = 0, k: int
     stored = json.loads(path.read_text()) if path.exists() else {}
     if stored.get("judge") != stamp:
         stored = {"judge": stamp, "entries": {}}
-    if "detail" not in stored["entries"].get(key, {}):  # absent, or stored before the detail score
+    if not {"detail", "palette_rules"} <= set(stored["entries"].get(key, {})):  # absent, or from before a score
         pick = np.sort(np.random.default_rng(seed).choice(len(ref.train_images), n, replace=False))
         rows = [ref.vocab.decode(r) for r in ref.train_labels[pick]]
         result = evaluate_images(

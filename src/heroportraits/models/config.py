@@ -110,6 +110,9 @@ class DrawOptions:
     guidance_on: str = ""  # the flow family: the attributes guidance pushes, comma-separated ("palette"); the
     # others stay as asked in both of its passes, so they are drawn as the conditional model draws them. "" = all.
     # With a scale per entry ("hero_class=1.5,palette=2") each is guided at its own (one more pass per attribute)
+    palette_check: int = 0  # redraw (new noise) each portrait whose palette, read by the rules that labelled the
+    # dataset's palettes (data/palette_labels.py), is not the asked one, up to this many times; only for data whose
+    # palette labels are the rules' reading (LPC, folders without a palette column); 0 = off
 
     @property
     def guided(self) -> bool:
@@ -117,9 +120,9 @@ class DrawOptions:
         return self.best_of > 1 or self.refine_steps > 0
 
     def unguided(self) -> DrawOptions:
-        """The same colours without D's guidance: what G alone draws (sample grids while training, train-time
-        evaluation, exported files)."""
-        return dataclasses.replace(self, best_of=1, refine_steps=0)
+        """The same colours without D's guidance or the palette check: what G alone draws (sample grids while
+        training, train-time evaluation, exported files)."""
+        return dataclasses.replace(self, best_of=1, refine_steps=0, palette_check=0)
 
     def changed(self, **changes) -> DrawOptions:
         """These options with some fields changed (None = keep). Turning an RGB model's quantisation off leaves
@@ -166,6 +169,8 @@ class DrawOptions:
             parts.append(f"in the palette {shown}{' dithered' if self.dither else ''}")
         if self.best_of > 1:
             parts.append(f"best of {self.best_of} by D's classifier")
+        if self.palette_check:
+            parts.append(f"off-palette portraits redrawn up to {self.palette_check} times")
         if self.refine_steps:
             head = f", head {self.refine_head:g}" if self.refine_head else ""
             bf16 = ", bf16" if self.bf16 else ""

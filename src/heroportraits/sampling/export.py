@@ -10,9 +10,10 @@ N is dynamic. The nearest upscale from the native grid and the [-1, 1] -> uint8 
 inside the graph (models.to_pixels, as `sample` does them), and so is whatever the generator's
 eval forward does in the run's colours: a palette model's hard argmax colours, an RGB model's
 per-portrait quantisation and merge (draw.rgb_colours, draw.palette_merge). D's guidance (best of R,
-refinement) is not: the file holds G alone, so it draws each noise as G draws it, in float32 (draw.bf16 is
-PyTorch's drawing; a file runs on any machine). The attributes, their values and
-z_dim travel inside the file (ONNX metadata / a TorchScript extra file), so a caller needs
+refinement) is not, nor the palette check (its rounds and rules are in the metadata, for the caller to
+redo): the file holds G alone, so it draws each noise as G draws it, in float32 (draw.bf16 is PyTorch's
+drawing; a file runs on any machine). The attributes, their values and z_dim travel inside the file
+(ONNX metadata / a TorchScript extra file), so a caller needs
 nothing else to build valid inputs.
 """
 
@@ -192,11 +193,19 @@ def export_generator(checkpoint: str | Path, out: str | Path, fmt: str = "onnx",
 def exported_bytes(sampler: Sampler, fmt: str = "onnx") -> bytes:
     """The file `export_generator` writes, in memory: the sampler's G in its colours, without D's guidance (studies
     record its size)."""
+    checked = sampler.drawing.palette_check
     sampler.use(sampler.drawing.unguided().changed(bf16=False))  # a file runs on any machine: float32
     graph = PortraitGraph(frozen_generator(sampler.G), sampler.resolution).eval()
     inputs = example_inputs(sampler, 2)  # batch 2: a traced batch of 1 could be specialised to a constant
+    meta = export_metadata(sampler)
+    if checked:  # the run draws with the palette check: the caller redraws with the same rules (docs/export.md)
+        meta["palette_check"] = {
+            "rounds": checked,
+            "rules": "heroportraits.data.palette_labels",
+            **sampler.palette_rules,
+        }
     with torch.no_grad():
-        return (_export_onnx if fmt == "onnx" else _export_torchscript)(graph, inputs, export_metadata(sampler))
+        return (_export_onnx if fmt == "onnx" else _export_torchscript)(graph, inputs, meta)
 
 
 def run_exported(path: str | Path, noise: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -11,9 +11,9 @@ means, so by default it leaves the attributes the caller does not fix unspecifie
 and lets the generator pick them; `open_attributes="mix"` draws them from the training mix instead.
 
 How portraits are drawn (`DrawOptions`: per-portrait quantisation, merged colours, best of R,
-refinement by D's classifier) is the sampler's, never the model's: a checkpoint keeps its run's default
-drawing (`config.draw`), and `draw` replaces it (a DrawOptions) or changes some of its fields (a mapping,
-e.g. what the command line's flags gave).
+refinement by D's classifier, the palette check) is the sampler's, never the model's: a checkpoint keeps
+its run's default drawing (`config.draw`), and `draw` replaces it (a DrawOptions) or changes some of its
+fields (a mapping, e.g. what the command line's flags gave).
 """
 
 from __future__ import annotations
@@ -27,11 +27,14 @@ import numpy as np
 import torch
 
 from heroportraits.data.attributes import UNSPECIFIED, LabelError, Vocabulary
+from heroportraits.data.dataset import read_meta
+from heroportraits.data.palette_labels import rules_reading, why_no_palette_check
 from heroportraits.errors import HeroError
 from heroportraits.models import build_generator, build_models, conditioning_vocab, to_pixels
 from heroportraits.models.config import FLOW_DRAW_FIELDS, DrawOptions, is_flow
 from heroportraits.models.palette_output import draw_in_colours
 from heroportraits.sampling.colour_budget import COUNTED_PORTRAITS, counted_budget
+from heroportraits.sampling.palette_check import redraw_off_palette, round_seed
 from heroportraits.sampling.selection import best_noise, refine_noise
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint, resolve_checkpoint_path
 from heroportraits.training.config import Config, check_drawing
@@ -80,6 +83,8 @@ class Sampler:
         self.attr_dropout = float(self.config.train.attr_dropout)
         self.default_open = "unspecified" if self.attr_dropout > 0 else "mix"
         self._counted: dict[tuple, int] = {}  # merged adapted budgets counted so far, by how G draws
+        self.palette_rules = ds.get("palette_rules") or _rules_of_local_dataset(self.dataset_name)
+        self.last_palette_check: dict | None = None  # what the last drawing's palette check redrew
         self.drawing = DrawOptions()
         self.use(draw)
 
@@ -112,6 +117,8 @@ class Sampler:
             options = dataclasses.replace(options, rgb_colours=self._counted_budget(options))
         if options.guided:
             self._build_discriminator()
+        if options.palette_check:
+            self._refuse_palette_check(options.palette_check)
         draw_in_colours(self.G, options)
         self.drawing = options
         return options
@@ -129,6 +136,13 @@ class Sampler:
             target = float(self.colours["per_portrait"]["mean"])
             self._counted[key] = counted_budget(raw.cpu(), target, options.palette_merge)
         return self._counted[key]
+
+    def _refuse_palette_check(self, rounds: int) -> None:
+        """The palette check only where it draws the data's own palettes: the rules made the labels."""
+        why = why_no_palette_check(self.dataset_name, self.palette_rules, "palette" in self.cvocab.names)
+        if why:
+            raise SampleError(f"draw.palette_check={rounds} (--palette-check {rounds}) redraws portraits the palette "
+                              f"rules read off their asked palette, {why}")  # fmt: skip
 
     def describe_drawing(self) -> str:
         """The drawing in use, in words (a flow model's solver first)."""
@@ -225,18 +239,40 @@ class Sampler:
     def generate_from_labels(self, labels: torch.Tensor, seed: int = 0, batch_size: int = 256) -> np.ndarray:
         """(N, A) full-vocab label indices -> (N, 64, 64, 3) uint8 images, drawn as this sampler draws."""
         labels = labels[:, self.cond_cols]
+        self.last_palette_check = None
         best_of = self.drawing.best_of
         if best_of == 1:
             z = self.noise(len(labels), seed).to(self.device)
         else:
             candidates = self.noise(len(labels) * best_of, seed).view(best_of, len(labels), -1)
             z = best_noise(self.G, self.D, candidates.to(self.device), labels.to(self.device), batch_size)
-        return self._refined_render(z, labels, batch_size)
+        images = self._refined_render(z, labels, batch_size)
+        return self._palette_checked(images, labels, seed, batch_size) if self.drawing.palette_check else images
+
+    def _palette_checked(self, images: np.ndarray, labels: torch.Tensor, seed: int, batch_size: int) -> np.ndarray:
+        """The portraits with the off-palette ones redrawn from new noise (sampling/palette_check.py); the rows
+        redrawn each round go to `last_palette_check`. Best of R picks among the first noises only."""
+
+        def redraw(round_: int, rows: np.ndarray) -> np.ndarray:
+            pick = torch.from_numpy(rows)
+            z = self.noise(len(labels), round_seed(seed, round_))[pick]
+            return self._refined_render(z.to(self.device), labels[pick], batch_size)
+
+        column = self.cvocab.names.index("palette")
+        images, self.last_palette_check = redraw_off_palette(
+            images,
+            labels[:, column].cpu().numpy(),
+            self.cvocab.attributes["palette"],
+            self.palette_rules["backdrop"],
+            self.drawing.palette_check,
+            redraw,
+        )
+        return images
 
     def generate_from_noise(self, z: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> np.ndarray:
         """Given noise (N, z_dim) and (N, A) full-vocab label indices -> (N, 64, 64, 3) uint8, refined as
-        this sampler draws. Best of R is not applied: it would pick other noise, and callers of this want
-        theirs (the same noise under every class, headgear.py)."""
+        this sampler draws. Best of R and the palette check are not applied: they would pick other noise, and
+        callers of this want theirs (the same noise under every class, headgear.py)."""
         return self._refined_render(z.to(self.device), labels[:, self.cond_cols], batch_size)
 
     def _refined_render(self, z: torch.Tensor, labels: torch.Tensor, batch_size: int) -> np.ndarray:
@@ -269,6 +305,14 @@ class Sampler:
         labels = self.draw_conditions(n, conditions, seed, open_attributes)
         images = self.generate_from_labels(labels, seed, batch_size)
         return images, [self.vocab.decode(r) for r in labels.tolist()]
+
+
+def _rules_of_local_dataset(name: str) -> dict | None:
+    """How the rules read the run's dataset, from its dataset.json here (checkpoints older than that record)."""
+    try:
+        return rules_reading(read_meta(name))
+    except HeroError:
+        return None
 
 
 def most_common_labels(rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:

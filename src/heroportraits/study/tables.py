@@ -141,6 +141,8 @@ def flat_metrics(results: dict) -> dict[str, float]:
         "coverage": results["coverage"],
     }
     out.update({f"cond_acc.{a}": v for a, v in results["cond_acc"].items()})
+    if results.get("palette_rules"):  # the palette read by the labelling rules (scores._palette_by_rules)
+        out["palette_rules.accuracy"] = results["palette_rules"]["accuracy"]
     for a, values in results.get("intra_fd", {}).items():
         out.update({f"intra_fd.{a}.{value}": r["fd"] for value, r in values.items()})
     out.update({f"pixel_art.{m}": r["generated"] for m, r in results["pixel_art"].items() if isinstance(r, dict)})

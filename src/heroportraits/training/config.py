@@ -207,6 +207,7 @@ RANGES: dict[str, Range] = {
     "draw.refine_rate": POSITIVE,
     "draw.refine_realness": AT_LEAST_0,
     "draw.refine_head": AT_LEAST_0,
+    "draw.palette_check": AT_LEAST_0,
     "draw.flow_steps": AT_LEAST_1,
     "draw.guidance": AT_LEAST_0,
     "draw.guidance_from": UNIT,
@@ -356,6 +357,7 @@ DRAW_FLAGS = {
     "guidance_from": "--guidance-from",
     "guidance_until": "--guidance-until",
     "guidance_on": "--guidance-on",
+    "palette_check": "--palette-check",
 }
 
 

@@ -150,6 +150,14 @@ FLOW_GPU = {  # the same recipe, sized for a GPU: 64, 128, 256 channels, two blo
     "model.flow_blocks": 2,
     "model.embed_dim": 32,
 }
+LPC_DRAWING = {  # the flow family's drawing for LPC art (docs/log/2026-12-06-palette-check.md): the class guided on
+    "draw.palette_merge": 0.0,  # the data's median colours a portrait, none merged (LPC holds ~57-65)
+    "draw.flow_steps": 6,
+    "draw.guidance": 2.0,
+    "draw.guidance_until": 0.5,  # guided on the first half of the solver's times ...
+    "draw.guidance_on": "hero_class",  # ... on the class (and so the headgear) alone
+    "draw.palette_check": 4,  # the palette by the rules that labelled it: off-palette portraits redrawn
+}
 SMOKE = {
     "model.g_width": 8,
     "model.d_width": 8,
@@ -188,6 +196,11 @@ _FLOW = (
     "conditional flow matching (rectified flow): a U-Net velocity network on the native grid, every attribute "
     "through adaptive norms with attribute dropout, drawn in Euler / Heun steps and quantised like the demo"
 )
+_FLOW_LPC = (
+    "flow_unet drawn for art whose palettes the palette rules labelled (LPC): 6 Heun steps, the class guided (2) on "
+    "the first half, off-palette portraits redrawn (up to 4 times), the data's colours unmerged; 24,000 steps (60 "
+    "minutes on a 2-core Xeon)"
+)
 PRESETS: dict[str, Preset] = {
     "dcgan": Preset(None, "plain conditional DCGAN (concat embeddings in G and D), the baseline; CPU-sized", CPU_DCGAN),
     "dcgan_gpu": Preset(None, "plain conditional DCGAN, the baseline; GPU-sized", GPU),
@@ -213,6 +226,8 @@ PRESETS: dict[str, Preset] = {
     "style_sn_proj_ms_ac_gpu": Preset("dcgan_sn_proj_ms_ac_gpu", f"{_STYLE}; GPU-sized", STYLE),
     "flow_unet": Preset(None, f"{_FLOW}; CPU-sized", FLOW_CPU),
     "flow_unet_gpu": Preset(None, f"{_FLOW}; GPU-sized (64, 128, 256 channels, 2 blocks a level)", FLOW_GPU),
+    "flow_unet_lpc": Preset("flow_unet", f"{_FLOW_LPC}; CPU-sized", {**LPC_DRAWING, "train.steps": 24000}),
+    "flow_unet_lpc_gpu": Preset("flow_unet_gpu", f"{_FLOW_LPC}; GPU-sized", LPC_DRAWING),
     "smoke": Preset(None, "a few steps of a tiny DCGAN: tests and notebook smoke runs", SMOKE),
 }
 # Short names: `cpu` is always the demo (what `make demo` and notebook 03 train), `gpu` its GPU-sized twin.

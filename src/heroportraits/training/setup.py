@@ -15,13 +15,14 @@ import torch
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import PortraitData, limit_images
+from heroportraits.data.palette_labels import rules_reading, why_no_palette_check
 from heroportraits.errors import HeroError
 from heroportraits.models import build_models, conditioning_vocab, network_resolution, to_native
 from heroportraits.models.palette_output import draw_in_colours
 from heroportraits.paths import dataset_dir
 from heroportraits.training import distributed
 from heroportraits.training.checkpoint import RUN_CHECKPOINTS, CheckpointError, check_vocabulary, load_checkpoint
-from heroportraits.training.config import DEVICE_PATTERN, Config
+from heroportraits.training.config import DEVICE_PATTERN, Config, ConfigError
 from heroportraits.training.distil import draw_pairs, load_teacher, pair_sampler, start_from_teacher
 from heroportraits.training.distributed import DistInfo
 from heroportraits.training.flow_trainer import FlowTrainer
@@ -109,6 +110,7 @@ class TrainingSetup:
     device: torch.device
     palette: list | None = None  # the dataset palette G draws from, [[r, g, b], ...] (palette_source=dataset)
     colours: dict | None = None  # how the data uses colour (data/colour_stats.py): what draw.adapt_colours reads
+    palette_rules: dict | None = None  # how its palette labels were made (palette_labels.rules_reading): the check
     dataset_fingerprint: str | None = None  # of the dataset's files (data.dataset.dataset_fingerprint): train() sets it
 
 
@@ -143,6 +145,12 @@ def setup_training(
     else:
         trainer = Trainer(G, D, cfg, cvocab, gen, pixel=pixel, dist_info=info)
     colours = data.colours()
+    rules = rules_reading(data.meta)
+    if cfg.draw.palette_check:  # refused before training, not when the run's drawing is first used
+        why = why_no_palette_check(str(data.meta.get("name", "the dataset")), rules, "palette" in cvocab.names)
+        if why:
+            raise ConfigError(f"draw.palette_check={cfg.draw.palette_check} redraws portraits the palette rules "
+                              f"read off their asked palette, {why}")  # fmt: skip
     # the grids written while training show the run's colours (fitted to the data's with draw.adapt_colours)
     draw_in_colours(trainer.G_ema, cfg.draw.fitted(colours, palette_model=mc.output == "palette"))
     batch = distributed.per_rank_batch(tc.batch_size, info)
@@ -171,6 +179,7 @@ def setup_training(
         device,
         None if palette is None else palette.tolist(),
         colours,
+        rules,
     )
 
 
@@ -226,6 +235,7 @@ def checkpoint_state(
             "label_mix": s.label_mix,
             "palette": s.palette,  # sampling and export rebuild G's palette output from it
             "colours": s.colours,  # the data's colour use: the drawing fits to it (draw.adapt_colours)
+            "palette_rules": s.palette_rules,  # whether the rules made its palette labels (draw.palette_check)
             "fingerprint": s.dataset_fingerprint,  # a resumed run is refused on other data
         },
         **t.networks_state(),  # G, G_ema, opt_G (and D, opt_D for a GAN)
