@@ -65,7 +65,10 @@ def test_every_preset_builds_and_runs_one_training_step(preset, toy_dataset):
             k: v for k, v in theirs.items() if k not in resized
         }
     mc, tc = cfg.model, cfg.train
-    s = setup_training(cfg, load_dataset(toy_dataset, "train"), torch.device("cpu"))  # as train() builds a run
+    data = load_dataset(toy_dataset, "train")
+    if cfg.draw.palette_check:  # drawn with the palette check: data whose palettes the rules labelled (as LPC's)
+        data.meta["prepared"] = {"auto_attributes": ["palette"]}
+    s = setup_training(cfg, data, torch.device("cpu"))  # as train() builds a run
     trainer, G, D = s.trainer, s.trainer.G, s.trainer.D
     if is_flow(mc):  # the flow family: a velocity network and its sampler as G, no D
         assert isinstance(G, FlowGenerator) and D is None
