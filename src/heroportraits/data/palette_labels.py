@@ -146,23 +146,28 @@ def rules_reading(meta: dict) -> dict:
     return {"backdrop": [int(c) for c in backdrop], "labels_by_rules": "palette" in prepared.get("auto_attributes", [])}
 
 
-def why_no_palette_check(dataset: str, rules: dict | None, conditioned: bool) -> str | None:
-    """Why portraits of `dataset` cannot be checked by these rules (sampling/palette_check.py), or None: a model
-    without palette conditioning, a dataset whose labels are unknown here, or labels given with the data (the
-    check would draw the rules' palettes instead of the data's own)."""
+def palette_check_refusal(rounds: int, dataset: str, rules: dict | None, conditioned: bool) -> str | None:
+    """The one line refusing the palette check (draw.palette_check, sampling/palette_check.py) for this dataset and
+    model, or None where it applies: a model without palette conditioning, a dataset whose labels are unknown here,
+    or labels given with the data (the check would draw the rules' palettes instead of the data's own)."""
+    if not rounds:
+        return None
     if not conditioned:
-        return "and this model was trained without palette: leave it out"
-    if rules is None:
-        return (
+        why = "and this model was trained without palette: leave it out"
+    elif rules is None:
+        why = (
             f"so it needs to know how {dataset!r}'s palette labels were made; this checkpoint is older than that "
             "record and the dataset is not here: build the dataset here, or leave it out"
         )
-    if not rules["labels_by_rules"]:
-        return (
+    elif not rules["labels_by_rules"]:
+        why = (
             f"and {dataset!r}'s palette labels came with the data, not from those rules, so it would draw the rules' "
             "palettes instead of yours: leave it out"
         )
-    return None
+    else:
+        return None
+    option = f"draw.palette_check={rounds} (--palette-check {rounds})"
+    return f"{option} redraws portraits the palette rules read off their asked palette, {why}"
 
 
 def off_palette(images: np.ndarray, asked: np.ndarray, values: list[str], backdrop=(0, 0, 0)) -> np.ndarray:

@@ -28,7 +28,7 @@ import torch
 
 from heroportraits.data.attributes import UNSPECIFIED, LabelError, Vocabulary
 from heroportraits.data.dataset import read_meta
-from heroportraits.data.palette_labels import rules_reading, why_no_palette_check
+from heroportraits.data.palette_labels import palette_check_refusal, rules_reading
 from heroportraits.errors import HeroError
 from heroportraits.models import build_generator, build_models, conditioning_vocab, to_pixels
 from heroportraits.models.config import FLOW_DRAW_FIELDS, DrawOptions, is_flow
@@ -117,8 +117,11 @@ class Sampler:
             options = dataclasses.replace(options, rgb_colours=self._counted_budget(options))
         if options.guided:
             self._build_discriminator()
-        if options.palette_check:
-            self._refuse_palette_check(options.palette_check)
+        refusal = palette_check_refusal(
+            options.palette_check, self.dataset_name, self.palette_rules, "palette" in self.cvocab.names
+        )
+        if refusal:  # the check only where it draws the data's own palettes: the rules made the labels
+            raise SampleError(refusal)
         draw_in_colours(self.G, options)
         self.drawing = options
         return options
@@ -136,13 +139,6 @@ class Sampler:
             target = float(self.colours["per_portrait"]["mean"])
             self._counted[key] = counted_budget(raw.cpu(), target, options.palette_merge)
         return self._counted[key]
-
-    def _refuse_palette_check(self, rounds: int) -> None:
-        """The palette check only where it draws the data's own palettes: the rules made the labels."""
-        why = why_no_palette_check(self.dataset_name, self.palette_rules, "palette" in self.cvocab.names)
-        if why:
-            raise SampleError(f"draw.palette_check={rounds} (--palette-check {rounds}) redraws portraits the palette "
-                              f"rules read off their asked palette, {why}")  # fmt: skip
 
     def describe_drawing(self) -> str:
         """The drawing in use, in words (a flow model's solver first)."""

@@ -15,7 +15,7 @@ import torch
 
 from heroportraits.data.attributes import Vocabulary
 from heroportraits.data.dataset import PortraitData, limit_images
-from heroportraits.data.palette_labels import rules_reading, why_no_palette_check
+from heroportraits.data.palette_labels import palette_check_refusal, rules_reading
 from heroportraits.errors import HeroError
 from heroportraits.models import build_models, conditioning_vocab, network_resolution, to_native
 from heroportraits.models.palette_output import draw_in_colours
@@ -129,6 +129,11 @@ def setup_training(
     data = limit_images(data, tc.max_images)  # train.max_images: a fixed stratified subset (data-size studies)
     vocab = data.vocab
     cvocab = conditioning_vocab(mc, vocab)
+    rules = rules_reading(data.meta)  # refused here, before any network is built, not when the run first draws
+    name = str(data.meta.get("name", "the dataset"))
+    refusal = palette_check_refusal(cfg.draw.palette_check, name, rules, "palette" in cvocab.names)
+    if refusal:
+        raise ConfigError(refusal)
     cond_cols = torch.tensor(vocab.columns(cvocab.names), device=device, dtype=torch.long)
     out_res = data.resolution
     net_res = network_resolution(mc, out_res, data.native_scale)
@@ -145,12 +150,6 @@ def setup_training(
     else:
         trainer = Trainer(G, D, cfg, cvocab, gen, pixel=pixel, dist_info=info)
     colours = data.colours()
-    rules = rules_reading(data.meta)
-    if cfg.draw.palette_check:  # refused before training, not when the run's drawing is first used
-        why = why_no_palette_check(str(data.meta.get("name", "the dataset")), rules, "palette" in cvocab.names)
-        if why:
-            raise ConfigError(f"draw.palette_check={cfg.draw.palette_check} redraws portraits the palette rules "
-                              f"read off their asked palette, {why}")  # fmt: skip
     # the grids written while training show the run's colours (fitted to the data's with draw.adapt_colours)
     draw_in_colours(trainer.G_ema, cfg.draw.fitted(colours, palette_model=mc.output == "palette"))
     batch = distributed.per_rank_batch(tc.batch_size, info)
