@@ -67,6 +67,31 @@ def test_nearest_centre_is_the_brute_force_nearest():
     assert torch.equal(nearest_centre(points, centres), brute)
 
 
+def test_kmeans_is_plain_lloyd_to_the_bit():
+    """The fast path (one scatter a step for sums and sizes, min's indices) draws exactly what plain Lloyd steps
+    from the same start draw: a speed-up may not change a single portrait."""
+    from heroportraits.data.oklab import unit_rgb_to_oklab
+
+    images, _ = noisy_portraits(n=4, size=24, noise=25.0)
+    k = 6
+    rgb = images.flatten(2).transpose(1, 2).contiguous()
+    lab = unit_rgb_to_oklab((rgb + 1.0) / 2.0)
+    centres = farthest_first(lab, k)
+
+    def sums(assign, values):  # values (N, P, C) summed per cluster, one cluster at a time
+        return torch.stack([(values * (assign == c)[..., None]).sum(1) for c in range(k)], dim=1)
+
+    for _ in range(colour_quantise.LLOYD_STEPS):
+        assign = ((lab[:, :, None] - centres[:, None]) ** 2).sum(-1).argmin(-1)
+        counts = sums(assign, torch.ones_like(lab[..., :1]))
+        centres = torch.where(counts > 0, sums(assign, lab) / counts.clamp_min(1.0), centres)
+    assign = ((lab[:, :, None] - centres[:, None]) ** 2).sum(-1).argmin(-1)
+    colours, index = cluster_colours(images, k)
+    assert torch.equal(index.flatten(1), assign)
+    counts = sums(assign, torch.ones_like(lab[..., :1]))
+    torch.testing.assert_close(colours, sums(assign, rgb) / counts.clamp_min(1.0), rtol=0, atol=1e-6)
+
+
 def test_a_large_batch_is_clustered_in_chunks_as_each_portrait_alone(monkeypatch):
     monkeypatch.setattr(colour_quantise, "CHUNK", 2)
     images, _ = noisy_portraits(n=5, noise=20.0)

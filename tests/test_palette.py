@@ -90,3 +90,20 @@ def test_agreement_accuracy_and_confusion():
     frame = agr.frame()  # rows: given, columns: automatic
     assert frame.loc["cool", "warm"] == 1 and frame.loc["cool", "cool"] == 1 and frame.to_numpy().sum() == 4
     assert (frame.index.name, frame.columns.name) == ("given", "automatic")
+
+
+def test_reading_one_pixel_a_cell_gives_the_full_reading():
+    """The palette check reads a sampler's portraits on their native grid (cell=2 here): the same labels."""
+    rng = np.random.default_rng(7)
+    images = [portrait(rng, p, b) for p in PALETTES for b in ("painted", "transparent") for _ in range(6)]
+    assert [label_palette(im, cell=2) for im in images] == [label_palette(im) for im in images]
+    # A border whose backdrop share is under half on the native grid (61 of 124) and half at full size (the
+    # corners weigh 3 of 252 there): the backdrop frames the full image, so the cell reading ignores it too.
+    native = np.full((32, 32, 3), (220, 80, 40), np.uint8)  # warm
+    native[1:-1, :17] = 0  # the backdrop (black) behind more than half the image
+    native[[0, 0, -1, -1], [0, -1, 0, -1]] = 0  # the four corners
+    native[0, 1:28] = 0  # and 27 + 30 more border pixels: 61 of the 124
+    assert int((native[[0, -1]].max(-1) == 0).sum() + (native[1:-1, [0, -1]].max(-1) == 0).sum()) == 61
+    full = native.repeat(2, 0).repeat(2, 1)
+    assert label_palette(full) == label_palette(full, cell=2) == "warm"
+    assert label_palette(native) == "dark"  # read on the native grid alone, the backdrop would count

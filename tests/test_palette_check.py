@@ -74,6 +74,7 @@ def test_the_check_redraws_off_palette_portraits_deterministically(runs, monkeyp
     checked = Sampler.from_checkpoint(made["ruled"], draw={"palette_check": 4})
     after, rows_after = checked.generate(96, seed=3, open_attributes="mix")
     record = checked.last_palette_check
+    assert checked.native_cell == 2  # read one pixel a native cell, and below the full-size reading agrees
     assert rows_after == rows and (checked.generate(96, seed=3, open_attributes="mix")[0] == after).all()
     off_before = [label_palette(img) != r["palette"] for img, r in zip(before, rows)]
     off_after = [label_palette(img) != r["palette"] for img, r in zip(after, rows)]

@@ -80,32 +80,43 @@ def rgb_to_hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def foreground_mask(
-    img: np.ndarray, backdrop: tuple[int, int, int] | None = (0, 0, 0), rules: PaletteRules = DEFAULT_RULES
+    img: np.ndarray,
+    backdrop: tuple[int, int, int] | None = (0, 0, 0),
+    rules: PaletteRules = DEFAULT_RULES,
+    cell: int = 1,
 ) -> np.ndarray:
-    """(H, W) bool: pixels that are not the flattened-transparency fill (all True if it does not frame the image)."""
-    h, w = img.shape[:2]
-    everything = np.ones((h, w), bool)
+    """(H / cell, W / cell) bool: pixels of the image's `cell`-pixel grid (see palette_features) that are not the
+    flattened-transparency fill (all True if it does not frame the image)."""
+    grid = img[::cell, ::cell]
+    everything = np.ones(grid.shape[:2], bool)
     if backdrop is None:
         return everything
     bg = np.asarray(backdrop, np.int32)
-    border = np.concatenate([img[0], img[-1], img[1:-1, 0], img[1:-1, -1]]).astype(np.int32)  # (B, 3)
+    border = np.concatenate([img[0], img[-1], img[1:-1, 0], img[1:-1, -1]]).astype(np.int32)  # (B, 3): full size
     if (np.abs(border - bg).max(1) <= rules.background_tolerance).mean() < rules.background_share:
         return everything
-    mask = np.abs(img.astype(np.int32) - bg).max(-1) > rules.background_tolerance
+    mask = np.abs(grid.astype(np.int32) - bg).max(-1) > rules.background_tolerance
     # Almost nothing but backdrop (a black image): judge the whole image instead.
     return mask if mask.mean() >= 0.1 else everything
 
 
 def palette_features(
-    img: np.ndarray, backdrop: tuple[int, int, int] | None = (0, 0, 0), rules: PaletteRules = DEFAULT_RULES
+    img: np.ndarray,
+    backdrop: tuple[int, int, int] | None = (0, 0, 0),
+    rules: PaletteRules = DEFAULT_RULES,
+    cell: int = 1,
 ) -> dict[str, float]:
     """Brightness, saturation and warm share: the numbers a label is decided from.
 
     Medians, not means: a face, an outline or a gem is a minority of the pixels and
     should not move a portrait into another palette. Saturation is read from lit
     pixels only, since the hue of a near-black outline or shadow is noise.
+
+    `cell`: the image is its native grid upscaled `cell` times by whole pixels (what a sampler draws), so one pixel
+    a cell is read: each colour repeated cell^2 times has the same medians and shares, for cell^2 fewer pixels
+    (the border that tells the backdrop is read at full size, as it weighs corners).
     """
-    rgb = img[foreground_mask(img, backdrop, rules)].astype(np.float32) / 255.0  # (P, 3)
+    rgb = img[::cell, ::cell][foreground_mask(img, backdrop, rules, cell)].astype(np.float32) / 255.0  # (P, 3)
     hue, chroma, val = rgb_to_hsv(rgb)
     sat = chroma / np.maximum(val, 1e-6)
     lit = val >= rules.lit_value
@@ -117,7 +128,7 @@ def palette_features(
         "brightness": float(np.median(val)),
         "saturation": float(np.median(sat[lit])) if lit.any() else 0.0,
         "warm_share": float(weight[warm].sum() / total) if total > 0 else 0.5,
-        "foreground": float(len(rgb) / (img.shape[0] * img.shape[1])),
+        "foreground": float(len(rgb) / (len(img[::cell]) * len(img[0, ::cell]))),
     }
 
 
@@ -132,10 +143,14 @@ def label_from_features(f: dict[str, float], rules: PaletteRules = DEFAULT_RULES
 
 
 def label_palette(
-    img: np.ndarray, backdrop: tuple[int, int, int] | None = (0, 0, 0), rules: PaletteRules = DEFAULT_RULES
+    img: np.ndarray,
+    backdrop: tuple[int, int, int] | None = (0, 0, 0),
+    rules: PaletteRules = DEFAULT_RULES,
+    cell: int = 1,
 ) -> str:
-    """One of PALETTES for an (H, W, 3) uint8 image; `backdrop` is the transparency fill to ignore."""
-    return label_from_features(palette_features(img, backdrop, rules), rules)
+    """One of PALETTES for an (H, W, 3) uint8 image; `backdrop` is the transparency fill to ignore; `cell` as in
+    palette_features."""
+    return label_from_features(palette_features(img, backdrop, rules, cell), rules)
 
 
 def rules_reading(meta: dict) -> dict:
@@ -170,12 +185,14 @@ def palette_check_refusal(rounds: int, dataset: str, rules: dict | None, conditi
     return f"{option} redraws portraits the palette rules read off their asked palette, {why}"
 
 
-def off_palette(images: np.ndarray, asked: np.ndarray, values: list[str], backdrop=(0, 0, 0)) -> np.ndarray:
+def off_palette(
+    images: np.ndarray, asked: np.ndarray, values: list[str], backdrop=(0, 0, 0), cell: int = 1
+) -> np.ndarray:
     """(N,) bool: portraits (N, H, W, 3+) whose asked palette (index into `values`; len(values) and above = open,
-    never off) is not the one the rules read."""
+    never off) is not the one the rules read (`cell`: as in palette_features)."""
     off = np.zeros(len(images), bool)
     for i in np.flatnonzero(np.asarray(asked) < len(values)):
-        off[i] = label_palette(np.asarray(images[i])[..., :3], tuple(backdrop)) != values[int(asked[i])]
+        off[i] = label_palette(np.asarray(images[i])[..., :3], tuple(backdrop), cell=cell) != values[int(asked[i])]
     return off
 
 

@@ -28,9 +28,10 @@ CHUNK = 64  # portraits clustered at once: their (N, P, K) distance scores stay 
 def nearest_centre(points: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     """Each point's nearest centre: points (N, P, 3), centres (N, K, 3) -> (N, P) indices. The squared
     distance |x - c|^2 = |x|^2 - 2 x.c + |c|^2 less |x|^2 (the same for every centre of a point) is one
-    batched matrix product; the (N, P, K, 3) differences it avoids made sampling ~5 times slower."""
+    batched matrix product; the (N, P, K, 3) differences it avoids made sampling ~5 times slower. The indices of
+    `min`, not `argmin`: the same first minimum, and on CPU 1.5-2x faster over a short last axis (k colours)."""
     scores = torch.baddbmm((centres * centres).sum(-1)[:, None, :], points, centres.transpose(1, 2), alpha=-2.0)
-    return scores.argmin(-1)
+    return scores.min(-1).indices
 
 
 def farthest_first(points: torch.Tensor, k: int) -> torch.Tensor:
@@ -64,11 +65,14 @@ def cluster_colours(images: torch.Tensor, k: int, steps: int = LLOYD_STEPS) -> t
     lab = unit_rgb_to_oklab((rgb + 1.0) / 2.0)
     centres = farthest_first(lab, k)
     ones = torch.ones_like(lab[..., :1])
-    for _ in range(steps + 1):  # the last pass only assigns
-        assign = nearest_centre(lab, centres)  # (N, P)
-        counts = cluster_sums(assign, ones, k)  # (N, k, 1)
-        centres = torch.where(counts > 0, cluster_sums(assign, lab, k) / counts.clamp_min(1.0), centres)
-    colours = cluster_sums(assign, rgb, k) / counts.clamp_min(1.0)  # (N, k, 3)
+    counted = torch.cat([lab, ones], dim=-1)  # (N, P, 4): a cluster's colour sums and its size in one pass
+    for _ in range(steps):
+        sums = cluster_sums(nearest_centre(lab, centres), counted, k)  # (N, k, 4)
+        counts = sums[..., 3:]
+        centres = torch.where(counts > 0, sums[..., :3] / counts.clamp_min(1.0), centres)
+    assign = nearest_centre(lab, centres)  # (N, P): the last pass only assigns
+    sums = cluster_sums(assign, torch.cat([rgb, ones], dim=-1), k)
+    colours = sums[..., :3] / sums[..., 3:].clamp_min(1.0)  # (N, k, 3)
     return colours, assign.reshape(n, h, w)
 
 

@@ -29,17 +29,19 @@ def redraw_off_palette(
     backdrop,
     rounds: int,
     redraw: Callable[[int, np.ndarray], np.ndarray],
+    cell: int = 1,
 ) -> tuple[np.ndarray, dict]:
     """`images` (N, H, W, C) with the off-palette ones drawn again by `redraw(round, rows)` (the new portraits of
     those rows), at most `rounds` times. Returns the images and what it took: portraits redrawn each round and
-    those still off at the end."""
+    those still off at the end. `cell`: the images are their native grid upscaled that many times (read once a
+    cell: the same labels, data/palette_labels.palette_features)."""
     images = images.copy()
     redrawn = []
-    off = np.flatnonzero(off_palette(images, asked, values, backdrop))
+    off = np.flatnonzero(off_palette(images, asked, values, backdrop, cell))
     for r in range(1, rounds + 1):
         if not len(off):
             break
         redrawn.append(int(len(off)))
         images[off] = redraw(r, off)
-        off = off[off_palette(images[off], asked[off], values, backdrop)]
+        off = off[off_palette(images[off], asked[off], values, backdrop, cell)]
     return images, {"redrawn": redrawn, "still_off": int(len(off))}

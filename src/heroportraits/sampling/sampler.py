@@ -68,6 +68,8 @@ class Sampler:
         self.native_scale = int(ds["native_scale"])
         self.colours = ds.get("colours")  # the data's colour use (None in checkpoints from before it was kept)
         self.resolution = int(ds["resolution"])
+        native = int(ds["network_resolution"])  # G's grid; its portraits are upscaled from it by whole pixels
+        self.native_cell = self.resolution // native if self.resolution % native == 0 else 1
         self.step = int(state["step"])
         # Building G draws its (soon overwritten) initial weights from the global RNG: fork it, so
         # loading a sampler, as evaluation while training does, leaves a run's random streams alone.
@@ -262,6 +264,7 @@ class Sampler:
             self.palette_rules["backdrop"],
             self.drawing.palette_check,
             redraw,
+            self.native_cell,
         )
         return images
 
