@@ -96,6 +96,18 @@ def test_a_distillation_is_a_run_that_resumes_exactly_and_draws_in_its_steps(toy
     assert len(calls) == 2  # two Euler steps, unguided: one pass each
 
 
+def test_the_student_draws_unguided_and_keeps_the_rest_of_its_teachers_drawing(toy_dataset, project_root, monkeypatch):
+    """A teacher whose own drawing is guided on some attributes (as `flow_unet_lpc`'s): its student draws unguided,
+    with no guidance left in its drawing, and keeps the rest (colours, the palette check where the data allows)."""
+    monkeypatch.chdir(project_root)
+    guided = {"draw.guidance": 2.0, "draw.guidance_until": 0.5, "draw.guidance_on": "palette", "draw.rgb_colours": 6}
+    train(resolve_config("smoke", {**FAMILIES["flow"], "train.steps": 2, **guided}), toy_dataset, "guided", False)
+    assert _distil("artifacts_gan/checkpoints/guided", "unguided", 1) == 0
+    draw = load_checkpoint(project_root / "artifacts_gan/checkpoints/unguided")["config"]["draw"]
+    assert (draw["guidance"], draw["guidance_from"], draw["guidance_until"], draw["guidance_on"]) == (1.0, 0.0, 1.0, "")
+    assert (draw["flow_steps"], draw["rgb_colours"]) == (2, 6)  # --draw-steps (2 by default); the colours kept
+
+
 def test_a_teacher_that_cannot_teach_is_refused_in_one_line(toy_dataset, project_root, monkeypatch, capsys):
     monkeypatch.chdir(project_root)
     train(resolve_config("smoke", {"train.steps": 2}), toy_dataset, "gan", progress=False)

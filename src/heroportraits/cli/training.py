@@ -233,6 +233,7 @@ def _run_distil(args: argparse.Namespace) -> None:
         "draw.guidance": 1.0,
         "draw.guidance_from": 0.0,
         "draw.guidance_until": 1.0,
+        "draw.guidance_on": "",  # the student draws unguided: nothing of the teacher's guidance is left to describe
     }
     overrides = [f"{k}={v}" for k, v in settings.items()] + list(args.overrides)
     cfg = validate_config(apply_overrides(cfg, overrides))
