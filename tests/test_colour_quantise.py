@@ -12,7 +12,7 @@ from test_pixelart_models import VOCAB, colours_per_image, labels
 
 from heroportraits.cli import main as cli_main
 from heroportraits.data.dataset import read_labels_csv
-from heroportraits.data.oklab import delta_e
+from heroportraits.data.oklab import delta_e, unit_rgb_to_oklab
 from heroportraits.models import build_models, colour_quantise, to_pixels
 from heroportraits.models.colour_quantise import cluster_colours, farthest_first, nearest_centre
 from heroportraits.models.palette_output import set_palette_merge, set_rgb_colours
@@ -70,8 +70,6 @@ def test_nearest_centre_is_the_brute_force_nearest():
 def test_kmeans_is_plain_lloyd_to_the_bit():
     """The fast path (one scatter a step for sums and sizes, min's indices) draws exactly what plain Lloyd steps
     from the same start draw: a speed-up may not change a single portrait."""
-    from heroportraits.data.oklab import unit_rgb_to_oklab
-
     images, _ = noisy_portraits(n=4, size=24, noise=25.0)
     k = 6
     rgb = images.flatten(2).transpose(1, 2).contiguous()

@@ -116,7 +116,8 @@ def palette_features(
     a cell is read: each colour repeated cell^2 times has the same medians and shares, for cell^2 fewer pixels
     (the border that tells the backdrop is read at full size, as it weighs corners).
     """
-    rgb = img[::cell, ::cell][foreground_mask(img, backdrop, rules, cell)].astype(np.float32) / 255.0  # (P, 3)
+    mask = foreground_mask(img, backdrop, rules, cell)
+    rgb = img[::cell, ::cell][mask].astype(np.float32) / 255.0  # (P, 3)
     hue, chroma, val = rgb_to_hsv(rgb)
     sat = chroma / np.maximum(val, 1e-6)
     lit = val >= rules.lit_value
@@ -128,7 +129,7 @@ def palette_features(
         "brightness": float(np.median(val)),
         "saturation": float(np.median(sat[lit])) if lit.any() else 0.0,
         "warm_share": float(weight[warm].sum() / total) if total > 0 else 0.5,
-        "foreground": float(len(rgb) / (len(img[::cell]) * len(img[0, ::cell]))),
+        "foreground": float(len(rgb) / mask.size),
     }
 
 
