@@ -47,13 +47,11 @@ def project_root(tmp_path, monkeypatch):
     return root
 
 
-def synthetic_blocks_dataset(root, name="toy", n=96, seed=0, alpha=False, palettes_by_rules=False):
+def synthetic_blocks_dataset(root, name="toy", n=96, seed=0, alpha=False):
     """A tiny final dataset with exact labels: colour = palette, shape = class, a stripe = gender.
 
     Drawn on a 32x32 grid and upscaled x2, like the real data. With `alpha`, RGBA: the class's block and the
-    stripe are the figure (255), the rest the background (0). `palettes_by_rules`: recorded as palette-labelled by
-    the rules, as LPC art is (its colours are the palettes' own; the rules read most as labelled), so the palette
-    check applies to it.
+    stripe are the figure (255), the rest the background (0).
     """
     rng = np.random.default_rng(seed)
     vocab = Vocabulary(DEFAULT_SCHEMA)
@@ -96,8 +94,6 @@ def synthetic_blocks_dataset(root, name="toy", n=96, seed=0, alpha=False, palett
         "source": {"kind": "synthetic-test"},
         "splits": {"train": sum(r["split"] == "train" for r in rows), "val": sum(r["split"] == "val" for r in rows)},
     }
-    if palettes_by_rules:
-        meta["prepared"] = {"auto_attributes": ["palette"]}
     return write_dataset(root / "data" / name, np.stack(images), rows, vocab, meta)
 
 

@@ -9,17 +9,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import synthetic_blocks_dataset
 from test_flow import VOCAB, trained_flow
 from toys import FAMILIES
 
 from heroportraits.cli import main as cli_main
-from heroportraits.data.palette_labels import label_palette
-from heroportraits.models import to_pixels
 from heroportraits.models.flow import flow_matching_loss
 from heroportraits.sampling.sampler import Sampler
 from heroportraits.training.checkpoint import load_checkpoint
-from heroportraits.training.distil import PairCheck, draw_pairs, pair_sampler, start_from_teacher
+from heroportraits.training.distil import draw_pairs, pair_sampler, start_from_teacher
 from heroportraits.training.flow_trainer import FlowTrainer
 from heroportraits.training.loop import train
 from heroportraits.training.presets import resolve_config
@@ -60,43 +57,6 @@ def test_the_student_draws_in_one_step_what_the_teacher_draws_in_many():
     teacher_1 = (drawn(teacher, z, y, 1, "euler") - target).abs().mean()
     student_1 = (drawn(student.G_ema, z, y, 1, "euler") - target).abs().mean()
     assert student_1 < 0.6 * teacher_1, f"one Euler step: student {student_1:.3f}, teacher {teacher_1:.3f} from target"
-
-
-class CoinTeacher(torch.nn.Module):
-    """A teacher whose portrait is one flat colour picked by its noise's first value: warm where it is positive,
-    cool elsewhere (a network stand-in, so which pairs are off the asked palette is known)."""
-
-    z_dim = 3 * 4 * 4
-
-    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        warm, cool = torch.tensor([220.0, 80, 40]), torch.tensor([40.0, 90, 220])
-        colour = torch.where(z[:, :1] > 0, warm, cool) / 127.5 - 1
-        return colour[:, :, None, None].expand(-1, -1, 4, 4).clone()
-
-
-def test_checked_pairs_are_redrawn_from_new_noise_until_the_rules_read_the_asked_palette():
-    teacher, pool = CoinTeacher(), torch.tensor([[0], [1], [5]])  # asked warm, cool, open (the open index)
-    values = ["warm", "cool", "dark", "neutral", "muted"]
-    plain = draw_pairs(teacher, pool, 600, seed=1, attr_dropout=0.0, unspecified=[5], show=False)
-    check = PairCheck(rounds=6, column=0, values=values, backdrop=(0, 0, 0), resolution=8)
-    noise, portraits, labels = draw_pairs(teacher, pool, 600, 1, 0.0, [5], show=False, check=check)
-
-    def read(x: torch.Tensor) -> list[str]:
-        return [label_palette(p) for p in to_pixels(x, 8).numpy()]
-
-    def off(x: torch.Tensor, y: torch.Tensor) -> float:
-        asked = [values[i] if i < 5 else None for i in y[:, 0].tolist()]
-        return sum(a is not None and a != r for a, r in zip(asked, read(x))) / len(y)
-
-    assert 0.25 < off(plain[1], plain[2]) < 0.42  # half of the two thirds that ask a palette
-    assert off(portraits, labels) < 0.01  # a row stays off six redraws running with chance 1/64
-    assert torch.equal(labels, plain[2])  # the same labels, asked in the same order
-    assert torch.allclose(teacher(noise, labels), portraits)  # each pair keeps the noise that drew its portrait
-    asked = [values[i] if i < 5 else None for i in labels[:, 0].tolist()]
-    was_on = torch.tensor([a is None or a == r for a, r in zip(asked, read(plain[1]))])
-    same = (noise == plain[0]).all(1)
-    assert 0.6 < was_on.float().mean() < 0.75 and torch.equal(same, was_on)  # only the off rows drew new noise
-    assert torch.equal(portraits[same], plain[1][same])
 
 
 def _teacher_run(toy_dataset) -> str:
@@ -148,15 +108,6 @@ def test_the_student_draws_unguided_and_keeps_the_rest_of_its_teachers_drawing(t
     assert (draw["flow_steps"], draw["rgb_colours"]) == (2, 6)  # --draw-steps (2 by default); the colours kept
 
 
-def test_a_student_of_checked_pairs_draws_with_the_check(project_root, monkeypatch):
-    monkeypatch.chdir(project_root)
-    synthetic_blocks_dataset(project_root, name="ruled", n=160, palettes_by_rules=True)
-    train(resolve_config("smoke", {**FAMILIES["flow"], "train.steps": 2}), "ruled", "teacher", progress=False)
-    assert _distil("artifacts_gan/checkpoints/teacher", "checked", 1, "--teacher-palette-check", "3") == 0
-    config = load_checkpoint(project_root / "artifacts_gan/checkpoints/checked")["config"]
-    assert (config["train"]["teacher_palette_check"], config["draw"]["palette_check"]) == (3, 3)
-
-
 def test_a_teacher_that_cannot_teach_is_refused_in_one_line(toy_dataset, project_root, monkeypatch, capsys):
     monkeypatch.chdir(project_root)
     train(resolve_config("smoke", {"train.steps": 2}), toy_dataset, "gan", progress=False)
@@ -180,12 +131,6 @@ def test_a_teacher_that_cannot_teach_is_refused_in_one_line(toy_dataset, project
     state = load_checkpoint(project_root / "artifacts_gan" / "checkpoints" / "s_scaled" / "last.pt")
     assert state["config"]["train"]["teacher_guidance_on"] == "hero_class=1.5,palette=2"
 
-    assert _distil(teacher, "s", 2, "--teacher-palette-check", "2") == 2  # the toy's palettes came with its data
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "train.teacher_palette_check=2 (--teacher-palette-check 2) redraws" in err[0], err
-    assert "'toy''s palette labels came with the data" in err[0]
-    assert not (project_root / "artifacts_gan" / "checkpoints" / "s" / "last.pt").exists()
-
     assert cli_main(["distil", teacher, "--minutes", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "would distil for ever: give --minutes M > 0 or --steps N" in err[0], err
@@ -194,8 +139,6 @@ def test_a_teacher_that_cannot_teach_is_refused_in_one_line(toy_dataset, project
         resolve_config("smoke", {"train.teacher": teacher})
     with pytest.raises(Exception, match="train.teacher_times=2 fits a distilled student .* has no train.teacher"):
         resolve_config("smoke", {**FAMILIES["flow"], "train.teacher_times": 2})
-    with pytest.raises(Exception, match="train.teacher_palette_check=3 checks .* has no train.teacher"):
-        resolve_config("smoke", {**FAMILIES["flow"], "train.teacher_palette_check": 3})
 
 
 def test_a_student_can_fit_its_paths_only_at_the_times_its_drawing_evaluates():

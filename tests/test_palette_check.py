@@ -3,13 +3,15 @@ rules made the labels; refused in one line elsewhere, before any training."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import make_project_root, synthetic_blocks_dataset
 
 from heroportraits.data.palette_labels import label_palette, off_palette
 from heroportraits.errors import HeroError
-from heroportraits.models.palette_check import redraw_off_palette, round_seed
+from heroportraits.sampling.palette_check import redraw_off_palette, round_seed
 from heroportraits.sampling.sampler import SampleError, Sampler
 from heroportraits.training.loop import train
 from heroportraits.training.presets import resolve_config
@@ -51,8 +53,13 @@ def runs(tmp_path_factory):
     root = make_project_root(tmp_path_factory.mktemp("palette_check"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HEROPORTRAITS_ROOT", str(root))
-        for name in ("ruled", "given"):  # ruled: the rules read 88 % of its palettes as labelled
-            synthetic_blocks_dataset(root, name=name, n=160, palettes_by_rules=name == "ruled")
+        for name in ("ruled", "given"):
+            folder = synthetic_blocks_dataset(root, name=name, n=160)
+            if name == "ruled":  # recorded as labelled by the rules (its colours are the palettes' own; the rules
+                # read 88 % of them as labelled): the check reads the record, and redraws by the rules alone
+                meta = json.loads((folder / "dataset.json").read_text())
+                meta["prepared"] = {"auto_attributes": ["palette"]}
+                (folder / "dataset.json").write_text(json.dumps(meta))
         cfg = resolve_config("smoke", {"train.steps": 4, "train.ema_start": 0})
         made = {name: train(cfg, name, f"{name}-run", progress=False).checkpoint for name in ("ruled", "given")}
         yield root, made

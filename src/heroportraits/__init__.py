@@ -33,7 +33,6 @@ models                   build_models: G and D (none for the flow family) from a
   models.head_classifier D's head classifier: the class named from the portrait's top rows alone
   models.stylegan        StyleGAN2's generator: mapping network, modulated convs, noise inputs, skip outputs
   models.flow            the flow family: a velocity U-Net, its Euler / Heun sampler with guidance, the loss
-  models.palette_check   off-palette portraits (read by the palette rules) redrawn from new noise (sampling, pairs)
   models.precision       where bf16 is native, and the autocast training and drawing use there
 training                 the training stage
   training.config        Config (model, train, draw), --set parsing, ranges and the checks between fields
@@ -72,6 +71,7 @@ sampling                 the sampling stage: portraits drawn from a trained chec
   sampling.sampler       Sampler: a checkpoint's EMA generator, its conditions and how it draws
   sampling.portraits     what `sample` writes: numbered PNGs + labels.csv, or a grid
   sampling.selection     D-guided sampling: noise refined by D's classifier, or the best of R candidates
+  sampling.palette_check off-palette portraits (read by the palette rules) redrawn from new noise
   sampling.colour_budget a merged adapted drawing's colour budget, counted on the model's own portraits
   sampling.walks         latent walks (noise or an attribute) as a strip PNG and a GIF, `sample --interpolate`
   sampling.widgets       notebook 03's interactive sampler (ipywidgets): choices -> grid, save

@@ -188,14 +188,6 @@ def add_distil(sub) -> None:
         metavar="ATTRS",
         help="guiding only these attributes, or each at its own scale (hero_class=1.5,palette=2) (default: all)",
     )
-    p.add_argument(
-        "--teacher-palette-check",
-        type=at_least(0),
-        default=0,
-        metavar="N",
-        help="pairs the palette rules read off their asked palette drawn again, up to N times, and the student's "
-        "drawing checked as often (draw.palette_check; default 0: none)",
-    )
     p.add_argument("--run", help="the student's run name (default: <teacher run>-distil<draw steps>)")
     add_assignments(p, "overrides", "FIELD=VALUE", "override a config field of the student, e.g. train.g_lr=1e-4")
     p.add_argument("--no-resume", action="store_true", help="start again from the teacher even if the run exists")
@@ -232,7 +224,6 @@ def _run_distil(args: argparse.Namespace) -> None:
         "train.teacher_guidance": args.teacher_guidance,
         "train.teacher_guidance_until": args.teacher_guidance_until,
         "train.teacher_guidance_on": args.teacher_guidance_on,
-        "train.teacher_palette_check": args.teacher_palette_check,
         "train.g_lr": cfg.train.g_lr / 4,
         "train.lr_decay": 0.0,
         "train.max_minutes": args.minutes,
@@ -244,8 +235,6 @@ def _run_distil(args: argparse.Namespace) -> None:
         "draw.guidance_until": 1.0,
         "draw.guidance_on": "",  # the student draws unguided: nothing of the teacher's guidance is left to describe
     }
-    if args.teacher_palette_check:  # the student draws with the check its pairs passed: what was measured
-        settings["draw.palette_check"] = args.teacher_palette_check
     overrides = [f"{k}={v}" for k, v in settings.items()] + list(args.overrides)
     cfg = validate_config(apply_overrides(cfg, overrides))
     run = plain_name(args.run or f"{teacher_run}-distil{args.draw_steps}", "run name")
@@ -262,7 +251,6 @@ def _run_distil(args: argparse.Namespace) -> None:
     ):
         words += [flag, str(value)]
     words += ["--teacher-guidance-on", args.teacher_guidance_on] if args.teacher_guidance_on else []
-    words += ["--teacher-palette-check", str(args.teacher_palette_check)] if args.teacher_palette_check else []
     for o in args.overrides:
         words += ["--set", o]
     _train_and_report(

@@ -162,17 +162,10 @@ def rules_reading(meta: dict) -> dict:
     return {"backdrop": [int(c) for c in backdrop], "labels_by_rules": "palette" in prepared.get("auto_attributes", [])}
 
 
-def palette_check_refusal(
-    rounds: int,
-    dataset: str,
-    rules: dict | None,
-    conditioned: bool,
-    setting: tuple[str, str] = ("draw.palette_check", "--palette-check"),
-) -> str | None:
-    """The one line refusing the palette check (draw.palette_check, models/palette_check.py) for this dataset and
+def palette_check_refusal(rounds: int, dataset: str, rules: dict | None, conditioned: bool) -> str | None:
+    """The one line refusing the palette check (draw.palette_check, sampling/palette_check.py) for this dataset and
     model, or None where it applies: a model without palette conditioning, a dataset whose labels are unknown here,
-    or labels given with the data (the check would draw the rules' palettes instead of the data's own). `setting`:
-    the config field and flag that asked for it, as the line names them."""
+    or labels given with the data (the check would draw the rules' palettes instead of the data's own)."""
     if not rounds:
         return None
     if not conditioned:
@@ -189,7 +182,7 @@ def palette_check_refusal(
         )
     else:
         return None
-    option = f"{setting[0]}={rounds} ({setting[1]} {rounds})"
+    option = f"draw.palette_check={rounds} (--palette-check {rounds})"
     return f"{option} redraws portraits the palette rules read off their asked palette, {why}"
 
 

@@ -148,7 +148,7 @@ def evaluate_sampler(
     images, rows = sampler.generate(n, seed=seed, open_attributes="mix")
     seconds["generate"] = round(time.time() - t, 2)
     source = {**(source or {}), "step": sampler.step, "drawing": sampler.drawing.record()}
-    if sampler.last_palette_check is not None:  # what the palette check redrew (models/palette_check.py)
+    if sampler.last_palette_check is not None:  # what the palette check redrew (sampling/palette_check.py)
         source["palette_check"] = sampler.last_palette_check
     ev = score(images, rows, dataset, source, n_subsets, seed, with_floor, seconds, progress)
     if sampler.drawing.palette:  # what the user's palette costs: the same noise drawn without it, scored alike

@@ -32,9 +32,9 @@ from heroportraits.data.palette_labels import palette_check_refusal, rules_readi
 from heroportraits.errors import HeroError
 from heroportraits.models import build_generator, build_models, conditioning_vocab, to_pixels
 from heroportraits.models.config import FLOW_DRAW_FIELDS, DrawOptions, is_flow
-from heroportraits.models.palette_check import redraw_off_palette, round_seed
 from heroportraits.models.palette_output import draw_in_colours
 from heroportraits.sampling.colour_budget import COUNTED_PORTRAITS, counted_budget
+from heroportraits.sampling.palette_check import redraw_off_palette, round_seed
 from heroportraits.sampling.selection import best_noise, refine_noise
 from heroportraits.training.checkpoint import foreign_weights, load_checkpoint, resolve_checkpoint_path
 from heroportraits.training.config import Config, check_drawing
@@ -248,7 +248,7 @@ class Sampler:
         return self._palette_checked(images, labels, seed, batch_size) if self.drawing.palette_check else images
 
     def _palette_checked(self, images: np.ndarray, labels: torch.Tensor, seed: int, batch_size: int) -> np.ndarray:
-        """The portraits with the off-palette ones redrawn from new noise (models/palette_check.py); the rows
+        """The portraits with the off-palette ones redrawn from new noise (sampling/palette_check.py); the rows
         redrawn each round go to `last_palette_check`. Best of R picks among the first noises only."""
 
         def redraw(round_: int, rows: np.ndarray) -> np.ndarray:

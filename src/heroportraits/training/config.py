@@ -75,8 +75,6 @@ class TrainConfig:
     teacher_guidance: float = 2.0  # its guidance scale (1 = none),
     teacher_guidance_until: float = 0.5  # and guidance on the passes at t < this (draw.guidance_until),
     teacher_guidance_on: str = ""  # on these attributes, each at its own scale if given (draw.guidance_on; "" = all)
-    teacher_palette_check: int = 0  # distillation: pairs the palette rules read off their asked palette drawn
-    # again from new noise, up to N times (as draw.palette_check redraws), so the student draws the asked one more often
     teacher_times: int = 0  # distillation: fit the paths at every t (0), or only at the K times K Euler steps
     # start from (0, 1/K, ...: where the student's drawing evaluates it)
     seed: int = 0  # seeds weights, noise and batches
@@ -201,7 +199,6 @@ RANGES: dict[str, Range] = {
     **{f"train.{f}": AT_LEAST_1 for f in ("teacher_pairs", "teacher_steps")},
     "train.teacher_guidance": AT_LEAST_0,
     "train.teacher_times": AT_LEAST_0,
-    "train.teacher_palette_check": AT_LEAST_0,
     "train.teacher_guidance_until": Range(0, 1, low_open=True),
     "draw.rgb_colours": AT_LEAST_0,
     "draw.palette_merge": AT_LEAST_0,
@@ -438,12 +435,6 @@ def check_family(cfg: Config) -> None:
             f"train.teacher_times={cfg.train.teacher_times} fits a distilled student at its drawing's times, and "
             "this run has no train.teacher: leave it 0, or distil (python -m heroportraits distil RUN --set "
             "train.teacher_times=K)"
-        )
-    if cfg.train.teacher_palette_check and not cfg.train.teacher:
-        raise ConfigError(
-            f"train.teacher_palette_check={cfg.train.teacher_palette_check} checks the palettes of a teacher's pairs, "
-            "and this run has no train.teacher: leave it 0, or distil (python -m heroportraits distil RUN "
-            f"--teacher-palette-check {cfg.train.teacher_palette_check})"
         )
     if not is_flow(m):
         if cfg.train.teacher:

@@ -23,7 +23,7 @@ from heroportraits.paths import dataset_dir
 from heroportraits.training import distributed
 from heroportraits.training.checkpoint import RUN_CHECKPOINTS, CheckpointError, check_vocabulary, load_checkpoint
 from heroportraits.training.config import DEVICE_PATTERN, Config, ConfigError
-from heroportraits.training.distil import PairCheck, draw_pairs, load_teacher, pair_sampler, start_from_teacher
+from heroportraits.training.distil import draw_pairs, load_teacher, pair_sampler, start_from_teacher
 from heroportraits.training.distributed import DistInfo
 from heroportraits.training.flow_trainer import FlowTrainer
 from heroportraits.training.pixel_art import quantise_reals, training_palette
@@ -131,12 +131,11 @@ def setup_training(
     cvocab = conditioning_vocab(mc, vocab)
     rules = rules_reading(data.meta)  # refused here, before any network is built, not when the run first draws
     name = str(data.meta.get("name", "the dataset"))
-    pair_check = PairCheck.of_run(tc.teacher_palette_check, name, rules, cvocab, data.resolution)  # refused here
     refusal = palette_check_refusal(cfg.draw.palette_check, name, rules, "palette" in cvocab.names)
     if refusal:
         raise ConfigError(refusal)
-    out_res = data.resolution
     cond_cols = torch.tensor(vocab.columns(cvocab.names), device=device, dtype=torch.long)
+    out_res = data.resolution
     net_res = network_resolution(mc, out_res, data.native_scale)
     pixel = max(1, data.native_scale * net_res // out_res)  # native pixel size on the grid D sees
 
@@ -160,8 +159,7 @@ def setup_training(
         start_from_teacher(trainer, teacher)
         seed = distributed.rank_seed(tc.seed, info)
         pool = shard.labels[:, cond_cols]
-        shown = info.is_main
-        pairs = draw_pairs(teacher, pool, tc.teacher_pairs, seed, tc.attr_dropout, cvocab.sizes, shown, pair_check)
+        pairs = draw_pairs(teacher, pool, tc.teacher_pairs, seed, tc.attr_dropout, cvocab.sizes, show=info.is_main)
         next_batch = pair_sampler(pairs, batch, gen, channels_last=tc.channels_last)
     return TrainingSetup(
         trainer,
