@@ -136,6 +136,31 @@ class VelocityUNet(nn.Module):
         return self.head(h)
 
 
+def guidance_plan(
+    spec: str, attributes: list[str], scale: float, option: str = "draw.guidance_on", flag: str = "--guidance-on"
+) -> tuple[list[bool], list[float] | None]:
+    """draw.guidance_on (or the option that sets it, named in refusals) as one flag per attribute (all where it is
+    empty) and, where any entry gives its own scale (`hero_class=1.5,palette=2`; an entry without one takes
+    `scale`), the scales of the guided attributes in vocabulary order. A name the model lacks, or a scale that is
+    no number, is refused."""
+    entries = [e.strip() for e in spec.split(",") if e.strip()]
+    scales: dict[str, float] = {}
+    for entry in entries:
+        name, _, given = (s.strip() for s in entry.partition("="))
+        if name not in attributes:
+            raise GuidanceError(
+                f"{option}={spec!r} ({flag}): this model has no attribute {name!r}; name some of {attributes}, "
+                "comma-separated (each with =SCALE to guide it at its own), or leave it empty"
+            )
+        try:
+            scales[name] = float(given) if given else scale
+        except ValueError:
+            raise GuidanceError(f"{option}={spec!r} ({flag}): {given!r} is no scale; write {name}=1.5, say") from None
+    guided = [not entries or n in scales for n in attributes]
+    own = any("=" in e for e in entries)
+    return guided, [scales[n] for n in attributes if n in scales] if own else None
+
+
 class FlowGenerator(nn.Module):
     """The flow family's G: the velocity network, and the sampler that draws portraits with it.
 
@@ -167,31 +192,8 @@ class FlowGenerator(nn.Module):
             raise ValueError(f"flow solver {draw.flow_solver!r} is not one of {list(FLOW_SOLVERS)}")
         self.steps, self.solver, self.guidance = int(draw.flow_steps), draw.flow_solver, float(draw.guidance)
         self.guidance_from, self.guidance_until = float(draw.guidance_from), float(draw.guidance_until)
-        self.guided_attributes, self.attribute_scales = self._guidance_plan(draw.guidance_on)
+        self.guided_attributes, self.attribute_scales = guidance_plan(draw.guidance_on, self.attributes, self.guidance)
         self.bf16 = bool(draw.bf16)
-
-    def _guidance_plan(self, spec: str) -> tuple[list[bool], list[float] | None]:
-        """draw.guidance_on as one flag per attribute (all where it is empty) and, where any entry gives its own
-        scale (`hero_class=1.5,palette=2`; an entry without one takes draw.guidance), the scales of the guided
-        attributes in vocabulary order. A name the model lacks, or a scale that is no number, is refused."""
-        entries = [e.strip() for e in spec.split(",") if e.strip()]
-        scales: dict[str, float] = {}
-        for entry in entries:
-            name, _, scale = (s.strip() for s in entry.partition("="))
-            if name not in self.attributes:
-                raise GuidanceError(
-                    f"draw.guidance_on={spec!r} (--guidance-on): this model has no attribute {name!r}; name some of "
-                    f"{self.attributes}, comma-separated (each with =SCALE to guide it at its own), or leave it empty"
-                )
-            try:
-                scales[name] = float(scale) if scale else self.guidance
-            except ValueError:
-                raise GuidanceError(
-                    f"draw.guidance_on={spec!r} (--guidance-on): {scale!r} is no scale; write {name}=1.5, say"
-                ) from None
-        guided = [not entries or n in scales for n in self.attributes]
-        own = any("=" in e for e in entries)
-        return guided, [scales[n] for n in self.attributes if n in scales] if own else None
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         if t is not None:

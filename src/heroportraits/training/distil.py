@@ -22,7 +22,7 @@ from heroportraits.data.attributes import Vocabulary
 from heroportraits.errors import HeroError
 from heroportraits.models import build_generator
 from heroportraits.models.config import DrawOptions, is_flow
-from heroportraits.models.flow import GuidanceError
+from heroportraits.models.flow import GuidanceError, guidance_plan
 from heroportraits.progress import progress_bar
 from heroportraits.training.checkpoint import (
     check_vocabulary,
@@ -83,11 +83,13 @@ def load_teacher(cfg: Config, vocab: Vocabulary, resolution: int, device: torch.
         guidance_on=tc.teacher_guidance_on if guided else "",
         bf16=tc.amp,
     )
-    try:
-        teacher.use_drawing(drawing)
-    except GuidanceError as e:  # named as the student's setting, not the drawing's
-        said = str(e).replace("draw.guidance_on", "train.teacher_guidance_on", 1)
-        raise TeacherError(said.replace("(--guidance-on)", "(--teacher-guidance-on)", 1)) from None
+    try:  # refused as the student's setting, the one the user gave, before it becomes the teacher's drawing
+        guidance_plan(
+            drawing.guidance_on, vocab.names, drawing.guidance, "train.teacher_guidance_on", "--teacher-guidance-on"
+        )
+    except GuidanceError as e:
+        raise TeacherError(str(e)) from None
+    teacher.use_drawing(drawing)
     return teacher.eval().requires_grad_(False)
 
 
