@@ -227,3 +227,24 @@ def test_a_width_the_unet_cannot_normalise_is_refused_in_words():
     with pytest.raises(ConfigError, match=r"model.g_width=6: the flow U-Net's levels have 6, 12, 24 channels"):
         resolve_config("flow_unet", {"model.g_width": 6})
     assert resolve_config("flow_unet", {"model.g_width": 24}).model.g_width == 24
+
+
+def test_a_channels_last_drawing_draws_the_plain_layouts_portraits(smoke_checkpoint):
+    """draw.channels_last: the sampler's network in channels-last memory while it draws, the same portraits up to
+    float rounding (unquantised: k-means would turn a last-bit difference into another colour), the plain layout
+    again when a drawing turns it off; a GAN refuses it (it says how a flow model draws)."""
+    from heroportraits.sampling.sampler import Sampler
+
+    ckpt = smoke_checkpoint(**{"model.arch": "unet", "train.attr_dropout": 0.1, "draw.flow_steps": 2})
+    sampler = Sampler.from_checkpoint(ckpt)
+    weight = lambda: sampler.G.net.stem.weight  # noqa: E731 (the parameter as the sampler's G holds it now)
+    labels = sampler.draw_conditions(5, seed=0, open_attributes="mix")
+    plain = sampler.generate_from_labels(labels, seed=3).astype(int)
+    with sampler.drawn_with({"channels_last": True}) as drawing:
+        assert weight().is_contiguous(memory_format=torch.channels_last) and not weight().is_contiguous()
+        nhwc = sampler.generate_from_labels(labels, seed=3).astype(int)
+        assert drawing.describe(flow=True).startswith("2 Heun steps, channels-last")
+    assert weight().is_contiguous()
+    assert abs(plain - nhwc).max() <= 1 and (plain == nhwc).mean() > 0.99
+    with pytest.raises(ConfigError, match=r"\(--channels-last\) says how a flow model draws, and this is a GAN"):
+        check_drawing(DrawOptions(channels_last=True), resolve_config("smoke").model)

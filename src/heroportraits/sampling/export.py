@@ -194,7 +194,7 @@ def exported_bytes(sampler: Sampler, fmt: str = "onnx") -> bytes:
     """The file `export_generator` writes, in memory: the sampler's G in its colours, without D's guidance (studies
     record its size)."""
     checked = sampler.drawing.palette_check
-    sampler.use(sampler.drawing.unguided().changed(bf16=False))  # a file runs on any machine: float32
+    sampler.use(sampler.drawing.unguided().changed(bf16=False, channels_last=False))  # any machine: float32, plain
     graph = PortraitGraph(frozen_generator(sampler.G), sampler.resolution).eval()
     inputs = example_inputs(sampler, 2)  # batch 2: a traced batch of 1 could be specialised to a constant
     meta = export_metadata(sampler)

@@ -125,6 +125,7 @@ class Sampler:
         if refusal:  # the check only where it draws the data's own palettes: the rules made the labels
             raise SampleError(refusal)
         draw_in_colours(self.G, options)
+        self.G.to(memory_format=torch.channels_last if options.channels_last else torch.contiguous_format)
         self.drawing = options
         return options
 

@@ -358,6 +358,7 @@ DRAW_FLAGS = {
     "guidance_until": "--guidance-until",
     "guidance_on": "--guidance-on",
     "palette_check": "--palette-check",
+    "channels_last": "--channels-last",
 }
 
 

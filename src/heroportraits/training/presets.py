@@ -138,6 +138,7 @@ FLOW_CPU = {  # conditional flow matching (models/flow.py): a lean U-Net on the 
     "draw.flow_steps": 8,  # Heun 8 (15 passes) drew better than Euler 16 (docs/log/2026-12-05-flow-pilot.md)
     "draw.flow_solver": "heun",
     "draw.bf16": True,  # the solver's passes in bf16 where native: 2x faster, the same scores
+    "draw.channels_last": True,  # the solver's passes in channels-last memory: 1.4x faster on a Xeon, the same scores
     "draw.rgb_colours": 32,  # the demo's colours: each portrait quantised to colours of its own, merged at 7 dE,
     "draw.palette_merge": 7.0,
     "draw.adapt_colours": True,  # as many as leave the data's colours a portrait (50 on the built-in data)
