@@ -153,3 +153,25 @@ def test_a_student_can_fit_its_paths_only_at_the_times_its_drawing_evaluates():
     assert sorted(set(seen[-1].tolist())) == [0.0, 0.5]  # the two times of a 2-step Euler drawing, both
     flow_matching_loss(velocity, data, labels, gen.manual_seed(0), noise=torch.randn(512, 48))
     assert len(set(seen[-1].tolist())) == 512  # by default every t in [0, 1)
+
+
+def test_the_teacher_draws_its_pairs_in_the_runs_drawing_layout(toy_dataset, project_root, monkeypatch):
+    """draw.channels_last (on in the flow presets): the teacher's network draws the pairs in channels-last memory,
+    the same pairs up to float rounding as in the plain layout."""
+    from heroportraits.data.attributes import Vocabulary
+    from heroportraits.training.distil import load_teacher
+
+    monkeypatch.chdir(project_root)
+    train(resolve_config("smoke", {**FAMILIES["flow"], "train.steps": 2}), toy_dataset, "t", False)
+    state = load_checkpoint(project_root / "artifacts_gan/checkpoints/t")
+    vocab, res = Vocabulary.from_json(state["vocab"]), int(state["dataset"]["network_resolution"])
+    labels = torch.zeros(4, len(vocab.names), dtype=torch.long)
+    drawn_pairs = {}
+    for layout in (False, True):
+        cfg = resolve_config(
+            "smoke", {**FAMILIES["flow"], "train.teacher": "artifacts_gan/checkpoints/t", "draw.channels_last": layout}
+        )
+        teacher = load_teacher(cfg, vocab, res, torch.device("cpu"))
+        assert teacher.net.stem.weight.is_contiguous(memory_format=torch.channels_last) == layout
+        drawn_pairs[layout] = draw_pairs(teacher, labels, 4, seed=0, attr_dropout=0.0, unspecified=vocab.sizes)[1]
+    assert (drawn_pairs[True] - drawn_pairs[False]).abs().max() < 1e-4

@@ -90,7 +90,8 @@ def load_teacher(cfg: Config, vocab: Vocabulary, resolution: int, device: torch.
     except GuidanceError as e:
         raise TeacherError(str(e)) from None
     teacher.use_drawing(drawing)
-    return teacher.eval().requires_grad_(False)
+    layout = torch.channels_last if cfg.draw.channels_last else torch.contiguous_format  # the run's drawing layout
+    return teacher.to(memory_format=layout).eval().requires_grad_(False)
 
 
 def start_from_teacher(trainer, teacher: nn.Module) -> None:
