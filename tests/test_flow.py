@@ -131,6 +131,8 @@ def test_the_solver_in_bf16_draws_what_float32_draws(learned):
     else:
         assert torch.equal(half, full)
     assert DrawOptions(flow_steps=8, bf16=True).describe(flow=True).startswith("8 Heun steps in bf16")
+    fallback = DrawOptions(flow_steps=8, bf16=True).describe(flow=True, bf16_native=False)  # what a CPU without it says
+    assert fallback.startswith("8 Heun steps in float32 (bf16 asked, not native here)"), fallback
 
 
 def test_guidance_applies_only_on_the_passes_inside_its_interval(monkeypatch):

@@ -33,6 +33,7 @@ from heroportraits.errors import HeroError
 from heroportraits.models import build_generator, build_models, conditioning_vocab, to_pixels
 from heroportraits.models.config import FLOW_DRAW_FIELDS, DrawOptions, is_flow
 from heroportraits.models.palette_output import draw_in_colours
+from heroportraits.models.precision import native_bf16
 from heroportraits.sampling.colour_budget import COUNTED_PORTRAITS, counted_budget
 from heroportraits.sampling.palette_check import redraw_off_palette, round_seed
 from heroportraits.sampling.selection import best_noise, refine_noise
@@ -144,8 +145,8 @@ class Sampler:
         return self._counted[key]
 
     def describe_drawing(self) -> str:
-        """The drawing in use, in words (a flow model's solver first)."""
-        return self.drawing.describe(flow=is_flow(self.config.model))
+        """The drawing in use, in words (a flow model's solver first; bf16 named only where this device computes it)."""
+        return self.drawing.describe(flow=is_flow(self.config.model), bf16_native=native_bf16(self.device))
 
     @contextlib.contextmanager
     def drawn_with(self, draw: Drawing) -> Iterator[DrawOptions]:
