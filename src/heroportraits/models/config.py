@@ -179,7 +179,7 @@ class DrawOptions:
             parts.append(f"off-palette portraits redrawn up to {self.palette_check} times")
         if self.refine_steps:
             head = f", head {self.refine_head:g}" if self.refine_head else ""
-            bf16 = "," + in_bf16 if self.bf16 else ""
+            bf16 = (", bf16" if bf16_native else ", float32 (bf16 asked, not native here)") if self.bf16 else ""
             parts.append(
                 f"refined {self.refine_steps} steps by D (rate {self.refine_rate:g}, realness "
                 f"{self.refine_realness:g}{head}{bf16})"
