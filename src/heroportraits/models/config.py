@@ -156,14 +156,14 @@ class DrawOptions:
         solver first: "16 Heun steps, guidance 2, 32 colours a portrait". bf16_native=False (a device without
         native bf16) says the bf16 passes fall back to float32, as models/precision.py runs them."""
         parts = []
-        in_bf16 = " in bf16" if bf16_native else " in float32 (bf16 asked, not native here)"
+        precision = "bf16" if bf16_native else "float32 (bf16 asked, not native here)"
         if flow:
             guided = f", guidance {self.guidance:g}" if self.guidance != 1 else ""
             if guided and self.guidance_on:
                 guided += f" on {self.guidance_on}"
             if guided and (self.guidance_from, self.guidance_until) != (0.0, 1.0):
                 guided += f" for t in [{self.guidance_from:g}, {self.guidance_until:g})"
-            bf16 = in_bf16 if self.bf16 else ""
+            bf16 = f" in {precision}" if self.bf16 else ""
             layout = ", channels-last" if self.channels_last else ""
             parts.append(f"{self.flow_steps} {self.flow_solver.capitalize()} steps{bf16}{layout}{guided}")
         if self.rgb_colours:
@@ -179,7 +179,7 @@ class DrawOptions:
             parts.append(f"off-palette portraits redrawn up to {self.palette_check} times")
         if self.refine_steps:
             head = f", head {self.refine_head:g}" if self.refine_head else ""
-            bf16 = (", bf16" if bf16_native else ", float32 (bf16 asked, not native here)") if self.bf16 else ""
+            bf16 = f", {precision}" if self.bf16 else ""
             parts.append(
                 f"refined {self.refine_steps} steps by D (rate {self.refine_rate:g}, realness "
                 f"{self.refine_realness:g}{head}{bf16})"
