@@ -34,6 +34,7 @@ models                   build_models: G and D (none for the flow family) from a
   models.stylegan        StyleGAN2's generator: mapping network, modulated convs, noise inputs, skip outputs
   models.flow            the flow family: a velocity U-Net, its Euler / Heun sampler with guidance, the loss
   models.precision       where bf16 is native, and the autocast training and drawing use there
+  models.layout          channels-last (NHWC) or plain memory, as train.channels_last / draw.channels_last ask
 training                 the training stage
   training.config        Config (model, train, draw), --set parsing, ranges and the checks between fields
   training.presets       the presets as one table: name, base, one line, overrides

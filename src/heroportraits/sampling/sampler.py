@@ -32,6 +32,7 @@ from heroportraits.data.palette_labels import palette_check_refusal, rules_readi
 from heroportraits.errors import HeroError
 from heroportraits.models import build_generator, build_models, conditioning_vocab, to_pixels
 from heroportraits.models.config import FLOW_DRAW_FIELDS, DrawOptions, is_flow
+from heroportraits.models.layout import memory_layout
 from heroportraits.models.palette_output import draw_in_colours
 from heroportraits.models.precision import native_bf16
 from heroportraits.sampling.colour_budget import COUNTED_PORTRAITS, counted_budget
@@ -126,7 +127,7 @@ class Sampler:
         if refusal:  # the check only where it draws the data's own palettes: the rules made the labels
             raise SampleError(refusal)
         draw_in_colours(self.G, options)
-        self.G.to(memory_format=torch.channels_last if options.channels_last else torch.contiguous_format)
+        self.G.to(memory_format=memory_layout(options.channels_last))
         self.drawing = options
         return options
 

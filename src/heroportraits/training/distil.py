@@ -23,6 +23,7 @@ from heroportraits.errors import HeroError
 from heroportraits.models import build_generator
 from heroportraits.models.config import DrawOptions, is_flow
 from heroportraits.models.flow import GuidanceError, guidance_plan
+from heroportraits.models.layout import memory_layout
 from heroportraits.progress import progress_bar
 from heroportraits.training.checkpoint import (
     check_vocabulary,
@@ -90,7 +91,7 @@ def load_teacher(cfg: Config, vocab: Vocabulary, resolution: int, device: torch.
     except GuidanceError as e:
         raise TeacherError(str(e)) from None
     teacher.use_drawing(drawing)
-    layout = torch.channels_last if cfg.draw.channels_last else torch.contiguous_format  # the run's drawing layout
+    layout = memory_layout(cfg.draw.channels_last)  # the run's drawing layout
     return teacher.to(memory_format=layout).eval().requires_grad_(False)
 
 
@@ -143,7 +144,7 @@ def pair_sampler(
     """A callable drawing random batches of the teacher's pairs: (portraits, labels, noise), what
     FlowTrainer.step takes for a distillation (setup.batch_sampler's batches, plus each portrait's noise)."""
     noise, portraits, labels = pairs
-    layout = torch.channels_last if channels_last else torch.contiguous_format
+    layout = memory_layout(channels_last)
 
     def next_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         idx = torch.randint(len(portraits), (batch_size,), generator=generator, device=portraits.device)

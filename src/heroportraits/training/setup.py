@@ -18,6 +18,7 @@ from heroportraits.data.dataset import PortraitData, limit_images
 from heroportraits.data.palette_labels import palette_check_refusal, rules_reading
 from heroportraits.errors import HeroError
 from heroportraits.models import build_models, conditioning_vocab, network_resolution, to_native
+from heroportraits.models.layout import memory_layout
 from heroportraits.models.palette_output import draw_in_colours
 from heroportraits.paths import dataset_dir
 from heroportraits.training import distributed
@@ -75,7 +76,7 @@ def batch_sampler(
     once, here, so a batch gathers and converts only the pixels the networks see.
     """
     grid = PortraitData(to_native(data.images, resolution).contiguous(), data.labels, data.vocab, data.meta, data.files)
-    layout = torch.channels_last if channels_last else torch.contiguous_format
+    layout = memory_layout(channels_last)
 
     def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(len(grid), (batch_size,), generator=generator, device=grid.images.device)
@@ -199,7 +200,7 @@ def _networks(cfg: Config, vocab: Vocabulary, net_res: int, device: torch.device
     tc, mc = cfg.train, cfg.model
     torch.manual_seed(tc.seed)
     G, D = build_models(mc, vocab, net_res, palette)
-    layout = torch.channels_last if tc.channels_last else torch.contiguous_format  # NHWC conv weights: same values
+    layout = memory_layout(tc.channels_last)  # NHWC conv weights: same values
     G = G.to(device, memory_format=layout)
     if compile_enabled(tc.compile, device):  # inside DDP: distributed.unwrap finds the plain module
         G = torch.compile(G)
