@@ -8,11 +8,14 @@ import json
 import numpy as np
 import pytest
 from conftest import make_project_root, synthetic_blocks_dataset
+from toys import FAMILIES
 
+from heroportraits.cli import main as cli_main
 from heroportraits.data.palette_labels import label_palette, off_palette
 from heroportraits.errors import HeroError
 from heroportraits.sampling.palette_check import redraw_off_palette, round_seed
 from heroportraits.sampling.sampler import SampleError, Sampler
+from heroportraits.training.checkpoint import load_checkpoint
 from heroportraits.training.loop import train
 from heroportraits.training.presets import resolve_config
 
@@ -92,3 +95,29 @@ def test_the_check_is_refused_where_labels_came_with_the_data(runs, monkeypatch)
     with pytest.raises(HeroError, match=r"draw.palette_check=2 .*came with the data") as e:
         train(cfg, "given", "refused", progress=False)
     assert "\n" not in str(e.value) and not (root / "artifacts_gan" / "checkpoints" / "refused").exists()
+
+
+def test_a_student_checks_its_drawing_when_distil_is_told_to(runs, monkeypatch, capsys):
+    """`distil --palette-check N` stores the check in the student's drawing (a `flow_unet` teacher draws unchecked),
+    keeps the teacher's without it, and is refused in one line where the labels came with the data."""
+    root, _ = runs
+    monkeypatch.setenv("HEROPORTRAITS_ROOT", str(root))
+    flow = resolve_config("smoke", {**FAMILIES["flow"], "train.steps": 2})
+    teachers = {name: train(flow, name, f"{name}-flow", progress=False).checkpoint for name in ("ruled", "given")}
+
+    def distil(teacher, run: str, *extra: str) -> int:
+        words = ["distil", str(teacher), "--run", run, "--minutes", "0", "--steps", "1", "--pairs", "8", *extra]
+        return cli_main(words)
+
+    assert distil(teachers["ruled"], "checked", "--palette-check", "3") == 0
+    assert distil(teachers["ruled"], "as-taught") == 0
+    checks = [
+        load_checkpoint(root / "artifacts_gan/checkpoints" / run)["config"]["draw"]["palette_check"]
+        for run in ("checked", "as-taught")
+    ]
+    assert checks == [3, 0]
+    capsys.readouterr()
+    assert distil(teachers["given"], "refused", "--palette-check", "2") == 2
+    err = capsys.readouterr().err.strip()
+    assert "came with the data" in err and "\n" not in err
+    assert not (root / "artifacts_gan/checkpoints/refused").exists()

@@ -188,6 +188,13 @@ def add_distil(sub) -> None:
         metavar="ATTRS",
         help="guiding only these attributes, or each at its own scale (hero_class=1.5,palette=2) (default: all)",
     )
+    p.add_argument(
+        "--palette-check",
+        type=at_least(0),
+        metavar="N",
+        help="the student's drawing redraws off-palette portraits up to N times, where the palette rules made the "
+        "data's labels (LPC); 0 = off (default: the teacher's draw.palette_check)",
+    )
     p.add_argument("--run", help="the student's run name (default: <teacher run>-distil<draw steps>)")
     add_assignments(p, "overrides", "FIELD=VALUE", "override a config field of the student, e.g. train.g_lr=1e-4")
     p.add_argument("--no-resume", action="store_true", help="start again from the teacher even if the run exists")
@@ -196,7 +203,8 @@ def add_distil(sub) -> None:
 DISTIL_EPILOG = """\
 The student keeps the teacher's model, data and training settings, except: it starts from the
 teacher's weights, learns from the pairs (train.teacher*), at a quarter of the teacher's
-learning rate, and draws with --draw-steps Euler steps, unguided (draw.flow_*). Every verb
+learning rate, and draws with --draw-steps Euler steps, unguided (draw.flow_*), with the
+teacher's palette check unless --palette-check N says otherwise. Every verb
 reads the student like any run: sample, evaluate, export, headgear. Re-running the same
 command resumes it (the pairs are drawn again, identically).
 """
@@ -235,6 +243,8 @@ def _run_distil(args: argparse.Namespace) -> None:
         "draw.guidance_until": 1.0,
         "draw.guidance_on": "",  # the student draws unguided: nothing of the teacher's guidance is left to describe
     }
+    if args.palette_check is not None:  # a flow_unet teacher draws unchecked; its LPC student may check
+        settings["draw.palette_check"] = args.palette_check
     overrides = [f"{k}={v}" for k, v in settings.items()] + list(args.overrides)
     cfg = validate_config(apply_overrides(cfg, overrides))
     run = plain_name(args.run or f"{teacher_run}-distil{args.draw_steps}", "run name")
@@ -251,6 +261,7 @@ def _run_distil(args: argparse.Namespace) -> None:
     ):
         words += [flag, str(value)]
     words += ["--teacher-guidance-on", args.teacher_guidance_on] if args.teacher_guidance_on else []
+    words += ["--palette-check", str(args.palette_check)] if args.palette_check is not None else []
     for o in args.overrides:
         words += ["--set", o]
     _train_and_report(
