@@ -99,11 +99,15 @@ def test_the_check_is_refused_where_labels_came_with_the_data(runs, monkeypatch)
 
 def test_a_student_checks_its_drawing_when_distil_is_told_to(runs, monkeypatch, capsys):
     """`distil --palette-check N` stores the check in the student's drawing (a `flow_unet` teacher draws unchecked),
-    keeps the teacher's without it, and is refused in one line where the labels came with the data."""
+    0 turns a teacher's off, the teacher's is kept without the flag, and it is refused in one line where the labels
+    came with the data."""
     root, _ = runs
     monkeypatch.setenv("HEROPORTRAITS_ROOT", str(root))
-    flow = resolve_config("smoke", {**FAMILIES["flow"], "train.steps": 2})
-    teachers = {name: train(flow, name, f"{name}-flow", progress=False).checkpoint for name in ("ruled", "given")}
+    flow = {**FAMILIES["flow"], "train.steps": 2}
+    teachers = {  # the ruled teacher checks its own drawing twice; data with given labels allows no check
+        name: train(resolve_config("smoke", {**flow, **extra}), name, f"{name}-flow", progress=False).checkpoint
+        for name, extra in (("ruled", {"draw.palette_check": 2}), ("given", {}))
+    }
 
     def distil(teacher, run: str, *extra: str) -> int:
         words = ["distil", str(teacher), "--run", run, "--minutes", "0", "--steps", "1", "--pairs", "8", *extra]
@@ -111,11 +115,12 @@ def test_a_student_checks_its_drawing_when_distil_is_told_to(runs, monkeypatch, 
 
     assert distil(teachers["ruled"], "checked", "--palette-check", "3") == 0
     assert distil(teachers["ruled"], "as-taught") == 0
+    assert distil(teachers["ruled"], "unchecked", "--palette-check", "0") == 0
     checks = [
         load_checkpoint(root / "artifacts_gan/checkpoints" / run)["config"]["draw"]["palette_check"]
-        for run in ("checked", "as-taught")
+        for run in ("checked", "as-taught", "unchecked")
     ]
-    assert checks == [3, 0]
+    assert checks == [3, 2, 0]
     capsys.readouterr()
     assert distil(teachers["given"], "refused", "--palette-check", "2") == 2
     err = capsys.readouterr().err.strip()
